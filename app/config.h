@@ -1,0 +1,77 @@
+/* config.h - the server's configuration: defaults, an INI file read with inih (strict: unknown
+ * sections/keys and bad values are errors naming the key and line), environment overrides for
+ * what Kubernetes sets, then command-line flags. See docs/config.md. */
+#ifndef TRILEMMA_APP_CONFIG_H
+#define TRILEMMA_APP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_ORIGINS 32
+
+struct config {
+    /* [server] */
+    char listen_host[256];   /* listen = HOST:PORT, default 0.0.0.0:8080; "[::1]:8080" for v6 */
+    uint16_t listen_port;
+    int workers;             /* 0 = one per CPU */
+    char web_root[1024];     /* static files, default "web" */
+    uint32_t max_connections;        /* per process, default 10000... see config.c */
+    uint32_t max_connections_per_ip; /* default 1024 */
+    uint32_t max_header_bytes;       /* request head limit, default 8192 (431 above) */
+    uint32_t handshake_timeout_ms;   /* whole HTTP request head must arrive, default 10000 */
+    uint32_t drain_timeout_ms;       /* SIGTERM: running turns may finish within, default 25000 */
+
+    /* [websocket] */
+    uint32_t max_message_bytes;      /* default 65536 -> 1009 above */
+    uint32_t ping_interval_ms;       /* default 25000 */
+    uint32_t idle_timeout_ms;        /* no frame at all from the client, default 120000 */
+    uint32_t close_timeout_ms;       /* wait for the peer's close reply, default 5000 */
+    uint32_t outbound_limit_bytes;   /* queued unsent bytes per session, default 1 MiB -> 1008 */
+
+    /* [session] */
+    uint32_t max_text_bytes;         /* user_message.text, default 16000 -> error text_too_long */
+    uint32_t rate_messages;          /* message rate limit: burst of this many ... default 20 */
+    uint32_t rate_window_ms;         /* ... refilled over this window, default 10000 */
+    uint32_t echo_delay_ms;          /* echo responder: delay between words, default 30 */
+
+    /* [auth] */
+    char jwt_secret[512];            /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */
+    char jwt_issuer[256];            /* if set, `iss` must match */
+    char jwt_audience[256];          /* if set, `aud` must match */
+    char allowed_origins[CONFIG_MAX_ORIGINS][256]; /* empty list = any origin */
+    int num_allowed_origins;
+
+    /* [log] */
+    int log_level;                   /* enum log_level, default info */
+
+    /* environment-only */
+    char database_url[1024];         /* DATABASE_URL */
+};
+
+/* Fill c with defaults. */
+void config_defaults(struct config *c);
+
+/* Read an INI file into c (on top of what is there). Returns 0, or -1 with a message in err
+ * such as "config.ini:12: unknown key 'max_conections' in [server]" or
+ * "config.ini:7: bad value for 'workers': expected an integer 0..1024". A missing file is an
+ * error too. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* Apply environment overrides: TRILEMMA_LISTEN, TRILEMMA_WORKERS, TRILEMMA_JWT_SECRET,
+ * TRILEMMA_ALLOWED_ORIGINS (comma list), TRILEMMA_LOG_LEVEL, DATABASE_URL. Bad values are errors
+ * naming the variable. Returns 0 or -1 with err. */
+int config_apply_env(struct config *c, char *err, size_t errlen);
+
+/* Set one key by its "section.key" name, as the file would (used for flags and env). */
+int config_set(struct config *c, const char *section, const char *key, const char *value,
+               char *err, size_t errlen);
+
+/* Parse "HOST:PORT" / "[V6]:PORT" / ":PORT" into c. Returns 0 or -1. */
+int config_parse_listen(struct config *c, const char *value);
+
+/* Cross-field checks after everything is applied (e.g. ping interval < idle timeout).
+ * Returns 0 or -1 with err. */
+int config_validate(const struct config *c, char *err, size_t errlen);
+
+#endif

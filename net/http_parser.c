@@ -1,0 +1,1 @@
+/* http_parser.c: placeholder until the module lands */

@@ -1,0 +1,1 @@
+/* loop.c: placeholder until the module lands */

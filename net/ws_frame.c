@@ -1,0 +1,1 @@
+/* ws_frame.c: placeholder until the module lands */

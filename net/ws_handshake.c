@@ -1,0 +1,1 @@
+/* ws_handshake.c: placeholder until the module lands */

@@ -1,0 +1,1 @@
+/* chat_msg.c: placeholder until the module lands */

@@ -1,0 +1,1 @@
+/* echo.c: placeholder until the module lands */

@@ -1,0 +1,1 @@
+/* jsonw.c: placeholder until the module lands */
