@@ -1,1 +1,304 @@
-/* session.c: placeholder until the module lands */
+/* session.c - chat sessions on top of net/: the upgrade decision (origin, JWT), the session
+ * event, client messages (parse, rate limit, dispatch), turns and their events, drain.
+ *
+ * A session belongs to the worker that accepted its connection; all of this runs on that
+ * worker's thread with no locks. At most one turn runs per session at a time. */
+#include "session/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "net/ws_frame.h"
+#include "session/auth.h"
+#include "session/chat_msg.h"
+#include "session/session_int.h"
+#include "stream/jsonw.h"
+
+static void random_hex(char *out, size_t bytes)
+{
+    uint8_t r[32];
+    if (getrandom(r, bytes, 0) != (ssize_t)bytes) {
+        /* getrandom on a booted kernel does not fail for <= 256 bytes; be loud if it does. */
+        log_error("getrandom failed; ids would be guessable");
+        abort();
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < bytes; i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[2 * bytes] = '\0';
+}
+
+/* A new conversation: 128 random bits, which is all that guards an anonymous one. */
+void session_new_conversation(struct session *s)
+{
+    random_hex(s->conversation_id, 16);
+}
+
+/* ---- outgoing events ---- */
+
+static void send_doc(struct session *s, struct buf *b)
+{
+    if (conn_send_text(s->c, buf_begin(b), buf_size(b)) == 0)
+        metric_add(&s->sw->m.events_out, 1);
+    buf_reset(b);
+}
+
+void session_send_error(struct session *s, const char *code, const char *message,
+                        const char *id, size_t id_len, const char *turn_id)
+{
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "error");
+    jw_kstr(&w, "code", code);
+    jw_kstr(&w, "message", message);
+    if (id)
+        jw_kstrn(&w, "id", id, id_len);
+    if (turn_id)
+        jw_kstr(&w, "turn_id", turn_id);
+    jw_obj_end(&w);
+    send_doc(s, &s->sw->scratch);
+    sess_count_error(s->sw, code);
+}
+
+void session_send_event_session(struct session *s)
+{
+    const struct config *conf = s->sw->conf;
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "session");
+    jw_kstr(&w, "conversation_id", s->conversation_id);
+    jw_kstr(&w, "user", s->user);
+    jw_kint(&w, "protocol", 1);
+    jw_key(&w, "limits");
+    jw_obj_begin(&w);
+    jw_kuint(&w, "max_text_bytes", conf->max_text_bytes);
+    jw_kuint(&w, "max_message_bytes", conf->max_message_bytes);
+    jw_obj_end(&w);
+    jw_obj_end(&w);
+    send_doc(s, &s->sw->scratch);
+}
+
+/* ---- turns ---- */
+
+struct loop *turn_loop(struct turn *t)
+{
+    return worker_loop(conn_worker(t->s->c));
+}
+
+void *turn_responder_state(struct turn *t)
+{
+    return t->rstate;
+}
+
+void turn_set_responder_state(struct turn *t, void *state)
+{
+    t->rstate = state;
+}
+
+const struct config *turn_config(struct turn *t)
+{
+    return t->s->sw->conf;
+}
+
+/* Send one delta now (it leaves at the end of this loop turn). */
+void session_turn_delta(struct turn *t, const char *text, size_t len)
+{
+    struct session *s = t->s;
+    if (!t->first_token_ms)
+        t->first_token_ms = loop_now_ms(turn_loop(t));
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "delta");
+    jw_kstr(&w, "turn_id", t->turn_id);
+    jw_kuint(&w, "seq", ++t->seq);
+    jw_kstrn(&w, "text", text, len);
+    jw_obj_end(&w);
+    send_doc(s, &s->sw->scratch);
+    metric_add(&s->sw->m.deltas_out, 1);
+}
+
+static void send_turn_end(struct turn *t, const char *finish, const struct turn_usage *u,
+                          int64_t cost_micros)
+{
+    struct session *s = t->s;
+    uint64_t now = loop_now_ms(turn_loop(t));
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "turn_end");
+    jw_kstr(&w, "turn_id", t->turn_id);
+    jw_kstr(&w, "finish_reason", finish);
+    jw_key(&w, "usage");
+    jw_obj_begin(&w);
+    jw_kuint(&w, "input_tokens", u->input_tokens);
+    jw_kuint(&w, "cached_input_tokens", u->cached_input_tokens);
+    jw_kuint(&w, "cache_write_tokens", u->cache_write_tokens);
+    jw_kuint(&w, "output_tokens", u->output_tokens);
+    jw_kuint(&w, "reasoning_tokens", u->reasoning_tokens);
+    jw_obj_end(&w);
+    jw_key(&w, "cost");
+    jw_obj_begin(&w);
+    jw_kstr(&w, "currency", "INR");
+    jw_kint(&w, "micros", cost_micros);
+    jw_obj_end(&w);
+    jw_key(&w, "latency_ms");
+    jw_obj_begin(&w);
+    jw_key(&w, "first_token");
+    if (t->first_token_ms)
+        jw_uint(&w, t->first_token_ms - t->started_ms);
+    else
+        jw_null(&w); /* no token was produced */
+    jw_kuint(&w, "total", now - t->started_ms);
+    jw_obj_end(&w);
+    jw_obj_end(&w);
+    send_doc(s, &s->sw->scratch);
+}
+
+void session_turn_free(struct turn *t)
+{
+    timer_disarm(turn_loop(t), &t->timer);
+    xfree(t->text);
+    xfree(t);
+}
+
+/* The responder finished: turn_end, then the session may take the next turn (or close). */
+void session_turn_done(struct turn *t, const char *finish_reason, const struct turn_usage *u,
+                       int64_t cost_micros, const char *error_code, const char *error_message)
+{
+    struct session *s = t->s;
+    if (error_code)
+        session_send_error(s, error_code, error_message ? error_message : error_code, t->client_id,
+                           strlen(t->client_id), t->turn_id);
+    send_turn_end(t, finish_reason, u, cost_micros);
+    sess_count_finish(s->sw, finish_reason);
+    s->turn = NULL;
+    session_turn_free(t);
+    if (s->close_after_turn)
+        conn_close(s->c, WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+static void cancel_turn(struct session *s, const char *finish)
+{
+    struct turn *t = s->turn;
+    if (!t)
+        return;
+    s->sw->responder->cancel(t);
+    struct turn_usage u = t->usage;
+    session_turn_done(t, finish, &u, 0, NULL, NULL);
+}
+
+static void start_turn(struct session *s, const struct chat_msg *m)
+{
+    struct turn *t = xcalloc(1, sizeof(*t));
+    t->s = s;
+    random_hex(t->turn_id, 16);
+    memcpy(t->client_id, m->id, m->id_len);
+    t->client_id[m->id_len] = '\0';
+    t->started_ms = loop_now_ms(turn_loop(t));
+    s->turn = t;
+    metric_add(&s->sw->m.turns_started, 1);
+
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "turn_start");
+    jw_kstr(&w, "turn_id", t->turn_id);
+    jw_kstrn(&w, "id", m->id, m->id_len);
+    jw_obj_end(&w);
+    send_doc(s, &s->sw->scratch);
+
+    if (s->sw->responder->start(t, m->text, m->text_len) < 0) {
+        struct turn_usage u = {0};
+        session_turn_done(t, "error", &u, 0, "internal", "the responder could not start");
+    }
+}
+
+/* ---- client messages ---- */
+
+static bool rate_allow(struct session *s)
+{
+    const struct config *conf = s->sw->conf;
+    uint64_t now = loop_now_ms(worker_loop(conn_worker(s->c)));
+    /* Token bucket: rate_messages tokens, refilled evenly over rate_window_ms. Kept in
+     * thousandths of a token to stay in integers. */
+    uint64_t cap = (uint64_t)conf->rate_messages * 1000;
+    uint64_t refill = (now - s->rate_at_ms) * conf->rate_messages * 1000 / conf->rate_window_ms;
+    if (refill) {
+        s->rate_tokens = s->rate_tokens + refill > cap ? cap : s->rate_tokens + refill;
+        s->rate_at_ms = now;
+    }
+    if (s->rate_tokens < 1000)
+        return false;
+    s->rate_tokens -= 1000;
+    return true;
+}
+
+static void on_user_message(struct session *s, const struct chat_msg *m)
+{
+    if (s->turn) {
+        session_send_error(s, "turn_in_progress",
+                           "a turn is still running; wait for its turn_end or cancel it", m->id,
+                           m->id_len, s->turn->turn_id);
+        return;
+    }
+    if (server_draining(worker_server(conn_worker(s->c)))) {
+        session_send_error(s, "draining", "the server is shutting down; reconnect to continue",
+                           m->id, m->id_len, NULL);
+        return;
+    }
+    start_turn(s, m);
+}
+
+static void on_cancel(struct session *s, const struct chat_msg *m)
+{
+    if (!s->turn || strlen(s->turn->turn_id) != m->turn_id_len ||
+        memcmp(s->turn->turn_id, m->turn_id, m->turn_id_len) != 0) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "no running turn '%.*s' in this session",
+                 (int)(m->turn_id_len > 64 ? 64 : m->turn_id_len), m->turn_id);
+        session_send_error(s, "unknown_turn", msg, NULL, 0, NULL);
+        return;
+    }
+    cancel_turn(s, "cancelled");
+}
+
+void on_message_hook(struct conn *c, char *text, size_t len)
+{
+    struct session *s = conn_app(c);
+    if (!s)
+        return;
+    if (!rate_allow(s)) {
+        session_send_error(s, "rate_limited", "too many messages; slow down", NULL, 0, NULL);
+        return;
+    }
+    struct chat_msg m;
+    struct chat_err e;
+    if (chat_msg_parse(s->sw->doc, text, len, s->sw->conf->max_text_bytes, &m, &e) < 0) {
+        session_send_error(s, e.code, e.message, e.id, e.id_len, NULL);
+        return;
+    }
+    switch (m.type) {
+    case CHAT_USER_MESSAGE:
+        on_user_message(s, &m);
+        break;
+    case CHAT_CANCEL:
+        on_cancel(s, &m);
+        break;
+    case CHAT_RESUME:
+        session_send_error(s, "resume_unavailable",
+                           "resume needs stored conversations, which this server does not have yet",
+                           NULL, 0, NULL);
+        break;
+    }
+}

@@ -1,0 +1,286 @@
+/* http_serve.c - HTTP/1.1 on a connection before it becomes a WebSocket: request heads are
+ * collected (bounded by max_header_bytes and the handshake deadline), parsed, and answered from
+ * the small built-in endpoints, the static files, or upgraded at /ws. Requests with a body are
+ * refused: nothing here takes one. */
+#include "net/server_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "net/ws_handshake.h"
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 426:
+        return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+/* Queue a complete response. The connection closes after it unless keep_alive is set. */
+void http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                  const char *extra_headers)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nServer: trilemma\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nCache-Control: no-store\r\n%s%s\r\n",
+                     status, status_text(status), ctype, len, extra_headers ? extra_headers : "",
+                     c->keep_alive ? "" : "Connection: close\r\n");
+    conn_queue(c, head, (size_t)n);
+    if (body && len)
+        conn_queue(c, body, len);
+    if (!c->keep_alive)
+        conn_close_after_flush(c);
+}
+
+/* A JSON error body {"error":code,"message":message}; code and message are plain ASCII. */
+void http_error(struct conn *c, int status, const char *code, const char *message,
+                const char *extra_headers)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\"}\n", code, message);
+    c->keep_alive = false;
+    http_respond(c, status, "application/json", body, (size_t)n, extra_headers);
+}
+
+static bool path_is(const struct http_request *req, const char *p)
+{
+    return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+}
+
+static bool method_is(const struct http_request *req, const char *m)
+{
+    return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
+}
+
+static void serve_metrics(struct conn *c)
+{
+    struct server *s = c->w->s;
+    struct net_metrics *m[s->nworkers];
+    struct loop *loops[s->nworkers];
+    for (int i = 0; i < s->nworkers; i++) {
+        m[i] = &s->workers[i].m;
+        loops[i] = s->workers[i].loop;
+    }
+    struct buf out = {0};
+    metrics_render(&out, m, loops, s->nworkers, atomic_load(&s->draining));
+    if (s->hooks.metrics)
+        s->hooks.metrics(s, &out);
+    http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_begin(&out),
+                 buf_size(&out), NULL);
+    buf_free(&out);
+}
+
+static void serve_static(struct conn *c, const struct http_request *req, bool head_only)
+{
+    const struct static_file *f = static_files_find(c->w->s->web, req->path, req->path_len);
+    if (!f) {
+        http_error(c, 404, "not_found", "no such path", NULL);
+        return;
+    }
+    const struct http_header *inm = http_find_header(req, "If-None-Match");
+    char extra[128];
+    snprintf(extra, sizeof(extra), "ETag: %s\r\n", f->etag);
+    if (inm && inm->value_len == strlen(f->etag) && !memcmp(inm->value, f->etag, inm->value_len)) {
+        http_respond(c, 304, f->type, NULL, 0, extra);
+        return;
+    }
+    if (head_only) {
+        /* Content-Length must describe the body a GET would get. */
+        char head[512];
+        int n = snprintf(head, sizeof(head),
+                         "HTTP/1.1 200 OK\r\nServer: trilemma\r\nContent-Type: %s\r\n"
+                         "Content-Length: %zu\r\n%s%s\r\n",
+                         f->type, f->len, extra, c->keep_alive ? "" : "Connection: close\r\n");
+        conn_queue(c, head, (size_t)n);
+        if (!c->keep_alive)
+            conn_close_after_flush(c);
+        return;
+    }
+    http_respond(c, 200, f->type, f->data, f->len, extra);
+}
+
+static void upgrade_refused(struct conn *c, enum ws_upgrade_check chk)
+{
+    metric_add(&c->w->m.errors[NERR_UPGRADE_INVALID], 1);
+    switch (chk) {
+    case WS_UPGRADE_NOT_GET:
+        http_error(c, 405, "method_not_allowed", "WebSocket upgrade needs GET", "Allow: GET\r\n");
+        break;
+    case WS_UPGRADE_BAD_VERSION:
+        http_error(c, 426, "unsupported_version", "only WebSocket version 13 is supported",
+                   "Sec-WebSocket-Version: 13\r\n");
+        break;
+    case WS_UPGRADE_NO_UPGRADE:
+        http_error(c, 426, "upgrade_required", "this endpoint needs a WebSocket upgrade",
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
+        break;
+    case WS_UPGRADE_BAD_KEY:
+        http_error(c, 400, "bad_key", "missing or malformed Sec-WebSocket-Key", NULL);
+        break;
+    case WS_UPGRADE_NOT_HTTP11:
+        http_error(c, 400, "bad_version", "WebSocket upgrade needs HTTP/1.1", NULL);
+        break;
+    default:
+        http_error(c, 400, "bad_request", "missing Host header", NULL);
+        break;
+    }
+}
+
+/* Returns true when the connection became a WebSocket. */
+static bool serve_upgrade(struct conn *c, const struct http_request *req)
+{
+    struct server *s = c->w->s;
+    enum ws_upgrade_check chk = ws_upgrade_check(req);
+    if (chk != WS_UPGRADE_OK) {
+        upgrade_refused(c, chk);
+        return false;
+    }
+    if (atomic_load(&s->draining)) {
+        http_error(c, 503, "draining", "the server is shutting down", "Retry-After: 1\r\n");
+        return false;
+    }
+    struct upgrade_reply r = {0};
+    if (s->hooks.on_upgrade && s->hooks.on_upgrade(c, req, &r) < 0) {
+        metric_add(&c->w->m.errors[NERR_UPGRADE_REFUSED], 1);
+        http_error(c, r.status ? r.status : 403, r.code ? r.code : "forbidden",
+                   r.message ? r.message : "refused", r.headers);
+        return false;
+    }
+    const struct http_header *key = http_find_header(req, "Sec-WebSocket-Key");
+    char accept[WS_ACCEPT_LEN + 1];
+    ws_accept_key(key->value, key->value_len, accept);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    conn_queue(c, head, (size_t)n);
+    ws_conn_open(c);
+    return true;
+}
+
+static bool has_body(const struct http_request *req)
+{
+    const struct http_header *cl = http_find_header(req, "Content-Length");
+    if (cl && !(cl->value_len == 1 && cl->value[0] == '0'))
+        return true;
+    return http_find_header(req, "Transfer-Encoding") != NULL;
+}
+
+/* Answer one parsed request. Returns true if the connection is now a WebSocket. */
+static bool serve_request(struct conn *c, const struct http_request *req)
+{
+    struct server *s = c->w->s;
+    metric_add(&c->w->m.http_requests, 1);
+    const struct http_header *conn_h = http_find_header(req, "Connection");
+    c->keep_alive =
+        req->minor_version == 1
+            ? !(conn_h && http_has_token(conn_h->value, conn_h->value_len, "close"))
+            : (conn_h && http_has_token(conn_h->value, conn_h->value_len, "keep-alive"));
+    if (c->refuse_status) {
+        http_error(c, c->refuse_status, "too_many_connections", "too many connections",
+                   "Retry-After: 1\r\n");
+        return false;
+    }
+    if (has_body(req)) {
+        http_error(c, 413, "body_not_accepted", "request bodies are not accepted here", NULL);
+        return false;
+    }
+    if (path_is(req, "/ws"))
+        return serve_upgrade(c, req);
+    bool get = method_is(req, "GET"), head = method_is(req, "HEAD");
+    if (!get && !head) {
+        http_error(c, 405, "method_not_allowed", "only GET and HEAD are served",
+                   "Allow: GET, HEAD\r\n");
+    } else if (path_is(req, "/healthz")) {
+        http_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
+    } else if (path_is(req, "/readyz")) {
+        if (atomic_load(&s->draining))
+            http_respond(c, 503, "text/plain; charset=utf-8", "draining\n", 9, NULL);
+        else
+            http_respond(c, 200, "text/plain; charset=utf-8", "ready\n", 6, NULL);
+    } else if (path_is(req, "/metrics")) {
+        serve_metrics(c);
+    } else {
+        serve_static(c, req, head);
+    }
+    return false;
+}
+
+/* Bytes arrived on a connection in the HTTP state. */
+void http_on_data(struct conn *c, const uint8_t *p, size_t n)
+{
+    const struct config *conf = &c->w->s->conf;
+    if (c->close_after_flush)
+        return; /* answered already; the rest is ignored until the close */
+    buf_append(&c->rbuf, p, n);
+    while (c->state == CS_HTTP && !c->close_after_flush && buf_size(&c->rbuf)) {
+        struct http_request req;
+        size_t avail = buf_size(&c->rbuf);
+        int r = http_parse_request(buf_begin(&c->rbuf), avail, c->http_last_len, &req);
+        if (r == HTTP_PARSE_INCOMPLETE) {
+            c->http_last_len = avail;
+            if (avail > conf->max_header_bytes) {
+                metric_add(&c->w->m.errors[NERR_HTTP_HEADER_TOO_LARGE], 1);
+                http_error(c, 431, "header_too_large", "request head too large", NULL);
+            }
+            return;
+        }
+        if (r < 0 || (size_t)r > conf->max_header_bytes) {
+            bool big = r == HTTP_PARSE_TOO_MANY || r > 0;
+            metric_add(&c->w->m.errors[big ? NERR_HTTP_HEADER_TOO_LARGE : NERR_HTTP_BAD_REQUEST],
+                       1);
+            if (big)
+                http_error(c, 431, "header_too_large", "request head too large", NULL);
+            else
+                http_error(c, 400, "bad_request", "malformed HTTP request", NULL);
+            return;
+        }
+        c->http_last_len = 0;
+        bool upgraded = serve_request(c, &req);
+        buf_consume(&c->rbuf, (size_t)r);
+        if (upgraded) {
+            /* Frames the client sent right behind its request head. */
+            if (buf_size(&c->rbuf)) {
+                struct buf rest = c->rbuf;
+                c->rbuf = (struct buf){0};
+                ws_on_data(c, (uint8_t *)buf_begin(&rest), buf_size(&rest));
+                buf_free(&rest);
+            }
+            buf_free(&c->rbuf);
+            return;
+        }
+        if (c->keep_alive && c->state == CS_HTTP)
+            conn_arm_timer(c, conf->handshake_timeout_ms, c->timer.fn);
+    }
+    if (!buf_size(&c->rbuf))
+        buf_free(&c->rbuf);
+}

@@ -1,0 +1,91 @@
+/* server.h - the WebSocket/HTTP server: N share-nothing workers, each with its own ring,
+ * SO_REUSEPORT listener, connections and timers. Knows HTTP and RFC 6455, nothing about chat:
+ * the application plugs in through server_hooks.
+ *
+ * Threading: every hook runs on the worker thread that owns the connection; a connection never
+ * moves between workers. Only server_start/server_wait/server_drain are called from outside. */
+#ifndef TRILEMMA_NET_SERVER_H
+#define TRILEMMA_NET_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app/config.h"
+#include "base/buf.h"
+#include "net/http_parser.h"
+#include "net/loop.h"
+
+struct server;
+struct worker;
+struct conn;
+
+/* How on_upgrade refuses a WebSocket upgrade. */
+struct upgrade_reply {
+    int status;           /* e.g. 401, 403 */
+    const char *code;     /* short machine-readable code for the JSON body */
+    const char *message;  /* human-readable message */
+    const char *headers;  /* extra header lines, each ending in "\r\n", or NULL */
+};
+
+struct server_hooks {
+    /* Per-worker application state, created on the worker thread. */
+    void *(*worker_init)(struct worker *w);
+    void (*worker_fini)(struct worker *w, void *state);
+    /* Decide on an upgrade to /ws that is valid per RFC 6455. Return 0 to accept, or fill r and
+     * return -1 to refuse. */
+    int (*on_upgrade)(struct conn *c, const struct http_request *req, struct upgrade_reply *r);
+    /* The 101 response is queued; the connection is a WebSocket now. */
+    void (*on_open)(struct conn *c);
+    /* One complete, UTF-8-valid text message. `text` is writable and valid during the call. */
+    void (*on_message)(struct conn *c, char *text, size_t len);
+    /* The WebSocket is gone (closed by either side, failed, or reset). No call follows and the
+     * application must drop every reference to c before returning. */
+    void (*on_close)(struct conn *c);
+    /* Drain started on this worker: the application closes what it can (conn_close 1001). */
+    void (*on_drain)(struct worker *w);
+    /* Append application metrics (Prometheus text) for the whole process. */
+    void (*metrics)(struct server *s, struct buf *out);
+};
+
+/* Create the server from the configuration. Listening sockets are opened by the workers.
+ * Returns NULL on failure (logged). */
+struct server *server_create(const struct config *conf, const struct server_hooks *hooks);
+void server_destroy(struct server *s);
+
+/* Start the worker threads; returns 0 once every worker listens, or -errno. */
+int server_start(struct server *s);
+/* Begin draining (thread-safe, async-signal-unsafe): workers stop accepting, /readyz turns 503,
+ * the application is told, and after drain_timeout_ms remaining connections close with 1001. */
+void server_drain(struct server *s);
+/* Wait until every worker has finished (all connections closed after a drain). */
+void server_wait(struct server *s);
+
+bool server_draining(const struct server *s);
+const struct config *server_config(const struct server *s);
+int server_worker_count(const struct server *s);
+struct worker *server_worker(struct server *s, int i);
+
+/* Worker accessors. */
+struct loop *worker_loop(struct worker *w);
+void *worker_app(struct worker *w);
+int worker_index(const struct worker *w);
+struct server *worker_server(struct worker *w);
+uint32_t worker_conn_count(const struct worker *w);
+
+/* Connection verbs (worker thread only). */
+struct worker *conn_worker(struct conn *c);
+void *conn_app(struct conn *c);
+void conn_set_app(struct conn *c, void *app);
+/* Queue a text message (one frame). Returns 0, or -EPIPE if the connection is closing, or
+ * -ENOBUFS if the outbound limit was passed (the connection is then being closed with 1008). */
+int conn_send_text(struct conn *c, const char *text, size_t len);
+/* Start the close handshake with code and reason (reason <= 123 bytes). Further sends fail. */
+void conn_close(struct conn *c, uint16_t code, const char *reason);
+bool conn_is_open(const struct conn *c);
+/* The peer's address as text ("127.0.0.1", "::1"). */
+const char *conn_peer(const struct conn *c);
+/* Bytes queued for the peer and not yet written to the socket. */
+size_t conn_queued(const struct conn *c);
+
+#endif

@@ -1,0 +1,125 @@
+/* server_int.h - internals shared by server.c (workers, accept, I/O, teardown), http_serve.c
+ * (HTTP requests and the upgrade) and ws_conn.c (WebSocket frames). Not for other modules. */
+#ifndef TRILEMMA_NET_SERVER_INT_H
+#define TRILEMMA_NET_SERVER_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "net/metrics.h"
+#include "net/server.h"
+#include "net/static_files.h"
+#include "net/ws_frame.h"
+
+enum conn_op {
+    OP_ACCEPT = 1,
+    OP_RECV,
+    OP_SEND,
+    OP_CANCEL, /* completions of cancel requests: ignored */
+    OP_WAKE,   /* eventfd read: drain requested */
+    /* later modules (curl polls, libpq) take op codes from OP_APP_BASE */
+    OP_APP_BASE = 8,
+};
+
+enum conn_state {
+    CS_HTTP,    /* reading request heads */
+    CS_WS,      /* WebSocket open */
+    CS_CLOSING, /* close frame sent or being sent; waiting for the flush / the peer's close */
+    CS_DEAD,    /* torn down; waiting for in-flight requests before the slot is released */
+};
+
+struct conn {
+    struct worker *w;
+    int fd;
+    uint32_t idx;
+    uint32_t gen;
+    enum conn_state state;
+    bool recv_armed;
+    bool send_inflight;
+    bool dirty;             /* on the worker's flush list */
+    bool close_after_flush; /* tear down once the queued output is written */
+    bool close_sent;
+    bool close_received;
+    bool opened;            /* on_open was called: on_close is owed */
+    bool reset;             /* abortive close (RST) */
+    bool keep_alive;        /* HTTP: keep the connection after this response */
+    bool counted_ip;
+    int refuse_status;      /* answer every request with this status (connection limits) */
+    size_t http_last_len;
+    struct buf rbuf;      /* HTTP: request head bytes until complete */
+    struct buf msg;       /* WS: a message that spans several receives */
+    struct buf out;       /* queued, not yet handed to the kernel */
+    struct buf inflight;  /* handed to the kernel by the send in flight */
+    struct ws_parser wsp;
+    struct timer timer;   /* handshake / keep-alive deadline, then ping+idle tick, then close */
+    uint64_t last_rx_ms;
+    uint64_t last_ping_ms;
+    struct conn *next_dirty;
+    void *app;
+    struct in6_addr peer; /* IPv4 as v4-mapped */
+    char peer_str[48];
+};
+
+struct worker {
+    struct server *s;
+    int index;
+    pthread_t thread;
+    struct loop *loop;
+    int listen_fd;
+    int wake_fd;
+    uint64_t wake_val;
+    bool accepting;
+    bool draining;
+    bool drain_deadline_passed;
+    struct timer drain_timer;
+    struct timer accept_timer;
+    void *app;
+
+    struct conn **conns; /* slot table: index -> conn (NULL when free) */
+    uint32_t *gens;      /* generation of each slot */
+    uint32_t nslots;
+    uint32_t *free_idx;
+    uint32_t nfree;
+    uint32_t nconns;
+    struct conn *dirty_head;
+    struct net_metrics m;
+
+    atomic_int started; /* 1 listening, -errno failed */
+};
+
+struct ip_table;
+
+struct server {
+    struct config conf;
+    struct server_hooks hooks;
+    struct static_files *web;
+    struct worker *workers;
+    int nworkers;
+    atomic_bool draining;
+    atomic_uint conns_total_open;
+    struct ip_table *ips;
+};
+
+/* server.c */
+void conn_teardown(struct conn *c);
+void conn_mark_dirty(struct conn *c);
+void conn_queue(struct conn *c, const void *p, size_t n);
+void conn_arm_timer(struct conn *c, uint64_t delay_ms, timer_fn fn);
+void conn_close_after_flush(struct conn *c);
+
+/* http_serve.c */
+void http_on_data(struct conn *c, const uint8_t *p, size_t n);
+void http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                  const char *extra_headers);
+void http_error(struct conn *c, int status, const char *code, const char *message,
+                const char *extra_headers);
+
+/* ws_conn.c */
+void ws_conn_open(struct conn *c);
+void ws_on_data(struct conn *c, uint8_t *p, size_t n);
+void ws_send_frame(struct conn *c, uint8_t opcode, const void *payload, size_t len);
+void ws_fail(struct conn *c, uint16_t code, const char *reason);
+void ws_tick(struct loop *l, struct timer *t);
+
+#endif

@@ -1,0 +1,228 @@
+/* lifecycle.c - the server hooks of session/: worker state, the upgrade decision (Origin
+ * allow-list, JWT), session creation and teardown, drain, and the session metrics. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "net/ws_frame.h"
+#include "session/session_int.h"
+
+#include <stddef.h>
+
+static const char *const error_codes[SESS_ERROR_CODES] = {
+    "invalid_json",  "invalid_message",    "unknown_type", "missing_field", "invalid_field",
+    "text_too_long", "turn_in_progress",   "unknown_turn", "rate_limited",  "resume_unavailable",
+    "draining",      "storage_unavailable", "internal",    "other",
+};
+
+static const char *const finish_names[SESS_FINISH__N] = {"stop", "length", "cancelled", "error"};
+
+void sess_count_error(struct sess_worker *sw, const char *code)
+{
+    int i = 0;
+    while (i < SESS_ERROR_CODES - 1 && strcmp(error_codes[i], code) != 0)
+        i++;
+    metric_add(&sw->m.errors[i], 1);
+}
+
+void sess_count_finish(struct sess_worker *sw, const char *finish)
+{
+    for (int i = 0; i < SESS_FINISH__N; i++)
+        if (strcmp(finish_names[i], finish) == 0)
+            metric_add(&sw->m.turns_finished[i], 1);
+}
+
+static void *worker_init(struct worker *w)
+{
+    struct sess_worker *sw = xcalloc(1, sizeof(*sw));
+    const struct config *conf = server_config(worker_server(w));
+    sw->w = w;
+    sw->conf = conf;
+    sw->responder = &echo_responder;
+    sw->doc = json_doc_create();
+    sw->head.next = sw->head.prev = &sw->head;
+    sw->auth.secret = conf->jwt_secret;
+    sw->auth.secret_len = strlen(conf->jwt_secret);
+    sw->auth.issuer = conf->jwt_issuer;
+    sw->auth.audience = conf->jwt_audience;
+    sw->auth.leeway_s = 30;
+    return sw;
+}
+
+static void worker_fini(struct worker *w, void *state)
+{
+    (void)w;
+    struct sess_worker *sw = state;
+    json_doc_destroy(sw->doc);
+    buf_free(&sw->scratch);
+    xfree(sw);
+}
+
+/* The token from "Authorization: Bearer X" or from ?token=X. Returns its length, or -1. */
+static int find_token(const struct http_request *req, char *out, size_t cap)
+{
+    const struct http_header *h = http_find_header(req, "Authorization");
+    if (h && h->value_len > 7 && strncasecmp(h->value, "Bearer ", 7) == 0) {
+        size_t n = h->value_len - 7;
+        if (n >= cap)
+            return -1;
+        memcpy(out, h->value + 7, n);
+        out[n] = '\0';
+        return (int)n;
+    }
+    if (req->query) {
+        int n = http_query_param(req->query, req->query_len, "token", out, cap);
+        if (n >= 0)
+            return n;
+    }
+    return -1;
+}
+
+static int on_upgrade(struct conn *c, const struct http_request *req, struct upgrade_reply *r)
+{
+    struct sess_worker *sw = worker_app(conn_worker(c));
+    const struct config *conf = sw->conf;
+    const struct http_header *origin = http_find_header(req, "Origin");
+    if (!auth_origin_allowed(conf->allowed_origins, conf->num_allowed_origins,
+                             origin ? origin->value : "", origin ? origin->value_len : 0)) {
+        r->status = 403;
+        r->code = "origin_not_allowed";
+        r->message = "this Origin may not open chat sessions";
+        metric_add(&sw->m.auth_failures, 1);
+        return -1;
+    }
+    char token[8192] = "";
+    int n = find_token(req, token, sizeof(token));
+    enum auth_result ar = AUTH_OK;
+    if (sw->auth.secret_len && n < 0)
+        ar = AUTH_MISSING;
+    else
+        ar = auth_verify(&sw->auth, token, n < 0 ? 0 : (size_t)n, (int64_t)time(NULL),
+                         sw->pending_sub);
+    if (ar != AUTH_OK) {
+        r->status = 401;
+        r->code = "unauthorized";
+        r->message = auth_result_str(ar);
+        r->headers = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n";
+        metric_add(&sw->m.auth_failures, 1);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_open(struct conn *c)
+{
+    struct sess_worker *sw = worker_app(conn_worker(c));
+    struct session *s = xcalloc(1, sizeof(*s));
+    s->c = c;
+    s->sw = sw;
+    memcpy(s->user, sw->pending_sub, sizeof(s->user));
+    sw->pending_sub[0] = '\0';
+    s->rate_tokens = (uint64_t)sw->conf->rate_messages * 1000;
+    s->rate_at_ms = loop_now_ms(worker_loop(conn_worker(c)));
+    session_new_conversation(s);
+    s->next = &sw->head;
+    s->prev = sw->head.prev;
+    sw->head.prev->next = s;
+    sw->head.prev = s;
+    conn_set_app(c, s);
+    metric_add(&sw->m.sessions_open, 1);
+    metric_add(&sw->m.sessions_total, 1);
+    session_send_event_session(s);
+}
+
+static void on_close(struct conn *c)
+{
+    struct session *s = conn_app(c);
+    if (!s)
+        return;
+    if (s->turn) {
+        /* The client is gone: stop the responder at once; nobody is left to tell. */
+        struct turn *t = s->turn;
+        s->sw->responder->cancel(t);
+        sess_count_finish(s->sw, "cancelled");
+        s->turn = NULL;
+        session_turn_free(t);
+    }
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+    conn_set_app(c, NULL);
+    metric_sub(&s->sw->m.sessions_open, 1);
+    xfree(s);
+}
+
+/* Drain: idle sessions close now; sessions with a running turn close when it ends. */
+static void on_drain(struct worker *w)
+{
+    struct sess_worker *sw = worker_app(w);
+    struct session *s = sw->head.next;
+    while (s != &sw->head) {
+        struct session *next = s->next; /* conn_close may not free s, but stay safe */
+        if (s->turn)
+            s->close_after_turn = true;
+        else
+            conn_close(s->c, WS_CLOSE_GOING_AWAY, "server shutting down");
+        s = next;
+    }
+}
+
+static uint64_t sum_workers(struct server *srv, size_t off)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < server_worker_count(srv); i++) {
+        struct sess_worker *sw = worker_app(server_worker(srv, i));
+        if (sw)
+            t += __atomic_load_n((const uint64_t *)((const char *)&sw->m + off), __ATOMIC_RELAXED);
+    }
+    return t;
+}
+
+#define SUM(field) sum_workers(srv, offsetof(struct sess_metrics, field))
+
+static void metrics(struct server *srv, struct buf *out)
+{
+    buf_printf(out, "# HELP trilemma_sessions_open Open chat sessions.\n"
+                    "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",
+               (unsigned long long)SUM(sessions_open));
+    buf_printf(out, "# HELP trilemma_sessions_total Chat sessions opened.\n"
+                    "# TYPE trilemma_sessions_total counter\ntrilemma_sessions_total %llu\n",
+               (unsigned long long)SUM(sessions_total));
+    buf_printf(out, "# HELP trilemma_turns_started_total Turns started.\n"
+                    "# TYPE trilemma_turns_started_total counter\n"
+                    "trilemma_turns_started_total %llu\n",
+               (unsigned long long)SUM(turns_started));
+    buf_printf(out, "# HELP trilemma_turns_finished_total Turns ended, by finish reason.\n"
+                    "# TYPE trilemma_turns_finished_total counter\n");
+    for (int i = 0; i < SESS_FINISH__N; i++)
+        buf_printf(out, "trilemma_turns_finished_total{finish_reason=\"%s\"} %llu\n",
+                   finish_names[i], (unsigned long long)SUM(turns_finished[i]));
+    buf_printf(out, "# HELP trilemma_deltas_out_total Delta events sent.\n"
+                    "# TYPE trilemma_deltas_out_total counter\ntrilemma_deltas_out_total %llu\n",
+               (unsigned long long)SUM(deltas_out));
+    buf_printf(out, "# HELP trilemma_auth_failures_total Upgrades refused by auth or origin.\n"
+                    "# TYPE trilemma_auth_failures_total counter\n"
+                    "trilemma_auth_failures_total %llu\n",
+               (unsigned long long)SUM(auth_failures));
+    buf_printf(out, "# HELP trilemma_chat_errors_total Error events sent, by code.\n"
+                    "# TYPE trilemma_chat_errors_total counter\n");
+    for (int i = 0; i < SESS_ERROR_CODES; i++)
+        buf_printf(out, "trilemma_chat_errors_total{code=\"%s\"} %llu\n", error_codes[i],
+                   (unsigned long long)SUM(errors[i]));
+}
+
+/* Fill h with the session layer's hooks. */
+void session_hooks(struct server_hooks *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->worker_init = worker_init;
+    h->worker_fini = worker_fini;
+    h->on_upgrade = on_upgrade;
+    h->on_open = on_open;
+    h->on_message = on_message_hook;
+    h->on_close = on_close;
+    h->on_drain = on_drain;
+    h->metrics = metrics;
+}

@@ -1,0 +1,51 @@
+/* session.h - a WebSocket connection as a chat session: the protocol of docs/protocol.md, turns,
+ * limits, auth at the upgrade, and drain. Plugs into net/ through server_hooks. */
+#ifndef TRILEMMA_SESSION_SESSION_H
+#define TRILEMMA_SESSION_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/server.h"
+
+struct session;
+struct turn;
+
+struct turn_usage {
+    uint64_t input_tokens; /* every prompt token, cached ones included */
+    uint64_t cached_input_tokens;
+    uint64_t cache_write_tokens;
+    uint64_t output_tokens;
+    uint64_t reasoning_tokens;
+};
+
+/* What produces a turn's answer (the echo responder now; the provider relay later). start()
+ * begins producing and reports through session_turn_delta / session_turn_done; cancel() stops
+ * at once, after which the responder makes no further call for that turn. */
+struct responder {
+    int (*start)(struct turn *t, const char *text, size_t len);
+    void (*cancel)(struct turn *t);
+};
+
+/* The hooks that make net/ speak the chat protocol. */
+void session_hooks(struct server_hooks *h);
+
+/* Turn accessors for responders. */
+struct loop *turn_loop(struct turn *t);
+void *turn_responder_state(struct turn *t);
+void turn_set_responder_state(struct turn *t, void *state);
+const struct config *turn_config(struct turn *t);
+
+/* A piece of the answer: sent to the client now, as one delta event with the next seq. */
+void session_turn_delta(struct turn *t, const char *text, size_t len);
+
+/* The answer is complete (finish_reason "stop"/"length"/"error"). The turn is freed inside: the
+ * responder must not touch t afterwards. error_code may be NULL. */
+void session_turn_done(struct turn *t, const char *finish_reason, const struct turn_usage *u,
+                       int64_t cost_micros, const char *error_code, const char *error_message);
+
+/* The built-in echo responder. */
+extern const struct responder echo_responder;
+
+#endif

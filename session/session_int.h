@@ -1,0 +1,75 @@
+/* session_int.h - internals of session/ shared by its .c files. */
+#ifndef TRILEMMA_SESSION_SESSION_INT_H
+#define TRILEMMA_SESSION_SESSION_INT_H
+
+#include "net/metrics.h"
+#include "session/auth.h"
+#include "session/chat_msg.h"
+#include "session/session.h"
+#include "stream/json.h"
+
+struct turn {
+    struct session *s;
+    char turn_id[33];
+    char client_id[CHAT_ID_MAX + 1];
+    uint64_t started_ms;
+    uint64_t first_token_ms; /* 0 until the first delta */
+    uint32_t seq;
+    struct turn_usage usage; /* what the responder reported so far (kept on cancel) */
+    /* responder state */
+    void *rstate;
+    char *text;
+    size_t len;
+    size_t pos;
+    struct timer timer;
+};
+
+struct session {
+    struct conn *c;
+    struct sess_worker *sw;
+    struct session *prev, *next; /* the worker's sessions */
+    char conversation_id[33];
+    char user[AUTH_SUB_MAX];
+    uint64_t rate_tokens; /* thousandths of a message */
+    uint64_t rate_at_ms;
+    struct turn *turn;
+    bool close_after_turn;
+};
+
+enum { SESS_FINISH_STOP, SESS_FINISH_LENGTH, SESS_FINISH_CANCELLED, SESS_FINISH_ERROR, SESS_FINISH__N };
+
+#define SESS_ERROR_CODES 14
+
+struct sess_metrics {
+    uint64_t sessions_open; /* gauge */
+    uint64_t sessions_total;
+    uint64_t turns_started;
+    uint64_t turns_finished[SESS_FINISH__N];
+    uint64_t deltas_out;
+    uint64_t events_out;
+    uint64_t errors[SESS_ERROR_CODES];
+    uint64_t auth_failures;
+};
+
+struct sess_worker {
+    struct worker *w;
+    const struct config *conf;
+    const struct responder *responder;
+    json_doc *doc;
+    struct buf scratch;
+    struct session head; /* list sentinel */
+    struct auth_conf auth;
+    char pending_sub[AUTH_SUB_MAX]; /* from on_upgrade to on_open (same call chain) */
+    struct sess_metrics m;
+};
+
+void session_send_error(struct session *s, const char *code, const char *message,
+                        const char *id, size_t id_len, const char *turn_id);
+void sess_count_error(struct sess_worker *sw, const char *code);
+void session_send_event_session(struct session *s);
+void session_new_conversation(struct session *s);
+void session_turn_free(struct turn *t);
+void on_message_hook(struct conn *c, char *text, size_t len);
+void sess_count_finish(struct sess_worker *sw, const char *finish);
+
+#endif
