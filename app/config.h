@@ -16,7 +16,7 @@ struct config {
     uint16_t listen_port;
     int workers;             /* 0 = one per CPU */
     char web_root[1024];     /* static files, default "web" */
-    uint32_t max_connections;        /* per process, default 10000... see config.c */
+    uint32_t max_connections;        /* per process, default 20000 */
     uint32_t max_connections_per_ip; /* default 1024 */
     uint32_t max_header_bytes;       /* request head limit, default 8192 (431 above) */
     uint32_t handshake_timeout_ms;   /* whole HTTP request head must arrive, default 10000 */
@@ -42,6 +42,34 @@ struct config {
     char allowed_origins[CONFIG_MAX_ORIGINS][256]; /* empty list = any origin */
     int num_allowed_origins;
 
+    /* [model] - which model answers (docs/providers.md) */
+    char model[128];          /* "provider/model" or "echo"; env TRILEMMA_MODEL; default: see
+                                 config_defaults (the first provider with a key, else echo) */
+    char fallbacks[512];      /* comma-separated "provider/model" tried in order on failure */
+    char system_prompt[1024]; /* sent as the system message of every call */
+    uint32_t max_tokens;      /* output limit per call, default 1024 */
+    uint32_t max_retries;     /* retries per route before the first delta, default 2 */
+    uint32_t retry_base_ms;   /* first backoff (doubles, +-50% jitter), default 250 */
+    uint32_t connect_timeout_ms;     /* default 5000 */
+    uint32_t first_token_timeout_ms; /* request sent -> first token, default 30000 */
+    uint32_t stall_timeout_ms;       /* gap between tokens, default 30000 */
+    uint32_t history_messages;       /* earlier messages sent as context, default 20 */
+
+    /* [providers] - base URLs follow each SDK's convention; env *_BASE_URL override */
+    char openai_base_url[512];    /* default https://api.openai.com/v1 */
+    char anthropic_base_url[512]; /* default https://api.anthropic.com */
+    char gemini_base_url[512];    /* default https://generativelanguage.googleapis.com */
+
+    /* [pricing] */
+    char price_file[1024]; /* default "config/prices.csv" */
+    char currency[8];      /* "INR" (default) or "USD" */
+    char usd_to_inr[32];   /* exchange rate as a decimal, default "84.0" */
+
+    /* environment-only secrets: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY */
+    char openai_api_key[512];
+    char anthropic_api_key[512];
+    char gemini_api_key[512];
+
     /* [log] */
     int log_level;                   /* enum log_level, default info */
 
@@ -55,19 +83,22 @@ void config_defaults(struct config *c);
 /* Read an INI file into c (on top of what is there). Returns 0, or -1 with a message in err
  * such as "config.ini:12: unknown key 'max_conections' in [server]" or
  * "config.ini:7: bad value for 'workers': expected an integer 0..1024". A missing file is an
- * error too. */
+ * error too. On error c is unchanged. Lines are at most 197 bytes (the system inih's limit). */
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Apply environment overrides: TRILEMMA_LISTEN, TRILEMMA_WORKERS, TRILEMMA_JWT_SECRET,
- * TRILEMMA_ALLOWED_ORIGINS (comma list), TRILEMMA_LOG_LEVEL, DATABASE_URL. Bad values are errors
- * naming the variable. Returns 0 or -1 with err. */
+ * TRILEMMA_JWT_ISSUER, TRILEMMA_JWT_AUDIENCE, TRILEMMA_ALLOWED_ORIGINS (comma list),
+ * TRILEMMA_LOG_LEVEL, DATABASE_URL. An empty variable counts as unset. Bad values are errors
+ * naming the variable (never showing the value); on error c is unchanged. Returns 0 or -1 with
+ * err. */
 int config_apply_env(struct config *c, char *err, size_t errlen);
 
 /* Set one key by its "section.key" name, as the file would (used for flags and env). */
 int config_set(struct config *c, const char *section, const char *key, const char *value,
                char *err, size_t errlen);
 
-/* Parse "HOST:PORT" / "[V6]:PORT" / ":PORT" into c. Returns 0 or -1. */
+/* Parse "HOST:PORT" / "[V6]:PORT" / ":PORT" into c. Returns 0 or -1 (c unchanged). The host is
+ * stored without brackets ("::1"), ":PORT" stores "0.0.0.0", port 0 lets the kernel choose. */
 int config_parse_listen(struct config *c, const char *value);
 
 /* Cross-field checks after everything is applied (e.g. ping interval < idle timeout).

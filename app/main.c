@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "app/config.h"
+#include "orchestrator/relay.h"
 #include "base/log.h"
 #include "net/server.h"
 #include "session/session.h"
@@ -84,10 +87,26 @@ int main(int argc, char **argv)
     if (parse_flags(argc, argv, &f) < 0 || build_config(&f, &conf) < 0)
         return 2;
     if (f.check) {
+        char err[512];
+        if (relay_setup(&conf, err, sizeof(err)) < 0) {
+            fprintf(stderr, "trilemmad: %s\n", err);
+            return 2;
+        }
+        relay_teardown();
         printf("configuration ok\n");
         return 0;
     }
     log_set_level((enum log_level)conf.log_level);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("curl_global_init failed");
+        return 1;
+    }
+    char err[512];
+    if (relay_setup(&conf, err, sizeof(err)) < 0) {
+        fprintf(stderr, "trilemmad: %s\n", err);
+        return 2;
+    }
+    session_set_responder(relay_responder());
 
     sigset_t set;
     sigemptyset(&set);
@@ -111,9 +130,11 @@ int main(int argc, char **argv)
     if (!conf.jwt_secret[0])
         log_warn("auth: OPEN - no TRILEMMA_JWT_SECRET set, every session is anonymous");
     const char *host = strcmp(conf.listen_host, "0.0.0.0") == 0 ? "127.0.0.1" : conf.listen_host;
-    log_info("trilemma listening on http://%s%s%s:%u/ (%d workers, responder: echo)",
-             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", conf.listen_port,
-             server_worker_count(srv));
+    char routes[1024];
+    relay_describe(routes, sizeof(routes));
+    log_info("model: %s", routes);
+    log_info("trilemma listening on http://%s%s%s:%u/ (%d workers)", strchr(host, ':') ? "[" : "",
+             host, strchr(host, ':') ? "]" : "", server_port(srv), server_worker_count(srv));
 
     int sig = 0;
     sigwait(&set, &sig);
@@ -122,6 +143,8 @@ int main(int argc, char **argv)
     server_drain(srv);
     server_wait(srv);
     server_destroy(srv);
+    relay_teardown();
+    curl_global_cleanup();
     log_info("stopped");
     return 0;
 }

@@ -38,8 +38,9 @@ enum {
 };
 
 /* Parse a request head (request line, headers, empty line) from buf[0..len).
- * last_len is the length passed in the previous call on the same bytes (0 the first time): the
- * search for the end of the head resumes there, so feeding a head byte by byte stays linear.
+ * last_len is the length passed in the previous call on the same bytes if that call returned
+ * HTTP_PARSE_INCOMPLETE (0 the first time): the search for the end of the head resumes there, so
+ * feeding a head byte by byte stays linear.
  * Returns the number of bytes of the head (> 0) when complete, or HTTP_PARSE_* (< 0).
  * Rules: method is a token; target starts with '/' (origin-form) or is "*"; version HTTP/1.0 or
  * HTTP/1.1; lines end in CRLF or bare LF; header names are tokens with no space before ':';
@@ -59,7 +60,8 @@ bool http_has_token(const char *value, size_t value_len, const char *token);
 
 /* Find query parameter `name` in query[0..query_len) and percent-decode its value ('+' becomes
  * a space) into out (NUL-terminated). Returns the decoded length, -1 when absent, -2 when the
- * value is malformed or does not fit in outcap - 1 bytes. */
+ * value is malformed or does not fit in outcap - 1 bytes. Names are compared byte for byte,
+ * undecoded; the first occurrence wins; a bad escape or a decoded NUL ("%00") is malformed. */
 int http_query_param(const char *query, size_t query_len, const char *name, char *out,
                      size_t outcap);
 

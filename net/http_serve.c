@@ -187,100 +187,207 @@ static bool serve_upgrade(struct conn *c, const struct http_request *req)
     return true;
 }
 
-static bool has_body(const struct http_request *req)
+/* Body length from Content-Length: 0 when absent, -1 when malformed or chunked (refused). */
+static long long body_length(const struct http_request *req)
 {
+    if (http_find_header(req, "Transfer-Encoding"))
+        return -1;
+    if (http_count_header(req, "Content-Length") > 1)
+        return -1;
     const struct http_header *cl = http_find_header(req, "Content-Length");
-    if (cl && !(cl->value_len == 1 && cl->value[0] == '0'))
-        return true;
-    return http_find_header(req, "Transfer-Encoding") != NULL;
+    if (!cl)
+        return 0;
+    if (cl->value_len == 0 || cl->value_len > 12)
+        return -1;
+    long long n = 0;
+    for (size_t i = 0; i < cl->value_len; i++) {
+        if (cl->value[i] < '0' || cl->value[i] > '9')
+            return -1;
+        n = n * 10 + (cl->value[i] - '0');
+    }
+    return n;
 }
 
-/* Answer one parsed request. Returns true if the connection is now a WebSocket. */
-static bool serve_request(struct conn *c, const struct http_request *req)
+static void set_keep_alive(struct conn *c, const struct http_request *req)
+{
+    const struct http_header *h = http_find_header(req, "Connection");
+    if (req->minor_version == 1)
+        c->keep_alive = !(h && http_has_token(h->value, h->value_len, "close"));
+    else
+        c->keep_alive = h && http_has_token(h->value, h->value_len, "keep-alive");
+}
+
+static void serve_builtin(struct conn *c, const struct http_request *req, const char *body,
+                          size_t len)
 {
     struct server *s = c->w->s;
+    bool get = method_is(req, "GET"), head = method_is(req, "HEAD");
+    if (path_is(req, "/healthz") && (get || head)) {
+        http_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
+    } else if (path_is(req, "/readyz") && (get || head)) {
+        if (atomic_load(&s->draining))
+            http_respond(c, 503, "text/plain; charset=utf-8", "draining\n", 9, NULL);
+        else
+            http_respond(c, 200, "text/plain; charset=utf-8", "ready\n", 6, NULL);
+    } else if (path_is(req, "/metrics") && (get || head)) {
+        serve_metrics(c);
+    } else if (s->hooks.on_request && s->hooks.on_request(c, req, body, len)) {
+        return; /* answered (or streaming) by the application */
+    } else if (!get && !head) {
+        http_error(c, 405, "method_not_allowed", "only GET and HEAD are served here",
+                   "Allow: GET, HEAD\r\n");
+    } else {
+        serve_static(c, req, head);
+    }
+}
+
+/* Answer one parsed request whose body (if any) is complete. Returns true if the connection
+ * is now a WebSocket. */
+static bool serve_request(struct conn *c, const struct http_request *req, const char *body,
+                          size_t len)
+{
     metric_add(&c->w->m.http_requests, 1);
-    const struct http_header *conn_h = http_find_header(req, "Connection");
-    c->keep_alive =
-        req->minor_version == 1
-            ? !(conn_h && http_has_token(conn_h->value, conn_h->value_len, "close"))
-            : (conn_h && http_has_token(conn_h->value, conn_h->value_len, "keep-alive"));
+    set_keep_alive(c, req);
     if (c->refuse_status) {
         http_error(c, c->refuse_status, "too_many_connections", "too many connections",
                    "Retry-After: 1\r\n");
         return false;
     }
-    if (has_body(req)) {
-        http_error(c, 413, "body_not_accepted", "request bodies are not accepted here", NULL);
+    if (path_is(req, "/ws")) {
+        if (len) {
+            http_error(c, 400, "bad_request", "a WebSocket upgrade has no body", NULL);
+            return false;
+        }
+        return serve_upgrade(c, req);
+    }
+    serve_builtin(c, req, body, len);
+    return false;
+}
+
+/* Parse and answer the requests in rbuf, one at a time. Returns false when waiting. */
+static bool next_request(struct conn *c)
+{
+    const struct config *conf = &c->w->s->conf;
+    struct http_request req;
+    size_t avail = buf_size(&c->rbuf);
+    int r = http_parse_request(buf_begin(&c->rbuf), avail, c->http_last_len, &req);
+    if (r == HTTP_PARSE_INCOMPLETE) {
+        c->http_last_len = avail;
+        if (avail > conf->max_header_bytes) {
+            metric_add(&c->w->m.errors[NERR_HTTP_HEADER_TOO_LARGE], 1);
+            http_error(c, 431, "header_too_large", "request head too large", NULL);
+        }
         return false;
     }
-    if (path_is(req, "/ws"))
-        return serve_upgrade(c, req);
-    bool get = method_is(req, "GET"), head = method_is(req, "HEAD");
-    if (!get && !head) {
-        http_error(c, 405, "method_not_allowed", "only GET and HEAD are served",
-                   "Allow: GET, HEAD\r\n");
-    } else if (path_is(req, "/healthz")) {
-        http_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
-    } else if (path_is(req, "/readyz")) {
-        if (atomic_load(&s->draining))
-            http_respond(c, 503, "text/plain; charset=utf-8", "draining\n", 9, NULL);
+    if (r < 0 || (size_t)r > conf->max_header_bytes) {
+        bool big = r == HTTP_PARSE_TOO_MANY || r > 0;
+        metric_add(&c->w->m.errors[big ? NERR_HTTP_HEADER_TOO_LARGE : NERR_HTTP_BAD_REQUEST], 1);
+        if (big)
+            http_error(c, 431, "header_too_large", "request head too large", NULL);
         else
-            http_respond(c, 200, "text/plain; charset=utf-8", "ready\n", 6, NULL);
-    } else if (path_is(req, "/metrics")) {
-        serve_metrics(c);
-    } else {
-        serve_static(c, req, head);
+            http_error(c, 400, "bad_request", "malformed HTTP request", NULL);
+        return false;
     }
-    return false;
+    long long blen = body_length(&req);
+    if (blen < 0 || (blen > 0 && (size_t)blen > c->w->s->hooks.max_body)) {
+        metric_add(&c->w->m.errors[NERR_HTTP_BAD_REQUEST], 1);
+        if (blen < 0)
+            http_error(c, 411, "length_required", "a body needs one valid Content-Length",
+                       NULL);
+        else
+            http_error(c, 413, "body_too_large", "request body too large or not accepted", NULL);
+        return false;
+    }
+    if (avail < (size_t)r + (size_t)blen) {
+        c->http_last_len = 0; /* re-parsed whole once the body is in */
+        return false;
+    }
+    c->http_last_len = 0;
+    timer_disarm(c->w->loop, &c->timer); /* a request is being served */
+    bool upgraded = serve_request(c, &req, buf_begin(&c->rbuf) + r, (size_t)blen);
+    buf_consume(&c->rbuf, (size_t)r + (size_t)blen);
+    if (upgraded) {
+        /* Frames the client sent right behind its request head. */
+        struct buf rest = c->rbuf;
+        c->rbuf = (struct buf){0};
+        if (buf_size(&rest))
+            ws_on_data(c, (uint8_t *)buf_begin(&rest), buf_size(&rest));
+        buf_free(&rest);
+        return false;
+    }
+    if (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming)
+        conn_arm_timer(c, conf->handshake_timeout_ms, http_deadline);
+    return true;
 }
 
 /* Bytes arrived on a connection in the HTTP state. */
 void http_on_data(struct conn *c, const uint8_t *p, size_t n)
 {
-    const struct config *conf = &c->w->s->conf;
     if (c->close_after_flush)
         return; /* answered already; the rest is ignored until the close */
     buf_append(&c->rbuf, p, n);
-    while (c->state == CS_HTTP && !c->close_after_flush && buf_size(&c->rbuf)) {
-        struct http_request req;
-        size_t avail = buf_size(&c->rbuf);
-        int r = http_parse_request(buf_begin(&c->rbuf), avail, c->http_last_len, &req);
-        if (r == HTTP_PARSE_INCOMPLETE) {
-            c->http_last_len = avail;
-            if (avail > conf->max_header_bytes) {
-                metric_add(&c->w->m.errors[NERR_HTTP_HEADER_TOO_LARGE], 1);
-                http_error(c, 431, "header_too_large", "request head too large", NULL);
-            }
-            return;
-        }
-        if (r < 0 || (size_t)r > conf->max_header_bytes) {
-            bool big = r == HTTP_PARSE_TOO_MANY || r > 0;
-            metric_add(&c->w->m.errors[big ? NERR_HTTP_HEADER_TOO_LARGE : NERR_HTTP_BAD_REQUEST],
-                       1);
-            if (big)
-                http_error(c, 431, "header_too_large", "request head too large", NULL);
-            else
-                http_error(c, 400, "bad_request", "malformed HTTP request", NULL);
-            return;
-        }
-        c->http_last_len = 0;
-        bool upgraded = serve_request(c, &req);
-        buf_consume(&c->rbuf, (size_t)r);
-        if (upgraded) {
-            /* Frames the client sent right behind its request head. */
-            if (buf_size(&c->rbuf)) {
-                struct buf rest = c->rbuf;
-                c->rbuf = (struct buf){0};
-                ws_on_data(c, (uint8_t *)buf_begin(&rest), buf_size(&rest));
-                buf_free(&rest);
-            }
-            buf_free(&c->rbuf);
-            return;
-        }
-        if (c->keep_alive && c->state == CS_HTTP)
-            conn_arm_timer(c, conf->handshake_timeout_ms, c->timer.fn);
-    }
+    http_resume(c);
+}
+
+/* Serve what is buffered: after new bytes, or after a streamed response ended. */
+void http_resume(struct conn *c)
+{
+    while (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming &&
+           buf_size(&c->rbuf) && next_request(c))
+        ;
     if (!buf_size(&c->rbuf))
         buf_free(&c->rbuf);
+}
+
+/* ---- responses for the application ---- */
+
+void conn_http_reply(struct conn *c, int status, const char *content_type, const char *body,
+                     size_t len, const char *extra_headers)
+{
+    http_respond(c, status, content_type, body, len, extra_headers);
+}
+
+void conn_http_stream_start(struct conn *c, int status, const char *content_type,
+                            const char *extra_headers)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nServer: trilemma\r\nContent-Type: %s\r\n"
+                     "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n%s%s\r\n",
+                     status, status_text(status), content_type,
+                     extra_headers ? extra_headers : "",
+                     c->keep_alive ? "" : "Connection: close\r\n");
+    conn_queue(c, head, (size_t)n);
+    c->http_streaming = true;
+}
+
+void conn_http_stream_write(struct conn *c, const char *data, size_t len)
+{
+    if (!c->http_streaming || c->state != CS_HTTP || !len)
+        return;
+    char size[24];
+    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+    conn_queue(c, size, (size_t)n);
+    conn_queue(c, data, len);
+    conn_queue(c, "\r\n", 2);
+}
+
+void conn_http_stream_end(struct conn *c)
+{
+    if (!c->http_streaming || c->state != CS_HTTP)
+        return;
+    conn_queue(c, "0\r\n\r\n", 5);
+    c->http_streaming = false;
+    if (!c->keep_alive) {
+        conn_close_after_flush(c);
+        return;
+    }
+    conn_arm_timer(c, c->w->s->conf.handshake_timeout_ms, http_deadline);
+    http_resume(c);
+}
+
+void conn_abort(struct conn *c)
+{
+    c->reset = true;
+    conn_teardown(c);
 }

@@ -168,6 +168,11 @@ void conn_teardown(struct conn *c)
     struct worker *w = c->w;
     c->state = CS_DEAD;
     timer_disarm(w->loop, &c->timer);
+    if (c->http_streaming) {
+        c->http_streaming = false;
+        if (w->s->hooks.on_http_close)
+            w->s->hooks.on_http_close(c);
+    }
     if (c->opened) {
         c->opened = false;
         metric_sub(&w->m.ws_open, 1);
@@ -346,7 +351,7 @@ static void accept_retry(struct loop *l, struct timer *t)
         arm_accept(w);
 }
 
-static void handshake_timeout(struct loop *l, struct timer *t)
+void http_deadline(struct loop *l, struct timer *t)
 {
     (void)l;
     struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
@@ -391,7 +396,7 @@ static void accept_conn(struct worker *w, int fd)
         c->refuse_status = 503;
     }
     arm_recv(c);
-    conn_arm_timer(c, conf->handshake_timeout_ms, handshake_timeout);
+    conn_arm_timer(c, conf->handshake_timeout_ms, http_deadline);
 }
 
 static void on_accept(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
@@ -526,6 +531,11 @@ static int worker_setup(struct worker *w)
     w->listen_fd = open_listener(&w->s->conf);
     if (w->listen_fd < 0)
         return w->listen_fd;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(w->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
+        w->bound_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                      : ((struct sockaddr_in6 *)&ss)->sin6_port);
     loop_set_handler(w->loop, OP_ACCEPT, on_accept, w);
     loop_set_handler(w->loop, OP_RECV, on_recv, w);
     loop_set_handler(w->loop, OP_SEND, on_send, w);
@@ -587,26 +597,36 @@ struct server *server_create(const struct config *conf, const struct server_hook
     return s;
 }
 
-/* Start the workers and wait until each listens (or one fails). */
+/* Start the workers one after the other, each once the previous one listens: with port 0 the
+ * first worker's kernel-chosen port is then the one every later worker joins. */
 int server_start(struct server *s)
 {
-    for (int i = 0; i < s->nworkers; i++) {
-        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]))
-            return -EAGAIN;
-    }
     int err = 0;
-    for (int i = 0; i < s->nworkers; i++) {
+    for (int i = 0; i < s->nworkers && !err; i++) {
+        struct worker *w = &s->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w)) {
+            err = -EAGAIN;
+            break;
+        }
         int st;
-        while ((st = atomic_load(&s->workers[i].started)) == 0)
-            usleep(1000); /* start-up only: the workers report within milliseconds */
-        if (st < 0 && !err)
+        while ((st = atomic_load(&w->started)) == 0)
+            usleep(1000); /* start-up only: a worker reports within milliseconds */
+        if (st < 0)
             err = st;
+        else if (s->conf.listen_port == 0)
+            s->conf.listen_port = w->bound_port;
     }
     if (err) {
         server_drain(s);
         server_wait(s);
     }
     return err;
+}
+
+/* The port the server listens on (the kernel's choice when configured as 0). */
+uint16_t server_port(const struct server *s)
+{
+    return s->conf.listen_port;
 }
 
 void server_drain(struct server *s)

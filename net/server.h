@@ -46,6 +46,17 @@ struct server_hooks {
     void (*on_drain)(struct worker *w);
     /* Append application metrics (Prometheus text) for the whole process. */
     void (*metrics)(struct server *s, struct buf *out);
+    /* Any HTTP request that net/ does not answer itself (everything but /ws, /healthz, /readyz,
+     * /metrics; static files are served only when this hook is NULL or returns false). The body
+     * (Content-Length framing, at most max_body bytes of server_hooks) is complete. Answer with
+     * conn_http_reply, or start a streamed response with conn_http_stream_start. Returning false
+     * lets net/ go on (static files, then 404). */
+    bool (*on_request)(struct conn *c, const struct http_request *req, const char *body,
+                       size_t len);
+    /* A connection with a streamed HTTP response went away before conn_http_stream_end. */
+    void (*on_http_close)(struct conn *c);
+    /* Largest request body accepted (413 above); 0 = bodies are refused. */
+    size_t max_body;
 };
 
 /* Create the server from the configuration. Listening sockets are opened by the workers.
@@ -62,6 +73,7 @@ void server_drain(struct server *s);
 void server_wait(struct server *s);
 
 bool server_draining(const struct server *s);
+uint16_t server_port(const struct server *s);
 const struct config *server_config(const struct server *s);
 int server_worker_count(const struct server *s);
 struct worker *server_worker(struct server *s, int i);
@@ -87,5 +99,20 @@ bool conn_is_open(const struct conn *c);
 const char *conn_peer(const struct conn *c);
 /* Bytes queued for the peer and not yet written to the socket. */
 size_t conn_queued(const struct conn *c);
+
+/* ---- HTTP responses from on_request ---- */
+
+/* A complete response. extra_headers: lines each ending in "\r\n", or NULL. */
+void conn_http_reply(struct conn *c, int status, const char *content_type, const char *body,
+                     size_t len, const char *extra_headers);
+/* Start a chunked (HTTP/1.1) response whose body follows in conn_http_stream_write calls. */
+void conn_http_stream_start(struct conn *c, int status, const char *content_type,
+                            const char *extra_headers);
+/* One chunk of the streamed body (sent at the end of this loop turn). */
+void conn_http_stream_write(struct conn *c, const char *data, size_t len);
+/* The last chunk; the connection then serves its next request (keep-alive) or closes. */
+void conn_http_stream_end(struct conn *c);
+/* Drop the connection now (abortive: the peer sees a reset mid-response). */
+void conn_abort(struct conn *c);
 
 #endif

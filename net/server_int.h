@@ -46,6 +46,7 @@ struct conn {
     bool keep_alive;        /* HTTP: keep the connection after this response */
     bool counted_ip;
     int refuse_status;      /* answer every request with this status (connection limits) */
+    bool http_streaming;    /* a chunked response is being written by the application */
     size_t http_last_len;
     struct buf rbuf;      /* HTTP: request head bytes until complete */
     struct buf msg;       /* WS: a message that spans several receives */
@@ -67,6 +68,7 @@ struct worker {
     pthread_t thread;
     struct loop *loop;
     int listen_fd;
+    uint16_t bound_port;
     int wake_fd;
     uint64_t wake_val;
     bool accepting;
@@ -110,6 +112,8 @@ void conn_close_after_flush(struct conn *c);
 
 /* http_serve.c */
 void http_on_data(struct conn *c, const uint8_t *p, size_t n);
+void http_resume(struct conn *c);
+void http_deadline(struct loop *l, struct timer *t);
 void http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
                   const char *extra_headers);
 void http_error(struct conn *c, int status, const char *code, const char *message,

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #define AUTH_SUB_MAX 256
+#define AUTH_TOKEN_MAX 8192 /* longer tokens are AUTH_MALFORMED */
 
 struct auth_conf {
     const char *secret; /* NULL or "" = open */

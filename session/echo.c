@@ -78,6 +78,7 @@ static void echo_cancel(struct turn *t)
 }
 
 const struct responder echo_responder = {
+    .name = "echo",
     .start = echo_start,
     .cancel = echo_cancel,
 };

@@ -41,7 +41,9 @@ static void *worker_init(struct worker *w)
     const struct config *conf = server_config(worker_server(w));
     sw->w = w;
     sw->conf = conf;
-    sw->responder = &echo_responder;
+    sw->responder = session_responder();
+    if (sw->responder->worker_create)
+        sw->rworker = sw->responder->worker_create(worker_loop(w), conf);
     sw->doc = json_doc_create();
     sw->head.next = sw->head.prev = &sw->head;
     sw->auth.secret = conf->jwt_secret;
@@ -56,6 +58,8 @@ static void worker_fini(struct worker *w, void *state)
 {
     (void)w;
     struct sess_worker *sw = state;
+    if (sw->responder->worker_destroy)
+        sw->responder->worker_destroy(sw->rworker);
     json_doc_destroy(sw->doc);
     buf_free(&sw->scratch);
     xfree(sw);
@@ -149,6 +153,7 @@ static void on_close(struct conn *c)
     }
     s->prev->next = s->next;
     s->next->prev = s->prev;
+    session_history_free(s);
     conn_set_app(c, NULL);
     metric_sub(&s->sw->m.sessions_open, 1);
     xfree(s);
@@ -211,6 +216,18 @@ static void metrics(struct server *srv, struct buf *out)
     for (int i = 0; i < SESS_ERROR_CODES; i++)
         buf_printf(out, "trilemma_chat_errors_total{code=\"%s\"} %llu\n", error_codes[i],
                    (unsigned long long)SUM(errors[i]));
+}
+
+static const struct responder *g_responder = &echo_responder;
+
+void session_set_responder(const struct responder *r)
+{
+    g_responder = r;
+}
+
+const struct responder *session_responder(void)
+{
+    return g_responder;
 }
 
 /* Fill h with the session layer's hooks. */

@@ -110,6 +110,48 @@ const struct config *turn_config(struct turn *t)
     return t->s->sw->conf;
 }
 
+void *turn_responder_worker(struct turn *t)
+{
+    return t->s->sw->rworker;
+}
+
+size_t turn_history(struct turn *t, const struct history_msg **msgs)
+{
+    struct session *s = t->s;
+    size_t keep = (size_t)s->sw->conf->history_messages + 1;
+    size_t n = s->history_len < keep ? s->history_len : keep;
+    *msgs = s->history + (s->history_len - n);
+    return n;
+}
+
+void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_micros)
+{
+    t->usage = *u;
+    t->cost_micros = cost_micros;
+}
+
+/* Append to the conversation, dropping the oldest messages beyond what is ever sent. */
+static void history_add(struct session *s, const char *role, const char *text, size_t len)
+{
+    size_t keep = (size_t)s->sw->conf->history_messages + 1;
+    if (s->history_len == keep) {
+        xfree((void *)s->history[0].text);
+        memmove(s->history, s->history + 1, (s->history_len - 1) * sizeof(*s->history));
+        s->history_len--;
+    }
+    s->history = xrealloc(s->history, (s->history_len + 1) * sizeof(*s->history));
+    s->history[s->history_len++] = (struct history_msg){role, xstrndup(text, len), len};
+}
+
+void session_history_free(struct session *s)
+{
+    for (size_t i = 0; i < s->history_len; i++)
+        xfree((void *)s->history[i].text);
+    xfree(s->history);
+    s->history = NULL;
+    s->history_len = 0;
+}
+
 /* Send one delta now (it leaves at the end of this loop turn). */
 void session_turn_delta(struct turn *t, const char *text, size_t len)
 {
@@ -126,6 +168,7 @@ void session_turn_delta(struct turn *t, const char *text, size_t len)
     jw_obj_end(&w);
     send_doc(s, &s->sw->scratch);
     metric_add(&s->sw->m.deltas_out, 1);
+    buf_append(&t->answer, text, len);
 }
 
 static void send_turn_end(struct turn *t, const char *finish, const struct turn_usage *u,
@@ -168,6 +211,7 @@ static void send_turn_end(struct turn *t, const char *finish, const struct turn_
 void session_turn_free(struct turn *t)
 {
     timer_disarm(turn_loop(t), &t->timer);
+    buf_free(&t->answer);
     xfree(t->text);
     xfree(t);
 }
@@ -182,6 +226,8 @@ void session_turn_done(struct turn *t, const char *finish_reason, const struct t
                            strlen(t->client_id), t->turn_id);
     send_turn_end(t, finish_reason, u, cost_micros);
     sess_count_finish(s->sw, finish_reason);
+    if (buf_size(&t->answer))
+        history_add(s, "assistant", buf_begin(&t->answer), buf_size(&t->answer));
     s->turn = NULL;
     session_turn_free(t);
     if (s->close_after_turn)
@@ -195,7 +241,7 @@ static void cancel_turn(struct session *s, const char *finish)
         return;
     s->sw->responder->cancel(t);
     struct turn_usage u = t->usage;
-    session_turn_done(t, finish, &u, 0, NULL, NULL);
+    session_turn_done(t, finish, &u, t->cost_micros, NULL, NULL);
 }
 
 static void start_turn(struct session *s, const struct chat_msg *m)
@@ -218,6 +264,7 @@ static void start_turn(struct session *s, const struct chat_msg *m)
     jw_obj_end(&w);
     send_doc(s, &s->sw->scratch);
 
+    history_add(s, "user", m->text, m->text_len);
     if (s->sw->responder->start(t, m->text, m->text_len) < 0) {
         struct turn_usage u = {0};
         session_turn_done(t, "error", &u, 0, "internal", "the responder could not start");

@@ -24,8 +24,19 @@ struct turn_usage {
  * begins producing and reports through session_turn_delta / session_turn_done; cancel() stops
  * at once, after which the responder makes no further call for that turn. */
 struct responder {
+    const char *name;
+    /* Per-worker state, created on the worker thread (may be NULL). */
+    void *(*worker_create)(struct loop *l, const struct config *conf);
+    void (*worker_destroy)(void *wstate);
     int (*start)(struct turn *t, const char *text, size_t len);
     void (*cancel)(struct turn *t);
+};
+
+/* One message of the conversation so far (the turn's own user message last). */
+struct history_msg {
+    const char *role; /* "user" or "assistant" */
+    const char *text;
+    size_t len;
 };
 
 /* The hooks that make net/ speak the chat protocol. */
@@ -36,6 +47,15 @@ struct loop *turn_loop(struct turn *t);
 void *turn_responder_state(struct turn *t);
 void turn_set_responder_state(struct turn *t, void *state);
 const struct config *turn_config(struct turn *t);
+void *turn_responder_worker(struct turn *t);
+/* The conversation's earlier messages (at most history_messages) and this turn's user message
+ * last. Valid until the turn ends. */
+size_t turn_history(struct turn *t, const struct history_msg **msgs);
+/* Usage and cost so far, kept by the responder so that a cancelled turn reports them. */
+void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_micros);
+
+/* Choose the responder of the process (before the server starts). */
+void session_set_responder(const struct responder *r);
 
 /* A piece of the answer: sent to the client now, as one delta event with the next seq. */
 void session_turn_delta(struct turn *t, const char *text, size_t len);

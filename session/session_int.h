@@ -16,6 +16,8 @@ struct turn {
     uint64_t first_token_ms; /* 0 until the first delta */
     uint32_t seq;
     struct turn_usage usage; /* what the responder reported so far (kept on cancel) */
+    int64_t cost_micros;
+    struct buf answer;        /* the text sent so far, for the conversation history */
     /* responder state */
     void *rstate;
     char *text;
@@ -34,6 +36,8 @@ struct session {
     uint64_t rate_at_ms;
     struct turn *turn;
     bool close_after_turn;
+    struct history_msg *history; /* oldest first; texts owned */
+    size_t history_len;
 };
 
 enum { SESS_FINISH_STOP, SESS_FINISH_LENGTH, SESS_FINISH_CANCELLED, SESS_FINISH_ERROR, SESS_FINISH__N };
@@ -55,6 +59,7 @@ struct sess_worker {
     struct worker *w;
     const struct config *conf;
     const struct responder *responder;
+    void *rworker;
     json_doc *doc;
     struct buf scratch;
     struct session head; /* list sentinel */
@@ -69,6 +74,8 @@ void sess_count_error(struct sess_worker *sw, const char *code);
 void session_send_event_session(struct session *s);
 void session_new_conversation(struct session *s);
 void session_turn_free(struct turn *t);
+void session_history_free(struct session *s);
+const struct responder *session_responder(void);
 void on_message_hook(struct conn *c, char *text, size_t len);
 void sess_count_finish(struct sess_worker *sw, const char *finish);
 
