@@ -1,1 +1,709 @@
-/* config.c: placeholder until the module lands */
+/* config.c - defaults, a strict INI reader on top of inih, environment overrides and the
+ * cross-field checks. Every setter works on one key and leaves the config untouched on error;
+ * the file and environment loaders work on a copy, so a failed load changes nothing.
+ *
+ * inih is used through ini_parse_stream() with our own line reader. The reader counts physical
+ * lines itself (inih's own count drifts after an over-long line, which it silently splits in
+ * two), rejects what inih would quietly accept (over-long lines, NUL bytes, indented lines that
+ * inih's INI_ALLOW_MULTILINE would glue onto the previous key, unknown sections), and hands
+ * inih one whole line per call so inih's error line numbers agree with ours.
+ *
+ * Error messages name the key and never contain a value: values include jwt_secret and
+ * DATABASE_URL, and error text ends up in logs. */
+#include "app/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+
+enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ORIGINS, K_LEVEL };
+
+struct key_def {
+    const char *section;
+    const char *name;
+    enum key_kind kind;
+    size_t off;  /* offsetof the field in struct config */
+    size_t size; /* K_STR: sizeof the field */
+    uint32_t min, max;
+};
+
+#define U32(sec, key, lo, hi)                                                                      \
+    {                                                                                              \
+        sec, #key, K_U32, offsetof(struct config, key), 0, lo, hi                                  \
+    }
+#define STR(sec, key)                                                                              \
+    {                                                                                              \
+        sec, #key, K_STR, offsetof(struct config, key), sizeof(((struct config *)0)->key), 0, 0    \
+    }
+
+static const struct key_def keys[] = {
+    {"server", "listen", K_LISTEN, 0, 0, 0, 0},
+    {"server", "workers", K_INT, offsetof(struct config, workers), 0, 0, 1024},
+    STR("server", web_root),
+    U32("server", max_connections, 1, 10000000),
+    U32("server", max_connections_per_ip, 1, 10000000),
+    U32("server", max_header_bytes, 1024, 1048576),
+    U32("server", handshake_timeout_ms, 10, 3600000),
+    U32("server", drain_timeout_ms, 0, 3600000),
+    U32("websocket", max_message_bytes, 125, 67108864),
+    U32("websocket", ping_interval_ms, 10, 86400000),
+    U32("websocket", idle_timeout_ms, 10, 86400000),
+    U32("websocket", close_timeout_ms, 10, 600000),
+    U32("websocket", outbound_limit_bytes, 4096, 1073741824),
+    U32("session", max_text_bytes, 1, 67108864),
+    U32("session", rate_messages, 1, 1000000),
+    U32("session", rate_window_ms, 1, 86400000),
+    U32("session", echo_delay_ms, 0, 60000),
+    STR("auth", jwt_secret),
+    STR("auth", jwt_issuer),
+    STR("auth", jwt_audience),
+    {"auth", "allowed_origins", K_ORIGINS, 0, 0, 0, 0},
+    {"log", "level", K_LEVEL, 0, 0, 0, 0},
+    STR("model", model),
+    STR("model", fallbacks),
+    STR("model", system_prompt),
+    U32("model", max_tokens, 1, 1000000),
+    U32("model", max_retries, 0, 10),
+    U32("model", retry_base_ms, 1, 60000),
+    U32("model", connect_timeout_ms, 10, 600000),
+    U32("model", first_token_timeout_ms, 10, 3600000),
+    U32("model", stall_timeout_ms, 10, 3600000),
+    U32("model", history_messages, 0, 1000),
+    STR("providers", openai_base_url),
+    STR("providers", anthropic_base_url),
+    STR("providers", gemini_base_url),
+    STR("pricing", price_file),
+    STR("pricing", currency),
+    STR("pricing", usd_to_inr),
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const char *const sections[] = {"server", "websocket", "session", "auth",
+                                       "log",    "model",     "providers", "pricing"};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* See config.h. Zeroes everything first, so strings and the origin list start empty. */
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    strcpy(c->listen_host, "0.0.0.0");
+    c->listen_port = 8080;
+    c->workers = 0;
+    strcpy(c->web_root, "web");
+    c->max_connections = 20000;
+    c->max_connections_per_ip = 1024;
+    c->max_header_bytes = 8192;
+    c->handshake_timeout_ms = 10000;
+    c->drain_timeout_ms = 25000;
+    c->max_message_bytes = 65536;
+    c->ping_interval_ms = 25000;
+    c->idle_timeout_ms = 120000;
+    c->close_timeout_ms = 5000;
+    c->outbound_limit_bytes = 1048576;
+    c->max_text_bytes = 16000;
+    c->rate_messages = 20;
+    c->rate_window_ms = 10000;
+    c->echo_delay_ms = 30;
+    c->log_level = LOG_INFO;
+    c->max_tokens = 1024;
+    c->max_retries = 2;
+    c->retry_base_ms = 250;
+    c->connect_timeout_ms = 5000;
+    c->first_token_timeout_ms = 30000;
+    c->stall_timeout_ms = 30000;
+    c->history_messages = 20;
+    strcpy(c->system_prompt, "You are a helpful shopping assistant. Answer briefly.");
+    strcpy(c->openai_base_url, "https://api.openai.com/v1");
+    strcpy(c->anthropic_base_url, "https://api.anthropic.com");
+    strcpy(c->gemini_base_url, "https://generativelanguage.googleapis.com");
+    strcpy(c->price_file, "config/prices.csv");
+    strcpy(c->currency, "INR");
+    strcpy(c->usd_to_inr, "84.0");
+}
+
+static bool known_section(const char *name)
+{
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+        if (strcmp(sections[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Decimal digits only: no sign, no spaces, no base prefix, no unit suffix. */
+static bool parse_uint(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0')
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > max)
+            return false;
+    }
+    if (v < min)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool is_hostname(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253 || h[0] == '-' || h[0] == '.')
+        return false;
+    for (; *h; h++)
+        if (!isalnum((unsigned char)*h) && *h != '-' && *h != '.')
+            return false;
+    return true;
+}
+
+/* See config.h. Hostnames are checked for shape only (letters, digits, '-', '.'); resolving
+ * them is the listener's business. IPv6 zone ids ("fe80::1%eth0") are not accepted. */
+int config_parse_listen(struct config *c, const char *value)
+{
+    char host[sizeof(c->listen_host)];
+    const char *port;
+    uint32_t p;
+
+    if (value[0] == '[') {
+        const char *end = strchr(value, ']');
+        if (!end || end[1] != ':' || (size_t)(end - value - 1) >= sizeof(host))
+            return -1;
+        memcpy(host, value + 1, (size_t)(end - value - 1));
+        host[end - value - 1] = '\0';
+        unsigned char a6[16];
+        if (inet_pton(AF_INET6, host, a6) != 1)
+            return -1;
+        port = end + 2;
+    } else {
+        const char *colon = strchr(value, ':');
+        /* one colon only: an unbracketed IPv6 address is ambiguous */
+        if (!colon || strchr(colon + 1, ':') || (size_t)(colon - value) >= sizeof(host))
+            return -1;
+        memcpy(host, value, (size_t)(colon - value));
+        host[colon - value] = '\0';
+        unsigned char a4[4];
+        if (host[0] == '\0')
+            strcpy(host, "0.0.0.0");
+        else if (!is_hostname(host))
+            return -1;
+        else if (host[strspn(host, "0123456789.")] == '\0' && inet_pton(AF_INET, host, a4) != 1)
+            return -1; /* looks like an IPv4 address, so it must be one */
+        port = colon + 1;
+    }
+    if (strlen(port) > 5 || !parse_uint(port, 0, 65535, &p))
+        return -1;
+    strcpy(c->listen_host, host);
+    c->listen_port = (uint16_t)p;
+    return 0;
+}
+
+/* scheme://host[:port]: a letter-led scheme, a non-empty authority, no path/query/userinfo. */
+static bool is_origin(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n == 0 || !isalpha((unsigned char)s[0]))
+        return false;
+    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+        i++;
+    if (n - i <= 3 || memcmp(s + i, "://", 3) != 0)
+        return false;
+    for (i += 3; i < n; i++)
+        if (strchr("/?#@\\", s[i]) || (unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
+static int set_origins(struct config *c, const char *value, char *err, size_t errlen)
+{
+    char list[CONFIG_MAX_ORIGINS][256];
+    int n = 0;
+    const char *p = value;
+
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && isspace((unsigned char)*p))
+            p++, len--;
+        while (len > 0 && isspace((unsigned char)p[len - 1]))
+            len--;
+        if (n == CONFIG_MAX_ORIGINS) {
+            seterr(err, errlen, "bad value for 'allowed_origins': more than %d origins",
+                   CONFIG_MAX_ORIGINS);
+            return -1;
+        }
+        if (len >= sizeof(list[0]) || !is_origin(p, len)) {
+            seterr(err, errlen,
+                   "bad value for 'allowed_origins': entry %d: expected scheme://host[:port] "
+                   "(no path, at most %zu bytes)",
+                   n + 1, sizeof(list[0]) - 1);
+            return -1;
+        }
+        memcpy(list[n], p, len);
+        list[n++][len] = '\0';
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    memcpy(c->allowed_origins, list, sizeof(list[0]) * (size_t)n);
+    c->num_allowed_origins = n;
+    return 0;
+}
+
+static int set_string(struct config *c, const struct key_def *k, const char *value, char *err,
+                      size_t errlen)
+{
+    size_t n = strlen(value);
+    if (n >= k->size) {
+        seterr(err, errlen, "bad value for '%s': too long (at most %zu bytes)", k->name,
+               k->size - 1);
+        return -1;
+    }
+    if (n >= 2 && (value[0] == '"' || value[0] == '\'') && value[n - 1] == value[0]) {
+        seterr(err, errlen, "bad value for '%s': quotes are not stripped; write the value bare",
+               k->name);
+        return -1;
+    }
+    for (const char *s = value; *s; s++) {
+        if ((unsigned char)*s < ' ' || *s == 0x7f) {
+            seterr(err, errlen, "bad value for '%s': control character", k->name);
+            return -1;
+        }
+    }
+    memcpy((char *)c + k->off, value, n + 1);
+    return 0;
+}
+
+static int set_key(struct config *c, const struct key_def *k, const char *value, char *err,
+                   size_t errlen)
+{
+    uint32_t v;
+    enum log_level lvl;
+
+    if (value[0] == '\0') {
+        seterr(err, errlen, "bad value for '%s': empty value", k->name);
+        return -1;
+    }
+    switch (k->kind) {
+    case K_U32:
+    case K_INT:
+        if (!parse_uint(value, k->min, k->max, &v)) {
+            seterr(err, errlen, "bad value for '%s': expected an integer %u..%u", k->name,
+                   (unsigned)k->min, (unsigned)k->max);
+            return -1;
+        }
+        if (k->kind == K_INT)
+            *(int *)((char *)c + k->off) = (int)v;
+        else
+            *(uint32_t *)((char *)c + k->off) = v;
+        return 0;
+    case K_STR:
+        return set_string(c, k, value, err, errlen);
+    case K_LISTEN:
+        if (config_parse_listen(c, value) < 0) {
+            seterr(err, errlen,
+                   "bad value for 'listen': expected HOST:PORT, [IPV6]:PORT or :PORT, port "
+                   "0..65535");
+            return -1;
+        }
+        return 0;
+    case K_ORIGINS:
+        return set_origins(c, value, err, errlen);
+    case K_LEVEL:
+        if (!log_parse_level(value, &lvl)) {
+            seterr(err, errlen, "bad value for 'level': expected debug, info, warn or error");
+            return -1;
+        }
+        c->log_level = (int)lvl;
+        return 0;
+    }
+    return -1;
+}
+
+/* See config.h. Messages carry no "FILE:LINE: " prefix; the callers add their context. */
+int config_set(struct config *c, const char *section, const char *key, const char *value, char *err,
+               size_t errlen)
+{
+    if (!known_section(section)) {
+        seterr(err, errlen, "unknown section [%.64s]", section);
+        return -1;
+    }
+    int i = find_key(section, key);
+    if (i < 0) {
+        seterr(err, errlen, "unknown key '%.64s' in [%s]", key, section);
+        return -1;
+    }
+    return set_key(c, &keys[i], value, err, errlen);
+}
+
+/* ---- the INI file ---- */
+
+struct ini_state {
+    FILE *f;
+    struct config *c;
+    int line;        /* physical line last handed to inih (1-based) */
+    int err_line;    /* line of the first error, 0 = none yet */
+    char msg[384];   /* the first error, without the "FILE:LINE: " prefix */
+    int read_errno;  /* set when reading failed */
+    int seen[NKEYS]; /* line each key was set on, 0 = not yet */
+};
+
+static void ini_error(struct ini_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void ini_error(struct ini_state *st, const char *fmt, ...)
+{
+    if (st->err_line)
+        return;
+    st->err_line = st->line;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->msg, sizeof(st->msg), fmt, ap);
+    va_end(ap);
+}
+
+/* inih's find_chars_or_comment(): the first of chars, or an inline ';' comment (one preceded
+ * by whitespace), or the end. */
+static const char *find_or_comment(const char *s, const char *chars)
+{
+    bool was_space = false;
+    while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
+        was_space = isspace((unsigned char)*s);
+        s++;
+    }
+    return s;
+}
+
+static bool blank_or_comment(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    return *s == '\0' || *s == ';';
+}
+
+static void check_section_line(struct ini_state *st, const char *s)
+{
+    const char *end = find_or_comment(s + 1, "]");
+    if (*end != ']') {
+        ini_error(st, "unterminated section header");
+        return;
+    }
+    if (!blank_or_comment(end + 1)) {
+        ini_error(st, "junk after section header");
+        return;
+    }
+    char name[64];
+    size_t n = (size_t)(end - s - 1);
+    if (n >= sizeof(name))
+        n = sizeof(name) - 1;
+    memcpy(name, s + 1, n);
+    name[n] = '\0';
+    if (!known_section(name))
+        ini_error(st, "unknown section [%s] (known: server, websocket, session, auth, log)", name);
+}
+
+/* Reports what inih would reject (with a message of ours) or would misread. */
+static void check_line(struct ini_state *st, const char *line)
+{
+    const char *s = line;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '\0' || *s == ';' || *s == '#')
+        return;
+    if (s != line) {
+        /* inih (INI_ALLOW_MULTILINE) would append this to the previous key's value */
+        ini_error(st, "indented line (continuation lines are not supported)");
+        return;
+    }
+    if (*s == '[') {
+        check_section_line(st, s);
+        return;
+    }
+    const char *eq = find_or_comment(s, "=:");
+    if (*eq != '=')
+        ini_error(st, "expected 'key = value'");
+}
+
+/* ini_reader: one physical line per call, so inih's line count is ours. */
+static char *ini_read_line(char *str, int num, void *stream)
+{
+    struct ini_state *st = stream;
+    size_t n = 0, max = num > 3 ? (size_t)num - 3 : 0;
+    bool nul = false;
+    int ch;
+
+    while ((ch = getc(st->f)) != EOF && ch != '\n') {
+        if (ch == '\0')
+            nul = true;
+        if (n < max)
+            str[n] = (char)ch;
+        n++;
+    }
+    if (ch == EOF && ferror(st->f)) {
+        st->read_errno = errno; /* ends the parse; config_load_file reports it */
+        return NULL;
+    }
+    if (ch == EOF && n == 0)
+        return NULL;
+    st->line++;
+    if (n > max || nul) {
+        if (n > max)
+            ini_error(st,
+                      "line too long (at most %zu bytes; set long values through the "
+                      "environment)",
+                      max);
+        else
+            ini_error(st, "NUL byte in line");
+        n = 0; /* inih sees a blank line */
+    }
+    if (st->line == 1 && n >= 3 && memcmp(str, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(str, str + 3, n - 3); /* a UTF-8 byte order mark */
+        n -= 3;
+    }
+    str[n] = '\0';
+    check_line(st, str);
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    return str;
+}
+
+static int ini_on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_state *st = user;
+    char msg[sizeof(st->msg) - 16];
+
+    if (st->err_line)
+        return 0;
+    if (section[0] == '\0') {
+        ini_error(st, "key '%.64s' outside any section", name);
+        return 0;
+    }
+    if (!known_section(section)) {
+        ini_error(st, "unknown section [%.64s]", section);
+        return 0;
+    }
+    int i = find_key(section, name);
+    if (i < 0) {
+        ini_error(st, "unknown key '%.64s' in [%s]", name, section);
+        return 0;
+    }
+    if (st->seen[i]) {
+        ini_error(st, "duplicate key '%s' in [%s] (first set on line %d)", name, section,
+                  st->seen[i]);
+        return 0;
+    }
+    st->seen[i] = st->line;
+    if (set_key(st->c, &keys[i], value, msg, sizeof(msg)) < 0) {
+        ini_error(st, "%s", msg);
+        return 0;
+    }
+    return 1;
+}
+
+/* See config.h. Parses into a heap copy of c and copies it back only on success. inih reports
+ * syntax errors by line number alone; the reader has usually recorded a better message for the
+ * same line, otherwise the message is a plain "syntax error". */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+    struct ini_state *st = xcalloc(1, sizeof(*st));
+    struct config *tmp = xmalloc(sizeof(*tmp));
+    int ret = -1;
+
+    *tmp = *c;
+    st->c = tmp;
+    st->f = fopen(path, "r");
+    if (!st->f) {
+        seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        goto out_free;
+    }
+    int rc = ini_parse_stream(ini_read_line, st, ini_on_key, st);
+    if (st->read_errno) {
+        seterr(err, errlen, "cannot read %s: %s", path, strerror(st->read_errno));
+        goto out_close;
+    }
+    if (rc == -2) {
+        seterr(err, errlen, "%s: out of memory", path);
+        goto out_close;
+    }
+    if (st->err_line && (rc <= 0 || st->err_line <= rc)) {
+        seterr(err, errlen, "%s:%d: %s", path, st->err_line, st->msg);
+        goto out_close;
+    }
+    if (rc != 0) {
+        seterr(err, errlen, "%s:%d: syntax error", path, rc);
+        goto out_close;
+    }
+    *c = *tmp;
+    ret = 0;
+out_close:
+    fclose(st->f);
+out_free:
+    xfree(tmp);
+    xfree(st);
+    return ret;
+}
+
+/* ---- environment ---- */
+
+static const struct {
+    const char *var, *section, *key;
+} env_keys[] = {
+    {"TRILEMMA_LISTEN", "server", "listen"},
+    {"TRILEMMA_WORKERS", "server", "workers"},
+    {"TRILEMMA_JWT_SECRET", "auth", "jwt_secret"},
+    {"TRILEMMA_JWT_ISSUER", "auth", "jwt_issuer"},
+    {"TRILEMMA_JWT_AUDIENCE", "auth", "jwt_audience"},
+    {"TRILEMMA_ALLOWED_ORIGINS", "auth", "allowed_origins"},
+    {"TRILEMMA_LOG_LEVEL", "log", "level"},
+    {"TRILEMMA_MODEL", "model", "model"},
+    {"TRILEMMA_FALLBACKS", "model", "fallbacks"},
+    {"OPENAI_BASE_URL", "providers", "openai_base_url"},
+    {"ANTHROPIC_BASE_URL", "providers", "anthropic_base_url"},
+    {"GEMINI_BASE_URL", "providers", "gemini_base_url"},
+};
+
+/* Secrets that only come from the environment (never from a file that might be committed). */
+static int env_secret(const char *var, char *dst, size_t cap, char *err, size_t errlen)
+{
+    const char *v = getenv(var);
+    if (!v || !*v)
+        return 0;
+    if (strlen(v) >= cap) {
+        seterr(err, errlen, "%s: too long (at most %zu bytes)", var, cap - 1);
+        return -1;
+    }
+    strcpy(dst, v);
+    return 0;
+}
+
+/* With no model configured, the first provider that has a key answers; with none, echo. */
+static void default_model(struct config *c)
+{
+    if (c->model[0])
+        return;
+    if (c->openai_api_key[0])
+        strcpy(c->model, "openai/gpt-4.1-mini");
+    else if (c->anthropic_api_key[0])
+        strcpy(c->model, "anthropic/claude-sonnet-4-5");
+    else if (c->gemini_api_key[0])
+        strcpy(c->model, "gemini/gemini-2.5-flash");
+    else
+        strcpy(c->model, "echo");
+}
+
+/* See config.h. Each variable goes through config_set() as its file key would; DATABASE_URL
+ * has no file key and is only length-checked. */
+int config_apply_env(struct config *c, char *err, size_t errlen)
+{
+    struct config *tmp = xmalloc(sizeof(*tmp));
+    char msg[256];
+    int ret = -1;
+
+    *tmp = *c;
+    for (size_t i = 0; i < sizeof(env_keys) / sizeof(env_keys[0]); i++) {
+        const char *v = getenv(env_keys[i].var);
+        if (!v || !*v) /* unset and empty are the same: k8s renders missing values as "" */
+            continue;
+        if (config_set(tmp, env_keys[i].section, env_keys[i].key, v, msg, sizeof(msg)) < 0) {
+            seterr(err, errlen, "%s: %s", env_keys[i].var, msg);
+            goto out;
+        }
+    }
+    const char *db = getenv("DATABASE_URL");
+    if (db && *db) {
+        if (strlen(db) >= sizeof(tmp->database_url)) {
+            seterr(err, errlen, "DATABASE_URL: too long (at most %zu bytes)",
+                   sizeof(tmp->database_url) - 1);
+            goto out;
+        }
+        strcpy(tmp->database_url, db);
+    }
+    if (env_secret("OPENAI_API_KEY", tmp->openai_api_key, sizeof(tmp->openai_api_key), err,
+                   errlen) < 0 ||
+        env_secret("ANTHROPIC_API_KEY", tmp->anthropic_api_key, sizeof(tmp->anthropic_api_key),
+                   err, errlen) < 0 ||
+        env_secret("GEMINI_API_KEY", tmp->gemini_api_key, sizeof(tmp->gemini_api_key), err,
+                   errlen) < 0)
+        goto out;
+    default_model(tmp);
+    *c = *tmp;
+    ret = 0;
+out:
+    xfree(tmp);
+    return ret;
+}
+
+/* ---- cross-field checks ---- */
+
+/* See config.h. Also re-checks ranges the setters enforce, since callers may fill the struct
+ * directly. Reports the first problem only. */
+int config_validate(const struct config *c, char *err, size_t errlen)
+{
+    if (c->listen_host[0] == '\0')
+        seterr(err, errlen, "listen: empty host");
+    else if (c->workers < 0 || c->workers > 1024)
+        seterr(err, errlen, "workers: expected 0..1024");
+    else if (c->web_root[0] == '\0')
+        seterr(err, errlen, "web_root: empty");
+    else if (c->max_connections < 1 || c->max_connections_per_ip < 1)
+        seterr(err, errlen, "max_connections and max_connections_per_ip must be at least 1");
+    else if (c->max_connections_per_ip > c->max_connections)
+        seterr(err, errlen, "max_connections_per_ip (%u) must not exceed max_connections (%u)",
+               (unsigned)c->max_connections_per_ip, (unsigned)c->max_connections);
+    else if (c->ping_interval_ms == 0 || c->ping_interval_ms >= c->idle_timeout_ms)
+        seterr(err, errlen, "ping_interval_ms (%u) must be below idle_timeout_ms (%u)",
+               (unsigned)c->ping_interval_ms, (unsigned)c->idle_timeout_ms);
+    else if (c->max_text_bytes == 0 || c->max_text_bytes > c->max_message_bytes)
+        seterr(err, errlen, "max_text_bytes (%u) must be 1..max_message_bytes (%u)",
+               (unsigned)c->max_text_bytes, (unsigned)c->max_message_bytes);
+    else if (c->outbound_limit_bytes < c->max_message_bytes)
+        seterr(err, errlen, "outbound_limit_bytes (%u) must be at least max_message_bytes (%u)",
+               (unsigned)c->outbound_limit_bytes, (unsigned)c->max_message_bytes);
+    else if (c->rate_messages < 1 || c->rate_window_ms < 1)
+        seterr(err, errlen, "rate_messages and rate_window_ms must be at least 1");
+    else if (c->handshake_timeout_ms == 0 || c->close_timeout_ms == 0)
+        seterr(err, errlen, "handshake_timeout_ms and close_timeout_ms must be at least 1");
+    else if (c->jwt_secret[0] == '\0' && (c->jwt_issuer[0] || c->jwt_audience[0]))
+        seterr(err, errlen,
+               "jwt_issuer/jwt_audience are set but jwt_secret is empty: tokens "
+               "would not be checked (set TRILEMMA_JWT_SECRET)");
+    else if (c->num_allowed_origins < 0 || c->num_allowed_origins > CONFIG_MAX_ORIGINS)
+        seterr(err, errlen, "num_allowed_origins out of range");
+    else if (c->log_level < LOG_DEBUG || c->log_level > LOG_ERROR)
+        seterr(err, errlen, "level: out of range");
+    else if (strcmp(c->currency, "INR") != 0 && strcmp(c->currency, "USD") != 0)
+        seterr(err, errlen, "currency: expected INR or USD");
+    else
+        return 0;
+    return -1;
+}
