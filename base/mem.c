@@ -5,7 +5,7 @@
  * bounded, so reaching this path means those limits are misconfigured for the machine. */
 #include "base/mem.h"
 
-#include <mimalloc.h>
+#include "base/mem_backend.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,7 @@ static void oom(size_t n)
 
 void *xmalloc(size_t n)
 {
-    void *p = mi_malloc(n ? n : 1);
+    void *p = mem_backend_malloc(n ? n : 1);
     if (!p)
         oom(n);
     return p;
@@ -26,7 +26,7 @@ void *xmalloc(size_t n)
 
 void *xcalloc(size_t count, size_t n)
 {
-    void *p = mi_calloc(count ? count : 1, n ? n : 1);
+    void *p = mem_backend_calloc(count ? count : 1, n ? n : 1);
     if (!p)
         oom(count * n);
     return p;
@@ -34,7 +34,7 @@ void *xcalloc(size_t count, size_t n)
 
 void *xrealloc(void *p, size_t n)
 {
-    void *q = mi_realloc(p, n ? n : 1);
+    void *q = mem_backend_realloc(p, n ? n : 1);
     if (!q)
         oom(n);
     return q;
@@ -55,5 +55,5 @@ char *xstrdup(const char *s)
 
 void xfree(void *p)
 {
-    mi_free(p);
+    mem_backend_free(p);
 }

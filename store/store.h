@@ -1,0 +1,134 @@
+/* store.h - conversations, turns, model calls and the cost ledger in PostgreSQL, per worker,
+ * without ever blocking the worker: libpq in non-blocking pipeline mode with its socket polled
+ * on the worker's io_uring; writes grouped into one transaction per batch (group commit); a
+ * bounded local spill journal keeps acknowledged turns while PostgreSQL is away and is replayed
+ * in order (idempotently) when it is back.
+ *
+ * Process-wide steps (migrations, journal replay at start) run on the main thread before the
+ * workers start, where blocking is fine. */
+#ifndef TRILEMMA_STORE_STORE_H
+#define TRILEMMA_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app/config.h"
+#include "net/loop.h"
+#include "stream/llm.h"
+
+struct store;
+
+/* ---- what a turn writes ---- */
+
+struct store_llm_call {
+    const char *provider; /* "openai", "anthropic", "gemini", "echo" */
+    const char *model;
+    const char *tier;   /* "standard" */
+    uint32_t attempt;   /* 1-based, per route */
+    const char *role;   /* ledger kind of the call: "model", "retry", "fallback" */
+    const char *status; /* "ok", "error", "cancelled" */
+    const char *error;  /* NULL or a short message (never a key) */
+    int http_status;    /* 0 when no response */
+    struct llm_usage usage;
+    bool usage_reported; /* false: the provider never said (numbers are 0) */
+    int64_t ttft_ms;     /* -1 when no token */
+    int64_t duration_ms;
+    int64_t cost_micros;
+};
+
+struct store_turn {
+    const char *conversation_id; /* 32 hex */
+    const char *user_sub;        /* "" for anonymous */
+    const char *turn_id;         /* 32 hex, the idempotency key of everything below */
+    const char *client_msg_id;
+    const char *user_text;
+    size_t user_len;
+    const char *answer; /* the assistant text as streamed (may be empty) */
+    size_t answer_len;
+    const uint32_t *delta_ends; /* byte offset in answer where delta seq i+1 ends */
+    uint32_t n_deltas;
+    const char *finish_reason; /* stop, length, cancelled, error */
+    int64_t started_at_ms;     /* unix ms: also the partition key */
+    int64_t first_token_ms;    /* -1 when none */
+    int64_t total_ms;
+    const char *currency;       /* "INR" / "USD" */
+    int64_t usd_to_inr_micros;  /* the rate used, recorded on every money row */
+    const struct store_llm_call *calls;
+    uint32_t n_calls;
+    struct llm_usage usage; /* the sum over calls */
+    int64_t cost_micros;    /* the sum over calls (= the sum of the ledger lines) */
+};
+
+/* ---- what a conversation reads back ---- */
+
+struct store_message {
+    const char *role; /* "user" / "assistant" */
+    const char *text;
+    size_t len;
+};
+
+struct store_conversation {
+    bool found;
+    const char *user_sub;
+    /* the last max_messages messages, oldest first */
+    const struct store_message *messages;
+    size_t n_messages;
+    /* the last turn, for resume (turn_id NULL when the conversation has none) */
+    const char *last_turn_id;
+    const char *last_answer;
+    size_t last_answer_len;
+    const uint32_t *last_delta_ends;
+    uint32_t last_n_deltas;
+    const char *last_finish;
+    struct llm_usage last_usage;
+    int64_t last_cost_micros;
+    const char *last_currency;
+    int64_t last_first_token_ms;
+    int64_t last_total_ms;
+};
+
+/* result: 0 = committed to PostgreSQL or to the spill journal (durable), -EIO = neither could
+ * take it (the journal is full or failing): the turn is not stored. */
+typedef void (*store_commit_fn)(void *ctx, int result);
+/* result: 0 (c valid during the call; c->found false for an unknown id), or -EIO. */
+typedef void (*store_read_fn)(void *ctx, int result, const struct store_conversation *c);
+
+struct store_op; /* a pending read, cancellable */
+
+/* ---- process-wide, main thread ---- */
+
+/* Apply store/migrations/NNN_*.sql in order under an advisory lock (many pods may start at
+ * once), and load the price file into the prices table. Blocking. Returns 0 or -1 with err. */
+int store_migrate(const struct config *conf, const char *migrations_dir, char *err,
+                  size_t errlen);
+
+/* Replay every worker's spill journal left by an earlier process (after a crash or kill -9)
+ * into PostgreSQL, then truncate them. Blocking; PostgreSQL being away is not an error (the
+ * workers replay later). Returns the number of turns replayed, or -1 with err. */
+int store_replay_journals(const struct config *conf, char *err, size_t errlen);
+
+/* ---- per worker ---- */
+
+/* NULL when no DATABASE_URL is configured (the store is off: commits succeed at once, reads
+ * find nothing). op_base..op_base+3 are the loop op codes the store may use. */
+struct store *store_create(struct loop *l, const struct config *conf, int worker_index,
+                           uint8_t op_base);
+void store_destroy(struct store *st);
+
+/* false while PostgreSQL is away and the journal is full: refuse new turns. */
+bool store_accepting(const struct store *st);
+/* true while writes go to the journal (for /readyz and metrics). */
+bool store_degraded(const struct store *st);
+
+/* Queue a turn for the next group commit (copies everything). fn runs once it is durable. */
+void store_commit_turn(struct store *st, const struct store_turn *t, store_commit_fn fn,
+                       void *ctx);
+
+/* Load a conversation (owner, recent messages, last turn). */
+struct store_op *store_load_conversation(struct store *st, const char *conversation_id,
+                                         uint32_t max_messages, store_read_fn fn, void *ctx);
+/* The callback of op will not run. */
+void store_cancel(struct store_op *op);
+
+#endif
