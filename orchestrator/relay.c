@@ -63,8 +63,8 @@ struct relay_turn {
     char finish[16];
     struct llm_usage call_usage;
     bool call_has_usage;
-    struct turn_usage total;
-    int64_t total_cost;
+    uint64_t call_started;
+    uint64_t first_token_at;
     /* the failure of the current call */
     bool failed;
     bool retryable;
@@ -93,42 +93,32 @@ static void fail_call(struct relay_turn *rt, const char *type, bool retryable, c
     snprintf(rt->err_msg, sizeof(rt->err_msg), fmt, detail ? detail : "");
 }
 
-/* ---- accounting ---- */
+/* ---- accounting: one call record (llm_calls row and ledger line) per HTTP call ---- */
 
-static void account_call(struct relay_turn *rt)
+static void record_call(struct relay_turn *rt, const char *status)
 {
-    if (!rt->call_has_usage)
-        return;
-    const struct llm_usage *u = &rt->call_usage;
-    rt->total.input_tokens += u->input_tokens;
-    rt->total.cached_input_tokens += u->cached_input_tokens;
-    rt->total.cache_write_tokens += u->cache_write_tokens;
-    rt->total.output_tokens += u->output_tokens;
-    rt->total.reasoning_tokens += u->reasoning_tokens;
     const struct route *r = &g.routes[rt->route];
-    if (r->price)
-        rt->total_cost += prices_cost(r->price, u, g.currency, g.usd_to_inr);
+    uint64_t now = loop_now_ms(rt->rw->l);
+    struct turn_call c = {0};
+    snprintf(c.provider, sizeof(c.provider), "%s", llm_provider_name(r->provider));
+    snprintf(c.model, sizeof(c.model), "%s", r->model);
+    snprintf(c.role, sizeof(c.role), "%s",
+             rt->attempt > 1 ? "retry" : rt->route > 0 ? "fallback" : "model");
+    snprintf(c.status, sizeof(c.status), "%s", status);
+    if (rt->failed)
+        snprintf(c.error, sizeof(c.error), "%.40s: %.110s", rt->err_type, rt->err_msg);
+    c.attempt = rt->attempt;
+    c.http_status = rt->status;
+    c.usage = rt->call_usage;
+    c.usage_reported = rt->call_has_usage;
+    c.ttft_ms = rt->first_token_at ? (int64_t)(rt->first_token_at - rt->call_started) : -1;
+    c.duration_ms = (int64_t)(now - rt->call_started);
+    c.cost_micros = r->price && rt->call_has_usage
+                        ? prices_cost(r->price, &rt->call_usage, g.currency, g.usd_to_inr)
+                        : 0;
+    turn_add_call(rt->t, &c);
     rt->call_has_usage = false;
     memset(&rt->call_usage, 0, sizeof(rt->call_usage));
-}
-
-/* What a cancel right now would report: the finished calls plus the running one. */
-static void publish_usage(struct relay_turn *rt)
-{
-    struct turn_usage u = rt->total;
-    int64_t cost = rt->total_cost;
-    if (rt->call_has_usage) {
-        const struct llm_usage *c = &rt->call_usage;
-        u.input_tokens += c->input_tokens;
-        u.cached_input_tokens += c->cached_input_tokens;
-        u.cache_write_tokens += c->cache_write_tokens;
-        u.output_tokens += c->output_tokens;
-        u.reasoning_tokens += c->reasoning_tokens;
-        const struct route *r = &g.routes[rt->route];
-        if (r->price)
-            cost += prices_cost(r->price, c, g.currency, g.usd_to_inr);
-    }
-    turn_set_usage(rt->t, &u, cost);
 }
 
 /* ---- the normalized provider events ---- */
@@ -160,6 +150,7 @@ static int on_llm_event(void *ctx, const struct llm_event *ev)
             break;
         if (!rt->got_token) {
             rt->got_token = true;
+            rt->first_token_at = loop_now_ms(rt->rw->l);
             arm_deadline(rt);
         }
         rt->sent_text = true;
@@ -175,7 +166,6 @@ static int on_llm_event(void *ctx, const struct llm_event *ev)
     case LLM_EV_USAGE:
         rt->call_usage = ev->usage;
         rt->call_has_usage = true;
-        publish_usage(rt);
         break;
     case LLM_EV_FINISH:
         snprintf(rt->finish, sizeof(rt->finish), "%s", ev->finish);
@@ -280,8 +270,8 @@ static void finish_turn(struct relay_turn *rt, const char *finish, const char *c
                         const char *message)
 {
     struct turn *t = rt->t;
-    struct turn_usage u = rt->total;
-    int64_t cost = rt->total_cost;
+    struct turn_usage u = {0}; /* the session sums the recorded calls */
+    int64_t cost = 0;
     char msg[256];
     snprintf(msg, sizeof(msg), "%s", message ? message : "");
     turn_set_responder_state(t, NULL);
@@ -315,8 +305,7 @@ static uint64_t backoff_ms(const struct relay_turn *rt)
 static void call_ended(struct relay_turn *rt)
 {
     timer_disarm(rt->rw->l, &rt->deadline);
-    account_call(rt);
-    publish_usage(rt);
+    record_call(rt, rt->failed ? "error" : "ok");
     llm_stream_destroy(rt->ls);
     rt->ls = NULL;
     if (!rt->failed) {
@@ -371,6 +360,8 @@ static void attempt_start(struct relay_turn *rt)
     rt->attempt++;
     rt->failed = false;
     rt->got_token = false;
+    rt->first_token_at = 0;
+    rt->call_started = loop_now_ms(rt->rw->l);
     rt->status = 0;
     rt->retry_after_ms = -1;
     rt->finish[0] = '\0';
@@ -425,8 +416,11 @@ static void relay_cancel(struct turn *t)
     if (!rt)
         return;
     turn_set_responder_state(t, NULL);
-    hc_cancel(rt->req); /* aborts the provider transfer at once */
-    rt->req = NULL;
+    if (rt->req) {
+        hc_cancel(rt->req); /* aborts the provider transfer at once */
+        rt->req = NULL;
+        record_call(rt, "cancelled");
+    }
     if (rt->in_feed) {
         rt->dead = true; /* freed when llm_stream_feed returns */
         return;

@@ -8,15 +8,20 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "net/ws_frame.h"
+#include "base/decimal.h"
 #include "session/session_int.h"
+#include "store/store.h"
 
 #include <stddef.h>
 
 static const char *const error_codes[SESS_ERROR_CODES] = {
     "invalid_json",  "invalid_message",    "unknown_type", "missing_field", "invalid_field",
     "text_too_long", "turn_in_progress",   "unknown_turn", "rate_limited",  "resume_unavailable",
-    "draining",      "storage_unavailable", "internal",    "other",
+    "draining",      "storage_unavailable", "internal",    "unknown_conversation",
+    "forbidden",     "provider_error",      "provider_unavailable", "other",
 };
+
+enum { OP_STORE_BASE = 12 }; /* net/ uses < 8, the relay's HTTP client 9 */
 
 static const char *const finish_names[SESS_FINISH__N] = {"stop", "length", "cancelled", "error"};
 
@@ -51,6 +56,9 @@ static void *worker_init(struct worker *w)
     sw->auth.issuer = conf->jwt_issuer;
     sw->auth.audience = conf->jwt_audience;
     sw->auth.leeway_s = 30;
+    sw->usd_to_inr_micros = decimal_parse_micros(conf->usd_to_inr, strlen(conf->usd_to_inr));
+    if (conf->database_url[0])
+        sw->store = store_create(worker_loop(w), conf, worker_index(w), OP_STORE_BASE);
     return sw;
 }
 
@@ -60,6 +68,7 @@ static void worker_fini(struct worker *w, void *state)
     struct sess_worker *sw = state;
     if (sw->responder->worker_destroy)
         sw->responder->worker_destroy(sw->rworker);
+    store_destroy(sw->store);
     json_doc_destroy(sw->doc);
     buf_free(&sw->scratch);
     xfree(sw);
@@ -143,14 +152,10 @@ static void on_close(struct conn *c)
     struct session *s = conn_app(c);
     if (!s)
         return;
-    if (s->turn) {
-        /* The client is gone: stop the responder at once; nobody is left to tell. */
-        struct turn *t = s->turn;
-        s->sw->responder->cancel(t);
-        sess_count_finish(s->sw, "cancelled");
-        s->turn = NULL;
-        session_turn_free(t);
-    }
+    /* The client is gone: a running turn stops at once but is still stored. */
+    session_detach_turn(s);
+    if (s->load_op)
+        store_cancel(s->load_op);
     s->prev->next = s->next;
     s->next->prev = s->prev;
     session_history_free(s);

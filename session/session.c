@@ -20,7 +20,7 @@
 #include "session/session_int.h"
 #include "stream/jsonw.h"
 
-static void random_hex(char *out, size_t bytes)
+void random_hex(char *out, size_t bytes)
 {
     uint8_t r[32];
     if (getrandom(r, bytes, 0) != (ssize_t)bytes) {
@@ -36,102 +36,13 @@ static void random_hex(char *out, size_t bytes)
     out[2 * bytes] = '\0';
 }
 
-/* A new conversation: 128 random bits, which is all that guards an anonymous one. */
-void session_new_conversation(struct session *s)
+void random_hex16(char out[33])
 {
-    random_hex(s->conversation_id, 16);
-}
-
-/* ---- outgoing events ---- */
-
-static void send_doc(struct session *s, struct buf *b)
-{
-    if (conn_send_text(s->c, buf_begin(b), buf_size(b)) == 0)
-        metric_add(&s->sw->m.events_out, 1);
-    buf_reset(b);
-}
-
-void session_send_error(struct session *s, const char *code, const char *message,
-                        const char *id, size_t id_len, const char *turn_id)
-{
-    struct jsonw w;
-    jw_init(&w, &s->sw->scratch);
-    jw_obj_begin(&w);
-    jw_kstr(&w, "type", "error");
-    jw_kstr(&w, "code", code);
-    jw_kstr(&w, "message", message);
-    if (id)
-        jw_kstrn(&w, "id", id, id_len);
-    if (turn_id)
-        jw_kstr(&w, "turn_id", turn_id);
-    jw_obj_end(&w);
-    send_doc(s, &s->sw->scratch);
-    sess_count_error(s->sw, code);
-}
-
-void session_send_event_session(struct session *s)
-{
-    const struct config *conf = s->sw->conf;
-    struct jsonw w;
-    jw_init(&w, &s->sw->scratch);
-    jw_obj_begin(&w);
-    jw_kstr(&w, "type", "session");
-    jw_kstr(&w, "conversation_id", s->conversation_id);
-    jw_kstr(&w, "user", s->user);
-    jw_kint(&w, "protocol", 1);
-    jw_key(&w, "limits");
-    jw_obj_begin(&w);
-    jw_kuint(&w, "max_text_bytes", conf->max_text_bytes);
-    jw_kuint(&w, "max_message_bytes", conf->max_message_bytes);
-    jw_obj_end(&w);
-    jw_obj_end(&w);
-    send_doc(s, &s->sw->scratch);
-}
-
-/* ---- turns ---- */
-
-struct loop *turn_loop(struct turn *t)
-{
-    return worker_loop(conn_worker(t->s->c));
-}
-
-void *turn_responder_state(struct turn *t)
-{
-    return t->rstate;
-}
-
-void turn_set_responder_state(struct turn *t, void *state)
-{
-    t->rstate = state;
-}
-
-const struct config *turn_config(struct turn *t)
-{
-    return t->s->sw->conf;
-}
-
-void *turn_responder_worker(struct turn *t)
-{
-    return t->s->sw->rworker;
-}
-
-size_t turn_history(struct turn *t, const struct history_msg **msgs)
-{
-    struct session *s = t->s;
-    size_t keep = (size_t)s->sw->conf->history_messages + 1;
-    size_t n = s->history_len < keep ? s->history_len : keep;
-    *msgs = s->history + (s->history_len - n);
-    return n;
-}
-
-void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_micros)
-{
-    t->usage = *u;
-    t->cost_micros = cost_micros;
+    random_hex(out, 16);
 }
 
 /* Append to the conversation, dropping the oldest messages beyond what is ever sent. */
-static void history_add(struct session *s, const char *role, const char *text, size_t len)
+void history_add(struct session *s, const char *role, const char *text, size_t len)
 {
     size_t keep = (size_t)s->sw->conf->history_messages + 1;
     if (s->history_len == keep) {
@@ -152,123 +63,56 @@ void session_history_free(struct session *s)
     s->history_len = 0;
 }
 
-/* Send one delta now (it leaves at the end of this loop turn). */
-void session_turn_delta(struct turn *t, const char *text, size_t len)
+/* A new conversation: 128 random bits, which is all that guards an anonymous one. */
+void session_new_conversation(struct session *s)
 {
-    struct session *s = t->s;
-    if (!t->first_token_ms)
-        t->first_token_ms = loop_now_ms(turn_loop(t));
+    random_hex(s->conversation_id, 16);
+}
+
+/* ---- outgoing events ---- */
+
+void session_send_doc(struct session *s, struct buf *b)
+{
+    if (conn_send_text(s->c, buf_begin(b), buf_size(b)) == 0)
+        metric_add(&s->sw->m.events_out, 1);
+    buf_reset(b);
+}
+
+void session_send_error(struct session *s, const char *code, const char *message,
+                        const char *id, size_t id_len, const char *turn_id)
+{
     struct jsonw w;
     jw_init(&w, &s->sw->scratch);
     jw_obj_begin(&w);
-    jw_kstr(&w, "type", "delta");
-    jw_kstr(&w, "turn_id", t->turn_id);
-    jw_kuint(&w, "seq", ++t->seq);
-    jw_kstrn(&w, "text", text, len);
+    jw_kstr(&w, "type", "error");
+    jw_kstr(&w, "code", code);
+    jw_kstr(&w, "message", message);
+    if (id)
+        jw_kstrn(&w, "id", id, id_len);
+    if (turn_id)
+        jw_kstr(&w, "turn_id", turn_id);
     jw_obj_end(&w);
-    send_doc(s, &s->sw->scratch);
-    metric_add(&s->sw->m.deltas_out, 1);
-    buf_append(&t->answer, text, len);
+    session_send_doc(s, &s->sw->scratch);
+    sess_count_error(s->sw, code);
 }
 
-static void send_turn_end(struct turn *t, const char *finish, const struct turn_usage *u,
-                          int64_t cost_micros)
+void session_send_event_session(struct session *s)
 {
-    struct session *s = t->s;
-    uint64_t now = loop_now_ms(turn_loop(t));
+    const struct config *conf = s->sw->conf;
     struct jsonw w;
     jw_init(&w, &s->sw->scratch);
     jw_obj_begin(&w);
-    jw_kstr(&w, "type", "turn_end");
-    jw_kstr(&w, "turn_id", t->turn_id);
-    jw_kstr(&w, "finish_reason", finish);
-    jw_key(&w, "usage");
+    jw_kstr(&w, "type", "session");
+    jw_kstr(&w, "conversation_id", s->conversation_id);
+    jw_kstr(&w, "user", s->user);
+    jw_kint(&w, "protocol", 1);
+    jw_key(&w, "limits");
     jw_obj_begin(&w);
-    jw_kuint(&w, "input_tokens", u->input_tokens);
-    jw_kuint(&w, "cached_input_tokens", u->cached_input_tokens);
-    jw_kuint(&w, "cache_write_tokens", u->cache_write_tokens);
-    jw_kuint(&w, "output_tokens", u->output_tokens);
-    jw_kuint(&w, "reasoning_tokens", u->reasoning_tokens);
-    jw_obj_end(&w);
-    jw_key(&w, "cost");
-    jw_obj_begin(&w);
-    jw_kstr(&w, "currency", "INR");
-    jw_kint(&w, "micros", cost_micros);
-    jw_obj_end(&w);
-    jw_key(&w, "latency_ms");
-    jw_obj_begin(&w);
-    jw_key(&w, "first_token");
-    if (t->first_token_ms)
-        jw_uint(&w, t->first_token_ms - t->started_ms);
-    else
-        jw_null(&w); /* no token was produced */
-    jw_kuint(&w, "total", now - t->started_ms);
+    jw_kuint(&w, "max_text_bytes", conf->max_text_bytes);
+    jw_kuint(&w, "max_message_bytes", conf->max_message_bytes);
     jw_obj_end(&w);
     jw_obj_end(&w);
-    send_doc(s, &s->sw->scratch);
-}
-
-void session_turn_free(struct turn *t)
-{
-    timer_disarm(turn_loop(t), &t->timer);
-    buf_free(&t->answer);
-    xfree(t->text);
-    xfree(t);
-}
-
-/* The responder finished: turn_end, then the session may take the next turn (or close). */
-void session_turn_done(struct turn *t, const char *finish_reason, const struct turn_usage *u,
-                       int64_t cost_micros, const char *error_code, const char *error_message)
-{
-    struct session *s = t->s;
-    if (error_code)
-        session_send_error(s, error_code, error_message ? error_message : error_code, t->client_id,
-                           strlen(t->client_id), t->turn_id);
-    send_turn_end(t, finish_reason, u, cost_micros);
-    sess_count_finish(s->sw, finish_reason);
-    if (buf_size(&t->answer))
-        history_add(s, "assistant", buf_begin(&t->answer), buf_size(&t->answer));
-    s->turn = NULL;
-    session_turn_free(t);
-    if (s->close_after_turn)
-        conn_close(s->c, WS_CLOSE_GOING_AWAY, "server shutting down");
-}
-
-static void cancel_turn(struct session *s, const char *finish)
-{
-    struct turn *t = s->turn;
-    if (!t)
-        return;
-    s->sw->responder->cancel(t);
-    struct turn_usage u = t->usage;
-    session_turn_done(t, finish, &u, t->cost_micros, NULL, NULL);
-}
-
-static void start_turn(struct session *s, const struct chat_msg *m)
-{
-    struct turn *t = xcalloc(1, sizeof(*t));
-    t->s = s;
-    random_hex(t->turn_id, 16);
-    memcpy(t->client_id, m->id, m->id_len);
-    t->client_id[m->id_len] = '\0';
-    t->started_ms = loop_now_ms(turn_loop(t));
-    s->turn = t;
-    metric_add(&s->sw->m.turns_started, 1);
-
-    struct jsonw w;
-    jw_init(&w, &s->sw->scratch);
-    jw_obj_begin(&w);
-    jw_kstr(&w, "type", "turn_start");
-    jw_kstr(&w, "turn_id", t->turn_id);
-    jw_kstrn(&w, "id", m->id, m->id_len);
-    jw_obj_end(&w);
-    send_doc(s, &s->sw->scratch);
-
-    history_add(s, "user", m->text, m->text_len);
-    if (s->sw->responder->start(t, m->text, m->text_len) < 0) {
-        struct turn_usage u = {0};
-        session_turn_done(t, "error", &u, 0, "internal", "the responder could not start");
-    }
+    session_send_doc(s, &s->sw->scratch);
 }
 
 /* ---- client messages ---- */
@@ -293,6 +137,11 @@ static bool rate_allow(struct session *s)
 
 static void on_user_message(struct session *s, const struct chat_msg *m)
 {
+    if (s->load_op) {
+        session_send_error(s, "turn_in_progress", "a resume is still being read", m->id,
+                           m->id_len, NULL);
+        return;
+    }
     if (s->turn) {
         session_send_error(s, "turn_in_progress",
                            "a turn is still running; wait for its turn_end or cancel it", m->id,
@@ -304,7 +153,7 @@ static void on_user_message(struct session *s, const struct chat_msg *m)
                            m->id, m->id_len, NULL);
         return;
     }
-    start_turn(s, m);
+    session_start_turn(s, m);
 }
 
 static void on_cancel(struct session *s, const struct chat_msg *m)
@@ -317,7 +166,7 @@ static void on_cancel(struct session *s, const struct chat_msg *m)
         session_send_error(s, "unknown_turn", msg, NULL, 0, NULL);
         return;
     }
-    cancel_turn(s, "cancelled");
+    session_cancel_turn(s, "cancelled");
 }
 
 void on_message_hook(struct conn *c, char *text, size_t len)
@@ -343,9 +192,7 @@ void on_message_hook(struct conn *c, char *text, size_t len)
         on_cancel(s, &m);
         break;
     case CHAT_RESUME:
-        session_send_error(s, "resume_unavailable",
-                           "resume needs stored conversations, which this server does not have yet",
-                           NULL, 0, NULL);
+        session_resume(s, &m);
         break;
     }
 }

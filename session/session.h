@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "net/server.h"
+#include "stream/llm.h"
 
 struct session;
 struct turn;
@@ -53,6 +54,26 @@ void *turn_responder_worker(struct turn *t);
 size_t turn_history(struct turn *t, const struct history_msg **msgs);
 /* Usage and cost so far, kept by the responder so that a cancelled turn reports them. */
 void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_micros);
+
+/* One model (or echo) call of a turn, for the llm_calls table and the ledger. */
+struct turn_call {
+    char provider[16];
+    char model[128];
+    char role[16];
+    char status[16];
+    char error[160];
+    uint32_t attempt;
+    int http_status;
+    struct llm_usage usage;
+    bool usage_reported;
+    int64_t ttft_ms;
+    int64_t duration_ms;
+    int64_t cost_micros;
+};
+
+/* Record one call of the turn (copied). The turn's usage and cost become the sums over its
+ * calls, so the ledger (one line per call) adds up to the turn's cost by construction. */
+void turn_add_call(struct turn *t, const struct turn_call *c);
 
 /* Choose the responder of the process (before the server starts). */
 void session_set_responder(const struct responder *r);

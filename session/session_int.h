@@ -7,14 +7,27 @@
 #include "session/chat_msg.h"
 #include "session/session.h"
 #include "stream/json.h"
+#include "stream/llm.h"
 
 struct turn {
-    struct session *s;
+    struct session *s;      /* NULL once the client is gone (the turn still gets stored) */
+    struct sess_worker *sw;
+    bool done;              /* the responder finished; the commit is under way */
+    char conversation_id[33];
+    char user[AUTH_SUB_MAX];
+    char *user_text;
+    size_t user_len;
+    int64_t started_unix_ms;
+    char finish[16];
+    struct buf delta_ends;  /* uint32_t per delta: end offset in answer */
+    struct turn_call *calls;
+    uint32_t n_calls;
     char turn_id[33];
     char client_id[CHAT_ID_MAX + 1];
     uint64_t started_ms;
     uint64_t first_token_ms; /* 0 until the first delta */
     uint32_t seq;
+    uint64_t total_ms;
     struct turn_usage usage; /* what the responder reported so far (kept on cancel) */
     int64_t cost_micros;
     struct buf answer;        /* the text sent so far, for the conversation history */
@@ -38,11 +51,14 @@ struct session {
     bool close_after_turn;
     struct history_msg *history; /* oldest first; texts owned */
     size_t history_len;
+    struct store_op *load_op; /* a resume being read */
+    char resume_id[33];
+    int64_t resume_after;
 };
 
 enum { SESS_FINISH_STOP, SESS_FINISH_LENGTH, SESS_FINISH_CANCELLED, SESS_FINISH_ERROR, SESS_FINISH__N };
 
-#define SESS_ERROR_CODES 14
+#define SESS_ERROR_CODES 18
 
 struct sess_metrics {
     uint64_t sessions_open; /* gauge */
@@ -55,8 +71,13 @@ struct sess_metrics {
     uint64_t auth_failures;
 };
 
+struct store;
+struct store_op;
+
 struct sess_worker {
     struct worker *w;
+    struct store *store; /* NULL without DATABASE_URL */
+    int64_t usd_to_inr_micros;
     const struct config *conf;
     const struct responder *responder;
     void *rworker;
@@ -74,6 +95,14 @@ void sess_count_error(struct sess_worker *sw, const char *code);
 void session_send_event_session(struct session *s);
 void session_new_conversation(struct session *s);
 void session_turn_free(struct turn *t);
+void session_start_turn(struct session *s, const struct chat_msg *m);
+void session_cancel_turn(struct session *s, const char *finish);
+void session_detach_turn(struct session *s);
+void random_hex(char *out, size_t bytes);
+void random_hex16(char out[33]);
+void history_add(struct session *s, const char *role, const char *text, size_t len);
+void session_send_doc(struct session *s, struct buf *b);
+void session_resume(struct session *s, const struct chat_msg *m);
 void session_history_free(struct session *s);
 const struct responder *session_responder(void);
 void on_message_hook(struct conn *c, char *text, size_t len);

@@ -1,0 +1,147 @@
+/* resume.c - {"type":"resume"}: continue a stored conversation on any server process.
+ *
+ * The conversation is read from the store (owner, recent messages, last turn). Only its owner
+ * (the token's sub; "" for anonymous sessions, where the 128-bit id is the only guard) may
+ * resume it. The session adopts the conversation and its history, then re-sends the deltas of
+ * the last turn after after_seq, split exactly as they were first sent, and that turn's
+ * turn_end, so the client shows each answer once. */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "session/session_int.h"
+#include "store/store.h"
+#include "stream/jsonw.h"
+
+static bool is_hex32(const char *s, size_t n)
+{
+    if (n != 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static void send_resumed(struct session *s, const struct store_conversation *c, int64_t after)
+{
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "resumed");
+    jw_kstr(&w, "conversation_id", s->conversation_id);
+    jw_key(&w, "turn_id");
+    if (c->last_turn_id)
+        jw_str(&w, c->last_turn_id);
+    else
+        jw_null(&w);
+    jw_kint(&w, "after_seq", after);
+    jw_kuint(&w, "messages", c->n_messages);
+    jw_obj_end(&w);
+    session_send_doc(s, &s->sw->scratch);
+}
+
+static void replay_last_turn(struct session *s, const struct store_conversation *c,
+                             int64_t after)
+{
+    struct jsonw w;
+    for (uint32_t i = (uint32_t)(after < c->last_n_deltas ? after : c->last_n_deltas);
+         i < c->last_n_deltas; i++) {
+        uint32_t from = i ? c->last_delta_ends[i - 1] : 0, to = c->last_delta_ends[i];
+        if (to < from || to > c->last_answer_len)
+            break; /* a damaged row: send what is consistent */
+        jw_init(&w, &s->sw->scratch);
+        jw_obj_begin(&w);
+        jw_kstr(&w, "type", "delta");
+        jw_kstr(&w, "turn_id", c->last_turn_id);
+        jw_kuint(&w, "seq", i + 1);
+        jw_kstrn(&w, "text", c->last_answer + from, to - from);
+        jw_obj_end(&w);
+        session_send_doc(s, &s->sw->scratch);
+    }
+    const struct llm_usage *u = &c->last_usage;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "turn_end");
+    jw_kstr(&w, "turn_id", c->last_turn_id);
+    jw_kstr(&w, "finish_reason", c->last_finish);
+    jw_key(&w, "usage");
+    jw_obj_begin(&w);
+    jw_kuint(&w, "input_tokens", u->input_tokens);
+    jw_kuint(&w, "cached_input_tokens", u->cached_input_tokens);
+    jw_kuint(&w, "cache_write_tokens", u->cache_write_tokens);
+    jw_kuint(&w, "output_tokens", u->output_tokens);
+    jw_kuint(&w, "reasoning_tokens", u->reasoning_tokens);
+    jw_obj_end(&w);
+    jw_key(&w, "cost");
+    jw_obj_begin(&w);
+    jw_kstr(&w, "currency", c->last_currency);
+    jw_kint(&w, "micros", c->last_cost_micros);
+    jw_obj_end(&w);
+    jw_key(&w, "latency_ms");
+    jw_obj_begin(&w);
+    jw_key(&w, "first_token");
+    if (c->last_first_token_ms >= 0)
+        jw_int(&w, c->last_first_token_ms);
+    else
+        jw_null(&w);
+    jw_kint(&w, "total", c->last_total_ms);
+    jw_obj_end(&w);
+    jw_kbool(&w, "replayed", true);
+    jw_obj_end(&w);
+    session_send_doc(s, &s->sw->scratch);
+}
+
+static void on_loaded(void *ctx, int result, const struct store_conversation *c)
+{
+    struct session *s = ctx;
+    s->load_op = NULL;
+    if (result < 0) {
+        session_send_error(s, "storage_unavailable", "the conversation could not be read now",
+                           NULL, 0, NULL);
+        return;
+    }
+    if (!c->found) {
+        session_send_error(s, "unknown_conversation", "no such conversation", NULL, 0, NULL);
+        return;
+    }
+    if (strcmp(c->user_sub, s->user) != 0) {
+        session_send_error(s, "forbidden", "this conversation belongs to another user", NULL, 0,
+                           NULL);
+        return;
+    }
+    memcpy(s->conversation_id, s->resume_id, sizeof(s->conversation_id));
+    session_history_free(s);
+    for (size_t i = 0; i < c->n_messages; i++)
+        history_add(s, strcmp(c->messages[i].role, "assistant") == 0 ? "assistant" : "user",
+                    c->messages[i].text, c->messages[i].len);
+    send_resumed(s, c, s->resume_after);
+    if (c->last_turn_id)
+        replay_last_turn(s, c, s->resume_after);
+}
+
+/* Handle a resume message; see the file comment. */
+void session_resume(struct session *s, const struct chat_msg *m)
+{
+    if (!is_hex32(m->conversation_id, m->conversation_id_len)) {
+        session_send_error(s, "invalid_field", "conversation_id must be 32 lowercase hex digits",
+                           NULL, 0, NULL);
+        return;
+    }
+    if (s->turn || s->load_op) {
+        session_send_error(s, "turn_in_progress", "a turn or a resume is still running", NULL, 0,
+                           s->turn ? s->turn->turn_id : NULL);
+        return;
+    }
+    if (!s->sw->store) {
+        session_send_error(s, "resume_unavailable",
+                           "this server stores no conversations (no DATABASE_URL)", NULL, 0,
+                           NULL);
+        return;
+    }
+    memcpy(s->resume_id, m->conversation_id, 32);
+    s->resume_id[32] = '\0';
+    s->resume_after = m->after_seq;
+    s->load_op = store_load_conversation(s->sw->store, s->resume_id,
+                                         s->sw->conf->history_messages, on_loaded, s);
+}

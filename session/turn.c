@@ -1,0 +1,330 @@
+/* turn.c - one turn from the user's message to a durable turn_end.
+ *
+ *   start -> responder streams deltas -> responder done -> commit (group commit or journal)
+ *         -> turn_end to the client
+ *
+ * turn_end is sent only once the turn's rows are durable, so anything a client saw finish is
+ * stored. A client that leaves mid-turn cancels the responder; what was streamed is still
+ * committed (finish "cancelled") so that a resume finds it. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "net/ws_frame.h"
+#include "session/session_int.h"
+#include "store/store.h"
+#include "stream/jsonw.h"
+
+struct loop *turn_loop(struct turn *t)
+{
+    return worker_loop(t->sw->w);
+}
+
+void *turn_responder_state(struct turn *t)
+{
+    return t->rstate;
+}
+
+void turn_set_responder_state(struct turn *t, void *state)
+{
+    t->rstate = state;
+}
+
+const struct config *turn_config(struct turn *t)
+{
+    return t->sw->conf;
+}
+
+void *turn_responder_worker(struct turn *t)
+{
+    return t->sw->rworker;
+}
+
+size_t turn_history(struct turn *t, const struct history_msg **msgs)
+{
+    struct session *s = t->s;
+    if (!s) {
+        *msgs = NULL;
+        return 0;
+    }
+    size_t keep = (size_t)t->sw->conf->history_messages + 1;
+    size_t n = s->history_len < keep ? s->history_len : keep;
+    *msgs = s->history + (s->history_len - n);
+    return n;
+}
+
+void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_micros)
+{
+    t->usage = *u;
+    t->cost_micros = cost_micros;
+}
+
+/* Record one model call (copied) for the llm_calls table and the ledger. */
+void turn_add_call(struct turn *t, const struct turn_call *c)
+{
+    t->calls = xrealloc(t->calls, (t->n_calls + 1) * sizeof(*t->calls));
+    t->calls[t->n_calls++] = *c;
+}
+
+static int64_t unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* A piece of the answer: to the client now (if it is still there), and kept for the store. */
+void session_turn_delta(struct turn *t, const char *text, size_t len)
+{
+    if (t->done)
+        return;
+    if (!t->first_token_ms)
+        t->first_token_ms = loop_now_ms(turn_loop(t));
+    buf_append(&t->answer, text, len);
+    uint32_t end = (uint32_t)buf_size(&t->answer);
+    buf_append(&t->delta_ends, &end, sizeof(end));
+    t->seq++;
+    struct session *s = t->s;
+    if (!s)
+        return;
+    struct jsonw w;
+    jw_init(&w, &t->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "delta");
+    jw_kstr(&w, "turn_id", t->turn_id);
+    jw_kuint(&w, "seq", t->seq);
+    jw_kstrn(&w, "text", text, len);
+    jw_obj_end(&w);
+    session_send_doc(s, &t->sw->scratch);
+    metric_add(&t->sw->m.deltas_out, 1);
+}
+
+static void send_turn_end(struct turn *t)
+{
+    struct session *s = t->s;
+    const struct turn_usage *u = &t->usage;
+    struct jsonw w;
+    jw_init(&w, &t->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "turn_end");
+    jw_kstr(&w, "turn_id", t->turn_id);
+    jw_kstr(&w, "finish_reason", t->finish);
+    jw_key(&w, "usage");
+    jw_obj_begin(&w);
+    jw_kuint(&w, "input_tokens", u->input_tokens);
+    jw_kuint(&w, "cached_input_tokens", u->cached_input_tokens);
+    jw_kuint(&w, "cache_write_tokens", u->cache_write_tokens);
+    jw_kuint(&w, "output_tokens", u->output_tokens);
+    jw_kuint(&w, "reasoning_tokens", u->reasoning_tokens);
+    jw_obj_end(&w);
+    jw_key(&w, "cost");
+    jw_obj_begin(&w);
+    jw_kstr(&w, "currency", t->sw->conf->currency);
+    jw_kint(&w, "micros", t->cost_micros);
+    jw_obj_end(&w);
+    jw_key(&w, "latency_ms");
+    jw_obj_begin(&w);
+    jw_key(&w, "first_token");
+    if (t->first_token_ms)
+        jw_uint(&w, t->first_token_ms - t->started_ms);
+    else
+        jw_null(&w); /* no token was produced */
+    jw_kuint(&w, "total", t->total_ms);
+    jw_obj_end(&w);
+    jw_obj_end(&w);
+    session_send_doc(s, &t->sw->scratch);
+}
+
+void session_turn_free(struct turn *t)
+{
+    timer_disarm(turn_loop(t), &t->timer);
+    buf_free(&t->answer);
+    buf_free(&t->delta_ends);
+    xfree(t->calls);
+    xfree(t->user_text);
+    xfree(t->text);
+    xfree(t);
+}
+
+/* The responder reported no call (echo): one line for the whole turn. */
+static void synthesize_call(struct turn *t)
+{
+    struct turn_call c = {0};
+    snprintf(c.provider, sizeof(c.provider), "%s", t->sw->responder->name);
+    snprintf(c.model, sizeof(c.model), "%s", t->sw->responder->name);
+    snprintf(c.role, sizeof(c.role), "model");
+    snprintf(c.status, sizeof(c.status), "%s", strcmp(t->finish, "error") ? "ok" : "error");
+    c.attempt = 1;
+    c.usage.input_tokens = t->usage.input_tokens;
+    c.usage.cached_input_tokens = t->usage.cached_input_tokens;
+    c.usage.cache_write_tokens = t->usage.cache_write_tokens;
+    c.usage.output_tokens = t->usage.output_tokens;
+    c.usage.reasoning_tokens = t->usage.reasoning_tokens;
+    c.usage_reported = true;
+    c.ttft_ms = t->first_token_ms ? (int64_t)(t->first_token_ms - t->started_ms) : -1;
+    c.duration_ms = t->total_ms;
+    c.cost_micros = t->cost_micros;
+    turn_add_call(t, &c);
+}
+
+/* Usage and cost of the turn are the sums over its calls: the ledger adds up by construction. */
+static void total_from_calls(struct turn *t)
+{
+    struct turn_usage u = {0};
+    int64_t cost = 0;
+    for (uint32_t i = 0; i < t->n_calls; i++) {
+        const struct llm_usage *c = &t->calls[i].usage;
+        u.input_tokens += c->input_tokens;
+        u.cached_input_tokens += c->cached_input_tokens;
+        u.cache_write_tokens += c->cache_write_tokens;
+        u.output_tokens += c->output_tokens;
+        u.reasoning_tokens += c->reasoning_tokens;
+        cost += t->calls[i].cost_micros;
+    }
+    t->usage = u;
+    t->cost_micros = cost;
+}
+
+static void turn_committed(void *ctx, int result)
+{
+    struct turn *t = ctx;
+    struct session *s = t->s;
+    sess_count_finish(t->sw, t->finish);
+    if (s) {
+        if (result < 0)
+            session_send_error(s, "storage_unavailable",
+                               "the turn could not be stored; it may be missing from the history",
+                               t->client_id, strlen(t->client_id), t->turn_id);
+        send_turn_end(t);
+        s->turn = NULL;
+        if (s->close_after_turn)
+            conn_close(s->c, WS_CLOSE_GOING_AWAY, "server shutting down");
+    }
+    session_turn_free(t);
+}
+
+static void commit(struct turn *t)
+{
+    struct store *st = t->sw->store;
+    if (!st) {
+        turn_committed(t, 0);
+        return;
+    }
+    struct store_llm_call calls[t->n_calls];
+    for (uint32_t i = 0; i < t->n_calls; i++) {
+        const struct turn_call *c = &t->calls[i];
+        calls[i] = (struct store_llm_call){
+            .provider = c->provider, .model = c->model, .tier = "standard",
+            .attempt = c->attempt, .role = c->role, .status = c->status,
+            .error = c->error[0] ? c->error : NULL, .http_status = c->http_status,
+            .usage = c->usage, .usage_reported = c->usage_reported, .ttft_ms = c->ttft_ms,
+            .duration_ms = c->duration_ms, .cost_micros = c->cost_micros,
+        };
+    }
+    const struct turn_usage *u = &t->usage;
+    struct store_turn rec = {
+        .conversation_id = t->conversation_id, .user_sub = t->user, .turn_id = t->turn_id,
+        .client_msg_id = t->client_id, .user_text = t->user_text, .user_len = t->user_len,
+        .answer = buf_begin(&t->answer), .answer_len = buf_size(&t->answer),
+        .delta_ends = (const uint32_t *)buf_begin(&t->delta_ends), .n_deltas = t->seq,
+        .finish_reason = t->finish, .started_at_ms = t->started_unix_ms,
+        .first_token_ms = t->first_token_ms ? (int64_t)(t->first_token_ms - t->started_ms) : -1,
+        .total_ms = t->total_ms, .currency = t->sw->conf->currency,
+        .usd_to_inr_micros = t->sw->usd_to_inr_micros, .calls = calls, .n_calls = t->n_calls,
+        .usage = {u->input_tokens, u->cached_input_tokens, u->cache_write_tokens,
+                  u->output_tokens, u->reasoning_tokens},
+        .cost_micros = t->cost_micros,
+    };
+    store_commit_turn(st, &rec, turn_committed, t);
+}
+
+/* The responder finished; the turn is stored, then turn_end goes out (see turn_committed). */
+void session_turn_done(struct turn *t, const char *finish_reason, const struct turn_usage *u,
+                       int64_t cost_micros, const char *error_code, const char *error_message)
+{
+    struct session *s = t->s;
+    t->done = true;
+    t->total_ms = loop_now_ms(turn_loop(t)) - t->started_ms;
+    snprintf(t->finish, sizeof(t->finish), "%s", finish_reason);
+    t->usage = *u;
+    t->cost_micros = cost_micros;
+    if (!t->n_calls)
+        synthesize_call(t);
+    total_from_calls(t);
+    if (s && error_code)
+        session_send_error(s, error_code, error_message ? error_message : error_code, t->client_id,
+                           strlen(t->client_id), t->turn_id);
+    if (s && buf_size(&t->answer))
+        history_add(s, "assistant", buf_begin(&t->answer), buf_size(&t->answer));
+    commit(t);
+}
+
+/* Stop the responder and end the turn as `finish` (cancelled). */
+void session_cancel_turn(struct session *s, const char *finish)
+{
+    struct turn *t = s->turn;
+    if (!t || t->done)
+        return;
+    t->sw->responder->cancel(t);
+    struct turn_usage u = t->usage;
+    session_turn_done(t, finish, &u, t->cost_micros, NULL, NULL);
+}
+
+/* The client is gone: a running turn is cancelled and still stored; a committing one just
+ * loses its audience. */
+void session_detach_turn(struct session *s)
+{
+    struct turn *t = s->turn;
+    if (!t)
+        return;
+    s->turn = NULL;
+    if (!t->done) {
+        t->s = NULL;
+        t->sw->responder->cancel(t);
+        struct turn_usage u = t->usage;
+        session_turn_done(t, "cancelled", &u, t->cost_micros, NULL, NULL);
+        return;
+    }
+    t->s = NULL;
+}
+
+void session_start_turn(struct session *s, const struct chat_msg *m)
+{
+    if (s->sw->store && !store_accepting(s->sw->store)) {
+        session_send_error(s, "storage_unavailable",
+                           "conversations cannot be stored right now; try again shortly", m->id,
+                           m->id_len, NULL);
+        return;
+    }
+    struct turn *t = xcalloc(1, sizeof(*t));
+    t->s = s;
+    t->sw = s->sw;
+    random_hex16(t->turn_id);
+    memcpy(t->client_id, m->id, m->id_len);
+    t->client_id[m->id_len] = '\0';
+    memcpy(t->conversation_id, s->conversation_id, sizeof(t->conversation_id));
+    memcpy(t->user, s->user, sizeof(t->user));
+    t->user_text = xstrndup(m->text, m->text_len);
+    t->user_len = m->text_len;
+    t->started_ms = loop_now_ms(turn_loop(t));
+    t->started_unix_ms = unix_ms();
+    s->turn = t;
+    metric_add(&s->sw->m.turns_started, 1);
+
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "turn_start");
+    jw_kstr(&w, "turn_id", t->turn_id);
+    jw_kstrn(&w, "id", m->id, m->id_len);
+    jw_obj_end(&w);
+    session_send_doc(s, &s->sw->scratch);
+
+    history_add(s, "user", m->text, m->text_len);
+    if (s->sw->responder->start(t, m->text, m->text_len) < 0) {
+        struct turn_usage u = {0};
+        session_turn_done(t, "error", &u, 0, "internal", "the responder could not start");
+    }
+}
