@@ -98,6 +98,22 @@ static void serve_metrics(struct conn *c)
     buf_free(&out);
 }
 
+static void serve_readyz(struct conn *c)
+{
+    struct server *s = c->w->s;
+    struct buf detail = {0};
+    bool ok = !atomic_load(&s->draining);
+    if (s->hooks.ready && !s->hooks.ready(s, &detail))
+        ok = false;
+    struct buf out = {0};
+    buf_printf(&out, "%s\n", atomic_load(&s->draining) ? "draining" : ok ? "ready" : "not ready");
+    buf_append(&out, buf_begin(&detail), buf_size(&detail));
+    http_respond(c, ok ? 200 : 503, "text/plain; charset=utf-8", buf_begin(&out), buf_size(&out),
+                 NULL);
+    buf_free(&out);
+    buf_free(&detail);
+}
+
 static void serve_static(struct conn *c, const struct http_request *req, bool head_only)
 {
     const struct static_file *f = static_files_find(c->w->s->web, req->path, req->path_len);
@@ -225,10 +241,7 @@ static void serve_builtin(struct conn *c, const struct http_request *req, const 
     if (path_is(req, "/healthz") && (get || head)) {
         http_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
     } else if (path_is(req, "/readyz") && (get || head)) {
-        if (atomic_load(&s->draining))
-            http_respond(c, 503, "text/plain; charset=utf-8", "draining\n", 9, NULL);
-        else
-            http_respond(c, 200, "text/plain; charset=utf-8", "ready\n", 6, NULL);
+        serve_readyz(c);
     } else if (path_is(req, "/metrics") && (get || head)) {
         serve_metrics(c);
     } else if (s->hooks.on_request && s->hooks.on_request(c, req, body, len)) {

@@ -55,6 +55,9 @@ struct server_hooks {
                        size_t len);
     /* A connection with a streamed HTTP response went away before conn_http_stream_end. */
     void (*on_http_close)(struct conn *c);
+    /* Readiness beyond draining: append "name: state" lines to out and return false when the
+     * process should receive no new traffic (e.g. storage refusing new turns). */
+    bool (*ready)(struct server *s, struct buf *out);
     /* Largest request body accepted (413 above); 0 = bodies are refused. */
     size_t max_body;
 };

@@ -37,13 +37,13 @@ enum ws_close_code {
 };
 
 enum ws_event_type {
-    WS_EV_NONE = 0,     /* consumed bytes, nothing to report yet */
-    WS_EV_DATA,         /* ev.data/ev.len: payload bytes of the current text/binary message */
-    WS_EV_MESSAGE_END,  /* the current message is complete (its final frame ended) */
-    WS_EV_PING,         /* ev.data/ev.len: whole ping payload (<= 125 bytes) */
-    WS_EV_PONG,         /* ev.data/ev.len: whole pong payload */
-    WS_EV_CLOSE,        /* ev.close_code (1005 if the frame had no payload), ev.data/ev.len: reason */
-    WS_EV_ERROR,        /* ev.close_code: the code to close with (1002, 1003, 1007 or 1009) */
+    WS_EV_NONE = 0,    /* consumed bytes, nothing to report yet */
+    WS_EV_DATA,        /* ev.data/ev.len: payload bytes of the current text/binary message */
+    WS_EV_MESSAGE_END, /* the current message is complete (its final frame ended) */
+    WS_EV_PING,        /* ev.data/ev.len: whole ping payload (<= 125 bytes) */
+    WS_EV_PONG,        /* ev.data/ev.len: whole pong payload */
+    WS_EV_CLOSE, /* ev.close_code (1005 if the frame had no payload), ev.data/ev.len: reason */
+    WS_EV_ERROR, /* ev.close_code: the code to close with (1002, 1003, 1007 or 1009) */
 };
 
 struct ws_event {
@@ -82,10 +82,19 @@ struct ws_parser {
 void ws_parser_init(struct ws_parser *p, uint64_t max_message, bool allow_binary);
 
 /* Consume bytes from buf[0..len) and report at most one event in *ev.
- * Returns the number of bytes consumed (may be 0 only when an event is reported, e.g. a
- * MESSAGE_END for an empty final frame). Call again with the rest until all bytes are consumed.
- * Data-frame payload bytes in buf are unmasked in place (hence the non-const buffer).
- * After WS_EV_ERROR the parser is failed: every further call reports the same error. */
+ * Returns the number of bytes consumed (may be 0 only when an event is reported, e.g. the
+ * MESSAGE_END that follows the DATA event carrying a message's last bytes).
+ * WS_EV_NONE means all len bytes were consumed and nothing is pending. After any other event,
+ * call again with the rest -- even when no bytes are left (len 0), since a MESSAGE_END may be
+ * pending -- until WS_EV_NONE or WS_EV_ERROR:
+ *     for (;;) { n = ws_parse(p, buf + off, len - off, &ev); off += n;
+ *                if (ev.type == WS_EV_NONE) break; handle(&ev); if (ev.type == WS_EV_ERROR) ...; }
+ * Data-frame payload bytes in buf are unmasked in place (hence the non-const buffer); DATA's
+ * ev.data points into buf. PING/PONG/CLOSE payloads point into the parser (p->ctrl) and stay
+ * valid until the next call. Control frames must use the 7-bit length form.
+ * With expect_masked false (client side) a masked frame is an error, as RFC 6455 requires.
+ * After WS_EV_ERROR the parser is failed: every further call reports the same error and
+ * consumes nothing. */
 size_t ws_parse(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *ev);
 
 /* True for close codes a peer may send: 1000-1003, 1007-1011, 3000-4999. */

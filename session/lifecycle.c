@@ -235,6 +235,26 @@ const struct responder *session_responder(void)
     return g_responder;
 }
 
+/* Storage state for /readyz: journaling is degraded but ready; refusing turns is not ready. */
+static bool ready(struct server *srv, struct buf *out)
+{
+    bool ok = true, degraded = false, any = false;
+    for (int i = 0; i < server_worker_count(srv); i++) {
+        struct sess_worker *sw = worker_app(server_worker(srv, i));
+        if (!sw || !sw->store)
+            continue;
+        any = true;
+        degraded |= store_degraded(sw->store);
+        ok &= store_accepting(sw->store);
+    }
+    if (any)
+        buf_printf(out, "storage: %s\n",
+                   !ok ? "refusing new turns (database away, journal full)"
+                   : degraded ? "degraded (database away, writing to the spill journal)"
+                              : "ok");
+    return ok;
+}
+
 /* Fill h with the session layer's hooks. */
 void session_hooks(struct server_hooks *h)
 {
@@ -247,4 +267,5 @@ void session_hooks(struct server_hooks *h)
     h->on_close = on_close;
     h->on_drain = on_drain;
     h->metrics = metrics;
+    h->ready = ready;
 }
