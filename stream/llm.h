@@ -14,7 +14,8 @@
  * come several times and before or after FINISH: keep the last one.
  *
  * Event order of a successful stream: TEXT / REASONING / TOOL_* interleaved as the provider sends
- * them, USAGE any number of times, exactly one FINISH; ERROR ends a stream (nothing follows it).
+ * them, USAGE any number of times, exactly one FINISH; ERROR ends a stream (nothing follows it)
+ * and can come after FINISH (a body cut before the terminator: the turn is then not complete).
  * tool_index is the call's ordinal in this response (0, 1, ... in order of TOOL_START), whatever
  * the provider numbers it; TOOL_ARGS and TOOL_END repeat tool_id and tool_name. See
  * docs/providers.md for the per-provider mapping. */
@@ -135,16 +136,16 @@ struct llm_request {
 /* Build the HTTP request for provider p: the JSON body (appended to body) and the path to append
  * to the base URL (into path[path_cap], NUL-terminated). Base URLs follow each SDK's convention
  * (see llm_default_base_url; strip a trailing '/' before appending):
- *   OpenAI     base includes "/v1" (OPENAI_BASE_URL)  path "/chat/completions"
- *   Anthropic  base without version                  path "/v1/messages"
- *   Gemini     base without version                  path
- * "/v1beta/models/MODEL:streamGenerateContent?alt=sse" The method is POST with "Content-Type:
- * application/json" (added by the caller) plus the lines of llm_auth_headers. OpenAI requests
- * always carry stream_options.include_usage; system messages go to Anthropic's top-level "system"
- * and Gemini's "systemInstruction". Tool parameters_json is inserted as is and must be valid JSON
- * (checked when the configuration is loaded). Returns 0, -EINVAL (no model, no message, an unknown
- * role, a tool without a name; Anthropic and Gemini: only system messages), or -ENOSPC (path_cap
- * too small). On error body is unchanged. */
+ *   OpenAI     base includes "/v1"   path "/chat/completions"
+ *   Anthropic  base without version  path "/v1/messages"
+ *   Gemini     base without version  path "/v1beta/models/MODEL:streamGenerateContent?alt=sse"
+ * The method is POST with "Content-Type: application/json" (added by the caller) plus the lines
+ * of llm_auth_headers. OpenAI requests always carry stream_options.include_usage; system
+ * messages go to Anthropic's top-level "system" and Gemini's "systemInstruction". Tool
+ * parameters_json is inserted as is and must be valid JSON (checked when the configuration is
+ * loaded). Returns 0, -EINVAL (no model, no message, an unknown role, a tool without a name;
+ * Anthropic and Gemini: only system messages), or -ENOSPC (path_cap too small). On error body
+ * is unchanged. */
 int llm_build_request(enum llm_provider p, const struct llm_request *r, struct buf *body,
                       char *path, size_t path_cap);
 

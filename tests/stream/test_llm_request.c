@@ -1,0 +1,341 @@
+/* test_llm_request.c - the request side of stream/llm.h: bodies and paths built for each provider
+ * (parsed back with json.h: fields, system placement, stream_options.include_usage, defaults,
+ * refusals), auth header lines, error bodies (messages, types, retryability, no key echoed), and
+ * provider names / base URLs. The streaming side is in test_llm.c. */
+#include "base/buf.h"
+#include "stream/json.h"
+#include "stream/llm.h"
+#include "tests/tap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The content of b ("" when nothing was ever appended: buf_begin would be NULL + 0). */
+static const char *bstr(const struct buf *b)
+{
+    return b->data ? buf_begin(b) : "";
+}
+
+static bool buf_is(const struct buf *b, const char *s)
+{
+    return buf_size(b) == strlen(s) && !memcmp(bstr(b), s, buf_size(b));
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+#define MSG(role, lit)                                                                             \
+    {                                                                                              \
+        role, lit, sizeof(lit) - 1                                                                 \
+    }
+static const struct llm_message conv[] = {
+    MSG("system", "Be brief."),   MSG("user", "Hi \"there\" \xc3\xa9\n"),
+    MSG("system", "Use metric."), MSG("assistant", "Hello"),
+    MSG("user", "Weather?"),
+};
+static const struct llm_tool tools[] = {
+    {"get_weather", "Current weather",
+     "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]"
+     "}"},
+};
+
+static void build(enum llm_provider p, const struct llm_request *r, json_doc *d, char *path)
+{
+    struct buf body = {0};
+    int rc = llm_build_request(p, r, &body, path, 128);
+    CHECKF(rc == 0, "%s: build rc %d", llm_provider_name(p), rc);
+    rc = json_doc_load(d, bstr(&body), buf_size(&body));
+    CHECKF(rc == 0, "%s: body does not parse: %.*s", llm_provider_name(p), (int)buf_size(&body),
+           bstr(&body));
+    buf_free(&body);
+}
+
+static bool str_at(json_doc *d, const char *ptr, const char *want)
+{
+    const char *s;
+    size_t n;
+    return json_get_string(d, ptr, &s, &n) == 0 && n == strlen(want) && !memcmp(s, want, n);
+}
+
+static int64_t int_at(json_doc *d, const char *ptr)
+{
+    int64_t v = -1;
+    json_get_int(d, ptr, &v);
+    return v;
+}
+
+static void test_request_openai(json_doc *d)
+{
+    struct llm_request r = {"gpt-4.1-mini", conv, 5, tools, 1, 256, 0.5};
+    char path[128];
+    size_t n = 0;
+    double t = 0;
+    bool b = false;
+    build(LLM_OPENAI, &r, d, path);
+    CHECK(!strcmp(path, "/chat/completions"));
+    CHECK(str_at(d, "/model", "gpt-4.1-mini"));
+    CHECK(json_count(d, "/messages", &n) == 0 && n == 5);
+    CHECK(str_at(d, "/messages/0/role", "system") && str_at(d, "/messages/0/content", "Be brief."));
+    CHECK(str_at(d, "/messages/1/content", "Hi \"there\" \xc3\xa9\n"));
+    CHECK(str_at(d, "/messages/3/role", "assistant"));
+    CHECK(json_get_bool(d, "/stream", &b) == 0 && b);
+    CHECK(json_get_bool(d, "/stream_options/include_usage", &b) == 0 && b);
+    CHECK(int_at(d, "/max_tokens") == 256);
+    CHECK(json_get_double(d, "/temperature", &t) == 0 && t == 0.5);
+    CHECK(str_at(d, "/tools/0/type", "function") &&
+          str_at(d, "/tools/0/function/name", "get_weather") &&
+          str_at(d, "/tools/0/function/description", "Current weather") &&
+          str_at(d, "/tools/0/function/parameters/required/0", "city"));
+
+    r.max_tokens = 0;
+    r.temperature = -1;
+    r.n_tools = 0;
+    build(LLM_OPENAI, &r, d, path);
+    CHECK(json_type_at(d, "/max_tokens") == JSON_MISSING &&
+          json_type_at(d, "/temperature") == JSON_MISSING &&
+          json_type_at(d, "/tools") == JSON_MISSING);
+    CHECK(json_get_bool(d, "/stream_options/include_usage", &b) == 0 && b);
+}
+
+static void test_request_anthropic(json_doc *d)
+{
+    struct llm_request r = {"claude-sonnet-4-5", conv, 5, tools, 1, 0, -1};
+    char path[128];
+    size_t n = 0;
+    bool b = false;
+    build(LLM_ANTHROPIC, &r, d, path);
+    CHECK(!strcmp(path, "/v1/messages"));
+    CHECK(str_at(d, "/model", "claude-sonnet-4-5"));
+    CHECK(int_at(d, "/max_tokens") == 1024); /* required: the default */
+    CHECK(json_get_bool(d, "/stream", &b) == 0 && b);
+    CHECK(str_at(d, "/system", "Be brief.\n\nUse metric."));
+    CHECK(json_count(d, "/messages", &n) == 0 && n == 3);
+    CHECK(str_at(d, "/messages/0/role", "user") &&
+          str_at(d, "/messages/0/content", "Hi \"there\" \xc3\xa9\n") &&
+          str_at(d, "/messages/1/role", "assistant") && str_at(d, "/messages/2/role", "user"));
+    CHECK(json_type_at(d, "/temperature") == JSON_MISSING);
+    CHECK(str_at(d, "/tools/0/name", "get_weather") &&
+          str_at(d, "/tools/0/description", "Current weather") &&
+          str_at(d, "/tools/0/input_schema/type", "object"));
+
+    r.max_tokens = 4000;
+    r.messages = conv + 3;
+    r.n_messages = 2;
+    build(LLM_ANTHROPIC, &r, d, path);
+    CHECK(int_at(d, "/max_tokens") == 4000 && json_type_at(d, "/system") == JSON_MISSING);
+}
+
+static void test_request_gemini(json_doc *d)
+{
+    struct llm_request r = {"gemini-2.5-flash", conv, 5, tools, 1, 512, 0.25};
+    char path[128];
+    size_t n = 0;
+    double t = 0;
+    build(LLM_GEMINI, &r, d, path);
+    CHECK(!strcmp(path, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"));
+    CHECK(json_count(d, "/contents", &n) == 0 && n == 3);
+    CHECK(str_at(d, "/contents/0/role", "user") &&
+          str_at(d, "/contents/0/parts/0/text", "Hi \"there\" \xc3\xa9\n") &&
+          str_at(d, "/contents/1/role", "model") && str_at(d, "/contents/2/role", "user"));
+    CHECK(str_at(d, "/systemInstruction/parts/0/text", "Be brief.") &&
+          str_at(d, "/systemInstruction/parts/1/text", "Use metric."));
+    CHECK(int_at(d, "/generationConfig/maxOutputTokens") == 512);
+    CHECK(json_get_double(d, "/generationConfig/temperature", &t) == 0 && t == 0.25);
+    CHECK(str_at(d, "/tools/0/functionDeclarations/0/name", "get_weather") &&
+          str_at(d, "/tools/0/functionDeclarations/0/parameters/type", "object"));
+    CHECK(json_type_at(d, "/model") == JSON_MISSING);
+
+    r.model = "models/tuned a/b";
+    r.max_tokens = 0;
+    r.temperature = -1;
+    r.n_messages = 2;
+    build(LLM_GEMINI, &r, d, path);
+    CHECK(!strcmp(path, "/v1beta/models/tuned%20a%2Fb:streamGenerateContent?alt=sse"));
+    CHECK(json_type_at(d, "/generationConfig") == JSON_MISSING);
+}
+
+static void test_request_errors(void)
+{
+    struct buf body = {0};
+    char path[128];
+    buf_append_str(&body, "keep");
+    const struct llm_message sys_only[] = {{"system", "x", 1}};
+    const struct llm_message bad_role[] = {{"tool", "x", 1}};
+    const struct llm_tool no_name[] = {{NULL, NULL, NULL}};
+    struct llm_request ok = {"m", conv, 5, NULL, 0, 0, -1};
+    struct llm_request r;
+
+    for (int p = 0; p < LLM__COUNT; p++) {
+        r = ok;
+        r.model = NULL;
+        CHECK(llm_build_request(p, &r, &body, path, sizeof(path)) == -EINVAL);
+        r = ok;
+        r.n_messages = 0;
+        CHECK(llm_build_request(p, &r, &body, path, sizeof(path)) == -EINVAL);
+        r = ok;
+        r.messages = bad_role;
+        r.n_messages = 1;
+        CHECK(llm_build_request(p, &r, &body, path, sizeof(path)) == -EINVAL);
+        r = ok;
+        r.tools = no_name;
+        r.n_tools = 1;
+        CHECK(llm_build_request(p, &r, &body, path, sizeof(path)) == -EINVAL);
+        CHECK(llm_build_request(p, &ok, &body, path, 8) == -ENOSPC);
+        r = ok;
+        r.messages = sys_only;
+        r.n_messages = 1;
+        int rc = llm_build_request(p, &r, &body, path, sizeof(path));
+        CHECK(p == LLM_OPENAI ? rc == 0 : rc == -EINVAL);
+        if (rc == 0)
+            body.len = body.off + 4;
+        CHECK(buf_is(&body, "keep")); /* nothing appended on failure */
+    }
+    CHECK(llm_build_request(LLM__COUNT, &ok, &body, path, sizeof(path)) == -EINVAL);
+    buf_free(&body);
+}
+
+static void test_auth_headers(void)
+{
+    char h[2][512];
+    CHECK(llm_auth_headers(LLM_OPENAI, "sk-test", h) == 1 &&
+          !strcmp(h[0], "Authorization: Bearer sk-test"));
+    CHECK(llm_auth_headers(LLM_ANTHROPIC, "sk-ant-test", h) == 2 &&
+          !strcmp(h[0], "x-api-key: sk-ant-test") &&
+          !strcmp(h[1], "anthropic-version: 2023-06-01"));
+    CHECK(llm_auth_headers(LLM_GEMINI, "AIzaTest", h) == 1 &&
+          !strcmp(h[0], "x-goog-api-key: AIzaTest"));
+    CHECK(llm_auth_headers(LLM_OPENAI, NULL, h) == 0);
+    CHECK(llm_auth_headers(LLM_GEMINI, "", h) == 0);
+    CHECK(llm_auth_headers(LLM_ANTHROPIC, NULL, h) == 1 &&
+          !strcmp(h[0], "anthropic-version: 2023-06-01"));
+    CHECK(llm_auth_headers(LLM_OPENAI, "sk-x\r\nX-Evil: 1", h) == -EINVAL && !h[0][0]);
+    char longkey[600];
+    memset(longkey, 'k', sizeof(longkey) - 1);
+    longkey[sizeof(longkey) - 1] = '\0';
+    CHECK(llm_auth_headers(LLM_GEMINI, longkey, h) == -EINVAL && !h[0][0]);
+    CHECK(llm_auth_headers(LLM__COUNT, "k", h) == -EINVAL);
+}
+
+/* ---- error bodies ------------------------------------------------------------------------ */
+
+static void test_parse_error(void)
+{
+    static const struct {
+        enum llm_provider p;
+        int status;
+        const char *body;
+        const char *type, *msg; /* msg: a substring the text must contain */
+        bool retry;
+    } cases[] = {
+        {LLM_OPENAI, 401,
+         "{\"error\":{\"message\":\"Incorrect API key provided: sk-proj-abc123XYZ456def789. You "
+         "can find your API key at https://platform.openai.com/account/api-keys.\",\"type\":"
+         "\"invalid_request_error\",\"param\":null,\"code\":\"invalid_api_key\"}}",
+         "invalid_request_error", "Incorrect API key provided: [redacted] You can find", false},
+        {LLM_OPENAI, 429,
+         "{\"error\":{\"message\":\"Rate limit reached for gpt-4.1-mini\",\"type\":\"requests\","
+         "\"param\":null,\"code\":\"rate_limit_exceeded\"}}",
+         "requests", "Rate limit reached for gpt-4.1-mini", true},
+        {LLM_OPENAI, 429,
+         "{\"error\":{\"message\":\"You exceeded your current quota\",\"type\":"
+         "\"insufficient_quota\",\"param\":null,\"code\":\"insufficient_quota\"}}",
+         "insufficient_quota", "current quota", false},
+        {LLM_OPENAI, 404, "{\"error\":\"model \\\"llama9\\\" not found, try pulling it first\"}",
+         "bad_request", "model \"llama9\" not found", false},
+        {LLM_OPENAI, 500, "{\"error\":{\"message\":\"boom\",\"type\":null}}", "server_error",
+         "boom", true},
+        {LLM_ANTHROPIC, 529,
+         "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+         "\"Overloaded\"},\"request_id\":\"req_011CSHoEeqs5C35K2UUqR7Fy\"}",
+         "overloaded_error", "Overloaded", true},
+        {LLM_ANTHROPIC, 200,
+         "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"O\"}}",
+         "overloaded_error", "O", true},
+        {LLM_ANTHROPIC, 400,
+         "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":"
+         "\"max_tokens: Field required\"}}",
+         "invalid_request_error", "max_tokens: Field required", false},
+        {LLM_ANTHROPIC, 401,
+         "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":"
+         "\"invalid x-api-key\"}}",
+         "authentication_error", "invalid x-api-key", false},
+        {LLM_GEMINI, 429,
+         "{\"error\":{\"code\":429,\"message\":\"Resource has been exhausted (e.g. check "
+         "quota).\",\"status\":\"RESOURCE_EXHAUSTED\"}}",
+         "RESOURCE_EXHAUSTED", "Resource has been exhausted", true},
+        {LLM_GEMINI, 400,
+         "{\"error\":{\"code\":400,\"message\":\"API key not valid. Please pass a valid API key "
+         "(AIzaSyD3adb33fDEADBEEF0123456789abcdEF).\",\"status\":\"INVALID_ARGUMENT\"}}",
+         "INVALID_ARGUMENT", "Please pass a valid API key ([redacted]).", false},
+        {LLM_GEMINI, 503,
+         "[{\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":"
+         "\"UNAVAILABLE\"}}]",
+         "UNAVAILABLE", "The model is overloaded.", true},
+        {LLM_OPENAI, 502, "<html><body>502 Bad Gateway</body></html>", "server_error", "HTTP 502",
+         true},
+        {LLM_ANTHROPIC, 503, "", "overloaded", "HTTP 503", true},
+        {LLM_GEMINI, 403, "{\"unexpected\":true}", "auth", "HTTP 403", false},
+        {LLM_OPENAI, 408, "timeout", "timeout", "HTTP 408", true},
+        {LLM_OPENAI, 409, "x", "http_error", "HTTP 409", true},
+        {LLM_OPENAI, 422, "{\"detail\":\"Unprocessable\"}", "bad_request", "Unprocessable", false},
+        {LLM_ANTHROPIC, 404,
+         "{\"type\":\"error\",\"error\":{\"type\":\"not_found_error\",\"message\":\"model: "
+         "claude-3-5-sonnet-20241022\"}}",
+         "not_found_error", "model: claude-3-5-sonnet-20241022", false},
+        {LLM_OPENAI, 401,
+         "{\"error\":{\"message\":\"Invalid token AbCdEf0123456789AbCdEf0123456789AbCdEf01 for "
+         "gsk_abcdefgh\",\"type\":\"auth\"}}",
+         "auth", "Invalid token [redacted] for [redacted]", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct llm_event ev;
+        llm_parse_error(cases[i].p, cases[i].status, cases[i].body, strlen(cases[i].body), &ev);
+        char text[600];
+        snprintf(text, sizeof(text), "%.*s", (int)ev.len, ev.text);
+        CHECKF(ev.type == LLM_EV_ERROR && ev.http_status == cases[i].status &&
+                   !strcmp(ev.error_type, cases[i].type) && strstr(text, cases[i].msg) &&
+                   ev.retryable == cases[i].retry,
+               "error %zu: %s '%s' retry %d", i, ev.error_type, text, ev.retryable);
+        CHECKF(!strstr(text, "sk-proj") && !strstr(text, "AIzaSy"), "error %zu leaks a key", i);
+    }
+
+    /* a long message is cut on a character boundary */
+    struct buf body = {0};
+    buf_append_str(&body, "{\"error\":{\"message\":\"");
+    for (int i = 0; i < 400; i++)
+        buf_append_str(&body, "\xc3\xa9");
+    buf_append_str(&body, "\"}}");
+    struct llm_event ev;
+    llm_parse_error(LLM_OPENAI, 400, bstr(&body), buf_size(&body), &ev);
+    CHECK(ev.len < 512 && ev.len % 2 == 0 && ev.text[ev.len] == '\0');
+    buf_free(&body);
+}
+
+static void test_names(void)
+{
+    CHECK(llm_provider_from_name("openai", 6) == LLM_OPENAI);
+    CHECK(llm_provider_from_name("anthropic", 9) == LLM_ANTHROPIC);
+    CHECK(llm_provider_from_name("gemini", 6) == LLM_GEMINI);
+    CHECK(llm_provider_from_name("gemini/x", 6) == LLM_GEMINI);
+    CHECK(llm_provider_from_name("open", 4) == -1);
+    CHECK(llm_provider_from_name("OpenAI", 6) == -1);
+    CHECK(!strcmp(llm_provider_name(LLM_ANTHROPIC), "anthropic"));
+    CHECK(!strcmp(llm_provider_name(LLM__COUNT), "unknown"));
+    CHECK(!strcmp(llm_default_base_url(LLM_OPENAI), "https://api.openai.com/v1"));
+    CHECK(!strcmp(llm_default_base_url(LLM_ANTHROPIC), "https://api.anthropic.com"));
+    CHECK(!strcmp(llm_default_base_url(LLM_GEMINI), "https://generativelanguage.googleapis.com"));
+}
+
+int main(void)
+{
+    test_names();
+    json_doc *d = json_doc_create();
+    test_request_openai(d);
+    test_request_anthropic(d);
+    test_request_gemini(d);
+    json_doc_destroy(d);
+    test_request_errors();
+    test_auth_headers();
+    test_parse_error();
+    return tap_done();
+}
