@@ -29,7 +29,8 @@ static inline size_t buf_size(const struct buf *b)
 }
 static inline char *buf_begin(const struct buf *b)
 {
-    return b->data + b->off;
+    static char empty[1]; /* never NULL: NULL + 0 is undefined behaviour */
+    return b->data ? b->data + b->off : empty;
 }
 void buf_reset(struct buf *b);
 /* Free the memory (the buffer is empty and reusable afterwards). */
