@@ -83,11 +83,14 @@ static const struct key_def keys[] = {
     STR("pricing", price_file),
     STR("pricing", currency),
     STR("pricing", usd_to_inr),
+    STR("store", journal_dir),
+    U32("store", journal_max_bytes, 65536, 4294967295u),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "websocket", "session", "auth",
-                                       "log",    "model",     "providers", "pricing"};
+static const char *const sections[] = {"server", "websocket", "session",   "auth",
+                                       "log",    "model",     "providers", "pricing",
+                                       "store"};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -139,6 +142,8 @@ void config_defaults(struct config *c)
     strcpy(c->price_file, "config/prices.csv");
     strcpy(c->currency, "INR");
     strcpy(c->usd_to_inr, "84.0");
+    strcpy(c->journal_dir, ".run/journal");
+    c->journal_max_bytes = 64u << 20;
 }
 
 static bool known_section(const char *name)
@@ -590,6 +595,7 @@ static const struct {
     {"OPENAI_BASE_URL", "providers", "openai_base_url"},
     {"ANTHROPIC_BASE_URL", "providers", "anthropic_base_url"},
     {"GEMINI_BASE_URL", "providers", "gemini_base_url"},
+    {"TRILEMMA_JOURNAL_DIR", "store", "journal_dir"},
 };
 
 /* Secrets that only come from the environment (never from a file that might be committed). */
@@ -606,8 +612,8 @@ static int env_secret(const char *var, char *dst, size_t cap, char *err, size_t 
     return 0;
 }
 
-/* With no model configured, the first provider that has a key answers; with none, echo. */
-static void default_model(struct config *c)
+/* See config.h. */
+void config_resolve_model(struct config *c)
 {
     if (c->model[0])
         return;
@@ -655,7 +661,6 @@ int config_apply_env(struct config *c, char *err, size_t errlen)
         env_secret("GEMINI_API_KEY", tmp->gemini_api_key, sizeof(tmp->gemini_api_key), err,
                    errlen) < 0)
         goto out;
-    default_model(tmp);
     *c = *tmp;
     ret = 0;
 out:
@@ -703,6 +708,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         seterr(err, errlen, "level: out of range");
     else if (strcmp(c->currency, "INR") != 0 && strcmp(c->currency, "USD") != 0)
         seterr(err, errlen, "currency: expected INR or USD");
+    else if (c->journal_dir[0] == '\0' || c->journal_max_bytes < 65536)
+        seterr(err, errlen, "journal_dir must be set and journal_max_bytes at least 65536");
     else
         return 0;
     return -1;

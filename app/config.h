@@ -70,6 +70,10 @@ struct config {
     char anthropic_api_key[512];
     char gemini_api_key[512];
 
+    /* [store] - PostgreSQL writes and the spill journal (docs/store.md) */
+    char journal_dir[1024];     /* env TRILEMMA_JOURNAL_DIR; default ".run/journal" */
+    uint32_t journal_max_bytes; /* per worker; default 64 MiB (full: new turns are refused) */
+
     /* [log] */
     int log_level;                   /* enum log_level, default info */
 
@@ -92,6 +96,11 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
  * naming the variable (never showing the value); on error c is unchanged. Returns 0 or -1 with
  * err. */
 int config_apply_env(struct config *c, char *err, size_t errlen);
+
+/* With no [model] model set by file, environment or flags: the first provider whose key is set
+ * answers (openai/gpt-4.1-mini, anthropic/claude-sonnet-4-5, gemini/gemini-2.5-flash); with no
+ * key at all, "echo". Call after every layer is applied. */
+void config_resolve_model(struct config *c);
 
 /* Set one key by its "section.key" name, as the file would (used for flags and env). */
 int config_set(struct config *c, const char *section, const char *key, const char *value,

@@ -72,6 +72,7 @@ static int build_config(const struct flags *f, struct config *conf)
         goto out_err;
     if (f->workers && config_set(conf, "server", "workers", f->workers, err, sizeof(err)) < 0)
         goto out_err;
+    config_resolve_model(conf);
     if (config_validate(conf, err, sizeof(err)) < 0)
         goto out_err;
     return 0;

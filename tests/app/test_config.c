@@ -454,7 +454,11 @@ static void test_listen(void)
 static const char *const env_vars[] = {"TRILEMMA_LISTEN",       "TRILEMMA_WORKERS",
                                        "TRILEMMA_JWT_SECRET",   "TRILEMMA_JWT_ISSUER",
                                        "TRILEMMA_JWT_AUDIENCE", "TRILEMMA_ALLOWED_ORIGINS",
-                                       "TRILEMMA_LOG_LEVEL",    "DATABASE_URL"};
+                                       "TRILEMMA_LOG_LEVEL",    "DATABASE_URL",
+                                       "TRILEMMA_MODEL",        "TRILEMMA_FALLBACKS",
+                                       "OPENAI_BASE_URL",       "ANTHROPIC_BASE_URL",
+                                       "GEMINI_BASE_URL",       "OPENAI_API_KEY",
+                                       "ANTHROPIC_API_KEY",     "GEMINI_API_KEY"};
 
 static void clear_env(void)
 {
@@ -489,6 +493,27 @@ static void test_env(void)
     CHECK(c.log_level == LOG_DEBUG);
     CHECK(strcmp(c.database_url, "postgres://u:pw@db/trilemma") == 0);
     CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err);
+
+    /* provider keys and routes; the model follows the first key when none is configured */
+    clear_env();
+    config_defaults(&c);
+    setenv("OPENAI_API_KEY", "sk-test", 1);
+    setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1", 1);
+    CHECKF(config_apply_env(&c, err, sizeof(err)) == 0, "%s", err);
+    CHECK(strcmp(c.openai_api_key, "sk-test") == 0);
+    CHECK(strcmp(c.openai_base_url, "http://127.0.0.1:9/v1") == 0);
+    CHECK(c.model[0] == '\0');
+    config_resolve_model(&c);
+    CHECK(strcmp(c.model, "openai/gpt-4.1-mini") == 0);
+    setenv("TRILEMMA_MODEL", "gemini/gemini-2.5-flash", 1);
+    config_defaults(&c);
+    CHECKF(config_apply_env(&c, err, sizeof(err)) == 0, "%s", err);
+    config_resolve_model(&c);
+    CHECK(strcmp(c.model, "gemini/gemini-2.5-flash") == 0);
+    clear_env();
+    config_defaults(&c);
+    config_resolve_model(&c);
+    CHECK(strcmp(c.model, "echo") == 0);
 
     /* empty counts as unset */
     clear_env();
