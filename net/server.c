@@ -562,6 +562,9 @@ static void *worker_main(void *arg)
         log_error("worker %d: loop failed: %s", w->index, strerror(-ret));
     if (w->s->hooks.worker_fini)
         w->s->hooks.worker_fini(w, w->app);
+    xfree(w->conns); /* every slot is free once the loop has ended */
+    xfree(w->gens);
+    xfree(w->free_idx);
 out:
     if (w->listen_fd >= 0)
         close(w->listen_fd);

@@ -1,0 +1,102 @@
+/* sim.h - trilemma-sim, the simulated model provider: process-wide options, the capacity shared
+ * by all workers (concurrent streams, output tokens per minute), and each worker's state.
+ *
+ * The simulator runs on net/ (the project's own io_uring HTTP server): every worker answers the
+ * requests it accepted, streams their answers with one timer per stream, and shares only the
+ * capacity counters with the other workers (an atomic and a mutex-protected minute window,
+ * touched once per request). See docs/sim.md. */
+#ifndef TRILEMMA_SIM_H
+#define TRILEMMA_SIM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "net/server.h"
+#include "stream/json.h"
+
+enum sim_format {
+    SIM_OPENAI,    /* POST /v1/chat/completions */
+    SIM_ANTHROPIC, /* POST /v1/messages */
+    SIM_GEMINI,    /* POST /v1beta/models/{model}:streamGenerateContent?alt=sse */
+    SIM_NFORMATS,
+};
+
+struct sim_opts {
+    uint32_t ttft_ms;        /* mean time to first token */
+    uint32_t ttft_jitter_ms; /* uniform +- around the mean */
+    double tps;              /* tokens per second per stream; 0 = everything in one write */
+    uint32_t tokens;         /* default answer length */
+    uint32_t max_streams;    /* concurrent generations in the process; 0 = unlimited */
+    uint64_t tpm;            /* output tokens per minute in the process; 0 = unlimited */
+    double error_rate;       /* share of requests answered with a 5xx */
+    double disconnect_rate;  /* share of streams reset mid-stream */
+    double stall_rate;       /* share of streams that stop sending mid-stream */
+    uint64_t seed;           /* for the random faults and jitter (answers never depend on it) */
+};
+
+/* Counters of one worker, read by /metrics from another thread (relaxed). */
+struct sim_stats {
+    atomic_ullong requests[SIM_NFORMATS];
+    atomic_ullong tokens_out;   /* content tokens written (text and tool-call fragments) */
+    atomic_ullong refused;      /* 429 for capacity */
+    atomic_ullong errors;       /* error responses answered on purpose (directives, faults) */
+    atomic_ullong bad_requests; /* 4xx for malformed requests */
+    atomic_ullong streams_done; /* generations that ran to their end */
+    atomic_ullong streams_cut;  /* reset, stalled or ended by an error event */
+    atomic_ullong client_left;  /* the client went away before the end */
+    atomic_uint active;         /* generations of this worker in flight */
+    char pad[64];               /* keep workers' counters on separate cache lines */
+};
+
+enum { SIM_TPM_WINDOW = 60 }; /* one bucket per second */
+
+/* State shared by every worker. */
+struct sim {
+    struct sim_opts o;
+    atomic_uint streams; /* generations in flight, all workers */
+    pthread_mutex_t tpm_lock;
+    uint64_t tpm_sec[SIM_TPM_WINDOW];   /* the second each bucket counts, or 0 */
+    uint64_t tpm_count[SIM_TPM_WINDOW]; /* output tokens admitted in that second */
+    struct sim_stats *stats;            /* [nworkers], allocated before the workers start */
+    int nworkers;
+};
+
+struct sim_table;
+
+/* One worker's state (created on the worker thread by worker_init). */
+struct sim_worker {
+    struct sim *sim;
+    struct worker *w;
+    struct loop *loop;
+    json_doc *doc;              /* one parser for every request of this worker */
+    struct buf out;             /* scratch: wire bytes of the event being written */
+    uint64_t rng;               /* jitter and random faults */
+    uint64_t next_id;           /* makes response ids unique */
+    struct sim_table *prefixes; /* prompt-prefix hashes seen before: the cached-token model */
+    struct sim_table *attempts; /* conversation hash -> requests seen (fail_first) */
+    struct sim_stats *st;       /* &sim->stats[worker index] */
+};
+
+/* Fill o with the defaults (docs/sim.md). */
+void sim_opts_defaults(struct sim_opts *o);
+
+/* The hooks for net/ (on_request, on_http_close, worker_init/fini, metrics). `sim` must outlive
+ * the server. */
+void sim_server_hooks(struct server_hooks *h, struct sim *sim);
+
+/* ---- capacity (sim_capacity.c): called from any worker ---- */
+
+void sim_capacity_init(struct sim *s);
+void sim_capacity_fini(struct sim *s);
+/* Admit one generation that will produce `tokens` output tokens at time now_ms (monotonic).
+ * Returns 0 (counted: release it with sim_capacity_release), or -EBUSY with *retry_after set to
+ * whole seconds, and *why to "streams" or "tokens". */
+int sim_capacity_admit(struct sim *s, uint64_t tokens, uint64_t now_ms, uint32_t *retry_after,
+                       const char **why);
+/* A generation admitted by sim_capacity_admit ended. */
+void sim_capacity_release(struct sim *s);
+
+#endif

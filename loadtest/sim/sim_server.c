@@ -1,0 +1,411 @@
+/* sim_server.c - the simulator's net/ hooks: routing of the providers' paths, request
+ * admission (capacity, directives, injected faults), the usage/cache model, and /v1/models.
+ *
+ * Every request is answered by this module (on_request always returns true): unknown paths get
+ * a 404 in OpenAI's error shape. /healthz, /readyz and /metrics are net/'s own. */
+#include "loadtest/sim/sim.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/mem.h"
+#include "loadtest/sim/sim_answer.h"
+#include "loadtest/sim/sim_hash.h"
+#include "loadtest/sim/sim_request.h"
+#include "loadtest/sim/sim_stream.h"
+#include "loadtest/sim/sim_table.h"
+#include "loadtest/sim/sim_wire.h"
+#include "stream/jsonw.h"
+
+static struct sim *g_sim; /* set once by sim_server_hooks, before the workers start */
+
+struct route {
+    enum sim_format fmt;
+    bool gemini_stream; /* :streamGenerateContent */
+    char model[SIM_NAME_MAX];
+};
+
+static bool path_is(const struct http_request *req, const char *p)
+{
+    return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+}
+
+static bool method_is(const struct http_request *req, const char *m)
+{
+    return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
+}
+
+/* /v1beta/models/{model}:streamGenerateContent or :generateContent (also under /v1/). */
+static bool route_gemini(const struct http_request *req, struct route *rt)
+{
+    static const char *const prefixes[] = {"/v1beta/models/", "/v1/models/"};
+    const char *p = req->path, *end = req->path + req->path_len;
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(prefixes[i]);
+        if (req->path_len <= n || memcmp(p, prefixes[i], n) != 0)
+            continue;
+        const char *model = p + n, *colon = memchr(model, ':', (size_t)(end - model));
+        if (!colon || colon == model || (size_t)(colon - model) >= SIM_NAME_MAX)
+            return false;
+        size_t vn = (size_t)(end - colon - 1);
+        if (vn == 21 && memcmp(colon + 1, "streamGenerateContent", 21) == 0)
+            rt->gemini_stream = true;
+        else if (!(vn == 15 && memcmp(colon + 1, "generateContent", 15) == 0))
+            return false;
+        memcpy(rt->model, model, (size_t)(colon - model));
+        rt->model[colon - model] = '\0';
+        rt->fmt = SIM_GEMINI;
+        return true;
+    }
+    return false;
+}
+
+static bool route(const struct http_request *req, struct route *rt)
+{
+    memset(rt, 0, sizeof(*rt));
+    if (path_is(req, "/v1/chat/completions") || path_is(req, "/chat/completions")) {
+        rt->fmt = SIM_OPENAI;
+        return true;
+    }
+    if (path_is(req, "/v1/messages")) {
+        rt->fmt = SIM_ANTHROPIC;
+        return true;
+    }
+    return route_gemini(req, rt);
+}
+
+/* An error response in fmt's shape; 429 carries retry-after. */
+static void reply_error(struct conn *c, enum sim_format fmt, int status, const char *message,
+                        uint32_t retry_after)
+{
+    struct buf body = {0};
+    char extra[64] = "";
+    sim_wire_error_body(fmt, status, message, &body);
+    if (status == 429)
+        snprintf(extra, sizeof(extra), "retry-after: %u\r\n", retry_after ? retry_after : 1);
+    conn_http_reply(c, status, "application/json; charset=utf-8", buf_begin(&body), buf_size(&body),
+                    extra[0] ? extra : NULL);
+    buf_free(&body);
+}
+
+static const char *error_message(enum sim_format fmt, int status)
+{
+    if (status == 429)
+        return fmt == SIM_GEMINI ? "Resource has been exhausted (e.g. check quota)."
+                                 : "Rate limit reached (simulated).";
+    if (status == 529 || (status == 503 && fmt == SIM_ANTHROPIC))
+        return "Overloaded";
+    if (status == 503)
+        return fmt == SIM_GEMINI ? "The model is overloaded. Please try again later."
+                                 : "The server is overloaded or not ready yet.";
+    if (status >= 500)
+        return "The server had an error while processing your request. Sorry about that!";
+    return "simulated error";
+}
+
+/* The status of an error answered on purpose, or 0: [[sim:status]], [[sim:fail_first]] (the
+ * first N requests of the same conversation), then --error-rate. */
+static int injected_status(struct sim_worker *sw, const struct sim_req *r)
+{
+    if (r->d.status >= 400 && r->d.status <= 599)
+        return (int)r->d.status;
+    if (r->d.fail_first > 0) {
+        uint32_t seen = 0;
+        sim_table_get(sw->attempts, r->conv_hash, &seen);
+        sim_table_put(sw->attempts, r->conv_hash, seen + 1);
+        if (seen < r->d.fail_first)
+            return r->fmt == SIM_ANTHROPIC ? 529 : 503;
+    }
+    if (sw->sim->o.error_rate > 0 && sim_rng_unit(&sw->rng) < sw->sim->o.error_rate)
+        return r->fmt == SIM_ANTHROPIC ? 529 : r->fmt == SIM_GEMINI ? 503 : 500;
+    return 0;
+}
+
+/* Prompt usage with the cache model: the longest message prefix seen before on this worker is
+ * cached; then every prefix of this prompt is remembered. */
+static void usage_of(struct sim_worker *sw, const struct sim_req *r, struct sim_usage *u)
+{
+    memset(u, 0, sizeof(*u));
+    u->prompt = r->prompt_tokens;
+    for (uint32_t i = r->nmsgs; i-- > 0;) {
+        if (sim_table_get(sw->prefixes, r->prefix_hash[i], NULL)) {
+            u->cached = r->prefix_tokens[i];
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < r->nmsgs; i++)
+        sim_table_put(sw->prefixes, r->prefix_hash[i], 1);
+    if (r->fmt == SIM_ANTHROPIC && r->cache_control)
+        u->cache_write = u->prompt - u->cached;
+}
+
+static uint32_t pick_ttft(struct sim_worker *sw, const struct sim_req *r)
+{
+    const struct sim_opts *o = &sw->sim->o;
+    if (r->d.ttft_ms >= 0)
+        return (uint32_t)r->d.ttft_ms;
+    int64_t t = o->ttft_ms;
+    if (o->ttft_jitter_ms)
+        t += (int64_t)(sim_rng_next(&sw->rng) % (2ull * o->ttft_jitter_ms + 1)) -
+             (int64_t)o->ttft_jitter_ms;
+    return t < 0 ? 0 : (uint32_t)t;
+}
+
+/* Timing and faults: directives first, then the random fault rates of the flags. */
+static void plan_of(struct sim_worker *sw, const struct sim_req *r, const struct sim_answer *a,
+                    struct sim_plan *p)
+{
+    const struct sim_opts *o = &sw->sim->o;
+    memset(p, 0, sizeof(*p));
+    p->sse = r->stream;
+    p->ttft_ms = pick_ttft(sw, r);
+    double tps = r->d.tps >= 0 ? (double)r->d.tps : o->tps;
+    p->gap_ms = tps > 0 ? 1000.0 / tps : 0;
+    const int64_t after[] = {r->d.disconnect_after, r->d.stall_after, r->d.error_event_after};
+    const enum sim_fault kind[] = {SIM_FAULT_DISCONNECT, SIM_FAULT_STALL, SIM_FAULT_ERROR};
+    for (int i = 0; i < 3; i++) {
+        if (after[i] >= 0) {
+            p->fault = kind[i];
+            /* past the end = after the last token, before the closing events */
+            p->fault_after = after[i] < a->nsteps ? (uint32_t)after[i] : a->nsteps;
+            return;
+        }
+    }
+    double u = sim_rng_unit(&sw->rng);
+    if (u < o->disconnect_rate)
+        p->fault = SIM_FAULT_DISCONNECT;
+    else if (u < o->disconnect_rate + o->stall_rate)
+        p->fault = SIM_FAULT_STALL;
+    if (p->fault)
+        p->fault_after = (uint32_t)(sim_rng_next(&sw->rng) % (a->nsteps + 1ull));
+}
+
+static void resp_of(struct sim_worker *sw, const struct sim_req *r, struct sim_resp *resp)
+{
+    static const char *const prefix[] = {"chatcmpl-", "msg_01", ""};
+    static const size_t len[] = {29, 22, 22};
+    memset(resp, 0, sizeof(*resp));
+    resp->fmt = r->fmt;
+    uint64_t seed = sim_hash_u64(r->conv_hash, ((uint64_t)worker_index(sw->w) << 48) ^
+                                                   ++sw->next_id ^ (uint64_t)time(NULL));
+    sim_make_id(resp->id, sizeof(resp->id), prefix[r->fmt], len[r->fmt], seed);
+    resp->created = (int64_t)time(NULL);
+    snprintf(resp->model, sizeof(resp->model), "%s", r->model);
+    resp->include_usage = r->include_usage;
+    resp->block = -1;
+    usage_of(sw, r, &resp->u);
+}
+
+/* Admit and start a generation for a parsed request (the answer is built already). */
+static void start(struct sim_worker *sw, struct conn *c, struct sim_req *r, struct sim_answer *a)
+{
+    uint32_t retry = 0;
+    const char *why = "";
+    if (sim_capacity_admit(sw->sim, sim_answer_tokens(a), loop_now_ms(sw->loop), &retry, &why) <
+        0) {
+        atomic_fetch_add_explicit(&sw->st->refused, 1, memory_order_relaxed);
+        char msg[SIM_NAME_MAX + 96];
+        snprintf(msg, sizeof(msg), "Rate limit reached for %s (simulated: too many %s).", r->model,
+                 why);
+        reply_error(c, r->fmt, 429, msg, retry);
+        return;
+    }
+    int status = injected_status(sw, r);
+    if (status) {
+        sim_capacity_release(sw->sim);
+        atomic_fetch_add_explicit(&sw->st->errors, 1, memory_order_relaxed);
+        reply_error(c, r->fmt, status, error_message(r->fmt, status), 1);
+        return;
+    }
+    struct sim_resp resp;
+    struct sim_plan plan;
+    resp_of(sw, r, &resp);
+    plan_of(sw, r, a, &plan);
+    sim_stream_begin(sw, c, &resp, a, &plan);
+}
+
+static void bad_request(struct sim_worker *sw, struct conn *c, enum sim_format fmt, int status,
+                        const char *msg)
+{
+    atomic_fetch_add_explicit(&sw->st->bad_requests, 1, memory_order_relaxed);
+    reply_error(c, fmt, status, msg, 0);
+}
+
+/* Checks before the body is parsed; returns an error message for a 400, or NULL. */
+static const char *precheck(const struct http_request *req, const struct route *rt,
+                            struct sim_req *r)
+{
+    char alt[16];
+    if (rt->fmt == SIM_ANTHROPIC && !http_find_header(req, "anthropic-version"))
+        return "anthropic-version: header is required";
+    if (rt->fmt != SIM_GEMINI)
+        return NULL;
+    snprintf(r->model, sizeof(r->model), "%s", rt->model);
+    r->stream = rt->gemini_stream;
+    if (r->stream &&
+        (!req->query || http_query_param(req->query, req->query_len, "alt", alt, sizeof(alt)) < 0 ||
+         strcmp(alt, "sse") != 0))
+        return "trilemma-sim streams Gemini responses only with alt=sse";
+    return NULL;
+}
+
+/* A generation request on one of the providers' paths. */
+static void generate(struct sim_worker *sw, struct conn *c, const struct http_request *req,
+                     const struct route *rt, const char *body, size_t len)
+{
+    struct sim_req r = {.fmt = rt->fmt};
+    const char *err = precheck(req, rt, &r);
+    atomic_fetch_add_explicit(&sw->st->requests[rt->fmt], 1, memory_order_relaxed);
+    if (!err && json_doc_load(sw->doc, body, len) < 0)
+        err = "The request body is not valid JSON.";
+    if (!err && sim_req_parse(&r, sw->doc, body, len, &err) == 0) {
+        struct sim_answer a;
+        sim_answer_build(&a, &r, sw->doc, sw->sim->o.tokens);
+        start(sw, c, &r, &a);
+        sim_answer_free(&a); /* empty if the stream took it over */
+    }
+    if (err)
+        bad_request(sw, c, rt->fmt, 400, err);
+    sim_req_free(&r);
+}
+
+/* GET /v1/models: OpenAI's list shape, or Anthropic's when anthropic-version is sent. */
+static void models(struct conn *c, const struct http_request *req)
+{
+    static const char *const ids[] = {"gpt-4.1-mini",     "gpt-4o-mini",      "claude-sonnet-4-5",
+                                      "claude-haiku-4-5", "gemini-2.5-flash", "gemini-2.5-pro"};
+    bool anthropic = http_find_header(req, "anthropic-version") != NULL;
+    struct buf out = {0};
+    struct jsonw w;
+    jw_init(&w, &out);
+    jw_obj_begin(&w);
+    if (!anthropic)
+        jw_kstr(&w, "object", "list");
+    jw_key(&w, "data");
+    jw_arr_begin(&w);
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        jw_obj_begin(&w);
+        if (anthropic) {
+            jw_kstr(&w, "type", "model");
+            jw_kstr(&w, "id", ids[i]);
+            jw_kstr(&w, "display_name", ids[i]);
+            jw_kstr(&w, "created_at", "2025-01-01T00:00:00Z");
+        } else {
+            jw_kstr(&w, "id", ids[i]);
+            jw_kstr(&w, "object", "model");
+            jw_kint(&w, "created", 1735689600);
+            jw_kstr(&w, "owned_by", "trilemma-sim");
+        }
+        jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
+    if (anthropic) {
+        jw_kbool(&w, "has_more", false);
+        jw_kstr(&w, "first_id", ids[0]);
+        jw_kstr(&w, "last_id", ids[sizeof(ids) / sizeof(ids[0]) - 1]);
+    }
+    jw_obj_end(&w);
+    conn_http_reply(c, 200, "application/json", buf_begin(&out), buf_size(&out), NULL);
+    buf_free(&out);
+}
+
+static bool on_request(struct conn *c, const struct http_request *req, const char *body, size_t len)
+{
+    struct sim_worker *sw = worker_app(conn_worker(c));
+    struct route rt;
+    if (path_is(req, "/v1/models") && method_is(req, "GET")) {
+        models(c, req);
+    } else if (!route(req, &rt)) {
+        reply_error(c, SIM_OPENAI, 404, "Unknown request URL (trilemma-sim).", 0);
+    } else if (!method_is(req, "POST")) {
+        reply_error(c, rt.fmt, 405, "Method not allowed: use POST.", 0);
+    } else {
+        generate(sw, c, req, &rt, body, len);
+    }
+    return true;
+}
+
+static void on_http_close(struct conn *c)
+{
+    sim_stream_closed(c);
+}
+
+static void *worker_init(struct worker *w)
+{
+    struct sim_worker *sw = xcalloc(1, sizeof(*sw));
+    sw->sim = g_sim;
+    sw->w = w;
+    sw->loop = worker_loop(w);
+    sw->doc = json_doc_create();
+    uint64_t s = g_sim->o.seed ^ (0x5151ull * (uint64_t)(worker_index(w) + 1));
+    sw->rng = sim_rng_next(&s);
+    sw->prefixes = sim_table_create(16);
+    sw->attempts = sim_table_create(12);
+    sw->st = &g_sim->stats[worker_index(w)];
+    return sw;
+}
+
+static void worker_fini(struct worker *w, void *state)
+{
+    (void)w;
+    struct sim_worker *sw = state;
+    if (!sw)
+        return;
+    json_doc_destroy(sw->doc);
+    buf_free(&sw->out);
+    sim_table_destroy(sw->prefixes);
+    sim_table_destroy(sw->attempts);
+    xfree(sw);
+}
+
+#define SUM(field)                                                                                 \
+    ({                                                                                             \
+        unsigned long long v_ = 0;                                                                 \
+        for (int i_ = 0; i_ < g_sim->nworkers; i_++)                                               \
+            v_ += atomic_load_explicit(&g_sim->stats[i_].field, memory_order_relaxed);             \
+        v_;                                                                                        \
+    })
+
+static void metrics(struct server *s, struct buf *out)
+{
+    (void)s;
+    static const char *const fmt_names[SIM_NFORMATS] = {"openai", "anthropic", "gemini"};
+    buf_append_str(out, "# HELP trilemma_sim_requests_total Generation requests by format.\n"
+                        "# TYPE trilemma_sim_requests_total counter\n");
+    for (int f = 0; f < SIM_NFORMATS; f++)
+        buf_printf(out, "trilemma_sim_requests_total{format=\"%s\"} %llu\n", fmt_names[f],
+                   SUM(requests[f]));
+    const struct {
+        const char *name, *type, *help;
+        unsigned long long v;
+    } m[] = {
+        {"tokens_total", "counter", "Content tokens written.", SUM(tokens_out)},
+        {"refused_total", "counter", "429 answers for capacity.", SUM(refused)},
+        {"errors_injected_total", "counter", "Errors answered on purpose.", SUM(errors)},
+        {"bad_requests_total", "counter", "Malformed requests.", SUM(bad_requests)},
+        {"streams_completed_total", "counter", "Generations completed.", SUM(streams_done)},
+        {"streams_cut_total", "counter", "Generations reset, stalled or errored.",
+         SUM(streams_cut)},
+        {"client_left_total", "counter", "Clients gone before the end.", SUM(client_left)},
+        {"streams_active", "gauge", "Generations in flight.", SUM(active)},
+    };
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+        buf_printf(out,
+                   "# HELP trilemma_sim_%s %s\n# TYPE trilemma_sim_%s %s\ntrilemma_sim_%s %llu\n",
+                   m[i].name, m[i].help, m[i].name, m[i].type, m[i].name, m[i].v);
+}
+
+/* Fill the hooks; see sim.h. */
+void sim_server_hooks(struct server_hooks *h, struct sim *sim)
+{
+    g_sim = sim;
+    memset(h, 0, sizeof(*h));
+    h->worker_init = worker_init;
+    h->worker_fini = worker_fini;
+    h->on_request = on_request;
+    h->on_http_close = on_http_close;
+    h->metrics = metrics;
+    h->max_body = 4u << 20;
+}
