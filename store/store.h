@@ -26,7 +26,7 @@ struct store_llm_call {
     const char *model;
     const char *tier;   /* "standard" */
     uint32_t attempt;   /* 1-based, per route */
-    const char *role;   /* ledger kind of the call: "model", "retry", "fallback" */
+    const char *role;   /* ledger kind: "model", "retry", "fallback", "guardrail", "escalation" */
     const char *status; /* "ok", "error", "cancelled" */
     const char *error;  /* NULL or a short message (never a key) */
     int http_status;    /* 0 when no response */
@@ -35,6 +35,18 @@ struct store_llm_call {
     int64_t ttft_ms;     /* -1 when no token */
     int64_t duration_ms;
     int64_t cost_micros;
+};
+
+/* A tool call made for the turn (one tool_calls row and one "tool" ledger line each). */
+struct store_tool_call {
+    const char *name;
+    const char *arguments; /* JSON text; text that is not valid JSON is stored as a JSON string */
+    size_t arguments_len;
+    uint64_t result_bytes;
+    bool cache_hit;
+    int64_t duration_ms;
+    const char *status;  /* "ok", "error", "timeout", "cancelled" */
+    int64_t cost_micros; /* 0 for a free tool (it still gets its ledger line) */
 };
 
 struct store_turn {
@@ -52,12 +64,14 @@ struct store_turn {
     int64_t started_at_ms;     /* unix ms: also the partition key */
     int64_t first_token_ms;    /* -1 when none */
     int64_t total_ms;
-    const char *currency;       /* "INR" / "USD" */
-    int64_t usd_to_inr_micros;  /* the rate used, recorded on every money row */
+    const char *currency;      /* "INR" / "USD" */
+    int64_t usd_to_inr_micros; /* the rate used, recorded on every money row */
     const struct store_llm_call *calls;
     uint32_t n_calls;
     struct llm_usage usage; /* the sum over calls */
-    int64_t cost_micros;    /* the sum over calls (= the sum of the ledger lines) */
+    int64_t cost_micros;    /* the sum over calls and tools (= the sum of the ledger lines) */
+    const struct store_tool_call *tools;
+    uint32_t n_tools;
 };
 
 /* ---- what a conversation reads back ---- */
@@ -100,8 +114,7 @@ struct store_op; /* a pending read, cancellable */
 
 /* Apply store/migrations/NNN_*.sql in order under an advisory lock (many pods may start at
  * once), and load the price file into the prices table. Blocking. Returns 0 or -1 with err. */
-int store_migrate(const struct config *conf, const char *migrations_dir, char *err,
-                  size_t errlen);
+int store_migrate(const struct config *conf, const char *migrations_dir, char *err, size_t errlen);
 
 /* Replay every worker's spill journal left by an earlier process (after a crash or kill -9)
  * into PostgreSQL, then truncate them. Blocking; PostgreSQL being away is not an error (the
@@ -118,17 +131,31 @@ void store_destroy(struct store *st);
 
 /* false while PostgreSQL is away and the journal is full: refuse new turns. */
 bool store_accepting(const struct store *st);
-/* true while writes go to the journal (for /readyz and metrics). */
+/* true while writes go to the journal (for /readyz and metrics). Both predicates may be called
+ * from any thread (they read state the worker publishes atomically). */
 bool store_degraded(const struct store *st);
 
 /* Queue a turn for the next group commit (copies everything). fn runs once it is durable. */
-void store_commit_turn(struct store *st, const struct store_turn *t, store_commit_fn fn,
-                       void *ctx);
+void store_commit_turn(struct store *st, const struct store_turn *t, store_commit_fn fn, void *ctx);
 
-/* Load a conversation (owner, recent messages, last turn). */
+/* Load a conversation (owner, recent messages, last turn) with one pipelined read on the
+ * worker's reader connection (reads never wait behind a write batch). fn runs on a later loop
+ * turn, never inside this call: -EIO when PostgreSQL is away or the read failed. st == NULL (no
+ * database): fn runs at once with found = false and NULL is returned. */
 struct store_op *store_load_conversation(struct store *st, const char *conversation_id,
                                          uint32_t max_messages, store_read_fn fn, void *ctx);
-/* The callback of op will not run. */
+/* The callback of op will not run. op must still be pending (its callback has not run). */
 void store_cancel(struct store_op *op);
+
+/* Nothing queued, being committed or being written to the journal (drain waits for this before
+ * store_destroy; turns still pending at store_destroy are written to the journal, blocking,
+ * without their callbacks). */
+bool store_idle(const struct store *st);
+
+/* Append the stores' Prometheus metrics (summed over the workers; NULL entries are skipped) to
+ * out: trilemma_store_commits_total, _batches_total, _journaled_total, _replayed_total,
+ * _commit_seconds (histogram: queued to durable), _journal_bytes, _degraded (workers whose writes
+ * go to the journal), _errors_total{kind}. Safe from any thread (relaxed reads). */
+void store_metrics(struct store *const *workers, int n, struct buf *out);
 
 #endif

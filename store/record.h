@@ -1,0 +1,42 @@
+/* record.h - one turn as a self-checking binary record: what the writer queues, what the spill
+ * journal holds, and what replay reads back.
+ *
+ *   header (12 bytes, little endian): magic "TRJ1" | payload length u32 | crc32 u32
+ *   payload: version u8 (1), then the turn's fields in a fixed order (record.c)
+ *
+ * The crc32 (zlib) covers the length field and the payload, so a torn or corrupted tail (a
+ * crash in the middle of an append) is recognised and never replayed. */
+#ifndef TRILEMMA_STORE_RECORD_H
+#define TRILEMMA_STORE_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "store/store.h"
+
+#define REC_HEADER 12
+#define REC_MAX_PAYLOAD (64u << 20)
+
+/* Append t as one record to out. Bytes PostgreSQL text cannot hold (NUL) become spaces, so
+ * offsets into the answer stay valid. */
+void rec_encode(struct buf *out, const struct store_turn *t);
+
+/* Look at the record at p[0..n): returns its total length (header included) when it is complete
+ * and its checksum matches, 0 when more bytes are needed (a torn tail if the file ends here),
+ * -EBADMSG when it is corrupt. */
+long rec_check(const char *p, size_t n);
+
+/* A decoded record: t's strings point into the record bytes, which must outlive it. */
+struct rec_turn {
+    struct store_turn t;
+    uint32_t *delta_ends;
+    struct store_llm_call *calls;
+    struct store_tool_call *tools;
+};
+
+/* Decode a record rec_check accepted. Returns 0 or -EBADMSG. Free with rec_turn_free. */
+int rec_decode(const char *rec, size_t len, struct rec_turn *out);
+void rec_turn_free(struct rec_turn *rt);
+
+#endif

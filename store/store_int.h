@@ -1,0 +1,135 @@
+/* store_int.h - the store's internals shared by writer.c, reader.c and metrics.c. */
+#ifndef TRILEMMA_STORE_STORE_INT_H
+#define TRILEMMA_STORE_STORE_INT_H
+
+#include <sys/uio.h>
+
+#include "store/journal.h"
+#include "store/pg.h"
+#include "store/store.h"
+#include "stream/json.h"
+
+enum {
+    STORE_BATCH_MAX = 64,          /* turns per group commit */
+    STORE_BATCH_WINDOW_MS = 2,     /* a batch leaves this long after its first turn at most */
+    STORE_REPLAY_MAX = 256,        /* journal records per replay batch ... */
+    STORE_REPLAY_BYTES = 1u << 20, /* ... and about this many bytes */
+    STORE_RETRY_MIN_MS = 100,      /* replay retry after a failed replay batch, doubling */
+    STORE_RETRY_MAX_MS = 5000,
+    STORE_PARTITIONS_EVERY_MS = 12 * 3600 * 1000,
+    STORE_BATCH_TIMEOUT_MS = 15000, /* no reply: the connection is taken for broken */
+};
+
+enum store_err {
+    SE_CONNECTION, /* a batch or read lost its connection */
+    SE_TRANSIENT,  /* the server refused for a passing reason (deadlock, shutdown...) */
+    SE_REJECTED,   /* the server refused the rows (constraint violation: a bug) */
+    SE_JOURNAL,    /* the journal could not be written or read */
+    SE_JOURNAL_FULL,
+    SE_NO_JOURNAL, /* PostgreSQL away and no journal to take the turn */
+    SE_READ,       /* a conversation load failed */
+    SE__COUNT,
+};
+
+#define STORE_LAT_BUCKETS 12
+extern const double store_lat_bounds[STORE_LAT_BUCKETS - 1];
+
+/* Written by the worker only; read by /metrics with relaxed loads. */
+struct store_stats {
+    uint64_t commits;
+    uint64_t batches;
+    uint64_t journaled;
+    uint64_t replayed;
+    uint64_t errors[SE__COUNT];
+    uint64_t lat[STORE_LAT_BUCKETS];
+    uint64_t lat_sum_ns;
+    uint64_t journal_bytes;
+    uint64_t degraded;
+};
+
+/* A queued turn: its record (record.h) and who waits for it. */
+struct wturn {
+    struct wturn *next;
+    char *rec;
+    uint32_t len;
+    store_commit_fn fn; /* NULL for a replayed record */
+    void *ctx;
+    uint64_t queued_ms; /* loop clock */
+    uint64_t queued_ns;
+    char turn_id[33];
+};
+
+struct tlist {
+    struct wturn *head, *tail;
+    uint32_t n;
+};
+
+enum batch_kind { B_NEW, B_REPLAY };
+
+/* One group commit in flight on the writer connection. */
+struct wbatch {
+    struct store *st;
+    enum batch_kind kind;
+    struct tlist turns;
+    struct journal *src; /* B_REPLAY: the journal it came from ... */
+    uint64_t end;        /* ... and the offset after its records */
+    bool split;          /* committing turn by turn after a rejected batch */
+};
+
+struct store {
+    struct loop *l;
+    int worker;
+    char journal_dir[1024];
+    uint64_t journal_max;
+    struct pg *w; /* writes: group commits, replays */
+    struct pg *r; /* reads */
+    json_doc *jd;
+    struct pg_query q;
+
+    struct tlist queue;
+    bool flush_now;
+    struct timer flush_timer;
+    struct timer batch_timer;
+    struct wbatch *inflight;
+
+    struct journal *j;      /* ours; NULL if it could not be opened */
+    struct journal *orphan; /* a dead process's, being replayed */
+    struct journal_append app;
+    struct tlist appending;
+    struct iovec iov[STORE_BATCH_MAX];
+    bool spill; /* new turns go to the journal until it is replayed */
+    bool full;  /* an append was refused (size limit or write error) */
+
+    struct timer replay_timer;
+    bool replay_wait;
+    uint32_t replay_backoff_ms;
+    uint64_t parts_due_ms;
+    bool in_kick, kick_again;
+
+    uint64_t accepting;   /* published by update_gauges for other threads */
+    struct store_op *ops; /* pending reads */
+    struct store_stats stats;
+};
+
+struct store_op {
+    struct store_op *next, *prev;
+    struct store *st;
+    struct pg_req *req;
+    store_read_fn fn;
+    void *ctx;
+};
+
+static inline void store_stat_add(uint64_t *c, uint64_t n)
+{
+    __atomic_store_n(c, *c + n, __ATOMIC_RELAXED); /* single writer */
+}
+
+static inline void store_stat_set(uint64_t *c, uint64_t v)
+{
+    __atomic_store_n(c, v, __ATOMIC_RELAXED);
+}
+
+/* reader.c: drop pending reads without callbacks (store_destroy). */
+void store_reads_drop(struct store *st);
+
+#endif

@@ -1,0 +1,773 @@
+/* test_store.c - the store against a real PostgreSQL that this test starts (pg_cluster.sh): a
+ * private cluster in a temporary folder, unix socket only, torn down at the end.
+ *
+ * Migrations are checked first (blocking, as the server runs them). Then one event loop runs two
+ * worker stores through a script of steps: each step starts something and names the condition
+ * that ends it; the loop runs until it holds, with a time bound as the failure condition (never
+ * a sleep, never a timing assertion). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "store/migrate.h"
+#include "store/record.h"
+#include "store/store_int.h"
+#include "tests/tap.h"
+
+/* ---- the cluster ---- */
+
+static char src_dir[512] = ".";
+static char pg_dir[] = "/tmp/trilemma-pg.XXXXXX";
+static char work_dir[] = "/tmp/trilemma-store.XXXXXX";
+static char db_url[1024];
+
+static int cluster(const char *cmd, char *out, size_t outlen)
+{
+    char line[PATH_MAX * 2];
+    snprintf(line, sizeof(line), "bash %s/tests/store/pg_cluster.sh %s %s", src_dir, cmd, pg_dir);
+    FILE *p = popen(line, "r");
+    if (!p)
+        return -1;
+    char buf[1024] = "";
+    if (!fgets(buf, sizeof(buf), p))
+        buf[0] = '\0';
+    int rc = pclose(p);
+    buf[strcspn(buf, "\n")] = '\0';
+    if (out)
+        snprintf(out, outlen, "%s", buf);
+    return rc == 0 ? 0 : -1;
+}
+
+static PGconn *connect_db(const char *dbname)
+{
+    char url[1200];
+    snprintf(url, sizeof(url), "postgresql://postgres@/%s?host=%s", dbname, pg_dir);
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "connect %s: %s", dbname, PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* The first column of the first row as a number; -1 (and a message) on error. */
+static long q1(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fprintf(stderr, "query failed: %s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    return v;
+}
+
+static char *qtext(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    struct buf b = {0};
+    if (PQresultStatus(r) == PGRES_TUPLES_OK)
+        for (int i = 0; i < PQntuples(r); i++)
+            for (int k = 0; k < PQnfields(r); k++)
+                buf_printf(&b, "%s%c", PQgetvalue(r, i, k), k + 1 < PQnfields(r) ? '|' : '\n');
+    PQclear(r);
+    buf_append(&b, "", 1);
+    return b.data;
+}
+
+/* ---- migrations ---- */
+
+static const char *mig_dir(void)
+{
+    static char d[PATH_MAX];
+    snprintf(d, sizeof(d), "%s/store/migrations", src_dir);
+    return d;
+}
+
+static int count_migrations(void)
+{
+    char err[256];
+    PGconn *c = connect_db("postgres");
+    PQclear(PQexec(c, "CREATE DATABASE mig_count"));
+    PQfinish(c);
+    c = connect_db("mig_count");
+    int n = store_migrate_conn(c, mig_dir(), -1, err, sizeof(err));
+    PQfinish(c);
+    return n;
+}
+
+static const char *fingerprint_sql =
+    "SELECT string_agg(x, ';' ORDER BY x) FROM ("
+    " SELECT table_name || '.' || column_name || ':' || data_type || ':' || is_nullable AS x"
+    "   FROM information_schema.columns WHERE table_schema = 'public'"
+    " UNION ALL SELECT indexname || ':' || indexdef FROM pg_indexes WHERE schemaname = 'public'"
+    " UNION ALL SELECT conrelid::regclass || ':' || conname || ':' || pg_get_constraintdef(oid)"
+    "   FROM pg_constraint WHERE connamespace = 'public'::regnamespace"
+    " UNION ALL SELECT tgrelid::regclass || ':' || tgname FROM pg_trigger WHERE NOT tgisinternal"
+    " UNION ALL SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+    " UNION ALL SELECT version || ':' || name FROM schema_migrations) s";
+
+struct mig_thread {
+    const char *db;
+    int applied;
+};
+
+static void *mig_thread_main(void *arg)
+{
+    struct mig_thread *m = arg;
+    char err[256];
+    PGconn *c = connect_db(m->db);
+    m->applied = c ? store_migrate_conn(c, mig_dir(), -1, err, sizeof(err)) : -1;
+    if (m->applied < 0)
+        fprintf(stderr, "concurrent migration: %s\n", err);
+    PQfinish(c);
+    return NULL;
+}
+
+static void test_migrations(void)
+{
+    char err[512], sql[256];
+    int n = count_migrations();
+    CHECKF(n >= 3, "migrations applied from zero: %d", n);
+    PGconn *admin = connect_db("postgres");
+    /* from zero, then again: nothing to do */
+    PGconn *full = connect_db("mig_count");
+    CHECK(store_migrate_conn(full, mig_dir(), -1, err, sizeof(err)) == 0);
+    CHECK(q1(full, "SELECT count(*) FROM schema_migrations") == n);
+    char *want = qtext(full, fingerprint_sql);
+    /* from every earlier version: the result is the same schema */
+    for (int v = 1; v < n; v++) {
+        snprintf(sql, sizeof(sql), "CREATE DATABASE mig_%d", v);
+        PQclear(PQexec(admin, sql));
+        snprintf(sql, sizeof(sql), "mig_%d", v);
+        PGconn *c = connect_db(sql);
+        CHECKF(store_migrate_conn(c, mig_dir(), v, err, sizeof(err)) == v, "to %d", v);
+        CHECK(q1(c, "SELECT max(version) FROM schema_migrations") == v);
+        CHECKF(store_migrate_conn(c, mig_dir(), -1, err, sizeof(err)) == n - v, "from %d", v);
+        char *got = qtext(c, fingerprint_sql);
+        CHECKF(strcmp(got, want) == 0, "schema migrated from version %d differs", v);
+        xfree(got);
+        PQfinish(c);
+    }
+    /* many pods at once: each migration applied exactly once */
+    PQclear(PQexec(admin, "CREATE DATABASE mig_race"));
+    struct mig_thread th[4];
+    pthread_t tid[4];
+    for (int i = 0; i < 4; i++) {
+        th[i] = (struct mig_thread){"mig_race", 0};
+        pthread_create(&tid[i], NULL, mig_thread_main, &th[i]);
+    }
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(tid[i], NULL);
+        CHECK(th[i].applied >= 0);
+        total += th[i].applied;
+    }
+    CHECKF(total == n, "concurrent migrations applied %d in total", total);
+    xfree(want);
+    PQfinish(full);
+    PQfinish(admin);
+}
+
+static void test_migrate_entry(const struct config *conf)
+{
+    char err[512];
+    CHECKF(store_migrate(conf, mig_dir(), err, sizeof(err)) == 0, "store_migrate: %s", err);
+    CHECKF(store_migrate(conf, mig_dir(), err, sizeof(err)) == 0, "again: %s", err);
+    PGconn *c = connect_db("trilemma");
+    long prices = q1(c, "SELECT count(*) FROM prices");
+    CHECKF(prices >= 10, "prices loaded: %ld", prices);
+    CHECK(q1(c, "SELECT input_micros FROM prices WHERE provider = 'openai' AND "
+                "model = 'gpt-4.1-mini' AND effective_from = '2025-04-14'") == 400000);
+    CHECK(q1(c, "SELECT count(*) FROM pg_class WHERE relname = 'turns_' || "
+                "to_char(now() AT TIME ZONE 'UTC', 'YYYYMM')") == 1);
+    PQfinish(c);
+}
+
+/* ---- turns ---- */
+
+static unsigned run_tag;
+static int64_t base_ms;
+
+struct tb {
+    char conv[33], turn[33], user[64];
+    char answer[8192];
+    uint32_t deltas[3];
+    struct store_llm_call calls[2];
+    struct store_tool_call tools[2];
+    struct store_turn t;
+};
+
+/* A retry that failed, the call that answered, a tool call and one with arguments that are not
+ * JSON: four ledger lines summing to 1000 + idx + 5. */
+static void make_calls(struct tb *b, unsigned idx)
+{
+    b->calls[0] = (struct store_llm_call){.provider = "openai",
+                                          .model = "gpt-4.1-mini",
+                                          .tier = "standard",
+                                          .attempt = 1,
+                                          .role = "retry",
+                                          .status = "error",
+                                          .error = "overloaded",
+                                          .http_status = 529,
+                                          .ttft_ms = -1,
+                                          .duration_ms = 30};
+    b->calls[1] = (struct store_llm_call){.provider = "openai",
+                                          .model = "gpt-4.1-mini",
+                                          .tier = "standard",
+                                          .attempt = 2,
+                                          .role = "model",
+                                          .status = "ok",
+                                          .http_status = 200,
+                                          .usage = {120, 100, 0, 30, 10},
+                                          .usage_reported = true,
+                                          .ttft_ms = 80,
+                                          .duration_ms = 400,
+                                          .cost_micros = 1000 + idx};
+    b->tools[0] = (struct store_tool_call){.name = "search",
+                                           .arguments = "{\"q\":\"shoes\"}",
+                                           .arguments_len = 13,
+                                           .result_bytes = 512,
+                                           .duration_ms = 12,
+                                           .status = "ok",
+                                           .cost_micros = 5};
+    b->tools[1] = (struct store_tool_call){.name = "lookup",
+                                           .arguments = "not json",
+                                           .arguments_len = 8,
+                                           .cache_hit = true,
+                                           .duration_ms = 1,
+                                           .status = "ok"};
+}
+
+static void make_turn(struct tb *b, unsigned conv, unsigned idx, size_t answer_len)
+{
+    memset(b, 0, sizeof(*b));
+    snprintf(b->conv, sizeof(b->conv), "%08x%08x0000000000000000", run_tag, conv);
+    snprintf(b->turn, sizeof(b->turn), "%08x%08x%08x00000001", run_tag, conv, idx);
+    snprintf(b->user, sizeof(b->user), "question %u of %u", idx, conv);
+    if (answer_len < 3 || answer_len >= sizeof(b->answer))
+        answer_len = 24;
+    for (size_t i = 0; i < answer_len; i++)
+        b->answer[i] = (char)('a' + (i + idx) % 26);
+    b->deltas[0] = 1;
+    b->deltas[1] = (uint32_t)answer_len / 2;
+    b->deltas[2] = (uint32_t)answer_len;
+    make_calls(b, idx);
+    b->t = (struct store_turn){.conversation_id = b->conv,
+                               .user_sub = "alice",
+                               .turn_id = b->turn,
+                               .client_msg_id = "c1",
+                               .user_text = b->user,
+                               .user_len = strlen(b->user),
+                               .answer = b->answer,
+                               .answer_len = answer_len,
+                               .delta_ends = b->deltas,
+                               .n_deltas = 3,
+                               .finish_reason = "stop",
+                               .started_at_ms = base_ms + conv * 100000 + idx * 10,
+                               .first_token_ms = 80,
+                               .total_ms = 430,
+                               .currency = "INR",
+                               .usd_to_inr_micros = 84000000,
+                               .calls = b->calls,
+                               .n_calls = 2,
+                               .usage = {120, 100, 0, 30, 10},
+                               .cost_micros = 1000 + idx + 5,
+                               .tools = b->tools,
+                               .n_tools = 2};
+}
+
+/* ---- the loop script ---- */
+
+struct T;
+struct step {
+    const char *name;
+    void (*start)(struct T *t);
+    bool (*done)(struct T *t);
+    uint32_t max_ms;
+};
+
+struct T {
+    struct loop *l;
+    struct config conf, conf2;
+    struct store *st, *st2;
+    PGconn *db;
+    const struct step *steps;
+    int nsteps, cur;
+    bool started;
+    uint64_t deadline;
+    struct timer tick;
+    int pending, ok, eio;    /* commits to st */
+    int pending2, ok2, eio2; /* commits to st2 */
+    long expected_turns;     /* distinct turns acknowledged with 0 */
+    int results[8];
+    uint64_t batches_before;
+    /* reads */
+    int loads_done;
+    bool cancelled_ran;
+    struct {
+        bool found;
+        char user[32];
+        int n;
+        char first[64], last[64];
+        char last_turn[33];
+        uint32_t n_deltas, last_delta;
+        size_t answer_len;
+        int64_t cost;
+        char finish[16];
+        uint64_t output_tokens;
+    } conv, unknown;
+};
+
+static void on_commit(void *ctx, int result)
+{
+    struct T *t = ctx;
+    t->pending--;
+    if (result == 0)
+        t->ok++;
+    else
+        t->eio += result == -EIO;
+}
+
+static void on_commit2(void *ctx, int result)
+{
+    struct T *t = ctx;
+    t->pending2--;
+    if (result == 0)
+        t->ok2++;
+    else
+        t->eio2 += result == -EIO;
+}
+
+static int *slot_result(struct T *t, int i)
+{
+    return &t->results[i];
+}
+
+struct slot {
+    struct T *t;
+    int i;
+};
+static struct slot slots[8];
+
+static void on_commit_slot(void *ctx, int result)
+{
+    struct slot *s = ctx;
+    *slot_result(s->t, s->i) = result;
+    s->t->pending--;
+}
+
+static void commit(struct T *t, unsigned conv, unsigned idx, size_t answer_len)
+{
+    struct tb b;
+    make_turn(&b, conv, idx, answer_len);
+    t->pending++;
+    store_commit_turn(t->st, &b.t, on_commit, t);
+}
+
+static bool no_pending(struct T *t)
+{
+    return t->pending == 0 && t->pending2 == 0;
+}
+
+/* step: both connections up */
+static void s_create(struct T *t)
+{
+    t->st = store_create(t->l, &t->conf, 0, 8);
+    CHECK(t->st != NULL);
+}
+
+static bool s_create_done(struct T *t)
+{
+    return pg_up(t->st->w) && pg_up(t->st->r);
+}
+
+/* step: 200 turns at once go out in full batches */
+static void s_group(struct T *t)
+{
+    t->batches_before = t->st->stats.batches;
+    for (unsigned c = 0; c < 20; c++)
+        for (unsigned i = 0; i < 10; i++)
+            commit(t, c, i, 40 + i);
+}
+
+static void s_idem(struct T *t)
+{
+    long turns = q1(t->db, "SELECT count(*) FROM turns");
+    uint64_t batches = t->st->stats.batches - t->batches_before;
+    CHECKF(t->ok == 200 && t->eio == 0, "ok %d eio %d", t->ok, t->eio);
+    CHECKF(batches >= 4 && batches <= 5, "200 turns took %llu batches",
+           (unsigned long long)batches);
+    CHECKF(turns == 200, "turns stored: %ld", turns);
+    CHECK(q1(t->db, "SELECT count(*) FROM messages") == 400);
+    CHECK(q1(t->db, "SELECT count(*) FROM llm_calls") == 400);
+    CHECK(q1(t->db, "SELECT count(*) FROM tool_calls") == 400);
+    CHECK(q1(t->db, "SELECT count(*) FROM ledger") == 800);
+    CHECK(q1(t->db, "SELECT count(*) FROM conversations") == 20);
+    t->expected_turns = 200;
+    /* the same turn twice (a replay after a lost reply): one row set */
+    commit(t, 30, 0, 50);
+    commit(t, 30, 0, 50);
+    t->expected_turns += 1;
+}
+
+static void s_reject(struct T *t)
+{
+    CHECK(q1(t->db, "SELECT count(*) FROM turns WHERE conversation_id LIKE '%0000001e%'") == 1);
+    CHECK(q1(t->db, "SELECT count(*) FROM messages WHERE conversation_id LIKE '%0000001e%'") == 2);
+    CHECK(q1(t->db, "SELECT count(*) FROM ledger WHERE conversation_id LIKE '%0000001e%'") == 4);
+    /* every turn's ledger lines add up to its cost */
+    CHECK(q1(t->db, "SELECT count(*) FROM turns t WHERE t.cost_micros <> (SELECT "
+                    "coalesce(sum(amount_micros), 0) FROM ledger l WHERE l.turn_id = t.id AND "
+                    "l.created_at = t.started_at)") == 0);
+    /* invalid tool arguments were kept as a JSON string */
+    CHECK(q1(t->db, "SELECT count(*) FROM tool_calls WHERE name = 'lookup' AND "
+                    "arguments = '\"not json\"'::jsonb") == 201);
+    /* a batch with impossible rows: the good turns commit, the bad are reported */
+    struct tb b[4];
+    for (int i = 0; i < 4; i++)
+        make_turn(&b[i], 31, (unsigned)i, 30);
+    b[1].calls[1].cost_micros = -5; /* CHECK (cost_micros >= 0) */
+    b[1].t.cost_micros = 0;
+    b[3].t.cost_micros += 1; /* the ledger no longer sums to the turn's cost: deferred trigger */
+    t->batches_before = t->st->stats.errors[SE_REJECTED];
+    for (int i = 0; i < 4; i++) {
+        slots[i] = (struct slot){t, i};
+        t->results[i] = 1;
+        t->pending++;
+        store_commit_turn(t->st, &b[i].t, on_commit_slot, &slots[i]);
+    }
+    t->expected_turns += 2;
+}
+
+static void on_load(void *ctx, int result, const struct store_conversation *c)
+{
+    struct T *t = ctx;
+    t->loads_done++;
+    CHECK(result == 0);
+    if (result)
+        return;
+    typeof(t->conv) *o = c->found && c->n_messages ? &t->conv : &t->unknown;
+    o->found = c->found;
+    if (!c->found)
+        return;
+    snprintf(o->user, sizeof(o->user), "%s", c->user_sub);
+    o->n = (int)c->n_messages;
+    snprintf(o->first, sizeof(o->first), "%s:%.*s", c->messages[0].role, (int)c->messages[0].len,
+             c->messages[0].text);
+    snprintf(
+        o->last, sizeof(o->last), "%s:%.*s", c->messages[c->n_messages - 1].role,
+        (int)(c->messages[c->n_messages - 1].len > 20 ? 20 : c->messages[c->n_messages - 1].len),
+        c->messages[c->n_messages - 1].text);
+    snprintf(o->last_turn, sizeof(o->last_turn), "%s", c->last_turn_id ? c->last_turn_id : "");
+    o->n_deltas = c->last_n_deltas;
+    o->last_delta = c->last_n_deltas ? c->last_delta_ends[c->last_n_deltas - 1] : 0;
+    o->answer_len = c->last_answer_len;
+    o->cost = c->last_cost_micros;
+    snprintf(o->finish, sizeof(o->finish), "%s", c->last_finish ? c->last_finish : "");
+    o->output_tokens = c->last_usage.output_tokens;
+}
+
+static void on_load_cancelled(void *ctx, int result, const struct store_conversation *c)
+{
+    (void)result;
+    (void)c;
+    ((struct T *)ctx)->cancelled_ran = true;
+}
+
+static void s_load(struct T *t)
+{
+    CHECKF(t->results[0] == 0 && t->results[2] == 0, "good turns: %d %d", t->results[0],
+           t->results[2]);
+    CHECKF(t->results[1] == -EIO && t->results[3] == -EIO, "bad turns: %d %d", t->results[1],
+           t->results[3]);
+    CHECK(t->st->stats.errors[SE_REJECTED] - t->batches_before == 2);
+    CHECK(q1(t->db, "SELECT count(*) FROM turns WHERE conversation_id LIKE '%0000001f%'") == 2);
+    char id[33];
+    snprintf(id, sizeof(id), "%08x%08x0000000000000000", run_tag, 3u);
+    struct store_op *op = store_load_conversation(t->st, id, 5, on_load_cancelled, t);
+    store_cancel(op);
+    store_load_conversation(t->st, id, 5, on_load, t);
+    store_load_conversation(t->st, "ffffffffffffffffffffffffffffffff", 5, on_load, t);
+}
+
+static bool s_load_done(struct T *t)
+{
+    return t->loads_done == 2;
+}
+
+static void commit2(struct T *t, unsigned from, unsigned n);
+
+/* PostgreSQL dies with a batch in flight; commits go on; a second store fills its journal. */
+static void s_outage(struct T *t)
+{
+    CHECK(!t->cancelled_ran);
+    CHECK(t->conv.found && strcmp(t->conv.user, "alice") == 0);
+    CHECKF(t->conv.n == 5, "messages loaded: %d", t->conv.n);
+    /* the last 5 of 20 messages, oldest first: assistant 7, user 8, assistant 8, user 9, ... */
+    CHECKF(strncmp(t->conv.first, "assistant:", 10) == 0, "first: %s", t->conv.first);
+    CHECKF(strncmp(t->conv.last, "assistant:jklmnopqrstuvwxyz", 20) == 0, "last: %s", t->conv.last);
+    char want[33];
+    snprintf(want, sizeof(want), "%08x%08x%08x00000001", run_tag, 3u, 9u);
+    CHECK(strcmp(t->conv.last_turn, want) == 0);
+    CHECK(t->conv.n_deltas == 3 && t->conv.last_delta == 49 && t->conv.answer_len == 49);
+    CHECK(t->conv.cost == 1000 + 9 + 5 && strcmp(t->conv.finish, "stop") == 0);
+    CHECK(t->conv.output_tokens == 30);
+    CHECK(!t->unknown.found);
+
+    t->ok = t->eio = 0;
+    for (unsigned i = 0; i < 64; i++)
+        commit(t, 40, i, 30); /* a full batch: sent at once */
+    CHECK(cluster("pause", NULL, 0) == 0);
+    t->st2 = store_create(t->l, &t->conf2, 1, 12);
+    commit2(t, 0, 10); /* 10 x ~4 KiB: fits in the 64 KiB journal */
+}
+
+static void commit2(struct T *t, unsigned from, unsigned n)
+{
+    for (unsigned i = from; i < from + n; i++) {
+        struct tb b;
+        make_turn(&b, 50, i, 4000);
+        t->pending2++;
+        store_commit_turn(t->st2, &b.t, on_commit2, t);
+    }
+}
+
+static void write_orphan(const char *dir, const char *name, unsigned conv, int n, size_t torn)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    struct buf b = {0};
+    for (int i = 0; i < n; i++) {
+        struct tb tb;
+        make_turn(&tb, conv, (unsigned)i, 33);
+        rec_encode(&b, &tb.t);
+    }
+    size_t whole = buf_size(&b);
+    struct tb tb;
+    make_turn(&tb, conv, 999, 33);
+    rec_encode(&b, &tb.t);
+    mkdir(dir, 0700);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && write(fd, buf_begin(&b), whole + torn) == (ssize_t)(whole + torn));
+    close(fd);
+    buf_free(&b);
+}
+
+static void s_keep_going(struct T *t)
+{
+    CHECKF(t->ok == 64, "batch caught by the outage: ok %d eio %d", t->ok, t->eio);
+    t->expected_turns += 64;
+    CHECK(store_degraded(t->st));
+    for (unsigned i = 0; i < 100; i++)
+        commit(t, 41, i, 30);
+    t->expected_turns += 100;
+    CHECK(t->ok2 == 10 && store_accepting(t->st2));
+    commit2(t, 10, 10); /* 10 more would pass 64 KiB: refused, all of them */
+    /* a process that died with a journal (and a torn tail) in the same folder */
+    write_orphan(t->conf.journal_dir, "999999-w7.journal", 60, 5, 20);
+    t->expected_turns += 5;
+}
+
+static void s_recover(struct T *t)
+{
+    CHECKF(t->ok == 164 && t->eio == 0, "during the outage: ok %d eio %d", t->ok, t->eio);
+    CHECK(store_degraded(t->st));
+    CHECK(t->st->j->size > 0 && t->st->stats.journaled >= 100);
+    CHECKF(t->ok2 == 10 && t->eio2 == 10, "journal full: ok %d eio %d", t->ok2, t->eio2);
+    CHECK(!store_accepting(t->st2));
+    CHECK(t->st2->j->size <= t->conf2.journal_max_bytes);
+    t->expected_turns += t->ok2;
+    CHECK(cluster("start", NULL, 0) == 0);
+}
+
+static bool s_recover_done(struct T *t)
+{
+    return !store_degraded(t->st) && !store_degraded(t->st2) && t->st->j->size == 0 &&
+           t->st2->j->size == 0 && !t->st->orphan && !t->st2->orphan && no_pending(t);
+}
+
+static void s_verify(struct T *t)
+{
+    PQfinish(t->db);
+    t->db = connect_db("trilemma");
+    long turns = q1(t->db, "SELECT count(*) FROM turns");
+    CHECKF(turns == t->expected_turns, "turns stored %ld, acknowledged %ld", turns,
+           t->expected_turns);
+    CHECK(q1(t->db, "SELECT count(*) FROM messages") == 2 * turns);
+    CHECK(q1(t->db, "SELECT count(*) FROM ledger") == 4 * turns);
+    CHECK(q1(t->db, "SELECT count(*) FROM turns WHERE conversation_id LIKE '%0000003c%'") == 5);
+    CHECK(store_accepting(t->st2));
+    CHECK(t->st->stats.replayed >= 100);
+    struct buf m = {0};
+    struct store *both[3] = {t->st, NULL, t->st2};
+    store_metrics(both, 3, &m);
+    buf_append(&m, "", 1);
+    CHECK(strstr(buf_begin(&m), "trilemma_store_degraded 0\n") != NULL);
+    CHECK(strstr(buf_begin(&m), "trilemma_store_errors_total{kind=\"rejected\"} 2\n") != NULL);
+    CHECK(strstr(buf_begin(&m), "trilemma_store_commit_seconds_bucket{le=\"+Inf\"}") != NULL);
+    buf_free(&m);
+}
+
+static bool s_idle(struct T *t)
+{
+    return store_idle(t->st) && store_idle(t->st2);
+}
+
+static void s_destroy(struct T *t)
+{
+    store_destroy(t->st);
+    store_destroy(t->st2);
+    t->st = t->st2 = NULL;
+}
+
+static const struct step script[] = {
+    {"connect", s_create, s_create_done, 30000},
+    {"group commit", s_group, no_pending, 30000},
+    {"idempotent", s_idem, no_pending, 30000},
+    {"rejected rows", s_reject, no_pending, 30000},
+    {"load", s_load, s_load_done, 30000},
+    {"outage", s_outage, no_pending, 60000},
+    {"keep committing", s_keep_going, no_pending, 60000},
+    {"recover", s_recover, s_recover_done, 120000},
+    {"verify", s_verify, s_idle, 30000},
+    {"destroy", s_destroy, NULL, 0},
+};
+
+static void hook(struct loop *l, void *ctx)
+{
+    struct T *t = ctx;
+    while (t->cur < t->nsteps) {
+        const struct step *s = &t->steps[t->cur];
+        if (!t->started) {
+            t->started = true;
+            t->deadline = clock_now_ms() + s->max_ms;
+            fprintf(stderr, "step: %s\n", s->name);
+            if (s->start)
+                s->start(t);
+        }
+        if (s->done && !s->done(t)) {
+            if (clock_now_ms() < t->deadline)
+                return;
+            CHECKF(0, "step '%s' did not finish in %u ms", s->name, s->max_ms);
+            t->cur = t->nsteps - 1; /* go straight to the teardown */
+            t->started = false;
+            continue;
+        }
+        t->cur++;
+        t->started = false;
+    }
+    timer_disarm(l, &t->tick);
+    loop_stop(l);
+}
+
+static void on_tick(struct loop *l, struct timer *tm)
+{
+    timer_arm(l, tm, loop_now_ms(l) + 10, on_tick); /* the hook runs at least this often */
+}
+
+/* ---- replay of a dead process's journals at start ---- */
+
+static void test_replay_at_start(const struct config *base)
+{
+    struct config conf = *base;
+    char err[256];
+    snprintf(conf.journal_dir, sizeof(conf.journal_dir), "%s/crashed", work_dir);
+    write_orphan(conf.journal_dir, "4242-w0.journal", 70, 7, 30);
+    write_orphan(conf.journal_dir, "4242-w1.journal", 71, 3, 0);
+    int n = store_replay_journals(&conf, err, sizeof(err));
+    CHECKF(n == 10, "replayed at start: %d (%s)", n, err);
+    PGconn *c = connect_db("trilemma");
+    CHECK(q1(c, "SELECT count(*) FROM turns WHERE conversation_id LIKE '%00000046%' OR "
+                "conversation_id LIKE '%00000047%'") == 10);
+    PQfinish(c);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/4242-w0.journal", conf.journal_dir);
+    CHECK(access(path, F_OK) != 0);
+    /* again: nothing left */
+    CHECK(store_replay_journals(&conf, err, sizeof(err)) == 0);
+}
+
+/* All the checks, in a child process (see main). */
+static int run_checks(void)
+{
+    run_tag = (unsigned)getpid();
+    base_ms = (int64_t)time(NULL) * 1000;
+
+    static struct T t;
+    config_defaults(&t.conf);
+    snprintf(t.conf.database_url, sizeof(t.conf.database_url), "%s", db_url);
+    snprintf(t.conf.price_file, sizeof(t.conf.price_file), "%s/config/prices.csv", src_dir);
+    snprintf(t.conf.journal_dir, sizeof(t.conf.journal_dir), "%s/a", work_dir);
+    t.conf2 = t.conf;
+    snprintf(t.conf2.journal_dir, sizeof(t.conf2.journal_dir), "%s/b", work_dir);
+    t.conf2.journal_max_bytes = 65536;
+
+    test_migrations();
+    test_migrate_entry(&t.conf);
+
+    t.l = loop_create(NULL);
+    t.db = connect_db("trilemma");
+    t.steps = script;
+    t.nsteps = (int)(sizeof(script) / sizeof(script[0]));
+    loop_set_turn_hook(t.l, hook, &t);
+    timer_arm(t.l, &t.tick, loop_now_ms(t.l), on_tick);
+    CHECK(loop_run(t.l) == 0);
+    CHECK(t.cur == t.nsteps);
+    PQfinish(t.db);
+    loop_destroy(t.l);
+
+    test_replay_at_start(&t.conf);
+    return tap_done();
+}
+
+/* Start the cluster, run the checks in a child, and tear the cluster down whatever happened to
+ * the child (a crash or a sanitizer abort included). Exit 0 when all pass (77: skipped). */
+int main(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--source") == 0)
+            snprintf(src_dir, sizeof(src_dir), "%s", argv[++i]);
+    if (access("/usr/lib/postgresql/15/bin/initdb", X_OK) != 0 && !getenv("PG_BIN")) {
+        printf("skipped: no PostgreSQL server binaries\n");
+        return 77;
+    }
+    log_set_level(LOG_WARN);
+    if (!mkdtemp(pg_dir) || !mkdtemp(work_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    setenv("PG_CLUSTER_OPTS", "-c fsync=off", 0);
+    int rc = 1;
+    if (cluster("start", db_url, sizeof(db_url)) < 0) {
+        fprintf(stderr, "cannot start PostgreSQL\n");
+    } else {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(run_checks());
+        int status = 0;
+        if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+            rc = WEXITSTATUS(status);
+        else
+            fprintf(stderr, "the checks did not finish (status %#x)\n", status);
+    }
+    cluster("stop", NULL, 0);
+    char cmd[PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", work_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", work_dir);
+    return rc;
+}
