@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "net/server.h"
 #include "session/session.h"
+#include "store/store.h"
 
 static void usage(FILE *f)
 {
@@ -24,14 +25,18 @@ static void usage(FILE *f)
                "  --config FILE    INI configuration (docs/config.md)\n"
                "  --listen H:P     address to listen on (overrides [server] listen)\n"
                "  --workers N      worker threads, 0 = one per CPU\n"
-               "  --check-config   validate the configuration and exit\n");
+               "  --check-config   validate the configuration and exit\n"
+               "  --migrate        apply database migrations (DATABASE_URL) and exit\n"
+               "  --migrations DIR the migration files (default store/migrations)\n");
 }
 
 struct flags {
     const char *config;
     const char *listen;
     const char *workers;
+    const char *migrations;
     bool check;
+    bool migrate;
 };
 
 static int parse_flags(int argc, char **argv, struct flags *f)
@@ -39,6 +44,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'}, {"check-config", no_argument, NULL, 'k'},
+        {"migrate", no_argument, NULL, 'm'},       {"migrations", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     int ch;
@@ -48,6 +54,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case 'l': f->listen = optarg; break;
         case 'w': f->workers = optarg; break;
         case 'k': f->check = true; break;
+        case 'm': f->migrate = true; break;
+        case 'M': f->migrations = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -81,12 +89,50 @@ out_err:
     return -1;
 }
 
+static int migrate_and_exit(const struct config *conf, const char *dir)
+{
+    char err[512];
+    if (!conf->database_url[0]) {
+        fprintf(stderr, "trilemmad: --migrate needs DATABASE_URL\n");
+        return 2;
+    }
+    if (store_migrate(conf, dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "trilemmad: migrate: %s\n", err);
+        return 1;
+    }
+    printf("migrations applied\n");
+    return 0;
+}
+
+/* With a database: migrate (advisory-locked, so many pods may start at once) and replay spill
+ * journals left by an earlier process, before any worker runs. PostgreSQL being away is not
+ * fatal: the workers journal until it is back. */
+static void prepare_store(const struct config *conf, const char *dir)
+{
+    char err[512];
+    if (!conf->database_url[0]) {
+        log_warn("store: no DATABASE_URL - conversations are not stored, resume is unavailable");
+        return;
+    }
+    if (store_migrate(conf, dir, err, sizeof(err)) < 0)
+        log_error("store: migrations not applied (%s); writes are journaled until they are", err);
+    int n = store_replay_journals(conf, err, sizeof(err));
+    if (n < 0)
+        log_error("store: journal replay: %s", err);
+    else if (n > 0)
+        log_info("store: replayed %d turns from earlier spill journals", n);
+}
+
 int main(int argc, char **argv)
 {
     struct flags f = {0};
     struct config conf;
     if (parse_flags(argc, argv, &f) < 0 || build_config(&f, &conf) < 0)
         return 2;
+    if (!f.migrations)
+        f.migrations = "store/migrations";
+    if (f.migrate)
+        return migrate_and_exit(&conf, f.migrations);
     if (f.check) {
         char err[512];
         if (relay_setup(&conf, err, sizeof(err)) < 0) {
@@ -108,6 +154,7 @@ int main(int argc, char **argv)
         return 2;
     }
     session_set_responder(relay_responder());
+    prepare_store(&conf, f.migrations);
 
     sigset_t set;
     sigemptyset(&set);

@@ -216,6 +216,16 @@ static void metrics(struct server *srv, struct buf *out)
                     "# TYPE trilemma_auth_failures_total counter\n"
                     "trilemma_auth_failures_total %llu\n",
                (unsigned long long)SUM(auth_failures));
+    int n = server_worker_count(srv);
+    struct store *stores[n];
+    int ns = 0;
+    for (int i = 0; i < n; i++) {
+        struct sess_worker *sw = worker_app(server_worker(srv, i));
+        if (sw && sw->store)
+            stores[ns++] = sw->store;
+    }
+    if (ns)
+        store_metrics(stores, ns, out);
     buf_printf(out, "# HELP trilemma_chat_errors_total Error events sent, by code.\n"
                     "# TYPE trilemma_chat_errors_total counter\n");
     for (int i = 0; i < SESS_ERROR_CODES; i++)
