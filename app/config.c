@@ -659,6 +659,8 @@ int config_apply_env(struct config *c, char *err, size_t errlen)
         env_secret("ANTHROPIC_API_KEY", tmp->anthropic_api_key, sizeof(tmp->anthropic_api_key),
                    err, errlen) < 0 ||
         env_secret("GEMINI_API_KEY", tmp->gemini_api_key, sizeof(tmp->gemini_api_key), err,
+                   errlen) < 0 ||
+        env_secret("TRILEMMA_ADMIN_TOKEN", tmp->admin_token, sizeof(tmp->admin_token), err,
                    errlen) < 0)
         goto out;
     *c = *tmp;

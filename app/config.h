@@ -65,7 +65,9 @@ struct config {
     char currency[8];      /* "INR" (default) or "USD" */
     char usd_to_inr[32];   /* exchange rate as a decimal, default "84.0" */
 
-    /* environment-only secrets: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY */
+    /* environment-only secrets: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY,
+     * TRILEMMA_ADMIN_TOKEN (the read API's bearer token; unset = the API is off) */
+    char admin_token[256];
     char openai_api_key[512];
     char anthropic_api_key[512];
     char gemini_api_key[512];

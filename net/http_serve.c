@@ -346,7 +346,7 @@ static bool next_request(struct conn *c)
         buf_free(&rest);
         return false;
     }
-    if (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming)
+    if (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming && !c->http_deferred)
         conn_arm_timer(c, conf->handshake_timeout_ms, http_deadline);
     return true;
 }
@@ -363,7 +363,7 @@ void http_on_data(struct conn *c, const uint8_t *p, size_t n)
 /* Serve what is buffered: after new bytes, or after a streamed response ended. */
 void http_resume(struct conn *c)
 {
-    while (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming &&
+    while (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming && !c->http_deferred &&
            buf_size(&c->rbuf) && next_request(c))
         ;
     if (!buf_size(&c->rbuf))
@@ -375,7 +375,21 @@ void http_resume(struct conn *c)
 void conn_http_reply(struct conn *c, int status, const char *content_type, const char *body,
                      size_t len, const char *extra_headers)
 {
+    if (c->state != CS_HTTP)
+        return;
     http_respond(c, status, content_type, body, len, extra_headers);
+    if (!c->http_deferred)
+        return;
+    c->http_deferred = false; /* answered later: serve what the client sent meanwhile */
+    if (c->keep_alive && !c->close_after_flush) {
+        conn_arm_timer(c, c->w->s->conf.handshake_timeout_ms, http_deadline);
+        http_resume(c);
+    }
+}
+
+void conn_http_defer(struct conn *c)
+{
+    c->http_deferred = true;
 }
 
 void conn_http_stream_start(struct conn *c, int status, const char *content_type,

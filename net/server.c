@@ -168,8 +168,8 @@ void conn_teardown(struct conn *c)
     struct worker *w = c->w;
     c->state = CS_DEAD;
     timer_disarm(w->loop, &c->timer);
-    if (c->http_streaming) {
-        c->http_streaming = false;
+    if (c->http_streaming || c->http_deferred) {
+        c->http_streaming = c->http_deferred = false;
         if (w->s->hooks.on_http_close)
             w->s->hooks.on_http_close(c);
     }

@@ -53,7 +53,7 @@ struct server_hooks {
      * lets net/ go on (static files, then 404). */
     bool (*on_request)(struct conn *c, const struct http_request *req, const char *body,
                        size_t len);
-    /* A connection with a streamed HTTP response went away before conn_http_stream_end. */
+    /* A connection with a streamed or deferred HTTP response went away before it was done. */
     void (*on_http_close)(struct conn *c);
     /* Readiness beyond draining: append "name: state" lines to out and return false when the
      * process should receive no new traffic (e.g. storage refusing new turns). */
@@ -105,6 +105,9 @@ size_t conn_queued(const struct conn *c);
 
 /* ---- HTTP responses from on_request ---- */
 
+/* The answer comes later (after an asynchronous read): no further request on this connection
+ * is served until conn_http_reply; on_http_close runs if the client leaves first. */
+void conn_http_defer(struct conn *c);
 /* A complete response. extra_headers: lines each ending in "\r\n", or NULL. */
 void conn_http_reply(struct conn *c, int status, const char *content_type, const char *body,
                      size_t len, const char *extra_headers);

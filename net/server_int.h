@@ -47,6 +47,7 @@ struct conn {
     bool counted_ip;
     int refuse_status;      /* answer every request with this status (connection limits) */
     bool http_streaming;    /* a chunked response is being written by the application */
+    bool http_deferred;     /* the application answers later (conn_http_defer) */
     size_t http_last_len;
     struct buf rbuf;      /* HTTP: request head bytes until complete */
     struct buf msg;       /* WS: a message that spans several receives */

@@ -10,6 +10,7 @@
 #include "net/ws_frame.h"
 #include "base/decimal.h"
 #include "session/session_int.h"
+#include "store/api.h"
 #include "store/store.h"
 
 #include <stddef.h>
@@ -265,6 +266,21 @@ static bool ready(struct server *srv, struct buf *out)
     return ok;
 }
 
+static bool on_request(struct conn *c, const struct http_request *req, const char *body,
+                       size_t len)
+{
+    (void)body;
+    (void)len;
+    struct sess_worker *sw = worker_app(conn_worker(c));
+    return store_api_request(sw->store, c, req, sw->conf->admin_token);
+}
+
+static void on_http_close(struct conn *c)
+{
+    struct sess_worker *sw = worker_app(conn_worker(c));
+    store_api_abort(sw->store, c);
+}
+
 /* Fill h with the session layer's hooks. */
 void session_hooks(struct server_hooks *h)
 {
@@ -278,4 +294,6 @@ void session_hooks(struct server_hooks *h)
     h->on_drain = on_drain;
     h->metrics = metrics;
     h->ready = ready;
+    h->on_request = on_request;
+    h->on_http_close = on_http_close;
 }
