@@ -279,6 +279,13 @@ static bool serve_request(struct conn *c, const struct http_request *req, const 
 {
     metric_add(&c->w->m.http_requests, 1);
     set_keep_alive(c, req);
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host, or any request with two, gets 400. */
+    size_t hosts = http_count_header(req, "Host");
+    if (hosts > 1 || (hosts == 0 && req->minor_version == 1)) {
+        metric_add(&c->w->m.errors[NERR_HTTP_BAD_REQUEST], 1);
+        http_error(c, 400, "bad_request", "exactly one Host header is required", NULL);
+        return false;
+    }
     if (c->refuse_status) {
         http_error(c, c->refuse_status, "too_many_connections", "too many connections",
                    "Retry-After: 1\r\n");
