@@ -169,7 +169,6 @@ static void on_event(struct conn *c, const struct ws_event *ev, const uint8_t **
         buf_append(&c->msg, ev->data, ev->len);
         break;
     case WS_EV_MESSAGE_END:
-        metric_add(&c->w->m.frames_in, 1);
         if (*direct) {
             deliver(c, (char *)*direct, *direct_len);
             *direct = NULL;
@@ -179,15 +178,12 @@ static void on_event(struct conn *c, const struct ws_event *ev, const uint8_t **
         }
         break;
     case WS_EV_PING:
-        metric_add(&c->w->m.frames_in, 1);
         if (!c->close_sent)
             ws_send_frame(c, WS_OP_PONG, ev->data, ev->len);
         break;
     case WS_EV_PONG:
-        metric_add(&c->w->m.frames_in, 1);
         break;
     case WS_EV_CLOSE:
-        metric_add(&c->w->m.frames_in, 1);
         on_close_frame(c, ev);
         break;
     case WS_EV_ERROR:
@@ -203,6 +199,7 @@ void ws_on_data(struct conn *c, uint8_t *p, size_t n)
 {
     const uint8_t *direct = NULL;
     size_t direct_len = 0;
+    uint64_t frames = c->wsp.frames;
     while (c->state == CS_WS ||
            (c->state == CS_CLOSING && !c->close_received && !c->close_after_flush)) {
         struct ws_event ev = {0};
@@ -213,6 +210,7 @@ void ws_on_data(struct conn *c, uint8_t *p, size_t n)
         if (ev.type == WS_EV_NONE && (n == 0 || used == 0))
             break;
     }
+    metric_add(&c->w->m.frames_in, c->wsp.frames - frames);
     /* A message that continues in a later receive must leave the receive buffer now. */
     if (direct && c->state != CS_DEAD)
         buf_append(&c->msg, direct, direct_len);

@@ -243,6 +243,7 @@ static void begin_frame(struct ws_parser *p, struct ws_event *ev)
     p->hdr_len = 0;
     p->payload_done = 0;
     p->in_payload = PH_PAYLOAD;
+    p->frames++;
     if (!is_control(p->opcode)) {
         if (p->opcode != WS_OP_CONT) {
             p->msg_opcode = p->opcode;

@@ -76,6 +76,7 @@ struct ws_parser {
     uint64_t msg_len;   /* declared payload bytes of the open message so far */
     struct utf8_state utf8;
     uint8_t ctrl[125];
+    uint64_t frames; /* frames whose header was accepted (statistics) */
 };
 
 /* Initialise a server-side parser (expect_masked = true) with the given limits. */
