@@ -157,6 +157,7 @@ static void on_close(struct conn *c)
     session_detach_turn(s);
     if (s->load_op)
         store_cancel(s->load_op);
+    timer_disarm(worker_loop(conn_worker(c)), &s->resume_timer);
     s->prev->next = s->next;
     s->next->prev = s->prev;
     session_history_free(s);

@@ -5,13 +5,17 @@
  * resume it. The session adopts the conversation and its history, then re-sends the deltas of
  * the last turn after after_seq, split exactly as they were first sent, and that turn's
  * turn_end, so the client shows each answer once. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/mem.h"
+#include "session/pending.h"
 #include "session/session_int.h"
 #include "store/store.h"
 #include "stream/jsonw.h"
+
+static void start_load(struct session *s);
 
 static bool is_hex32(const char *s, size_t n)
 {
@@ -120,6 +124,27 @@ static void on_loaded(void *ctx, int result, const struct store_conversation *c)
         replay_last_turn(s, c, s->resume_after);
 }
 
+static void resume_wait(struct loop *l, struct timer *t)
+{
+    (void)l;
+    start_load((struct session *)((char *)t - offsetof(struct session, resume_timer)));
+}
+
+/* Read the conversation, unless a turn of it whose client left is still being stored in this
+ * process: then look again shortly (bounded), so the replay includes that turn. */
+static void start_load(struct session *s)
+{
+    struct loop *l = worker_loop(conn_worker(s->c));
+    if (pending_has(s->resume_id) && loop_now_ms(l) < s->resume_deadline) {
+        s->resume_waiting = true;
+        timer_arm(l, &s->resume_timer, loop_now_ms(l) + 5, resume_wait);
+        return;
+    }
+    s->resume_waiting = false;
+    s->load_op = store_load_conversation(s->sw->store, s->resume_id,
+                                         s->sw->conf->history_messages, on_loaded, s);
+}
+
 /* Handle a resume message; see the file comment. */
 void session_resume(struct session *s, const struct chat_msg *m)
 {
@@ -128,7 +153,7 @@ void session_resume(struct session *s, const struct chat_msg *m)
                            NULL, 0, NULL);
         return;
     }
-    if (s->turn || s->load_op) {
+    if (s->turn || s->load_op || s->resume_waiting) {
         session_send_error(s, "turn_in_progress", "a turn or a resume is still running", NULL, 0,
                            s->turn ? s->turn->turn_id : NULL);
         return;
@@ -142,6 +167,6 @@ void session_resume(struct session *s, const struct chat_msg *m)
     memcpy(s->resume_id, m->conversation_id, 32);
     s->resume_id[32] = '\0';
     s->resume_after = m->after_seq;
-    s->load_op = store_load_conversation(s->sw->store, s->resume_id,
-                                         s->sw->conf->history_messages, on_loaded, s);
+    s->resume_deadline = loop_now_ms(worker_loop(conn_worker(s->c))) + 5000;
+    start_load(s);
 }

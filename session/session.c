@@ -137,7 +137,7 @@ static bool rate_allow(struct session *s)
 
 static void on_user_message(struct session *s, const struct chat_msg *m)
 {
-    if (s->load_op) {
+    if (s->load_op || s->resume_waiting) {
         session_send_error(s, "turn_in_progress", "a resume is still being read", m->id,
                            m->id_len, NULL);
         return;

@@ -13,6 +13,7 @@ struct turn {
     struct session *s;      /* NULL once the client is gone (the turn still gets stored) */
     struct sess_worker *sw;
     bool done;              /* the responder finished; the commit is under way */
+    bool awaited;           /* registered in pending.h until committed */
     char conversation_id[33];
     char user[AUTH_SUB_MAX];
     char *user_text;
@@ -54,6 +55,9 @@ struct session {
     struct store_op *load_op; /* a resume being read */
     char resume_id[33];
     int64_t resume_after;
+    struct timer resume_timer; /* waits for a departed turn of the conversation to be stored */
+    uint64_t resume_deadline;
+    bool resume_waiting;
 };
 
 enum { SESS_FINISH_STOP, SESS_FINISH_LENGTH, SESS_FINISH_CANCELLED, SESS_FINISH_ERROR, SESS_FINISH__N };

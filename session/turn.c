@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "net/ws_frame.h"
+#include "session/pending.h"
 #include "session/session_int.h"
 #include "store/store.h"
 #include "stream/jsonw.h"
@@ -191,6 +192,8 @@ static void turn_committed(void *ctx, int result)
 {
     struct turn *t = ctx;
     struct session *s = t->s;
+    if (t->awaited)
+        pending_del(t->conversation_id);
     sess_count_finish(t->sw, t->finish);
     if (s) {
         if (result < 0)
@@ -280,6 +283,11 @@ void session_detach_turn(struct session *s)
     if (!t)
         return;
     s->turn = NULL;
+    /* A resume of this conversation must wait until this turn is durable. */
+    if (t->sw->store) {
+        t->awaited = true;
+        pending_add(t->conversation_id);
+    }
     if (!t->done) {
         t->s = NULL;
         t->sw->responder->cancel(t);
