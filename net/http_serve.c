@@ -174,7 +174,7 @@ static void upgrade_refused(struct conn *c, enum ws_upgrade_check chk)
         break;
     case WS_UPGRADE_NO_UPGRADE:
         http_error(c, 426, "upgrade_required", "this endpoint needs a WebSocket upgrade",
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
+                   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
         break;
     case WS_UPGRADE_BAD_KEY:
         http_error(c, 400, "bad_key", "missing or malformed Sec-WebSocket-Key", NULL);

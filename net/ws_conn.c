@@ -83,7 +83,8 @@ static void send_close_frame(struct conn *c, uint16_t code, const char *reason)
         rl = 123;
     p[0] = (uint8_t)(code >> 8);
     p[1] = (uint8_t)code;
-    memcpy(p + 2, reason, rl);
+    if (rl)
+        memcpy(p + 2, reason, rl);
     ws_send_frame(c, WS_OP_CLOSE, p, 2 + rl);
     c->close_sent = true;
     c->state = CS_CLOSING;
