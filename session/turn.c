@@ -6,6 +6,7 @@
  * turn_end is sent only once the turn's rows are durable, so anything a client saw finish is
  * stored. A client that leaves mid-turn cancels the responder; what was streamed is still
  * committed (finish "cancelled") so that a resume finds it. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -196,7 +197,7 @@ static void turn_committed(void *ctx, int result)
         pending_del(t->conversation_id);
     sess_count_finish(t->sw, t->finish);
     if (s) {
-        if (result < 0)
+        if (result < 0 && result != -ESHUTDOWN)
             session_send_error(s, "storage_unavailable",
                                "the turn could not be stored; it may be missing from the history",
                                t->client_id, strlen(t->client_id), t->turn_id);

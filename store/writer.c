@@ -672,7 +672,28 @@ void store_destroy(struct store *st)
     if (pending.n)
         log_warn("store.w%d: %u turns still pending at shutdown: written to the journal",
                  st->worker, (unsigned)pending.n);
+    /* Their owners learn that the turns are durable in the journal (and can free their state):
+     * collect the callbacks before spill_sync releases the list. */
+    size_t ncb = 0;
+    for (struct wturn *t = pending.head; t; t = t->next)
+        ncb++;
+    for (struct wturn *t = st->appending.head; t; t = t->next)
+        ncb++;
+    struct {
+        store_commit_fn fn;
+        void *ctx;
+    } *cbs = xcalloc(ncb ? ncb : 1, sizeof(*cbs));
+    size_t k = 0;
+    for (struct wturn *t = pending.head; t; t = t->next)
+        if (t->fn)
+            cbs[k].fn = t->fn, cbs[k++].ctx = t->ctx;
+    for (struct wturn *t = st->appending.head; t; t = t->next)
+        if (t->fn)
+            cbs[k].fn = t->fn, cbs[k++].ctx = t->ctx;
     spill_sync(st, &pending);
+    for (size_t i = 0; i < k; i++)
+        cbs[i].fn(cbs[i].ctx, -ESHUTDOWN);
+    xfree(cbs);
     journal_append_fini(&st->app);
     journal_close(st->j, st->j && st->j->size == 0);
     journal_close(st->orphan, false);
