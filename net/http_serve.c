@@ -65,14 +65,18 @@ static const char *status_text(int status)
 void http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
                   const char *extra_headers)
 {
-    char head[1024];
+    char head[1024], clen[48] = "";
+    /* RFC 9110 8.6: a 304 carries no Content-Length (it would describe a body not sent) */
+    if (status != 304)
+        snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", len);
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nServer: trilemma\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\nCache-Control: no-store\r\n%s%s\r\n",
-                     status, status_text(status), ctype, len, extra_headers ? extra_headers : "",
+                     "%sCache-Control: no-store\r\n%s%s\r\n",
+                     status, status_text(status), ctype, clen, extra_headers ? extra_headers : "",
                      c->keep_alive ? "" : "Connection: close\r\n");
     conn_queue(c, head, (size_t)n);
-    if (body && len)
+    /* RFC 9110 9.3.2: the answer to HEAD has the headers of GET and no body */
+    if (body && len && !c->head_request && status != 304)
         conn_queue(c, body, len);
     if (!c->keep_alive)
         conn_close_after_flush(c);
@@ -103,14 +107,16 @@ static void serve_metrics(struct conn *c)
     struct server *s = c->w->s;
     struct net_metrics *m[s->nworkers];
     struct loop *loops[s->nworkers];
+    struct buf out = {0};
+    server_hold_workers(s);
     for (int i = 0; i < s->nworkers; i++) {
         m[i] = &s->workers[i].m;
-        loops[i] = s->workers[i].loop;
+        loops[i] = s->workers[i].alive ? s->workers[i].loop : NULL;
     }
-    struct buf out = {0};
     metrics_render(&out, m, loops, s->nworkers, atomic_load(&s->draining));
     if (s->hooks.metrics)
         s->hooks.metrics(s, &out);
+    server_release_workers(s);
     http_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_begin(&out),
                  buf_size(&out), NULL);
     buf_free(&out);
@@ -121,8 +127,10 @@ static void serve_readyz(struct conn *c)
     struct server *s = c->w->s;
     struct buf detail = {0};
     bool ok = !atomic_load(&s->draining);
-    if (s->hooks.ready && !s->hooks.ready(s, &detail))
+    server_hold_workers(s);
+    if (ok && s->hooks.ready && !s->hooks.ready(s, &detail))
         ok = false;
+    server_release_workers(s);
     struct buf out = {0};
     buf_printf(&out, "%s\n", atomic_load(&s->draining) ? "draining" : ok ? "ready" : "not ready");
     buf_append(&out, buf_begin(&detail), buf_size(&detail));
@@ -132,7 +140,7 @@ static void serve_readyz(struct conn *c)
     buf_free(&detail);
 }
 
-static void serve_static(struct conn *c, const struct http_request *req, bool head_only)
+static void serve_static(struct conn *c, const struct http_request *req)
 {
     const struct static_file *f = static_files_find(c->w->s->web, req->path, req->path_len);
     if (!f) {
@@ -144,18 +152,6 @@ static void serve_static(struct conn *c, const struct http_request *req, bool he
     snprintf(extra, sizeof(extra), "ETag: %s\r\n", f->etag);
     if (inm && inm->value_len == strlen(f->etag) && !memcmp(inm->value, f->etag, inm->value_len)) {
         http_respond(c, 304, f->type, NULL, 0, extra);
-        return;
-    }
-    if (head_only) {
-        /* Content-Length must describe the body a GET would get. */
-        char head[512];
-        int n = snprintf(head, sizeof(head),
-                         "HTTP/1.1 200 OK\r\nServer: trilemma\r\nContent-Type: %s\r\n"
-                         "Content-Length: %zu\r\n%s%s\r\n",
-                         f->type, f->len, extra, c->keep_alive ? "" : "Connection: close\r\n");
-        conn_queue(c, head, (size_t)n);
-        if (!c->keep_alive)
-            conn_close_after_flush(c);
         return;
     }
     http_respond(c, 200, f->type, f->data, f->len, extra);
@@ -268,7 +264,7 @@ static void serve_builtin(struct conn *c, const struct http_request *req, const 
         http_error(c, 405, "method_not_allowed", "only GET and HEAD are served here",
                    "Allow: GET, HEAD\r\n");
     } else {
-        serve_static(c, req, head);
+        serve_static(c, req);
     }
 }
 
@@ -279,6 +275,7 @@ static bool serve_request(struct conn *c, const struct http_request *req, const 
 {
     metric_add(&c->w->m.http_requests, 1);
     set_keep_alive(c, req);
+    c->head_request = method_is(req, "HEAD");
     /* RFC 9112 3.2: an HTTP/1.1 request without Host, or any request with two, gets 400. */
     size_t hosts = http_count_header(req, "Host");
     if (hosts > 1 || (hosts == 0 && req->minor_version == 1)) {
@@ -363,6 +360,14 @@ void http_on_data(struct conn *c, const uint8_t *p, size_t n)
 {
     if (c->close_after_flush)
         return; /* answered already; the rest is ignored until the close */
+    const struct config *conf = &c->w->s->conf;
+    /* Requests pipelined behind one still being answered wait in rbuf: bounded. */
+    if (buf_size(&c->rbuf) + n > (size_t)conf->max_header_bytes + c->w->s->hooks.max_body +
+                                     (size_t)conf->outbound_limit_bytes) {
+        metric_add(&c->w->m.errors[NERR_HTTP_HEADER_TOO_LARGE], 1);
+        conn_abort(c);
+        return;
+    }
     buf_append(&c->rbuf, p, n);
     http_resume(c);
 }
@@ -370,8 +375,11 @@ void http_on_data(struct conn *c, const uint8_t *p, size_t n)
 /* Serve what is buffered: after new bytes, or after a streamed response ended. */
 void http_resume(struct conn *c)
 {
+    /* A client that pipelines requests without reading the answers is not served further
+     * until its answers drain (flush_conn resumes it): output stays bounded. */
+    size_t limit = c->w->s->conf.outbound_limit_bytes;
     while (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming && !c->http_deferred &&
-           buf_size(&c->rbuf) && next_request(c))
+           buf_size(&c->rbuf) && conn_queued(c) < limit && next_request(c))
         ;
     if (!buf_size(&c->rbuf))
         buf_free(&c->rbuf);

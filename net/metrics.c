@@ -40,6 +40,8 @@ static void render_loops(struct buf *out, struct loop *const *loops, int n)
 {
     struct loop_stats tot = {0}, s;
     for (int i = 0; i < n; i++) {
+        if (!loops[i])
+            continue; /* not running (any more): its turns are history */
         loop_stats_read(loops[i], &s);
         tot.iterations += s.iterations;
         tot.cqes += s.cqes;

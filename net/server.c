@@ -68,6 +68,10 @@ static bool ip_acquire(struct ip_table *t, const struct in6_addr *addr, uint32_t
     pthread_mutex_lock(&t->lock);
     if (t->used > IP_SLOTS / 2)
         ip_rebuild(t);
+    if (t->used > IP_SLOTS * 3 / 4) { /* that many distinct addresses at once: refuse */
+        pthread_mutex_unlock(&t->lock);
+        return false;
+    }
     uint32_t h = ip_hash(addr) & (IP_SLOTS - 1);
     while (t->slots[h].used && memcmp(&t->slots[h].addr, addr, sizeof(*addr)) != 0)
         h = (h + 1) & (IP_SLOTS - 1);
@@ -258,10 +262,22 @@ void conn_queue(struct conn *c, const void *p, size_t n)
     conn_mark_dirty(c);
 }
 
+static void flush_deadline(struct loop *l, struct timer *t)
+{
+    (void)l;
+    struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+    metric_add(&c->w->m.errors[NERR_CLOSE_TIMEOUT], 1);
+    c->reset = true; /* the peer does not read what it asked for: abortive close */
+    conn_teardown(c);
+}
+
 void conn_close_after_flush(struct conn *c)
 {
     c->close_after_flush = true;
     conn_mark_dirty(c);
+    /* WebSocket closes arm their own deadline; an HTTP answer gets the same bound here. */
+    if (c->state == CS_HTTP)
+        conn_arm_timer(c, c->w->s->conf.close_timeout_ms, flush_deadline);
 }
 
 static void submit_send(struct conn *c)
@@ -316,10 +332,13 @@ static void on_send(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
         conn_maybe_free(c);
         return;
     }
-    if (buf_size(&c->inflight)) /* short write: the rest goes first */
+    if (buf_size(&c->inflight)) { /* short write: the rest goes first */
         submit_send(c);
-    else
-        flush_conn(c);
+        return;
+    }
+    if (c->state == CS_HTTP && buf_size(&c->rbuf) && !buf_size(&c->out) && !c->close_after_flush)
+        http_resume(c); /* pipelined requests held back while answers were queued */
+    flush_conn(c);
 }
 
 /* End of every loop turn: everything queued during the turn leaves now. */
@@ -454,7 +473,7 @@ static void start_drain(struct worker *w)
     for (uint32_t i = 0; i < w->nslots; i++) {
         struct conn *c = w->conns[i];
         if (c && c->state == CS_HTTP && !c->send_inflight && !buf_size(&c->out) &&
-            !buf_size(&c->rbuf))
+            !buf_size(&c->rbuf) && !c->http_deferred && !c->http_streaming)
             conn_teardown(c);
     }
     if (w->s->hooks.on_drain)
@@ -554,23 +573,56 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     int ret = worker_setup(w);
-    atomic_store(&w->started, ret < 0 ? ret : 1);
-    if (ret < 0)
-        goto out;
+    if (ret < 0) {
+        atomic_store(&w->started, ret);
+        goto out_destroy_loop;
+    }
+    pthread_rwlock_wrlock(&w->life);
+    w->alive = true;
+    pthread_rwlock_unlock(&w->life);
+    atomic_store(&w->started, 1);
     ret = loop_run(w->loop);
     if (ret < 0)
         log_error("worker %d: loop failed: %s", w->index, strerror(-ret));
+    pthread_rwlock_wrlock(&w->life); /* no reader may look at what is torn down below */
+    w->alive = false;
     if (w->s->hooks.worker_fini)
         w->s->hooks.worker_fini(w, w->app);
+    w->app = NULL;
     xfree(w->conns); /* every slot is free once the loop has ended */
     xfree(w->gens);
     xfree(w->free_idx);
-out:
+    loop_destroy(w->loop);
+    w->loop = NULL;
+    pthread_rwlock_unlock(&w->life);
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    return NULL;
+
+out_destroy_loop:
     if (w->listen_fd >= 0)
         close(w->listen_fd);
     loop_destroy(w->loop);
     w->loop = NULL;
     return NULL;
+}
+
+/* Hold every running worker for a cross-thread read (/metrics, /readyz); see server.h. */
+void server_hold_workers(struct server *s)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_rwlock_rdlock(&s->workers[i].life);
+}
+
+void server_release_workers(struct server *s)
+{
+    for (int i = 0; i < s->nworkers; i++)
+        pthread_rwlock_unlock(&s->workers[i].life);
+}
+
+bool worker_alive(const struct worker *w)
+{
+    return w->alive;
 }
 
 /* Create the server; see the header. */
@@ -586,6 +638,10 @@ struct server *server_create(const struct config *conf, const struct server_hook
     s->ips = xcalloc(1, sizeof(*s->ips));
     pthread_mutex_init(&s->ips->lock, NULL);
     s->workers = xcalloc((size_t)s->nworkers, sizeof(*s->workers));
+    for (int i = 0; i < s->nworkers; i++) {
+        s->workers[i].wake_fd = -1;
+        pthread_rwlock_init(&s->workers[i].life, NULL);
+    }
     for (int i = 0; i < s->nworkers; i++) {
         s->workers[i].s = s;
         s->workers[i].index = i;
@@ -656,9 +712,11 @@ void server_destroy(struct server *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < s->nworkers; i++)
+    for (int i = 0; i < s->nworkers; i++) {
         if (s->workers[i].wake_fd >= 0)
             close(s->workers[i].wake_fd);
+        pthread_rwlock_destroy(&s->workers[i].life);
+    }
     static_files_free(s->web);
     pthread_mutex_destroy(&s->ips->lock);
     xfree(s->ips);

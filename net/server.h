@@ -81,6 +81,13 @@ const struct config *server_config(const struct server *s);
 int server_worker_count(const struct server *s);
 struct worker *server_worker(struct server *s, int i);
 
+/* Cross-thread reads of other workers' state (/metrics, /readyz): hold all workers, read only
+ * those that are worker_alive (their loop and worker_app are valid while held), release. The
+ * workers never take this on their hot path; a worker stopping waits for the readers. */
+void server_hold_workers(struct server *s);
+void server_release_workers(struct server *s);
+bool worker_alive(const struct worker *w);
+
 /* Worker accessors. */
 struct loop *worker_loop(struct worker *w);
 void *worker_app(struct worker *w);

@@ -48,6 +48,7 @@ struct conn {
     int refuse_status;      /* answer every request with this status (connection limits) */
     bool http_streaming;    /* a chunked response is being written by the application */
     bool http_deferred;     /* the application answers later (conn_http_defer) */
+    bool head_request;      /* the request being answered is HEAD: headers only */
     size_t http_last_len;
     struct buf rbuf;      /* HTTP: request head bytes until complete */
     struct buf msg;       /* WS: a message that spans several receives */
@@ -89,6 +90,11 @@ struct worker {
     struct net_metrics m;
 
     atomic_int started; /* 1 listening, -errno failed */
+    /* Cross-thread readers (/metrics, /readyz) hold this for reading while they look at the
+     * worker's loop and application state; the worker takes it for writing around tearing them
+     * down. Never taken on the worker's own hot path. */
+    pthread_rwlock_t life;
+    bool alive;
 };
 
 struct ip_table;

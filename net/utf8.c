@@ -119,3 +119,22 @@ bool utf8_valid(const uint8_t *s, size_t n)
     struct utf8_state st = {0};
     return utf8_feed(&st, s, n) && utf8_complete(&st);
 }
+
+/* Remove invalid bytes in place; see the header. */
+size_t utf8_scrub(char *s)
+{
+    size_t r = 0, w = 0, n = strlen(s);
+    while (r < n) {
+        uint8_t c = (uint8_t)s[r];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (len && r + len <= n && utf8_valid((const uint8_t *)s + r, len)) {
+            memmove(s + w, s + r, len);
+            w += len;
+            r += len;
+        } else {
+            r++;
+        }
+    }
+    s[w] = '\0';
+    return w;
+}

@@ -26,4 +26,9 @@ static inline bool utf8_complete(const struct utf8_state *st)
 /* Whole-buffer check: valid and complete. */
 bool utf8_valid(const uint8_t *s, size_t n);
 
+/* Drop every byte of s (NUL-terminated) that is not part of a valid UTF-8 sequence, in place:
+ * for text cut at a byte limit (snprintf "%.40s") before it goes to a database or a client.
+ * Returns the new length. */
+size_t utf8_scrub(char *s);
+
 #endif

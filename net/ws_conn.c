@@ -179,8 +179,15 @@ static void on_event(struct conn *c, const struct ws_event *ev, const uint8_t **
         }
         break;
     case WS_EV_PING:
-        if (!c->close_sent)
+        /* A client that pings without reading the pongs is a client that stops reading. */
+        if (!c->close_sent && conn_queued(c) > c->w->s->conf.outbound_limit_bytes) {
+            metric_add(&c->w->m.errors[NERR_BACKPRESSURE], 1);
+            buf_reset(&c->out);
+            send_close_frame(c, WS_CLOSE_POLICY, "outbound queue limit exceeded");
+            conn_arm_timer(c, c->w->s->conf.close_timeout_ms, close_timeout);
+        } else if (!c->close_sent) {
             ws_send_frame(c, WS_OP_PONG, ev->data, ev->len);
+        }
         break;
     case WS_EV_PONG:
         break;

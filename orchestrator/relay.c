@@ -17,6 +17,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "net/utf8.h"
 #include "orchestrator/prices.h"
 #include "stream/http_client.h"
 #include "stream/llm.h"
@@ -28,7 +29,6 @@ struct route {
     char model[128];
     char base_url[512]; /* without a trailing '/' */
     const char *key;    /* "" for keyless OpenAI-compatible servers */
-    const struct price *price; /* NULL: unpriced (cost 0, warned at start) */
 };
 
 static struct {
@@ -91,6 +91,9 @@ static void fail_call(struct relay_turn *rt, const char *type, bool retryable, c
     rt->retryable = retryable;
     snprintf(rt->err_type, sizeof(rt->err_type), "%s", type);
     snprintf(rt->err_msg, sizeof(rt->err_msg), fmt, detail ? detail : "");
+    /* byte limits may cut a character: never store or send invalid UTF-8 */
+    utf8_scrub(rt->err_type);
+    utf8_scrub(rt->err_msg);
 }
 
 /* ---- accounting: one call record (llm_calls row and ledger line) per HTTP call ---- */
@@ -107,14 +110,18 @@ static void record_call(struct relay_turn *rt, const char *status)
     snprintf(c.status, sizeof(c.status), "%s", status);
     if (rt->failed)
         snprintf(c.error, sizeof(c.error), "%.40s: %.110s", rt->err_type, rt->err_msg);
+    utf8_scrub(c.error);
     c.attempt = rt->attempt;
     c.http_status = rt->status;
     c.usage = rt->call_usage;
     c.usage_reported = rt->call_has_usage;
     c.ttft_ms = rt->first_token_at ? (int64_t)(rt->first_token_at - rt->call_started) : -1;
     c.duration_ms = (int64_t)(now - rt->call_started);
-    c.cost_micros = r->price && rt->call_has_usage
-                        ? prices_cost(r->price, &rt->call_usage, g.currency, g.usd_to_inr)
+    /* the price in force today: a row effective from a later date applies from that date */
+    const struct price *price =
+        prices_find(g.prices, llm_provider_name(r->provider), r->model, NULL);
+    c.cost_micros = price && rt->call_has_usage
+                        ? prices_cost(price, &rt->call_usage, g.currency, g.usd_to_inr)
                         : 0;
     turn_add_call(rt->t, &c);
     rt->call_has_usage = false;
@@ -319,7 +326,11 @@ static void call_ended(struct relay_turn *rt)
         finish_turn(rt, "error", "provider_error", rt->err_msg);
         return;
     }
-    if (rt->retryable && rt->attempt <= rt->rw->conf->max_retries) {
+    /* A Retry-After longer than the first-token deadline is not worth waiting for here: the
+     * next route answers sooner. */
+    bool wait_ok = rt->retry_after_ms < 0 ||
+                   rt->retry_after_ms <= (int64_t)rt->rw->conf->first_token_timeout_ms;
+    if (rt->retryable && wait_ok && rt->attempt <= rt->rw->conf->max_retries) {
         timer_arm(rt->rw->l, &rt->backoff, loop_now_ms(rt->rw->l) + backoff_ms(rt),
                   backoff_fired);
         return;
@@ -402,9 +413,12 @@ static int relay_start(struct turn *t, const char *text, size_t len)
 {
     (void)text; /* the user's message is the last one of turn_history */
     (void)len;
+    struct relay_worker *rw = turn_responder_worker(t);
+    if (!rw || !rw->hc)
+        return -1; /* the session ends the turn with an internal error */
     struct relay_turn *rt = xcalloc(1, sizeof(*rt));
     rt->t = t;
-    rt->rw = turn_responder_worker(t);
+    rt->rw = rw;
     turn_set_responder_state(t, rt);
     attempt_start(rt);
     return 0;
@@ -502,8 +516,7 @@ static int add_route(const struct config *c, const char *spec, size_t len, char 
                  llm_provider_name(r->provider), r->model, envs[p]);
         return -1;
     }
-    r->price = prices_find(g.prices, llm_provider_name(r->provider), r->model, NULL);
-    if (!r->price)
+    if (!prices_find(g.prices, llm_provider_name(r->provider), r->model, NULL))
         log_warn("no price for %s/%s in the price file: its cost will show as 0",
                  llm_provider_name(r->provider), r->model);
     g.n++;

@@ -16,14 +16,16 @@ PACKAGES=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     # libraries the server links
     liburing-dev libcurl4-openssl-dev libsimdjson-dev libmimalloc-dev libpq-dev
-    libjwt-dev libinih-dev libssl-dev
+    libjwt-dev libinih-dev libssl-dev zlib1g-dev
     # load generator (independent WebSocket client implementation)
-    libwebsockets-dev
+    libwebsockets-dev libuv1-dev libwebsockets-evlib-uv
     # services the server talks to
     postgresql
     # test clients
     python3 python3-websockets python3-aiohttp chromium
     curl ca-certificates
+    # the offline container image and its test (tests/k8s)
+    buildah debootstrap libseccomp2
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -71,5 +73,16 @@ if [ -f "$BROWSER_DIR/package-lock.json" ]; then
         log "npm ci in tests/browser"
         (cd "$BROWSER_DIR" &&
             PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+fi
+
+# Kubernetes manifest validation: kubernetes-models (pinned by tests/k8s/package-lock.json).
+K8S_DIR="$ROOT/tests/k8s"
+if [ -f "$K8S_DIR/package-lock.json" ]; then
+    stamp="$K8S_DIR/node_modules/.package-lock.json"
+    if [ ! -d "$K8S_DIR/node_modules/kubernetes-models" ] || [ ! -f "$stamp" ] ||
+        [ "$K8S_DIR/package-lock.json" -nt "$stamp" ]; then
+        log "npm ci in tests/k8s"
+        (cd "$K8S_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     fi
 fi

@@ -29,8 +29,8 @@ ctest_common=(--output-on-failure -j "$JOBS" --timeout 900)
 
 status=0
 if [ "$#" -eq 0 ]; then
-    echo "== ctest: build/ (unit, fuzz-replay)" >&2
-    ctest --test-dir "$ROOT/build" "${ctest_common[@]}" --no-tests=ignore -L 'unit|fuzz-replay' || status=1
+    echo "== ctest: build/ (unit, fuzz-replay, image)" >&2
+    ctest --test-dir "$ROOT/build" "${ctest_common[@]}" --no-tests=ignore -L 'unit|fuzz-replay|image' || status=1
 fi
 
 echo "== ctest: build-asan/ (all labels, ASan+UBSan)" >&2

@@ -181,11 +181,19 @@ static void on_drain(struct worker *w)
     }
 }
 
+/* A running worker's session state, for the metrics and readiness hooks (net/ holds every
+ * worker around them: see server_hold_workers). NULL when that worker is not running. */
+static struct sess_worker *held_app(struct server *srv, int i)
+{
+    struct worker *w = server_worker(srv, i);
+    return worker_alive(w) ? worker_app(w) : NULL;
+}
+
 static uint64_t sum_workers(struct server *srv, size_t off)
 {
     uint64_t t = 0;
     for (int i = 0; i < server_worker_count(srv); i++) {
-        struct sess_worker *sw = worker_app(server_worker(srv, i));
+        struct sess_worker *sw = held_app(srv, i);
         if (sw)
             t += __atomic_load_n((const uint64_t *)((const char *)&sw->m + off), __ATOMIC_RELAXED);
     }
@@ -222,7 +230,7 @@ static void metrics(struct server *srv, struct buf *out)
     struct store *stores[n];
     int ns = 0;
     for (int i = 0; i < n; i++) {
-        struct sess_worker *sw = worker_app(server_worker(srv, i));
+        struct sess_worker *sw = held_app(srv, i);
         if (sw && sw->store)
             stores[ns++] = sw->store;
     }
@@ -252,7 +260,7 @@ static bool ready(struct server *srv, struct buf *out)
 {
     bool ok = true, degraded = false, any = false;
     for (int i = 0; i < server_worker_count(srv); i++) {
-        struct sess_worker *sw = worker_app(server_worker(srv, i));
+        struct sess_worker *sw = held_app(srv, i);
         if (!sw || !sw->store)
             continue;
         any = true;

@@ -53,7 +53,13 @@ size_t turn_history(struct turn *t, const struct history_msg **msgs)
     }
     size_t keep = (size_t)t->sw->conf->history_messages + 1;
     size_t n = s->history_len < keep ? s->history_len : keep;
-    *msgs = s->history + (s->history_len - n);
+    const struct history_msg *h = s->history + (s->history_len - n);
+    /* the window starts with a user message: some providers refuse an assistant first */
+    while (n > 1 && strcmp(h->role, "assistant") == 0) {
+        h++;
+        n--;
+    }
+    *msgs = h;
     return n;
 }
 

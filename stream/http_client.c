@@ -206,7 +206,7 @@ static size_t header_cb(char *p, size_t size, size_t n, void *userdata)
         long secs = strtol(v, &end, 10);
         int64_t ms = -1;
         if (end != v && secs >= 0)
-            ms = (int64_t)secs * 1000;
+            ms = (int64_t)(secs > 86400 ? 86400 : secs) * 1000; /* a day is "never" enough */
         else if ((secs = (long)curl_getdate(v, NULL)) > 0)
             ms = ((int64_t)secs - (int64_t)time(NULL)) * 1000;
         r->retry_after_ms = ms < 0 ? 0 : ms;
@@ -299,16 +299,24 @@ static void check_done(struct hc *h)
     }
 }
 
-static void add_now(struct hc *h, struct hc_req *r)
+/* Returns false (r freed, no callback) when curl refuses the transfer. */
+static bool add_now(struct hc *h, struct hc_req *r)
 {
     if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
-        if (r->cb.on_done)
-            r->cb.on_done(r->ctx, HC_OTHER, 0, "curl refused the transfer");
         req_free(r);
-        return;
+        return false;
     }
     r->added = true;
     h->active++;
+    return true;
+}
+
+static void add_deferred(struct hc_req *r)
+{
+    struct hc_callbacks cb = r->cb;
+    void *ctx = r->ctx;
+    if (!add_now(r->h, r) && cb.on_done)
+        cb.on_done(ctx, HC_OTHER, 0, "curl refused the transfer");
 }
 
 static void process_deferred(struct hc *h)
@@ -321,10 +329,12 @@ static void process_deferred(struct hc *h)
     while (h->to_add) {
         struct hc_req *r = h->to_add;
         h->to_add = r->next;
-        if (r->cancelled)
+        if (r->cancelled) {
             req_free(r);
-        else
-            add_now(h, r);
+        } else {
+            /* the caller already holds r: it must hear of the refusal */
+            add_deferred(r);
+        }
     }
 }
 
@@ -336,6 +346,9 @@ static CURL *make_easy(struct hc_req *r, const struct hc_request *req)
     curl_easy_setopt(e, CURLOPT_URL, req->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Removing a transfer whose threaded DNS lookup is still running would otherwise wait for
+     * the lookup thread (curl #2975): the whole worker would stall on a slow resolver. */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->err);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
@@ -380,10 +393,9 @@ struct hc_req *hc_start(struct hc *h, const struct hc_request *req, const struct
     if (h->depth) {
         r->next = h->to_add;
         h->to_add = r;
-    } else {
-        add_now(h, r);
+        return r;
     }
-    return r;
+    return add_now(h, r) ? r : NULL;
 }
 
 /* Cancel a transfer; no callback runs for it afterwards. */

@@ -76,7 +76,7 @@ work="$(mktemp -d /var/tmp/trilemma-image.XXXXXX)"
 tree="${keep:-$work/tree}"
 ctr=""
 cleanup() {
-    [ -n "$ctr" ] && bh rm "$ctr" >/dev/null 2>&1 || true
+    if [ -n "$ctr" ]; then bh rm "$ctr" >/dev/null 2>&1 || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -509,7 +509,8 @@ def http_request(port, method, path, headers=None, body=b"", timeout=TIMEOUT, ho
         hl.append(("Connection", "close"))
     with Conn(port, timeout=timeout) as c:
         c.send(build_request(method, path, hl, body, host=host))
-        return c.read_response(timeout=timeout)
+        # RFC 9110 9.3.2: the answer to HEAD has no body, whatever its Content-Length says
+        return c.read_response(timeout=timeout, head_only=(method == "HEAD"))
 
 
 # --------------------------------------------------------------------------------------------
