@@ -202,8 +202,80 @@ static uint64_t sum_workers(struct server *srv, size_t off)
 
 #define SUM(field) sum_workers(srv, offsetof(struct sess_metrics, field))
 
+static void metrics_ttft(struct server *srv, struct buf *out)
+{
+    static const char *const le[SESS_TTFT_BUCKETS] = {"0.05", "0.1", "0.25", "0.5", "1",
+                                                      "2.5",  "5",   "10",   "30",  "+Inf"};
+    buf_printf(out, "# HELP trilemma_turn_first_token_seconds Turn start to first delta.\n"
+                    "# TYPE trilemma_turn_first_token_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b < SESS_TTFT_BUCKETS; b++) {
+        cum += SUM(ttft_bucket[b]);
+        buf_printf(out, "trilemma_turn_first_token_seconds_bucket{le=\"%s\"} %llu\n", le[b],
+                   (unsigned long long)cum);
+    }
+    buf_printf(out, "trilemma_turn_first_token_seconds_sum %.6f\n",
+               (double)SUM(ttft_sum_us) / 1e6);
+    buf_printf(out, "trilemma_turn_first_token_seconds_count %llu\n", (unsigned long long)cum);
+}
+
+/* Model calls and their cost by provider/model, summed over the running workers. */
+static void metrics_calls(struct server *srv, struct buf *out)
+{
+    static const char *const st[3] = {"ok", "error", "cancelled"};
+    static const char *const cls[5] = {"2xx", "429", "4xx", "5xx", "none"};
+    buf_printf(out, "# HELP trilemma_model_calls_total Model calls by provider, model, outcome and "
+                    "HTTP status class.\n# TYPE trilemma_model_calls_total counter\n");
+    struct buf cost = {0}, tok = {0};
+    for (int i = 0; i < server_worker_count(srv); i++) {
+        struct sess_worker *sw = held_app(srv, i);
+        if (!sw)
+            continue;
+        uint32_t n = __atomic_load_n(&sw->m.call_rows, __ATOMIC_ACQUIRE);
+        for (uint32_t r = 0; r < n; r++) {
+            const struct call_row *c = &sw->m.calls[r];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 5; b++) {
+                    uint64_t v = __atomic_load_n(&c->by_status[a][b], __ATOMIC_RELAXED);
+                    if (v)
+                        buf_printf(out,
+                                   "trilemma_model_calls_total{worker=\"%d\",provider=\"%s\","
+                                   "model=\"%s\",status=\"%s\",code=\"%s\"} %llu\n",
+                                   i, c->provider, c->model, st[a], cls[b],
+                                   (unsigned long long)v);
+                }
+            buf_printf(&cost,
+                       "trilemma_cost_micros_total{worker=\"%d\",currency=\"%s\","
+                       "provider=\"%s\",model=\"%s\"} %llu\n",
+                       i, sw->conf->currency, c->provider, c->model,
+                       (unsigned long long)__atomic_load_n(&c->cost_micros, __ATOMIC_RELAXED));
+            buf_printf(&tok,
+                       "trilemma_model_tokens_total{worker=\"%d\",provider=\"%s\",model=\"%s\","
+                       "kind=\"input\"} %llu\ntrilemma_model_tokens_total{worker=\"%d\","
+                       "provider=\"%s\",model=\"%s\",kind=\"output\"} %llu\n",
+                       i, c->provider, c->model,
+                       (unsigned long long)__atomic_load_n(&c->input_tokens, __ATOMIC_RELAXED), i,
+                       c->provider, c->model,
+                       (unsigned long long)__atomic_load_n(&c->output_tokens, __ATOMIC_RELAXED));
+        }
+    }
+    buf_printf(out, "# HELP trilemma_cost_micros_total Model spend in micro-units of the currency.\n"
+                    "# TYPE trilemma_cost_micros_total counter\n");
+    buf_append(out, buf_begin(&cost), buf_size(&cost));
+    buf_printf(out, "# HELP trilemma_model_tokens_total Tokens reported by the providers.\n"
+                    "# TYPE trilemma_model_tokens_total counter\n");
+    buf_append(out, buf_begin(&tok), buf_size(&tok));
+    buf_free(&cost);
+    buf_free(&tok);
+}
+
 static void metrics(struct server *srv, struct buf *out)
 {
+    buf_printf(out, "# HELP trilemma_build_info The running build.\n"
+                    "# TYPE trilemma_build_info gauge\ntrilemma_build_info{version=\"%s\"} 1\n",
+               TRILEMMA_VERSION);
+    metrics_ttft(srv, out);
+    metrics_calls(srv, out);
     buf_printf(out, "# HELP trilemma_sessions_open Open chat sessions.\n"
                     "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",
                (unsigned long long)SUM(sessions_open));

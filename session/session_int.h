@@ -64,8 +64,25 @@ enum { SESS_FINISH_STOP, SESS_FINISH_LENGTH, SESS_FINISH_CANCELLED, SESS_FINISH_
 
 #define SESS_ERROR_CODES 18
 
+#define SESS_TTFT_BUCKETS 10
+#define SESS_CALL_ROWS 32
+
+/* Model calls by provider/model (a small table: rows are claimed once, never freed). */
+struct call_row {
+    char provider[16];
+    char model[128];
+    uint64_t by_status[3][5]; /* ok/error/cancelled x 2xx/429/4xx/5xx/none */
+    uint64_t cost_micros;
+    uint64_t input_tokens;
+    uint64_t output_tokens;
+};
+
 struct sess_metrics {
     uint64_t sessions_open; /* gauge */
+    uint64_t ttft_bucket[SESS_TTFT_BUCKETS]; /* time to first token, last bucket +Inf */
+    uint64_t ttft_sum_us;
+    uint32_t call_rows; /* rows in use; published after a row's names are written */
+    struct call_row calls[SESS_CALL_ROWS];
     uint64_t sessions_total;
     uint64_t turns_started;
     uint64_t turns_finished[SESS_FINISH__N];

@@ -69,11 +69,39 @@ void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_mic
     t->cost_micros = cost_micros;
 }
 
+static void count_call(struct sess_metrics *m, const struct turn_call *c)
+{
+    uint32_t n = m->call_rows, i = 0;
+    while (i < n && (strcmp(m->calls[i].provider, c->provider) || strcmp(m->calls[i].model, c->model)))
+        i++;
+    if (i == n) {
+        if (n == SESS_CALL_ROWS)
+            i = n - 1; /* the last row collects what does not fit */
+        else {
+            snprintf(m->calls[i].provider, sizeof(m->calls[i].provider), "%s", c->provider);
+            snprintf(m->calls[i].model, sizeof(m->calls[i].model), "%s", c->model);
+            __atomic_store_n(&m->call_rows, n + 1, __ATOMIC_RELEASE);
+        }
+    }
+    struct call_row *r = &m->calls[i];
+    int st = strcmp(c->status, "ok") == 0 ? 0 : strcmp(c->status, "cancelled") == 0 ? 2 : 1;
+    int cls = c->http_status == 429                          ? 1
+              : c->http_status >= 200 && c->http_status < 300 ? 0
+              : c->http_status >= 500                         ? 3
+              : c->http_status >= 400                         ? 2
+                                                              : 4;
+    metric_add(&r->by_status[st][cls], 1);
+    metric_add(&r->cost_micros, (uint64_t)(c->cost_micros > 0 ? c->cost_micros : 0));
+    metric_add(&r->input_tokens, c->usage.input_tokens);
+    metric_add(&r->output_tokens, c->usage.output_tokens);
+}
+
 /* Record one model call (copied) for the llm_calls table and the ledger. */
 void turn_add_call(struct turn *t, const struct turn_call *c)
 {
     t->calls = xrealloc(t->calls, (t->n_calls + 1) * sizeof(*t->calls));
     t->calls[t->n_calls++] = *c;
+    count_call(&t->sw->m, c);
 }
 
 static int64_t unix_ms(void)
@@ -263,6 +291,16 @@ void session_turn_done(struct turn *t, const char *finish_reason, const struct t
     if (!t->n_calls)
         synthesize_call(t);
     total_from_calls(t);
+    if (t->first_token_ms) {
+        static const uint64_t bounds_ms[SESS_TTFT_BUCKETS - 1] = {50,   100,  250,   500,  1000,
+                                                                  2500, 5000, 10000, 30000};
+        uint64_t ms = t->first_token_ms - t->started_ms;
+        int b = 0;
+        while (b < SESS_TTFT_BUCKETS - 1 && ms > bounds_ms[b])
+            b++;
+        metric_add(&t->sw->m.ttft_bucket[b], 1);
+        metric_add(&t->sw->m.ttft_sum_us, ms * 1000);
+    }
     if (s && error_code)
         session_send_error(s, error_code, error_message ? error_message : error_code, t->client_id,
                            strlen(t->client_id), t->turn_id);
