@@ -25,6 +25,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "store/store_int.h" /* pg_query_sql, PG_STMT_SQL */
 
 enum pg_state { ST_DOWN, ST_CONNECTING, ST_PREPARING, ST_UP };
 enum req_kind { REQ_USER, REQ_PREPARE, REQ_ROLLBACK };
@@ -177,12 +178,27 @@ void pg_query_paramf(struct pg_query *q, const char *fmt, ...)
     buf_commit(&q->vals, (size_t)n + 1);
 }
 
-/* Pointers to statement i's values, for PQsendQueryPrepared. */
+/* Start an ad-hoc statement: its SQL text is kept as a hidden first value (not counted in
+ * nparams); the parameters that follow belong to it. */
+void pg_query_sql(struct pg_query *q, const char *sql)
+{
+    pg_query_stmt(q, PG_STMT_SQL);
+    pg_query_param_str(q, sql);
+    q->stmts[q->nstmts - 1].nparams = 0;
+}
+
+static const char *stmt_sql(const struct pg_query *q, const struct pg_stmt *s)
+{
+    return buf_begin(&q->vals) + q->offs[s->first];
+}
+
+/* Pointers to statement i's values, for PQsendQueryPrepared / PQsendQueryParams. */
 void pg_query_values(const struct pg_query *q, uint32_t i, const char **values)
 {
     const struct pg_stmt *s = &q->stmts[i];
+    uint32_t first = s->first + (s->def == PG_STMT_SQL ? 1 : 0);
     for (uint16_t k = 0; k < s->nparams; k++) {
-        uint32_t off = q->offs[s->first + k];
+        uint32_t off = q->offs[first + k];
         values[k] = off == PG_NULL_PARAM ? NULL : buf_begin(&q->vals) + off;
     }
 }
@@ -362,9 +378,14 @@ static bool send_one(struct pg *p, struct pg_req *r)
         const struct pg_stmt *s = &r->q.stmts[i];
         const char *values[s->nparams ? s->nparams : 1];
         pg_query_values(&r->q, i, values);
-        if (s->def >= p->nstmts ||
-            !PQsendQueryPrepared(p->conn, p->stmts[s->def].name, s->nparams, values, NULL, NULL, 0))
+        if (s->def == PG_STMT_SQL) {
+            if (!PQsendQueryParams(p->conn, stmt_sql(&r->q, s), s->nparams, NULL, values, NULL,
+                                   NULL, 0))
+                return false;
+        } else if (s->def >= p->nstmts || !PQsendQueryPrepared(p->conn, p->stmts[s->def].name,
+                                                               s->nparams, values, NULL, NULL, 0)) {
             return false;
+        }
     }
     if (r->txn && !PQsendQueryParams(p->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
         return false;
@@ -745,7 +766,7 @@ static int prepare_blocking(PGconn *conn, const struct pg_stmt_def *stmts, uint6
 {
     for (uint32_t i = 0; i < q->nstmts; i++) {
         uint16_t d = q->stmts[i].def;
-        if (prepared[d / 64] & (1ull << (d % 64)))
+        if (d == PG_STMT_SQL || (prepared[d / 64] & (1ull << (d % 64))))
             continue;
         PGresult *res = PQprepare(conn, stmts[d].name, stmts[d].sql, stmts[d].nparams, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -771,7 +792,9 @@ static bool send_blocking(PGconn *conn, const struct pg_stmt_def *stmts, const s
         const struct pg_stmt *s = &q->stmts[i];
         const char *values[s->nparams ? s->nparams : 1];
         pg_query_values(q, i, values);
-        if (!PQsendQueryPrepared(conn, stmts[s->def].name, s->nparams, values, NULL, NULL, 0))
+        if (s->def == PG_STMT_SQL
+                ? !PQsendQueryParams(conn, stmt_sql(q, s), s->nparams, NULL, values, NULL, NULL, 0)
+                : !PQsendQueryPrepared(conn, stmts[s->def].name, s->nparams, values, NULL, NULL, 0))
             return false;
     }
     if (txn && !PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))

@@ -1,7 +1,7 @@
-/* reader.c - loading a conversation on the worker's reader connection: the owner, the last N
- * messages (oldest first) and the last turn (for resume), as three statements in one pipelined
- * request (one round trip, no transaction). Reads have their own connection so they never wait
- * behind a group commit. */
+/* reader.c - reads on the worker's reader connection: loading a conversation (the owner, the
+ * last N messages oldest first, and the last turn, for resume) as three statements in one
+ * pipelined request (one round trip, no transaction), and generic queries (the read API).
+ * Reads have their own connection so they never wait behind a group commit. */
 #include <errno.h>
 
 #include "base/log.h"
@@ -41,6 +41,40 @@ static void on_loaded(void *ctx, const struct pg_result *r)
     xfree(op);
 }
 
+static void on_queried(void *ctx, const struct pg_result *r)
+{
+    struct store_op *op = ctx;
+    op_unlink(op);
+    if (r->status != PG_OK) {
+        store_stat_add(&op->st->stats.errors[SE_READ], 1);
+        log_debug("store.w%d: a query failed: %s", op->st->worker, r->message);
+    }
+    op->qfn(op->ctx, r);
+    xfree(op);
+}
+
+static struct store_op *op_new(struct store *st, void *ctx)
+{
+    struct store_op *op = xcalloc(1, sizeof(*op));
+    op->st = st;
+    op->ctx = ctx;
+    op->next = st->ops;
+    if (st->ops)
+        st->ops->prev = op;
+    st->ops = op;
+    return op;
+}
+
+/* Run a query on the reader connection; see store_int.h. */
+struct store_op *store_query(struct store *st, const struct pg_query *q, bool txn,
+                             store_query_fn fn, void *ctx)
+{
+    struct store_op *op = op_new(st, ctx);
+    op->qfn = fn;
+    op->req = pg_submit(st->r, q, txn, on_queried, op);
+    return op;
+}
+
 /* Load a conversation; see store.h. */
 struct store_op *store_load_conversation(struct store *st, const char *conversation_id,
                                          uint32_t max_messages, store_read_fn fn, void *ctx)
@@ -50,14 +84,8 @@ struct store_op *store_load_conversation(struct store *st, const char *conversat
         fn(ctx, 0, &none);
         return NULL;
     }
-    struct store_op *op = xcalloc(1, sizeof(*op));
-    op->st = st;
+    struct store_op *op = op_new(st, ctx);
     op->fn = fn;
-    op->ctx = ctx;
-    op->next = st->ops;
-    if (st->ops)
-        st->ops->prev = op;
-    st->ops = op;
     struct pg_query q;
     pg_query_init(&q);
     turn_sql_load(&q, conversation_id, max_messages);

@@ -111,11 +111,15 @@ struct store {
     struct store_stats stats;
 };
 
+/* A query's result: r and everything in it is valid during the call only. */
+typedef void (*store_query_fn)(void *ctx, const struct pg_result *r);
+
 struct store_op {
     struct store_op *next, *prev;
     struct store *st;
     struct pg_req *req;
-    store_read_fn fn;
+    store_read_fn fn;   /* a conversation load (store_load_conversation) ... */
+    store_query_fn qfn; /* ... or a query (store_query) */
     void *ctx;
 };
 
@@ -131,5 +135,21 @@ static inline void store_stat_set(uint64_t *c, uint64_t v)
 
 /* reader.c: drop pending reads without callbacks (store_destroy). */
 void store_reads_drop(struct store *st);
+
+/* reader.c: run q on the worker's reader connection (reads never wait behind a group commit):
+ * statements of the reader's prepared table or ad-hoc ones (pg_query_sql), all in one pipelined
+ * request; txn wraps it in BEGIN .. COMMIT (sent alone on the connection). q is copied. fn runs
+ * exactly once on a later loop turn (never inside this call) unless store_cancel(op) is called
+ * first: r->status is PG_DOWN when PostgreSQL is away, PG_FAILED when a statement failed. st
+ * must not be NULL. The pending op is on st->ops (ctx and qfn tell whose it is). */
+struct store_op *store_query(struct store *st, const struct pg_query *q, bool txn,
+                             store_query_fn fn, void *ctx);
+
+/* pg.c, an extension of pg.h used by the read API: an ad-hoc statement. Its SQL text (copied
+ * into q) is sent unnamed with PQsendQueryParams, parsed and planned on each use, instead of one
+ * of the connection's prepared statements; the parameters that follow (pg_query_param...)
+ * belong to it, as after pg_query_stmt. Works on any connection, and in pg_run_blocking. */
+#define PG_STMT_SQL UINT16_MAX
+void pg_query_sql(struct pg_query *q, const char *sql);
 
 #endif

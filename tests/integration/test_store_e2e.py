@@ -22,10 +22,12 @@ No test asserts a duration. Exit status 77 (skipped) when PostgreSQL's binaries 
 """
 
 import asyncio
+import atexit
 import datetime
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -59,6 +61,7 @@ class Cluster:
                                    "pg_cluster.sh")
         self.dir = tempfile.mkdtemp(prefix="trilemma-e2e-pg-")
         self.running = False
+        atexit.register(self.stop)  # also when a test or the teardown fails (idempotent)
         self.url = self.start()
 
     def _run(self, cmd):
@@ -511,7 +514,7 @@ async def test_resume_is_for_the_owner_only_and_replays_after_after_seq_exactly(
             assert replayed[k] == end[k], (k, replayed, end)
         # nothing else was queued: the next event is the next turn's start, in the same
         # conversation
-        t3, _, _ = await a2.ok_turn("m3", "continued")
+        await a2.ok_turn("m3", "continued")
         await a2.close()
         rows = pg().psql("SELECT count(*) FROM turns WHERE conversation_id = '%s'" % a.cid)
         assert rows == [["3"]], rows
@@ -587,6 +590,7 @@ async def test_kill_9_with_turns_in_the_journal_then_a_new_server_stores_them_on
             ended.append((await c2.ok_turn("n", "new server"))[0])
             await c2.close()
         check_stored_exactly_once(ended)
+        shutil.rmtree(journal, ignore_errors=True)
     finally:
         await asyncio.to_thread(pg().ensure_running)
         first.kill()
@@ -636,14 +640,18 @@ async def test_a_full_journal_refuses_new_turns_and_writes_nothing_of_them():
 
 @suite.on_teardown
 def stop_cluster_and_sim():
-    if SIM is not None:
-        SIM.stop()
-    # the shared server first: it holds connections to the cluster
-    s = suite.shared.pop("sim", None)
-    if s is not None:
-        s.stop()
-    if PG is not None:
-        PG.stop()
+    try:
+        # the shared server first: it holds connections to the cluster
+        s = suite.shared.pop("sim", None)
+        if s is not None:
+            s.stop()
+    finally:
+        try:
+            if SIM is not None:
+                SIM.stop()
+        finally:
+            if PG is not None:
+                PG.stop()
 
 
 if __name__ == "__main__":
