@@ -9,7 +9,7 @@
 #
 # Environment:
 #   TRILEMMA_LISTEN   HOST:PORT to listen on (default 127.0.0.1:8080)
-#   TRILEMMA_CONFIG   an INI config file (see docs/config.md); none by default
+#   TRILEMMA_CONFIG   an INI config file (see docs/config.md); default config/local.ini
 #   Everything else the server reads (TRILEMMA_JWT_SECRET, DATABASE_URL, provider keys) passes
 #   through unchanged.
 set -euo pipefail
@@ -140,8 +140,7 @@ trap 'say "stopping (draining)..."; [ -n "$server_pid" ] && kill -TERM "$server_
 start_postgres
 start_simulated_provider
 
-args=(--listen "$LISTEN")
-[ -n "${TRILEMMA_CONFIG:-}" ] && args+=(--config "$TRILEMMA_CONFIG")
+args=(--listen "$LISTEN" --config "${TRILEMMA_CONFIG:-$ROOT/config/local.ini}")
 
 cd "$ROOT" # web_root defaults to ./web
 "$BIN" "${args[@]}" &

@@ -48,52 +48,26 @@ static void send_resumed(struct session *s, const struct store_conversation *c, 
 static void replay_last_turn(struct session *s, const struct store_conversation *c,
                              int64_t after)
 {
-    struct jsonw w;
     for (uint32_t i = (uint32_t)(after < c->last_n_deltas ? after : c->last_n_deltas);
          i < c->last_n_deltas; i++) {
         uint32_t from = i ? c->last_delta_ends[i - 1] : 0, to = c->last_delta_ends[i];
         if (to < from || to > c->last_answer_len)
             break; /* a damaged row: send what is consistent */
-        jw_init(&w, &s->sw->scratch);
-        jw_obj_begin(&w);
-        jw_kstr(&w, "type", "delta");
-        jw_kstr(&w, "turn_id", c->last_turn_id);
-        jw_kuint(&w, "seq", i + 1);
-        jw_kstrn(&w, "text", c->last_answer + from, to - from);
-        jw_obj_end(&w);
-        session_send_doc(s, &s->sw->scratch);
+        session_send_delta(s, c->last_turn_id, i + 1, c->last_answer + from, to - from);
     }
     const struct llm_usage *u = &c->last_usage;
-    jw_init(&w, &s->sw->scratch);
-    jw_obj_begin(&w);
-    jw_kstr(&w, "type", "turn_end");
-    jw_kstr(&w, "turn_id", c->last_turn_id);
-    jw_kstr(&w, "finish_reason", c->last_finish);
-    jw_key(&w, "usage");
-    jw_obj_begin(&w);
-    jw_kuint(&w, "input_tokens", u->input_tokens);
-    jw_kuint(&w, "cached_input_tokens", u->cached_input_tokens);
-    jw_kuint(&w, "cache_write_tokens", u->cache_write_tokens);
-    jw_kuint(&w, "output_tokens", u->output_tokens);
-    jw_kuint(&w, "reasoning_tokens", u->reasoning_tokens);
-    jw_obj_end(&w);
-    jw_key(&w, "cost");
-    jw_obj_begin(&w);
-    jw_kstr(&w, "currency", c->last_currency);
-    jw_kint(&w, "micros", c->last_cost_micros);
-    jw_obj_end(&w);
-    jw_key(&w, "latency_ms");
-    jw_obj_begin(&w);
-    jw_key(&w, "first_token");
-    if (c->last_first_token_ms >= 0)
-        jw_int(&w, c->last_first_token_ms);
-    else
-        jw_null(&w);
-    jw_kint(&w, "total", c->last_total_ms);
-    jw_obj_end(&w);
-    jw_kbool(&w, "replayed", true);
-    jw_obj_end(&w);
-    session_send_doc(s, &s->sw->scratch);
+    struct turn_end_info e = {
+        .turn_id = c->last_turn_id,
+        .finish = c->last_finish,
+        .currency = c->last_currency,
+        .usage = {u->input_tokens, u->cached_input_tokens, u->cache_write_tokens, u->output_tokens,
+                  u->reasoning_tokens},
+        .cost_micros = c->last_cost_micros,
+        .first_token_ms = c->last_first_token_ms,
+        .total_ms = c->last_total_ms,
+        .replayed = true,
+    };
+    session_send_turn_end(s, &e);
 }
 
 static void on_loaded(void *ctx, int result, const struct store_conversation *c)

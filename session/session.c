@@ -78,6 +78,59 @@ void session_send_doc(struct session *s, struct buf *b)
     buf_reset(b);
 }
 
+/* One delta event. */
+void session_send_delta(struct session *s, const char *turn_id, uint32_t seq, const char *text,
+                        size_t len)
+{
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "delta");
+    jw_kstr(&w, "turn_id", turn_id);
+    jw_kuint(&w, "seq", seq);
+    jw_kstrn(&w, "text", text, len);
+    jw_obj_end(&w);
+    session_send_doc(s, &s->sw->scratch);
+}
+
+/* A turn_end event (docs/protocol.md), live or replayed. */
+void session_send_turn_end(struct session *s, const struct turn_end_info *e)
+{
+    const struct turn_usage *u = &e->usage;
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "turn_end");
+    jw_kstr(&w, "turn_id", e->turn_id);
+    jw_kstr(&w, "finish_reason", e->finish);
+    jw_key(&w, "usage");
+    jw_obj_begin(&w);
+    jw_kuint(&w, "input_tokens", u->input_tokens);
+    jw_kuint(&w, "cached_input_tokens", u->cached_input_tokens);
+    jw_kuint(&w, "cache_write_tokens", u->cache_write_tokens);
+    jw_kuint(&w, "output_tokens", u->output_tokens);
+    jw_kuint(&w, "reasoning_tokens", u->reasoning_tokens);
+    jw_obj_end(&w);
+    jw_key(&w, "cost");
+    jw_obj_begin(&w);
+    jw_kstr(&w, "currency", e->currency);
+    jw_kint(&w, "micros", e->cost_micros);
+    jw_obj_end(&w);
+    jw_key(&w, "latency_ms");
+    jw_obj_begin(&w);
+    jw_key(&w, "first_token");
+    if (e->first_token_ms >= 0)
+        jw_int(&w, e->first_token_ms);
+    else
+        jw_null(&w); /* no token was produced */
+    jw_kint(&w, "total", e->total_ms);
+    jw_obj_end(&w);
+    if (e->replayed)
+        jw_kbool(&w, "replayed", true);
+    jw_obj_end(&w);
+    session_send_doc(s, &s->sw->scratch);
+}
+
 void session_send_error(struct session *s, const char *code, const char *message,
                         const char *id, size_t id_len, const char *turn_id)
 {

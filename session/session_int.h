@@ -123,6 +123,20 @@ void random_hex(char *out, size_t bytes);
 void random_hex16(char out[33]);
 void history_add(struct session *s, const char *role, const char *text, size_t len);
 void session_send_doc(struct session *s, struct buf *b);
+
+struct turn_end_info {
+    const char *turn_id;
+    const char *finish;
+    const char *currency;
+    struct turn_usage usage;
+    int64_t cost_micros;
+    int64_t first_token_ms; /* < 0: no token */
+    int64_t total_ms;
+    bool replayed;
+};
+void session_send_delta(struct session *s, const char *turn_id, uint32_t seq, const char *text,
+                        size_t len);
+void session_send_turn_end(struct session *s, const struct turn_end_info *e);
 void session_resume(struct session *s, const struct chat_msg *m);
 void session_history_free(struct session *s);
 const struct responder *session_responder(void);

@@ -125,52 +125,22 @@ void session_turn_delta(struct turn *t, const char *text, size_t len)
     struct session *s = t->s;
     if (!s)
         return;
-    struct jsonw w;
-    jw_init(&w, &t->sw->scratch);
-    jw_obj_begin(&w);
-    jw_kstr(&w, "type", "delta");
-    jw_kstr(&w, "turn_id", t->turn_id);
-    jw_kuint(&w, "seq", t->seq);
-    jw_kstrn(&w, "text", text, len);
-    jw_obj_end(&w);
-    session_send_doc(s, &t->sw->scratch);
+    session_send_delta(s, t->turn_id, t->seq, text, len);
     metric_add(&t->sw->m.deltas_out, 1);
 }
 
 static void send_turn_end(struct turn *t)
 {
-    struct session *s = t->s;
-    const struct turn_usage *u = &t->usage;
-    struct jsonw w;
-    jw_init(&w, &t->sw->scratch);
-    jw_obj_begin(&w);
-    jw_kstr(&w, "type", "turn_end");
-    jw_kstr(&w, "turn_id", t->turn_id);
-    jw_kstr(&w, "finish_reason", t->finish);
-    jw_key(&w, "usage");
-    jw_obj_begin(&w);
-    jw_kuint(&w, "input_tokens", u->input_tokens);
-    jw_kuint(&w, "cached_input_tokens", u->cached_input_tokens);
-    jw_kuint(&w, "cache_write_tokens", u->cache_write_tokens);
-    jw_kuint(&w, "output_tokens", u->output_tokens);
-    jw_kuint(&w, "reasoning_tokens", u->reasoning_tokens);
-    jw_obj_end(&w);
-    jw_key(&w, "cost");
-    jw_obj_begin(&w);
-    jw_kstr(&w, "currency", t->sw->conf->currency);
-    jw_kint(&w, "micros", t->cost_micros);
-    jw_obj_end(&w);
-    jw_key(&w, "latency_ms");
-    jw_obj_begin(&w);
-    jw_key(&w, "first_token");
-    if (t->first_token_ms)
-        jw_uint(&w, t->first_token_ms - t->started_ms);
-    else
-        jw_null(&w); /* no token was produced */
-    jw_kuint(&w, "total", t->total_ms);
-    jw_obj_end(&w);
-    jw_obj_end(&w);
-    session_send_doc(s, &t->sw->scratch);
+    struct turn_end_info e = {
+        .turn_id = t->turn_id,
+        .finish = t->finish,
+        .currency = t->sw->conf->currency,
+        .usage = t->usage,
+        .cost_micros = t->cost_micros,
+        .first_token_ms = t->first_token_ms ? (int64_t)(t->first_token_ms - t->started_ms) : -1,
+        .total_ms = (int64_t)t->total_ms,
+    };
+    session_send_turn_end(t->s, &e);
 }
 
 void session_turn_free(struct turn *t)
