@@ -1,7 +1,8 @@
-/* pending.h - conversations whose client left while their turn was still being stored, shared
- * by the workers of the process. A resume that arrives (on any worker) before that turn is
- * durable waits for it instead of reading a conversation that does not show it yet.
- * Touched only when a client leaves mid-turn and on resume: never on the token path. */
+/* pending.h - conversations with a turn running or being stored in this process, shared by its
+ * workers. A resume that arrives (on any worker; often before the old connection's end has even
+ * been noticed) waits for that turn to be durable instead of reading a conversation that does
+ * not show it yet. Touched once at a turn's start and once at its commit, and on resume: never
+ * on the token path. */
 #ifndef TRILEMMA_SESSION_PENDING_H
 #define TRILEMMA_SESSION_PENDING_H
 

@@ -13,7 +13,7 @@ struct turn {
     struct session *s;      /* NULL once the client is gone (the turn still gets stored) */
     struct sess_worker *sw;
     bool done;              /* the responder finished; the commit is under way */
-    bool awaited;           /* registered in pending.h until committed */
+    bool awaited;           /* registered in pending.h from start until committed */
     char conversation_id[33];
     char user[AUTH_SUB_MAX];
     char *user_text;

@@ -298,11 +298,6 @@ void session_detach_turn(struct session *s)
     if (!t)
         return;
     s->turn = NULL;
-    /* A resume of this conversation must wait until this turn is durable. */
-    if (t->sw->store) {
-        t->awaited = true;
-        pending_add(t->conversation_id);
-    }
     if (!t->done) {
         t->s = NULL;
         t->sw->responder->cancel(t);
@@ -334,6 +329,12 @@ void session_start_turn(struct session *s, const struct chat_msg *m)
     t->started_ms = loop_now_ms(turn_loop(t));
     t->started_unix_ms = unix_ms();
     s->turn = t;
+    /* A resume of this conversation (its client may reconnect before this connection's end is
+     * even noticed) waits until this turn is durable: see resume.c. */
+    if (t->sw->store) {
+        t->awaited = true;
+        pending_add(t->conversation_id);
+    }
     metric_add(&s->sw->m.turns_started, 1);
 
     struct jsonw w;
