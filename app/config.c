@@ -88,9 +88,8 @@ static const struct key_def keys[] = {
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "websocket", "session",   "auth",
-                                       "log",    "model",     "providers", "pricing",
-                                       "store"};
+static const char *const sections[] = {"server", "websocket", "session", "auth", "log",
+                                       "model",  "providers", "pricing", "store"};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -656,8 +655,8 @@ int config_apply_env(struct config *c, char *err, size_t errlen)
     }
     if (env_secret("OPENAI_API_KEY", tmp->openai_api_key, sizeof(tmp->openai_api_key), err,
                    errlen) < 0 ||
-        env_secret("ANTHROPIC_API_KEY", tmp->anthropic_api_key, sizeof(tmp->anthropic_api_key),
-                   err, errlen) < 0 ||
+        env_secret("ANTHROPIC_API_KEY", tmp->anthropic_api_key, sizeof(tmp->anthropic_api_key), err,
+                   errlen) < 0 ||
         env_secret("GEMINI_API_KEY", tmp->gemini_api_key, sizeof(tmp->gemini_api_key), err,
                    errlen) < 0 ||
         env_secret("TRILEMMA_ADMIN_TOKEN", tmp->admin_token, sizeof(tmp->admin_token), err,

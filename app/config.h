@@ -12,10 +12,10 @@
 
 struct config {
     /* [server] */
-    char listen_host[256];   /* listen = HOST:PORT, default 0.0.0.0:8080; "[::1]:8080" for v6 */
+    char listen_host[256]; /* listen = HOST:PORT, default 0.0.0.0:8080; "[::1]:8080" for v6 */
     uint16_t listen_port;
-    int workers;             /* 0 = one per CPU */
-    char web_root[1024];     /* static files, default "web" */
+    int workers;                     /* 0 = one per CPU */
+    char web_root[1024];             /* static files, default "web" */
     uint32_t max_connections;        /* per process, default 20000 */
     uint32_t max_connections_per_ip; /* default 1024 */
     uint32_t max_header_bytes;       /* request head limit, default 8192 (431 above) */
@@ -23,34 +23,34 @@ struct config {
     uint32_t drain_timeout_ms;       /* SIGTERM: running turns may finish within, default 25000 */
 
     /* [websocket] */
-    uint32_t max_message_bytes;      /* default 65536 -> 1009 above */
-    uint32_t ping_interval_ms;       /* default 25000 */
-    uint32_t idle_timeout_ms;        /* no frame at all from the client, default 120000 */
-    uint32_t close_timeout_ms;       /* wait for the peer's close reply, default 5000 */
-    uint32_t outbound_limit_bytes;   /* queued unsent bytes per session, default 1 MiB -> 1008 */
+    uint32_t max_message_bytes;    /* default 65536 -> 1009 above */
+    uint32_t ping_interval_ms;     /* default 25000 */
+    uint32_t idle_timeout_ms;      /* no frame at all from the client, default 120000 */
+    uint32_t close_timeout_ms;     /* wait for the peer's close reply, default 5000 */
+    uint32_t outbound_limit_bytes; /* queued unsent bytes per session, default 1 MiB -> 1008 */
 
     /* [session] */
-    uint32_t max_text_bytes;         /* user_message.text, default 16000 -> error text_too_long */
-    uint32_t rate_messages;          /* message rate limit: burst of this many ... default 20 */
-    uint32_t rate_window_ms;         /* ... refilled over this window, default 10000 */
-    uint32_t echo_delay_ms;          /* echo responder: delay between words, default 30 */
+    uint32_t max_text_bytes; /* user_message.text, default 16000 -> error text_too_long */
+    uint32_t rate_messages;  /* message rate limit: burst of this many ... default 20 */
+    uint32_t rate_window_ms; /* ... refilled over this window, default 10000 */
+    uint32_t echo_delay_ms;  /* echo responder: delay between words, default 30 */
 
     /* [auth] */
-    char jwt_secret[512];            /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */
-    char jwt_issuer[256];            /* if set, `iss` must match */
-    char jwt_audience[256];          /* if set, `aud` must match */
+    char jwt_secret[512];   /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */
+    char jwt_issuer[256];   /* if set, `iss` must match */
+    char jwt_audience[256]; /* if set, `aud` must match */
     char allowed_origins[CONFIG_MAX_ORIGINS][256]; /* empty list = any origin */
     int num_allowed_origins;
 
     /* [model] - which model answers (docs/providers.md) */
-    char model[128];          /* "provider/model" or "echo"; env TRILEMMA_MODEL; default: see
-                                 config_defaults (the first provider with a key, else echo) */
-    char fallbacks[512];      /* comma-separated "provider/model" tried in order on failure */
-    char system_prompt[1024]; /* sent as the system message of every call */
-    uint32_t max_tokens;      /* output limit per call, default 1024 */
-    uint32_t max_retries;     /* retries per route before the first delta, default 2 */
-    uint32_t retry_base_ms;   /* first backoff (doubles, +-50% jitter), default 250 */
-    uint32_t connect_timeout_ms;     /* default 5000 */
+    char model[128];             /* "provider/model" or "echo"; env TRILEMMA_MODEL; default: see
+                                    config_defaults (the first provider with a key, else echo) */
+    char fallbacks[512];         /* comma-separated "provider/model" tried in order on failure */
+    char system_prompt[1024];    /* sent as the system message of every call */
+    uint32_t max_tokens;         /* output limit per call, default 1024 */
+    uint32_t max_retries;        /* retries per route before the first delta, default 2 */
+    uint32_t retry_base_ms;      /* first backoff (doubles, +-50% jitter), default 250 */
+    uint32_t connect_timeout_ms; /* default 5000 */
     uint32_t first_token_timeout_ms; /* request sent -> first token, default 30000 */
     uint32_t stall_timeout_ms;       /* gap between tokens, default 30000 */
     uint32_t history_messages;       /* earlier messages sent as context, default 20 */
@@ -77,10 +77,10 @@ struct config {
     uint32_t journal_max_bytes; /* per worker; default 64 MiB (full: new turns are refused) */
 
     /* [log] */
-    int log_level;                   /* enum log_level, default info */
+    int log_level; /* enum log_level, default info */
 
     /* environment-only */
-    char database_url[1024];         /* DATABASE_URL */
+    char database_url[1024]; /* DATABASE_URL */
 };
 
 /* Fill c with defaults. */
@@ -105,8 +105,8 @@ int config_apply_env(struct config *c, char *err, size_t errlen);
 void config_resolve_model(struct config *c);
 
 /* Set one key by its "section.key" name, as the file would (used for flags and env). */
-int config_set(struct config *c, const char *section, const char *key, const char *value,
-               char *err, size_t errlen);
+int config_set(struct config *c, const char *section, const char *key, const char *value, char *err,
+               size_t errlen);
 
 /* Parse "HOST:PORT" / "[V6]:PORT" / ":PORT" into c. Returns 0 or -1 (c unchanged). The host is
  * stored without brackets ("::1"), ":PORT" stores "0.0.0.0", port 0 lets the kernel choose. */

@@ -42,7 +42,7 @@ struct flags {
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'}, {"check-config", no_argument, NULL, 'k'},
         {"migrate", no_argument, NULL, 'm'},       {"migrations", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
@@ -50,14 +50,30 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     int ch;
     while ((ch = getopt_long(argc, argv, "c:l:w:h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c': f->config = optarg; break;
-        case 'l': f->listen = optarg; break;
-        case 'w': f->workers = optarg; break;
-        case 'k': f->check = true; break;
-        case 'm': f->migrate = true; break;
-        case 'M': f->migrations = optarg; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'c':
+            f->config = optarg;
+            break;
+        case 'l':
+            f->listen = optarg;
+            break;
+        case 'w':
+            f->workers = optarg;
+            break;
+        case 'k':
+            f->check = true;
+            break;
+        case 'm':
+            f->migrate = true;
+            break;
+        case 'M':
+            f->migrations = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -170,8 +186,7 @@ int main(int argc, char **argv)
         return 1;
     int ret = server_start(srv);
     if (ret < 0) {
-        log_error("cannot listen on %s:%u: %s", conf.listen_host, conf.listen_port,
-                  strerror(-ret));
+        log_error("cannot listen on %s:%u: %s", conf.listen_host, conf.listen_port, strerror(-ret));
         server_destroy(srv);
         return 1;
     }

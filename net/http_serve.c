@@ -327,8 +327,7 @@ static bool next_request(struct conn *c)
     if (blen < 0 || (blen > 0 && (size_t)blen > c->w->s->hooks.max_body)) {
         metric_add(&c->w->m.errors[NERR_HTTP_BAD_REQUEST], 1);
         if (blen < 0)
-            http_error(c, 411, "length_required", "a body needs one valid Content-Length",
-                       NULL);
+            http_error(c, 411, "length_required", "a body needs one valid Content-Length", NULL);
         else
             http_error(c, 413, "body_too_large", "request body too large or not accepted", NULL);
         return false;
@@ -378,8 +377,8 @@ void http_resume(struct conn *c)
     /* A client that pipelines requests without reading the answers is not served further
      * until its answers drain (flush_conn resumes it): output stays bounded. */
     size_t limit = c->w->s->conf.outbound_limit_bytes;
-    while (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming && !c->http_deferred &&
-           buf_size(&c->rbuf) && conn_queued(c) < limit && next_request(c))
+    while (c->state == CS_HTTP && !c->close_after_flush && !c->http_streaming &&
+           !c->http_deferred && buf_size(&c->rbuf) && conn_queued(c) < limit && next_request(c))
         ;
     if (!buf_size(&c->rbuf))
         buf_free(&c->rbuf);
@@ -414,8 +413,7 @@ void conn_http_stream_start(struct conn *c, int status, const char *content_type
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nServer: trilemma\r\nContent-Type: %s\r\n"
                      "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n%s%s\r\n",
-                     status, status_text(status), content_type,
-                     extra_headers ? extra_headers : "",
+                     status, status_text(status), content_type, extra_headers ? extra_headers : "",
                      c->keep_alive ? "" : "Connection: close\r\n");
     conn_queue(c, head, (size_t)n);
     c->http_streaming = true;

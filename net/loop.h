@@ -49,10 +49,10 @@ typedef void (*loop_handler_fn)(struct loop *l, struct io_uring_cqe *cqe, void *
 typedef void (*loop_turn_fn)(struct loop *l, void *ctx);
 
 struct loop_config {
-    unsigned sq_entries;  /* default 4096 */
-    unsigned cq_entries;  /* default 4 * sq_entries */
-    unsigned buf_count;   /* provided recv buffers, power of two, default 1024 */
-    unsigned buf_size;    /* bytes each, default 4096 */
+    unsigned sq_entries; /* default 4096 */
+    unsigned cq_entries; /* default 4 * sq_entries */
+    unsigned buf_count;  /* provided recv buffers, power of two, default 1024 */
+    unsigned buf_size;   /* bytes each, default 4096 */
 };
 
 /* Create a loop. Must be called on the thread that will run it (SINGLE_ISSUER).

@@ -53,7 +53,7 @@ static inline void metric_sub(uint64_t *c, uint64_t n)
 }
 
 /* Append the exposition of n workers' metrics and loops to out. */
-void metrics_render(struct buf *out, struct net_metrics *const *m, struct loop *const *loops,
-                    int n, bool draining);
+void metrics_render(struct buf *out, struct net_metrics *const *m, struct loop *const *loops, int n,
+                    bool draining);
 
 #endif

@@ -22,10 +22,10 @@ struct conn;
 
 /* How on_upgrade refuses a WebSocket upgrade. */
 struct upgrade_reply {
-    int status;           /* e.g. 401, 403 */
-    const char *code;     /* short machine-readable code for the JSON body */
-    const char *message;  /* human-readable message */
-    const char *headers;  /* extra header lines, each ending in "\r\n", or NULL */
+    int status;          /* e.g. 401, 403 */
+    const char *code;    /* short machine-readable code for the JSON body */
+    const char *message; /* human-readable message */
+    const char *headers; /* extra header lines, each ending in "\r\n", or NULL */
 };
 
 struct server_hooks {

@@ -41,21 +41,21 @@ struct conn {
     bool close_after_flush; /* tear down once the queued output is written */
     bool close_sent;
     bool close_received;
-    bool opened;            /* on_open was called: on_close is owed */
-    bool reset;             /* abortive close (RST) */
-    bool keep_alive;        /* HTTP: keep the connection after this response */
+    bool opened;     /* on_open was called: on_close is owed */
+    bool reset;      /* abortive close (RST) */
+    bool keep_alive; /* HTTP: keep the connection after this response */
     bool counted_ip;
-    int refuse_status;      /* answer every request with this status (connection limits) */
-    bool http_streaming;    /* a chunked response is being written by the application */
-    bool http_deferred;     /* the application answers later (conn_http_defer) */
-    bool head_request;      /* the request being answered is HEAD: headers only */
+    int refuse_status;   /* answer every request with this status (connection limits) */
+    bool http_streaming; /* a chunked response is being written by the application */
+    bool http_deferred;  /* the application answers later (conn_http_defer) */
+    bool head_request;   /* the request being answered is HEAD: headers only */
     size_t http_last_len;
-    struct buf rbuf;      /* HTTP: request head bytes until complete */
-    struct buf msg;       /* WS: a message that spans several receives */
-    struct buf out;       /* queued, not yet handed to the kernel */
-    struct buf inflight;  /* handed to the kernel by the send in flight */
+    struct buf rbuf;     /* HTTP: request head bytes until complete */
+    struct buf msg;      /* WS: a message that spans several receives */
+    struct buf out;      /* queued, not yet handed to the kernel */
+    struct buf inflight; /* handed to the kernel by the send in flight */
     struct ws_parser wsp;
-    struct timer timer;   /* handshake / keep-alive deadline, then ping+idle tick, then close */
+    struct timer timer; /* handshake / keep-alive deadline, then ping+idle tick, then close */
     uint64_t last_rx_ms;
     uint64_t last_ping_ms;
     struct conn *next_dirty;

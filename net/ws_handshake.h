@@ -17,12 +17,12 @@ void ws_accept_key(const char *key, size_t len, char out[WS_ACCEPT_LEN + 1]);
 
 enum ws_upgrade_check {
     WS_UPGRADE_OK = 0,
-    WS_UPGRADE_NOT_GET,         /* 405 */
-    WS_UPGRADE_NOT_HTTP11,      /* 400: the upgrade needs HTTP/1.1 */
-    WS_UPGRADE_NO_UPGRADE,      /* 426: Upgrade: websocket / Connection: upgrade missing */
-    WS_UPGRADE_BAD_VERSION,     /* 426 with "Sec-WebSocket-Version: 13" */
-    WS_UPGRADE_BAD_KEY,         /* 400: Sec-WebSocket-Key missing, duplicated or malformed */
-    WS_UPGRADE_NO_HOST,         /* 400: Host missing */
+    WS_UPGRADE_NOT_GET,     /* 405 */
+    WS_UPGRADE_NOT_HTTP11,  /* 400: the upgrade needs HTTP/1.1 */
+    WS_UPGRADE_NO_UPGRADE,  /* 426: Upgrade: websocket / Connection: upgrade missing */
+    WS_UPGRADE_BAD_VERSION, /* 426 with "Sec-WebSocket-Version: 13" */
+    WS_UPGRADE_BAD_KEY,     /* 400: Sec-WebSocket-Key missing, duplicated or malformed */
+    WS_UPGRADE_NO_HOST,     /* 400: Host missing */
 };
 
 /* Check a parsed request against RFC 6455 section 4.2.1. */

@@ -50,8 +50,8 @@ static int parse_line(char *line, struct price *p)
         llm_provider_from_name(f[0], fl[0]) < 0 ||
         copy_field(p->model, sizeof(p->model), f[1], fl[1]) < 0 ||
         copy_field(p->tier, sizeof(p->tier), f[2], fl[2]) < 0 ||
-        copy_field(p->effective_from, sizeof(p->effective_from), f[3], fl[3]) < 0 ||
-        fl[3] != 10 || copy_field(p->currency, sizeof(p->currency), f[4], fl[4]) < 0 ||
+        copy_field(p->effective_from, sizeof(p->effective_from), f[3], fl[3]) < 0 || fl[3] != 10 ||
+        copy_field(p->currency, sizeof(p->currency), f[4], fl[4]) < 0 ||
         (strcmp(p->currency, "USD") != 0 && strcmp(p->currency, "INR") != 0))
         return -1;
     for (int i = 0; i < 4; i++)

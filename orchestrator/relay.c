@@ -50,16 +50,16 @@ struct relay_turn {
     struct turn *t;
     struct relay_worker *rw;
     int route;
-    unsigned attempt;  /* on this route */
+    unsigned attempt; /* on this route */
     struct hc_req *req;
     struct llm_stream *ls;
     int status;
     int64_t retry_after_ms;
     struct buf err_body;
-    bool sent_text;    /* a delta reached the session: no more retries */
-    bool got_token;    /* this call produced a token (stall deadline from now on) */
-    bool in_feed;      /* inside llm_stream_feed (cannot be freed there) */
-    bool dead;         /* cancelled while in_feed */
+    bool sent_text; /* a delta reached the session: no more retries */
+    bool got_token; /* this call produced a token (stall deadline from now on) */
+    bool in_feed;   /* inside llm_stream_feed (cannot be freed there) */
+    bool dead;      /* cancelled while in_feed */
     char finish[16];
     struct llm_usage call_usage;
     bool call_has_usage;
@@ -106,7 +106,9 @@ static void record_call(struct relay_turn *rt, const char *status)
     snprintf(c.provider, sizeof(c.provider), "%s", llm_provider_name(r->provider));
     snprintf(c.model, sizeof(c.model), "%s", r->model);
     snprintf(c.role, sizeof(c.role), "%s",
-             rt->attempt > 1 ? "retry" : rt->route > 0 ? "fallback" : "model");
+             rt->attempt > 1 ? "retry"
+             : rt->route > 0 ? "fallback"
+                             : "model");
     snprintf(c.status, sizeof(c.status), "%s", status);
     if (rt->failed)
         snprintf(c.error, sizeof(c.error), "%.40s: %.110s", rt->err_type, rt->err_msg);
@@ -245,14 +247,14 @@ static void classify_http(struct relay_turn *rt, int result, const char *message
         llm_parse_error(g.routes[rt->route].provider, rt->status, buf_begin(&rt->err_body),
                         buf_size(&rt->err_body), &ev);
         char msg[200];
-        snprintf(msg, sizeof(msg), "HTTP %d: %.*s", rt->status,
-                 (int)(ev.len > 160 ? 160 : ev.len), ev.text ? ev.text : "");
+        snprintf(msg, sizeof(msg), "HTTP %d: %.*s", rt->status, (int)(ev.len > 160 ? 160 : ev.len),
+                 ev.text ? ev.text : "");
         fail_call(rt, ev.error_type ? ev.error_type : "http_error", ev.retryable, "%s", msg);
         return;
     }
     bool retryable = result == HC_CONNECT_FAILED || result == HC_IO || result == HC_TIMEOUT;
-    fail_call(rt, result == HC_CONNECT_FAILED ? "connect_failed" : "connection_error",
-              retryable, "the model provider could not be reached: %s", message);
+    fail_call(rt, result == HC_CONNECT_FAILED ? "connect_failed" : "connection_error", retryable,
+              "the model provider could not be reached: %s", message);
 }
 
 static void on_done(void *ctx, int result, int status, const char *message)
@@ -331,8 +333,7 @@ static void call_ended(struct relay_turn *rt)
     bool wait_ok = rt->retry_after_ms < 0 ||
                    rt->retry_after_ms <= (int64_t)rt->rw->conf->first_token_timeout_ms;
     if (rt->retryable && wait_ok && rt->attempt <= rt->rw->conf->max_retries) {
-        timer_arm(rt->rw->l, &rt->backoff, loop_now_ms(rt->rw->l) + backoff_ms(rt),
-                  backoff_fired);
+        timer_arm(rt->rw->l, &rt->backoff, loop_now_ms(rt->rw->l) + backoff_ms(rt), backoff_fired);
         return;
     }
     if (rt->route + 1 < g.n) {
@@ -482,8 +483,7 @@ static const char *default_base(enum llm_provider p)
     return bases[p];
 }
 
-static int add_route(const struct config *c, const char *spec, size_t len, char *err,
-                     size_t errlen)
+static int add_route(const struct config *c, const char *spec, size_t len, char *err, size_t errlen)
 {
     const char *slash = memchr(spec, '/', len);
     int p = slash ? llm_provider_from_name(spec, (size_t)(slash - spec)) : -1;

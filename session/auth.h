@@ -20,13 +20,13 @@ struct auth_conf {
 
 enum auth_result {
     AUTH_OK = 0,
-    AUTH_MISSING,     /* a secret is configured but no token was given */
-    AUTH_MALFORMED,   /* not a JWT */
+    AUTH_MISSING,   /* a secret is configured but no token was given */
+    AUTH_MALFORMED, /* not a JWT */
     AUTH_BAD_SIGNATURE,
-    AUTH_BAD_ALG,     /* alg not HS256/HS384/HS512 (never "none") */
+    AUTH_BAD_ALG, /* alg not HS256/HS384/HS512 (never "none") */
     AUTH_EXPIRED,
     AUTH_NOT_YET_VALID,
-    AUTH_BAD_CLAIMS,  /* missing/empty sub, wrong iss/aud */
+    AUTH_BAD_CLAIMS, /* missing/empty sub, wrong iss/aud */
 };
 
 /* Verify token[0..len) against conf at time `now` (unix seconds). On AUTH_OK, the `sub` claim is

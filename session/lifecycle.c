@@ -16,10 +16,24 @@
 #include <stddef.h>
 
 static const char *const error_codes[SESS_ERROR_CODES] = {
-    "invalid_json",  "invalid_message",    "unknown_type", "missing_field", "invalid_field",
-    "text_too_long", "turn_in_progress",   "unknown_turn", "rate_limited",  "resume_unavailable",
-    "draining",      "storage_unavailable", "internal",    "unknown_conversation",
-    "forbidden",     "provider_error",      "provider_unavailable", "other",
+    "invalid_json",
+    "invalid_message",
+    "unknown_type",
+    "missing_field",
+    "invalid_field",
+    "text_too_long",
+    "turn_in_progress",
+    "unknown_turn",
+    "rate_limited",
+    "resume_unavailable",
+    "draining",
+    "storage_unavailable",
+    "internal",
+    "unknown_conversation",
+    "forbidden",
+    "provider_error",
+    "provider_unavailable",
+    "other",
 };
 
 enum { OP_STORE_BASE = 12 }; /* net/ uses < 8, the relay's HTTP client 9 */
@@ -214,8 +228,7 @@ static void metrics_ttft(struct server *srv, struct buf *out)
         buf_printf(out, "trilemma_turn_first_token_seconds_bucket{le=\"%s\"} %llu\n", le[b],
                    (unsigned long long)cum);
     }
-    buf_printf(out, "trilemma_turn_first_token_seconds_sum %.6f\n",
-               (double)SUM(ttft_sum_us) / 1e6);
+    buf_printf(out, "trilemma_turn_first_token_seconds_sum %.6f\n", (double)SUM(ttft_sum_us) / 1e6);
     buf_printf(out, "trilemma_turn_first_token_seconds_count %llu\n", (unsigned long long)cum);
 }
 
@@ -241,8 +254,7 @@ static void metrics_calls(struct server *srv, struct buf *out)
                         buf_printf(out,
                                    "trilemma_model_calls_total{worker=\"%d\",provider=\"%s\","
                                    "model=\"%s\",status=\"%s\",code=\"%s\"} %llu\n",
-                                   i, c->provider, c->model, st[a], cls[b],
-                                   (unsigned long long)v);
+                                   i, c->provider, c->model, st[a], cls[b], (unsigned long long)v);
                 }
             buf_printf(&cost,
                        "trilemma_cost_micros_total{worker=\"%d\",currency=\"%s\","
@@ -259,8 +271,9 @@ static void metrics_calls(struct server *srv, struct buf *out)
                        (unsigned long long)__atomic_load_n(&c->output_tokens, __ATOMIC_RELAXED));
         }
     }
-    buf_printf(out, "# HELP trilemma_cost_micros_total Model spend in micro-units of the currency.\n"
-                    "# TYPE trilemma_cost_micros_total counter\n");
+    buf_printf(out,
+               "# HELP trilemma_cost_micros_total Model spend in micro-units of the currency.\n"
+               "# TYPE trilemma_cost_micros_total counter\n");
     buf_append(out, buf_begin(&cost), buf_size(&cost));
     buf_printf(out, "# HELP trilemma_model_tokens_total Tokens reported by the providers.\n"
                     "# TYPE trilemma_model_tokens_total counter\n");
@@ -271,32 +284,38 @@ static void metrics_calls(struct server *srv, struct buf *out)
 
 static void metrics(struct server *srv, struct buf *out)
 {
-    buf_printf(out, "# HELP trilemma_build_info The running build.\n"
-                    "# TYPE trilemma_build_info gauge\ntrilemma_build_info{version=\"%s\"} 1\n",
+    buf_printf(out,
+               "# HELP trilemma_build_info The running build.\n"
+               "# TYPE trilemma_build_info gauge\ntrilemma_build_info{version=\"%s\"} 1\n",
                TRILEMMA_VERSION);
     metrics_ttft(srv, out);
     metrics_calls(srv, out);
-    buf_printf(out, "# HELP trilemma_sessions_open Open chat sessions.\n"
-                    "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",
+    buf_printf(out,
+               "# HELP trilemma_sessions_open Open chat sessions.\n"
+               "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",
                (unsigned long long)SUM(sessions_open));
-    buf_printf(out, "# HELP trilemma_sessions_total Chat sessions opened.\n"
-                    "# TYPE trilemma_sessions_total counter\ntrilemma_sessions_total %llu\n",
+    buf_printf(out,
+               "# HELP trilemma_sessions_total Chat sessions opened.\n"
+               "# TYPE trilemma_sessions_total counter\ntrilemma_sessions_total %llu\n",
                (unsigned long long)SUM(sessions_total));
-    buf_printf(out, "# HELP trilemma_turns_started_total Turns started.\n"
-                    "# TYPE trilemma_turns_started_total counter\n"
-                    "trilemma_turns_started_total %llu\n",
+    buf_printf(out,
+               "# HELP trilemma_turns_started_total Turns started.\n"
+               "# TYPE trilemma_turns_started_total counter\n"
+               "trilemma_turns_started_total %llu\n",
                (unsigned long long)SUM(turns_started));
     buf_printf(out, "# HELP trilemma_turns_finished_total Turns ended, by finish reason.\n"
                     "# TYPE trilemma_turns_finished_total counter\n");
     for (int i = 0; i < SESS_FINISH__N; i++)
         buf_printf(out, "trilemma_turns_finished_total{finish_reason=\"%s\"} %llu\n",
                    finish_names[i], (unsigned long long)SUM(turns_finished[i]));
-    buf_printf(out, "# HELP trilemma_deltas_out_total Delta events sent.\n"
-                    "# TYPE trilemma_deltas_out_total counter\ntrilemma_deltas_out_total %llu\n",
+    buf_printf(out,
+               "# HELP trilemma_deltas_out_total Delta events sent.\n"
+               "# TYPE trilemma_deltas_out_total counter\ntrilemma_deltas_out_total %llu\n",
                (unsigned long long)SUM(deltas_out));
-    buf_printf(out, "# HELP trilemma_auth_failures_total Upgrades refused by auth or origin.\n"
-                    "# TYPE trilemma_auth_failures_total counter\n"
-                    "trilemma_auth_failures_total %llu\n",
+    buf_printf(out,
+               "# HELP trilemma_auth_failures_total Upgrades refused by auth or origin.\n"
+               "# TYPE trilemma_auth_failures_total counter\n"
+               "trilemma_auth_failures_total %llu\n",
                (unsigned long long)SUM(auth_failures));
     int n = server_worker_count(srv);
     struct store *stores[n];
@@ -341,14 +360,13 @@ static bool ready(struct server *srv, struct buf *out)
     }
     if (any)
         buf_printf(out, "storage: %s\n",
-                   !ok ? "refusing new turns (database away, journal full)"
+                   !ok        ? "refusing new turns (database away, journal full)"
                    : degraded ? "degraded (database away, writing to the spill journal)"
                               : "ok");
     return ok;
 }
 
-static bool on_request(struct conn *c, const struct http_request *req, const char *body,
-                       size_t len)
+static bool on_request(struct conn *c, const struct http_request *req, const char *body, size_t len)
 {
     (void)body;
     (void)len;

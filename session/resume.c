@@ -45,8 +45,7 @@ static void send_resumed(struct session *s, const struct store_conversation *c, 
     session_send_doc(s, &s->sw->scratch);
 }
 
-static void replay_last_turn(struct session *s, const struct store_conversation *c,
-                             int64_t after)
+static void replay_last_turn(struct session *s, const struct store_conversation *c, int64_t after)
 {
     for (uint32_t i = (uint32_t)(after < c->last_n_deltas ? after : c->last_n_deltas);
          i < c->last_n_deltas; i++) {
@@ -75,8 +74,8 @@ static void on_loaded(void *ctx, int result, const struct store_conversation *c)
     struct session *s = ctx;
     s->load_op = NULL;
     if (result < 0) {
-        session_send_error(s, "storage_unavailable", "the conversation could not be read now",
-                           NULL, 0, NULL);
+        session_send_error(s, "storage_unavailable", "the conversation could not be read now", NULL,
+                           0, NULL);
         return;
     }
     if (!c->found) {
@@ -115,8 +114,8 @@ static void start_load(struct session *s)
         return;
     }
     s->resume_waiting = false;
-    s->load_op = store_load_conversation(s->sw->store, s->resume_id,
-                                         s->sw->conf->history_messages, on_loaded, s);
+    s->load_op = store_load_conversation(s->sw->store, s->resume_id, s->sw->conf->history_messages,
+                                         on_loaded, s);
 }
 
 /* Handle a resume message; see the file comment. */
@@ -134,8 +133,7 @@ void session_resume(struct session *s, const struct chat_msg *m)
     }
     if (!s->sw->store) {
         session_send_error(s, "resume_unavailable",
-                           "this server stores no conversations (no DATABASE_URL)", NULL, 0,
-                           NULL);
+                           "this server stores no conversations (no DATABASE_URL)", NULL, 0, NULL);
         return;
     }
     memcpy(s->resume_id, m->conversation_id, 32);

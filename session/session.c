@@ -131,8 +131,8 @@ void session_send_turn_end(struct session *s, const struct turn_end_info *e)
     session_send_doc(s, &s->sw->scratch);
 }
 
-void session_send_error(struct session *s, const char *code, const char *message,
-                        const char *id, size_t id_len, const char *turn_id)
+void session_send_error(struct session *s, const char *code, const char *message, const char *id,
+                        size_t id_len, const char *turn_id)
 {
     struct jsonw w;
     jw_init(&w, &s->sw->scratch);
@@ -191,8 +191,8 @@ static bool rate_allow(struct session *s)
 static void on_user_message(struct session *s, const struct chat_msg *m)
 {
     if (s->load_op || s->resume_waiting) {
-        session_send_error(s, "turn_in_progress", "a resume is still being read", m->id,
-                           m->id_len, NULL);
+        session_send_error(s, "turn_in_progress", "a resume is still being read", m->id, m->id_len,
+                           NULL);
         return;
     }
     if (s->turn) {

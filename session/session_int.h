@@ -10,17 +10,17 @@
 #include "stream/llm.h"
 
 struct turn {
-    struct session *s;      /* NULL once the client is gone (the turn still gets stored) */
+    struct session *s; /* NULL once the client is gone (the turn still gets stored) */
     struct sess_worker *sw;
-    bool done;              /* the responder finished; the commit is under way */
-    bool awaited;           /* registered in pending.h from start until committed */
+    bool done;    /* the responder finished; the commit is under way */
+    bool awaited; /* registered in pending.h from start until committed */
     char conversation_id[33];
     char user[AUTH_SUB_MAX];
     char *user_text;
     size_t user_len;
     int64_t started_unix_ms;
     char finish[16];
-    struct buf delta_ends;  /* uint32_t per delta: end offset in answer */
+    struct buf delta_ends; /* uint32_t per delta: end offset in answer */
     struct turn_call *calls;
     uint32_t n_calls;
     char turn_id[33];
@@ -31,7 +31,7 @@ struct turn {
     uint64_t total_ms;
     struct turn_usage usage; /* what the responder reported so far (kept on cancel) */
     int64_t cost_micros;
-    struct buf answer;        /* the text sent so far, for the conversation history */
+    struct buf answer; /* the text sent so far, for the conversation history */
     /* responder state */
     void *rstate;
     char *text;
@@ -60,7 +60,13 @@ struct session {
     bool resume_waiting;
 };
 
-enum { SESS_FINISH_STOP, SESS_FINISH_LENGTH, SESS_FINISH_CANCELLED, SESS_FINISH_ERROR, SESS_FINISH__N };
+enum {
+    SESS_FINISH_STOP,
+    SESS_FINISH_LENGTH,
+    SESS_FINISH_CANCELLED,
+    SESS_FINISH_ERROR,
+    SESS_FINISH__N
+};
 
 #define SESS_ERROR_CODES 18
 
@@ -78,7 +84,7 @@ struct call_row {
 };
 
 struct sess_metrics {
-    uint64_t sessions_open; /* gauge */
+    uint64_t sessions_open;                  /* gauge */
     uint64_t ttft_bucket[SESS_TTFT_BUCKETS]; /* time to first token, last bucket +Inf */
     uint64_t ttft_sum_us;
     uint32_t call_rows; /* rows in use; published after a row's names are written */
@@ -110,8 +116,8 @@ struct sess_worker {
     struct sess_metrics m;
 };
 
-void session_send_error(struct session *s, const char *code, const char *message,
-                        const char *id, size_t id_len, const char *turn_id);
+void session_send_error(struct session *s, const char *code, const char *message, const char *id,
+                        size_t id_len, const char *turn_id);
 void sess_count_error(struct sess_worker *sw, const char *code);
 void session_send_event_session(struct session *s);
 void session_new_conversation(struct session *s);

@@ -72,7 +72,8 @@ void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_mic
 static void count_call(struct sess_metrics *m, const struct turn_call *c)
 {
     uint32_t n = m->call_rows, i = 0;
-    while (i < n && (strcmp(m->calls[i].provider, c->provider) || strcmp(m->calls[i].model, c->model)))
+    while (i < n &&
+           (strcmp(m->calls[i].provider, c->provider) || strcmp(m->calls[i].model, c->model)))
         i++;
     if (i == n) {
         if (n == SESS_CALL_ROWS)
@@ -85,7 +86,7 @@ static void count_call(struct sess_metrics *m, const struct turn_call *c)
     }
     struct call_row *r = &m->calls[i];
     int st = strcmp(c->status, "ok") == 0 ? 0 : strcmp(c->status, "cancelled") == 0 ? 2 : 1;
-    int cls = c->http_status == 429                          ? 1
+    int cls = c->http_status == 429                           ? 1
               : c->http_status >= 200 && c->http_status < 300 ? 0
               : c->http_status >= 500                         ? 3
               : c->http_status >= 400                         ? 2
@@ -224,25 +225,43 @@ static void commit(struct turn *t)
     for (uint32_t i = 0; i < t->n_calls; i++) {
         const struct turn_call *c = &t->calls[i];
         calls[i] = (struct store_llm_call){
-            .provider = c->provider, .model = c->model, .tier = "standard",
-            .attempt = c->attempt, .role = c->role, .status = c->status,
-            .error = c->error[0] ? c->error : NULL, .http_status = c->http_status,
-            .usage = c->usage, .usage_reported = c->usage_reported, .ttft_ms = c->ttft_ms,
-            .duration_ms = c->duration_ms, .cost_micros = c->cost_micros,
+            .provider = c->provider,
+            .model = c->model,
+            .tier = "standard",
+            .attempt = c->attempt,
+            .role = c->role,
+            .status = c->status,
+            .error = c->error[0] ? c->error : NULL,
+            .http_status = c->http_status,
+            .usage = c->usage,
+            .usage_reported = c->usage_reported,
+            .ttft_ms = c->ttft_ms,
+            .duration_ms = c->duration_ms,
+            .cost_micros = c->cost_micros,
         };
     }
     const struct turn_usage *u = &t->usage;
     struct store_turn rec = {
-        .conversation_id = t->conversation_id, .user_sub = t->user, .turn_id = t->turn_id,
-        .client_msg_id = t->client_id, .user_text = t->user_text, .user_len = t->user_len,
-        .answer = buf_begin(&t->answer), .answer_len = buf_size(&t->answer),
-        .delta_ends = (const uint32_t *)buf_begin(&t->delta_ends), .n_deltas = t->seq,
-        .finish_reason = t->finish, .started_at_ms = t->started_unix_ms,
+        .conversation_id = t->conversation_id,
+        .user_sub = t->user,
+        .turn_id = t->turn_id,
+        .client_msg_id = t->client_id,
+        .user_text = t->user_text,
+        .user_len = t->user_len,
+        .answer = buf_begin(&t->answer),
+        .answer_len = buf_size(&t->answer),
+        .delta_ends = (const uint32_t *)buf_begin(&t->delta_ends),
+        .n_deltas = t->seq,
+        .finish_reason = t->finish,
+        .started_at_ms = t->started_unix_ms,
         .first_token_ms = t->first_token_ms ? (int64_t)(t->first_token_ms - t->started_ms) : -1,
-        .total_ms = t->total_ms, .currency = t->sw->conf->currency,
-        .usd_to_inr_micros = t->sw->usd_to_inr_micros, .calls = calls, .n_calls = t->n_calls,
-        .usage = {u->input_tokens, u->cached_input_tokens, u->cache_write_tokens,
-                  u->output_tokens, u->reasoning_tokens},
+        .total_ms = t->total_ms,
+        .currency = t->sw->conf->currency,
+        .usd_to_inr_micros = t->sw->usd_to_inr_micros,
+        .calls = calls,
+        .n_calls = t->n_calls,
+        .usage = {u->input_tokens, u->cached_input_tokens, u->cache_write_tokens, u->output_tokens,
+                  u->reasoning_tokens},
         .cost_micros = t->cost_micros,
     };
     store_commit_turn(st, &rec, turn_committed, t);

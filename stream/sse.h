@@ -46,7 +46,7 @@ struct sse_parser {
     size_t type_len;
     char id[256];
     size_t id_len;
-    long retry_ms; /* last valid "retry:" value, -1 when none */
+    long retry_ms;     /* last valid "retry:" value, -1 when none */
     uint8_t bom_state; /* bytes of the BOM matched so far; 3 = done */
     bool last_cr;      /* the previous byte was CR (a following LF belongs to it) */
     bool failed;
