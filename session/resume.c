@@ -15,6 +15,11 @@
 #include "store/store.h"
 #include "stream/jsonw.h"
 
+/* How long a resume waits for a turn of its conversation that this process is still running
+ * or storing. Under overload a commit can take seconds; past this the resume reads what is
+ * stored (the client then sees the previous turn replayed, or unknown_conversation). */
+enum { RESUME_WAIT_MS = 15000 };
+
 static void start_load(struct session *s);
 
 static bool is_hex32(const char *s, size_t n)
@@ -139,6 +144,6 @@ void session_resume(struct session *s, const struct chat_msg *m)
     memcpy(s->resume_id, m->conversation_id, 32);
     s->resume_id[32] = '\0';
     s->resume_after = m->after_seq;
-    s->resume_deadline = loop_now_ms(worker_loop(conn_worker(s->c))) + 5000;
+    s->resume_deadline = loop_now_ms(worker_loop(conn_worker(s->c))) + RESUME_WAIT_MS;
     start_load(s);
 }
