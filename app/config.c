@@ -2,11 +2,9 @@
  * cross-field checks. Every setter works on one key and leaves the config untouched on error;
  * the file and environment loaders work on a copy, so a failed load changes nothing.
  *
- * inih is used through ini_parse_stream() with our own line reader. The reader counts physical
- * lines itself (inih's own count drifts after an over-long line, which it silently splits in
- * two), rejects what inih would quietly accept (over-long lines, NUL bytes, indented lines that
- * inih's INI_ALLOW_MULTILINE would glue onto the previous key, unknown sections), and hands
- * inih one whole line per call so inih's error line numbers agree with ours.
+ * The file goes through base/ini_strict (inih over our own strict line reader, which counts
+ * physical lines and rejects what inih would quietly accept: over-long lines, NUL bytes,
+ * indented continuation lines, ':' separators); this file adds the known sections and keys.
  *
  * Error messages name the key and never contain a value: values include jwt_secret and
  * DATABASE_URL, and error text ends up in logs. */
@@ -15,12 +13,12 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/ini_strict.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -373,170 +371,59 @@ int config_set(struct config *c, const char *section, const char *key, const cha
 /* ---- the INI file ---- */
 
 struct ini_state {
-    FILE *f;
+    struct ini_strict ini; /* first: the reader's state */
     struct config *c;
-    int line;        /* physical line last handed to inih (1-based) */
-    int err_line;    /* line of the first error, 0 = none yet */
-    char msg[384];   /* the first error, without the "FILE:LINE: " prefix */
-    int read_errno;  /* set when reading failed */
     int seen[NKEYS]; /* line each key was set on, 0 = not yet */
 };
 
-static void ini_error(struct ini_state *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void ini_error(struct ini_state *st, const char *fmt, ...)
+static void on_section(struct ini_strict *ini, const char *s, size_t len)
 {
-    if (st->err_line)
-        return;
-    st->err_line = st->line;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st->msg, sizeof(st->msg), fmt, ap);
-    va_end(ap);
-}
-
-/* inih's find_chars_or_comment(): the first of chars, or an inline ';' comment (one preceded
- * by whitespace), or the end. */
-static const char *find_or_comment(const char *s, const char *chars)
-{
-    bool was_space = false;
-    while (*s && !strchr(chars, *s) && !(was_space && *s == ';')) {
-        was_space = isspace((unsigned char)*s);
-        s++;
-    }
-    return s;
-}
-
-static bool blank_or_comment(const char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    return *s == '\0' || *s == ';';
-}
-
-static void check_section_line(struct ini_state *st, const char *s)
-{
-    const char *end = find_or_comment(s + 1, "]");
-    if (*end != ']') {
-        ini_error(st, "unterminated section header");
-        return;
-    }
-    if (!blank_or_comment(end + 1)) {
-        ini_error(st, "junk after section header");
-        return;
-    }
-    char name[64];
-    size_t n = (size_t)(end - s - 1);
-    if (n >= sizeof(name))
-        n = sizeof(name) - 1;
-    memcpy(name, s + 1, n);
+    char name[64], known[128];
+    size_t n = len < sizeof(name) ? len : sizeof(name) - 1, k = 0;
+    memcpy(name, s, n);
     name[n] = '\0';
-    if (!known_section(name))
-        ini_error(st, "unknown section [%s] (known: server, websocket, session, auth, log)", name);
-}
-
-/* Reports what inih would reject (with a message of ours) or would misread. */
-static void check_line(struct ini_state *st, const char *line)
-{
-    const char *s = line;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s == '\0' || *s == ';' || *s == '#')
+    if (known_section(name))
         return;
-    if (s != line) {
-        /* inih (INI_ALLOW_MULTILINE) would append this to the previous key's value */
-        ini_error(st, "indented line (continuation lines are not supported)");
-        return;
-    }
-    if (*s == '[') {
-        check_section_line(st, s);
-        return;
-    }
-    const char *eq = find_or_comment(s, "=:");
-    if (*eq != '=')
-        ini_error(st, "expected 'key = value'");
-}
-
-/* ini_reader: one physical line per call, so inih's line count is ours. */
-static char *ini_read_line(char *str, int num, void *stream)
-{
-    struct ini_state *st = stream;
-    size_t n = 0, max = num > 3 ? (size_t)num - 3 : 0;
-    bool nul = false;
-    int ch;
-
-    while ((ch = getc(st->f)) != EOF && ch != '\n') {
-        if (ch == '\0')
-            nul = true;
-        if (n < max)
-            str[n] = (char)ch;
-        n++;
-    }
-    if (ch == EOF && ferror(st->f)) {
-        st->read_errno = errno; /* ends the parse; config_load_file reports it */
-        return NULL;
-    }
-    if (ch == EOF && n == 0)
-        return NULL;
-    st->line++;
-    if (n > max || nul) {
-        if (n > max)
-            ini_error(st,
-                      "line too long (at most %zu bytes; set long values through the "
-                      "environment)",
-                      max);
-        else
-            ini_error(st, "NUL byte in line");
-        n = 0; /* inih sees a blank line */
-    }
-    if (st->line == 1 && n >= 3 && memcmp(str, "\xEF\xBB\xBF", 3) == 0) {
-        memmove(str, str + 3, n - 3); /* a UTF-8 byte order mark */
-        n -= 3;
-    }
-    str[n] = '\0';
-    check_line(st, str);
-    str[n] = '\n';
-    str[n + 1] = '\0';
-    return str;
+    known[0] = '\0';
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]) && k < sizeof(known); i++)
+        k += (size_t)snprintf(known + k, sizeof(known) - k, "%s%s", i ? ", " : "", sections[i]);
+    ini_strict_error(ini, "unknown section [%s] (known: %s)", name, known);
 }
 
 static int ini_on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_state *st = user;
-    char msg[sizeof(st->msg) - 16];
+    char msg[sizeof(st->ini.msg) - 16];
 
-    if (st->err_line)
+    if (st->ini.err_line)
         return 0;
     if (section[0] == '\0') {
-        ini_error(st, "key '%.64s' outside any section", name);
+        ini_strict_error(&st->ini, "key '%.64s' outside any section", name);
         return 0;
     }
     if (!known_section(section)) {
-        ini_error(st, "unknown section [%.64s]", section);
+        ini_strict_error(&st->ini, "unknown section [%.64s]", section);
         return 0;
     }
     int i = find_key(section, name);
     if (i < 0) {
-        ini_error(st, "unknown key '%.64s' in [%s]", name, section);
+        ini_strict_error(&st->ini, "unknown key '%.64s' in [%s]", name, section);
         return 0;
     }
     if (st->seen[i]) {
-        ini_error(st, "duplicate key '%s' in [%s] (first set on line %d)", name, section,
-                  st->seen[i]);
+        ini_strict_error(&st->ini, "duplicate key '%s' in [%s] (first set on line %d)", name,
+                         section, st->seen[i]);
         return 0;
     }
-    st->seen[i] = st->line;
+    st->seen[i] = st->ini.line;
     if (set_key(st->c, &keys[i], value, msg, sizeof(msg)) < 0) {
-        ini_error(st, "%s", msg);
+        ini_strict_error(&st->ini, "%s", msg);
         return 0;
     }
     return 1;
 }
 
-/* See config.h. Parses into a heap copy of c and copies it back only on success. inih reports
- * syntax errors by line number alone; the reader has usually recorded a better message for the
- * same line, otherwise the message is a plain "syntax error". */
+/* See config.h. Parses into a heap copy of c and copies it back only on success. */
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
 {
     struct ini_state *st = xcalloc(1, sizeof(*st));
@@ -545,32 +432,20 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 
     *tmp = *c;
     st->c = tmp;
-    st->f = fopen(path, "r");
-    if (!st->f) {
+    st->ini.long_line_hint = "; set long values through the environment";
+    st->ini.on_section = on_section;
+    st->ini.f = fopen(path, "r");
+    if (!st->ini.f) {
         seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
         goto out_free;
     }
-    int rc = ini_parse_stream(ini_read_line, st, ini_on_key, st);
-    if (st->read_errno) {
-        seterr(err, errlen, "cannot read %s: %s", path, strerror(st->read_errno));
+    int rc = ini_strict_parse(&st->ini, ini_on_key, st);
+    if (ini_strict_report(&st->ini, rc, path, err, errlen) < 0)
         goto out_close;
-    }
-    if (rc == -2) {
-        seterr(err, errlen, "%s: out of memory", path);
-        goto out_close;
-    }
-    if (st->err_line && (rc <= 0 || st->err_line <= rc)) {
-        seterr(err, errlen, "%s:%d: %s", path, st->err_line, st->msg);
-        goto out_close;
-    }
-    if (rc != 0) {
-        seterr(err, errlen, "%s:%d: syntax error", path, rc);
-        goto out_close;
-    }
     *c = *tmp;
     ret = 0;
 out_close:
-    fclose(st->f);
+    fclose(st->ini.f);
 out_free:
     xfree(tmp);
     xfree(st);

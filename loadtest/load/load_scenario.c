@@ -1,20 +1,21 @@
 /* load_scenario.c - defaults and the strict INI reader for scenario files (docs/loadtest.md).
  *
- * As app/config.c does, inih runs over our own line reader, which counts physical lines and
- * refuses what inih would accept quietly (over-long lines, NUL bytes, indented continuation
- * lines, ':' separators). Sections are [target], [run], [conversation], [queries] and any
- * number of [phase NAME], kept in file order; the reader registers each phase when it sees the
- * header, so a phase without keys is still found (and refused for lacking duration_s). */
+ * As in app/config.c, the file goes through base/ini_strict (inih over a strict line reader that
+ * counts physical lines and refuses what inih would accept quietly: over-long lines, NUL bytes,
+ * indented continuation lines, ':' separators). Sections are [target], [run], [conversation],
+ * [queries] and any number of [phase NAME], kept in file order; the reader registers each phase
+ * when it sees the header, so a phase without keys is still found (and refused for lacking
+ * duration_s). */
 #include "loadtest/load/load_scenario.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/ini_strict.h"
 #include "base/mem.h"
 
 enum sect { S_TARGET, S_RUN, S_CONV, S_QUERIES, S_PHASE, S_NONE };
@@ -66,12 +67,8 @@ static const struct key_def keys[] = {
 enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
 
 struct ini_state {
+    struct ini_strict ini; /* first: the reader's state */
     struct scenario *sc;
-    FILE *f;
-    int line;
-    int err_line;
-    char msg[256];
-    int read_errno;
     enum sect cur;                       /* section of the last header seen by the reader */
     int seen[SCN_MAX_PHASES + 1][NKEYS]; /* line each key was set on; [0] = non-phase */
     int phase_line[SCN_MAX_PHASES];      /* header line of each phase */
@@ -85,19 +82,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-}
-
-static void ini_error(struct ini_state *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void ini_error(struct ini_state *st, const char *fmt, ...)
-{
-    if (st->err_line)
-        return; /* the first error wins */
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st->msg, sizeof(st->msg), fmt, ap);
-    va_end(ap);
-    st->err_line = st->line;
 }
 
 /* See load_scenario.h. */
@@ -302,25 +286,6 @@ static int set_key(struct scenario *sc, struct scn_phase *ph, const struct key_d
 
 /* ---- the reader ---- */
 
-/* The end of s's content before an inline comment (" ;"), searching for any of stop. */
-static const char *find_or_comment(const char *s, const char *stop)
-{
-    for (const char *p = s; *p; p++) {
-        if (strchr(stop, *p))
-            return p;
-        if (*p == ';' && p > s && isspace((unsigned char)p[-1]))
-            return p;
-    }
-    return s + strlen(s);
-}
-
-static bool blank_or_comment(const char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    return *s == '\0' || *s == ';';
-}
-
 static bool good_phase_name(const char *s, size_t n)
 {
     if (n == 0 || n >= sizeof(((struct scn_phase *)0)->name))
@@ -335,35 +300,29 @@ static void add_phase(struct ini_state *st, const char *name, size_t n)
 {
     struct scenario *sc = st->sc;
     if (!good_phase_name(name, n)) {
-        ini_error(st, "bad phase name (1..31 bytes of A-Z a-z 0-9 _ -)");
+        ini_strict_error(&st->ini, "bad phase name (1..31 bytes of A-Z a-z 0-9 _ -)");
         return;
     }
     for (int i = 0; i < sc->nphases; i++)
         if (strlen(sc->phase[i].name) == n && memcmp(sc->phase[i].name, name, n) == 0) {
-            ini_error(st, "duplicate phase '%.*s' (first on line %d)", (int)n, name,
-                      st->phase_line[i]);
+            ini_strict_error(&st->ini, "duplicate phase '%.*s' (first on line %d)", (int)n, name,
+                             st->phase_line[i]);
             return;
         }
     if (sc->nphases == SCN_MAX_PHASES) {
-        ini_error(st, "more than %d phases", SCN_MAX_PHASES);
+        ini_strict_error(&st->ini, "more than %d phases", SCN_MAX_PHASES);
         return;
     }
     struct scn_phase *ph = &sc->phase[sc->nphases];
     memset(ph, 0, sizeof(*ph));
     memcpy(ph->name, name, n);
     ph->poisson = true;
-    st->phase_line[sc->nphases++] = st->line;
+    st->phase_line[sc->nphases++] = st->ini.line;
 }
 
-static void check_section_line(struct ini_state *st, const char *s)
+static void on_section(struct ini_strict *ini, const char *name, size_t n)
 {
-    const char *end = find_or_comment(s + 1, "]");
-    if (*end != ']' || !blank_or_comment(end + 1)) {
-        ini_error(st, *end != ']' ? "unterminated section header" : "junk after section header");
-        return;
-    }
-    const char *name = s + 1;
-    size_t n = (size_t)(end - name);
+    struct ini_state *st = (struct ini_state *)ini;
     for (int i = 0; i < S_PHASE; i++)
         if (strlen(sect_names[i]) == n && memcmp(sect_names[i], name, n) == 0) {
             st->cur = (enum sect)i;
@@ -375,67 +334,9 @@ static void check_section_line(struct ini_state *st, const char *s)
         return;
     }
     st->cur = S_NONE;
-    ini_error(st, "unknown section [%.*s] (known: target, run, conversation, queries, phase NAME)",
-              (int)(n > 64 ? 64 : n), name);
-}
-
-static void check_line(struct ini_state *st, const char *line)
-{
-    const char *s = line;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s == '\0' || *s == ';' || *s == '#')
-        return;
-    if (s != line) {
-        ini_error(st, "indented line (continuation lines are not supported)");
-        return;
-    }
-    if (*s == '[') {
-        check_section_line(st, s);
-        return;
-    }
-    if (*find_or_comment(s, "=:") != '=')
-        ini_error(st, "expected 'key = value'");
-}
-
-/* ini_reader: one physical line per call, so inih's line count is ours. */
-static char *read_line(char *str, int num, void *stream)
-{
-    struct ini_state *st = stream;
-    size_t n = 0, max = num > 3 ? (size_t)num - 3 : 0;
-    bool nul = false;
-    int ch;
-    while ((ch = getc(st->f)) != EOF && ch != '\n') {
-        nul |= ch == '\0';
-        if (n < max)
-            str[n] = (char)ch;
-        n++;
-    }
-    if (ch == EOF && ferror(st->f)) {
-        st->read_errno = errno;
-        return NULL;
-    }
-    if (ch == EOF && n == 0)
-        return NULL;
-    st->line++;
-    if (n > max || nul) {
-        if (n > max)
-            ini_error(st, "line too long (at most %zu bytes)", max);
-        else
-            ini_error(st, "NUL byte in line");
-        n = 0;
-    }
-    if (n && str[n - 1] == '\r')
-        n--;
-    if (st->line == 1 && n >= 3 && memcmp(str, "\xEF\xBB\xBF", 3) == 0) {
-        memmove(str, str + 3, n - 3);
-        n -= 3;
-    }
-    str[n] = '\0';
-    check_line(st, str);
-    str[n] = '\n';
-    str[n + 1] = '\0';
-    return str;
+    ini_strict_error(
+        &st->ini, "unknown section [%.*s] (known: target, run, conversation, queries, phase NAME)",
+        (int)(n > 64 ? 64 : n), name);
 }
 
 static int find_key(enum sect s, const char *name)
@@ -450,31 +351,31 @@ static int on_key(void *user, const char *section, const char *name, const char 
 {
     struct ini_state *st = user;
     char msg[200];
-    if (st->err_line)
+    if (st->ini.err_line)
         return 0;
     if (section[0] == '\0') {
-        ini_error(st, "key '%.64s' outside any section", name);
+        ini_strict_error(&st->ini, "key '%.64s' outside any section", name);
         return 0;
     }
     int i = find_key(st->cur, name);
     if (i < 0) {
-        ini_error(st, "unknown key '%.64s' in [%.64s]", name, section);
+        ini_strict_error(&st->ini, "unknown key '%.64s' in [%.64s]", name, section);
         return 0;
     }
     int slot = st->cur == S_PHASE ? st->sc->nphases : 0;
     if (st->seen[slot][i]) {
-        ini_error(st, "duplicate key '%s' in [%.64s] (first set on line %d)", name, section,
-                  st->seen[slot][i]);
+        ini_strict_error(&st->ini, "duplicate key '%s' in [%.64s] (first set on line %d)", name,
+                         section, st->seen[slot][i]);
         return 0;
     }
-    st->seen[slot][i] = st->line;
+    st->seen[slot][i] = st->ini.line;
     if (value[0] == '\0') {
-        ini_error(st, "empty value for '%s'", name);
+        ini_strict_error(&st->ini, "empty value for '%s'", name);
         return 0;
     }
     struct scn_phase *ph = slot ? &st->sc->phase[slot - 1] : NULL;
     if (set_key(st->sc, ph, &keys[i], value, msg, sizeof(msg)) < 0) {
-        ini_error(st, "%s", msg);
+        ini_strict_error(&st->ini, "%s", msg);
         return 0;
     }
     return 1;
@@ -529,22 +430,8 @@ static int resolve_corpus(struct scenario *sc, const char *path, char *err, size
 
 static int finish_load(struct ini_state *st, int rc, const char *path, char *err, size_t errlen)
 {
-    if (st->read_errno) {
-        seterr(err, errlen, "cannot read %s: %s", path, strerror(st->read_errno));
+    if (ini_strict_report(&st->ini, rc, path, err, errlen) < 0)
         return -1;
-    }
-    if (rc == -2) {
-        seterr(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
-    if (st->err_line && (rc <= 0 || st->err_line <= rc)) {
-        seterr(err, errlen, "%s:%d: %s", path, st->err_line, st->msg);
-        return -1;
-    }
-    if (rc != 0) {
-        seterr(err, errlen, "%s:%d: syntax error", path, rc);
-        return -1;
-    }
     if (check_phases(st, path, err, errlen) < 0)
         return -1;
     if (st->seen[0][find_key(S_QUERIES, "corpus")] && resolve_corpus(st->sc, path, err, errlen))
@@ -562,18 +449,19 @@ int scenario_load(struct scenario *sc, const char *path, char *err, size_t errle
     tmp->nphases = 0; /* a file's phases replace any given before */
     st->sc = tmp;
     st->cur = S_NONE;
-    st->f = fopen(path, "r");
-    if (!st->f) {
+    st->ini.on_section = on_section;
+    st->ini.f = fopen(path, "r");
+    if (!st->ini.f) {
         seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
         goto out_free;
     }
-    int rc = ini_parse_stream(read_line, st, on_key, st);
+    int rc = ini_strict_parse(&st->ini, on_key, st);
     if (finish_load(st, rc, path, err, errlen) < 0)
         goto out_close;
     *sc = *tmp;
     ret = 0;
 out_close:
-    fclose(st->f);
+    fclose(st->ini.f);
 out_free:
     xfree(tmp);
     xfree(st);
