@@ -27,7 +27,8 @@ static void usage(FILE *f)
                "  --workers N      worker threads, 0 = one per CPU\n"
                "  --check-config   validate the configuration and exit\n"
                "  --migrate        apply database migrations (DATABASE_URL) and exit\n"
-               "  --migrations DIR the migration files (default store/migrations)\n");
+               "  --migrations DIR the migration files (default store/migrations)\n"
+               "  --no-migrate     do not apply migrations at start (a Job runs --migrate)\n");
 }
 
 struct flags {
@@ -37,15 +38,21 @@ struct flags {
     const char *migrations;
     bool check;
     bool migrate;
+    bool no_migrate;
 };
 
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
-        {"workers", required_argument, NULL, 'w'}, {"check-config", no_argument, NULL, 'k'},
-        {"migrate", no_argument, NULL, 'm'},       {"migrations", required_argument, NULL, 'M'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"workers", required_argument, NULL, 'w'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"migrate", no_argument, NULL, 'm'},
+        {"migrations", required_argument, NULL, 'M'},
+        {"no-migrate", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "c:l:w:h", opts, NULL)) != -1) {
@@ -67,6 +74,9 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             break;
         case 'M':
             f->migrations = optarg;
+            break;
+        case 'n':
+            f->no_migrate = true;
             break;
         case 'h':
             usage(stdout);
@@ -123,14 +133,14 @@ static int migrate_and_exit(const struct config *conf, const char *dir)
 /* With a database: migrate (advisory-locked, so many pods may start at once) and replay spill
  * journals left by an earlier process, before any worker runs. PostgreSQL being away is not
  * fatal: the workers journal until it is back. */
-static void prepare_store(const struct config *conf, const char *dir)
+static void prepare_store(const struct config *conf, const char *dir, bool migrate)
 {
     char err[512];
     if (!conf->database_url[0]) {
         log_warn("store: no DATABASE_URL - conversations are not stored, resume is unavailable");
         return;
     }
-    if (store_migrate(conf, dir, err, sizeof(err)) < 0)
+    if (migrate && store_migrate(conf, dir, err, sizeof(err)) < 0)
         log_error("store: migrations not applied (%s); writes are journaled until they are", err);
     int n = store_replay_journals(conf, err, sizeof(err));
     if (n < 0)
@@ -170,7 +180,7 @@ int main(int argc, char **argv)
         return 2;
     }
     session_set_responder(relay_responder());
-    prepare_store(&conf, f.migrations);
+    prepare_store(&conf, f.migrations, !f.no_migrate);
 
     sigset_t set;
     sigemptyset(&set);
