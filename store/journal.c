@@ -108,14 +108,29 @@ struct journal *journal_open_own(const char *dir, int worker, char *err, size_t 
         return NULL;
     }
     snprintf(path, sizeof(path), "%s/%ld-w%d.journal", dir, (long)getpid(), worker);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open journal %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        snprintf(err, errlen, "cannot lock journal %s: %s", path, strerror(errno));
-        goto out_close;
+    int fd = -1;
+    /* Between our open and our lock another process adopting orphans may lock the new, empty
+     * file and unlink it: a journal without a name would be lost after a crash. So check, under
+     * the lock, that the path still names this file, and start again if it does not. */
+    for (int tries = 0;; tries++) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot open journal %s: %s", path, strerror(errno));
+            return NULL;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            snprintf(err, errlen, "cannot lock journal %s: %s", path, strerror(errno));
+            goto out_close;
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && held.st_nlink > 0 && stat(path, &named) == 0 &&
+            held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+            break;
+        close(fd);
+        if (tries == 8) {
+            snprintf(err, errlen, "journal %s keeps disappearing", path);
+            return NULL;
+        }
     }
     /* A file of ours can exist already only if an earlier process had our pid: keep its valid
      * records (they are replayed like ours) and cut the torn tail so appends follow them. */

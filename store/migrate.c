@@ -360,7 +360,13 @@ static int replay_file(struct replayer *rp, struct journal *j, char *err, size_t
     while (off < j->size) {
         buf_reset(&data);
         int n = journal_read(j, off, STORE_REPLAY_BATCH, 1u << 20, &data, &end);
-        if (n <= 0) {
+        if (n < 0) { /* a read error: keep the file for a later replay */
+            snprintf(err, errlen, "journal %s unreadable at %llu: %s", j->path,
+                     (unsigned long long)off, strerror(-n));
+            ret = -1;
+            break;
+        }
+        if (n == 0) {
             log_error("store: journal %s unreadable at %llu: %llu bytes skipped", j->path,
                       (unsigned long long)off, (unsigned long long)(j->size - off));
             break;

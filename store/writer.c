@@ -34,6 +34,7 @@
 #include "store/turn_sql.h"
 
 static void kick(struct store *st);
+static void start_append(struct store *st);
 
 /* ---- turn lists ---- */
 
@@ -227,6 +228,11 @@ static void batch_transient(struct store *st, struct wbatch *b, const struct pg_
         st->spill = true;
         st->flush_now = true;
         xfree(b);
+        /* To the journal now: with the connection still up (a refusal such as disk full),
+         * kick_pg would otherwise find the journal empty, go direct again and resend at once,
+         * forever. The replay path retries PostgreSQL with backoff. */
+        if (!journal_append_busy(&st->app) && !st->appending.n)
+            start_append(st);
         return;
     }
     if (b->kind == B_NEW) {
@@ -331,11 +337,25 @@ static void start_replay(struct store *st, struct journal *src)
     struct buf data = {0};
     uint64_t end;
     int n = journal_read(src, src->replay_off, STORE_REPLAY_MAX, STORE_REPLAY_BYTES, &data, &end);
-    if (n <= 0) {
+    if (n < 0) {
+        /* a read error is not a corrupt record: keep the journal and try again later */
+        log_error("store.w%d: journal %s unreadable at %llu (%s): retrying in %u ms", st->worker,
+                  src->path, (unsigned long long)src->replay_off, strerror(-n),
+                  (unsigned)st->replay_backoff_ms);
+        store_stat_add(&st->stats.errors[SE_JOURNAL], 1);
+        buf_free(&data);
+        st->replay_wait = true;
+        timer_arm(st->l, &st->replay_timer, loop_now_ms(st->l) + st->replay_backoff_ms,
+                  on_replay_timer);
+        st->replay_backoff_ms = st->replay_backoff_ms * 2 > STORE_RETRY_MAX_MS
+                                    ? STORE_RETRY_MAX_MS
+                                    : st->replay_backoff_ms * 2;
+        return;
+    }
+    if (n == 0) {
         /* unreadable from here on although it was written whole: skip it, loudly */
         log_error("store.w%d: journal %s unreadable at %llu (%s): %llu bytes skipped", st->worker,
-                  src->path, (unsigned long long)src->replay_off,
-                  n < 0 ? strerror(-n) : "corrupt record",
+                  src->path, (unsigned long long)src->replay_off, "corrupt record",
                   (unsigned long long)(src->size - src->replay_off));
         store_stat_add(&st->stats.errors[SE_JOURNAL], 1);
         buf_free(&data);
