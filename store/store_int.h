@@ -97,8 +97,9 @@ struct store {
     struct journal_append app;
     struct tlist appending;
     struct iovec iov[STORE_BATCH_MAX];
-    bool spill; /* new turns go to the journal until it is replayed */
-    bool full;  /* an append was refused (size limit or write error) */
+    bool spill;        /* new turns go to the journal until it is replayed */
+    bool full;         /* an append was refused (size limit or write error) */
+    bool full_by_size; /* full because the journal reached journal_max_bytes */
 
     struct timer replay_timer;
     bool replay_wait;

@@ -397,7 +397,10 @@ static void on_appended(void *ctx, int result)
         st->full = true;
         fail_turns(st, &st->appending, SE_JOURNAL);
     } else {
-        st->full = false;
+        /* a write error clears once a write succeeds; a full journal only once it is replayed
+         * and truncated (kick_pg), not because a smaller batch still fitted */
+        if (!st->full_by_size)
+            st->full = false;
         store_stat_add(&st->stats.journaled, st->appending.n);
         while ((t = tl_pop(&st->appending)))
             turn_done(st, t, 0);
@@ -427,6 +430,7 @@ static void start_append(struct store *st)
                       "PostgreSQL is back",
                       st->worker, st->j->path, (unsigned long long)st->j->size);
         st->full = true;
+        st->full_by_size = true;
         fail_turns(st, &st->appending, SE_JOURNAL_FULL);
         return;
     }
@@ -480,6 +484,7 @@ static void kick_pg(struct store *st)
                  st->worker);
         st->spill = false;
         st->full = false;
+        st->full_by_size = false;
     }
     if (st->queue.n && queue_due(st))
         start_new(st);
@@ -635,8 +640,10 @@ struct store *store_create(struct loop *l, const struct config *conf, int worker
 }
 
 /* Write every turn not yet durable to the journal, blocking (shutdown). */
-static void spill_sync(struct store *st, struct tlist *l)
+/* Returns false when some turns could not be written. */
+static bool spill_sync(struct store *st, struct tlist *l)
 {
+    bool ok = true;
     struct iovec iov[STORE_BATCH_MAX];
     while (l->n) {
         unsigned n = 0;
@@ -648,12 +655,15 @@ static void spill_sync(struct store *st, struct tlist *l)
             tl_push(&chunk, t);
         }
         int ret = st->j ? journal_append_sync(st->j, iov, n) : -ENOENT;
-        if (ret < 0)
+        if (ret < 0) {
             log_error("store.w%d: %u turns lost at shutdown: %s", st->worker, n, strerror(-ret));
+            ok = false;
+        }
         struct wturn *t;
         while ((t = tl_pop(&chunk)))
             wturn_free(t);
     }
+    return ok;
 }
 
 /* Tear down the worker's store; see store.h. */
@@ -710,9 +720,9 @@ void store_destroy(struct store *st)
     for (struct wturn *t = st->appending.head; t; t = t->next)
         if (t->fn)
             cbs[k].fn = t->fn, cbs[k++].ctx = t->ctx;
-    spill_sync(st, &pending);
+    int result = spill_sync(st, &pending) ? -ESHUTDOWN : -EIO;
     for (size_t i = 0; i < k; i++)
-        cbs[i].fn(cbs[i].ctx, -ESHUTDOWN);
+        cbs[i].fn(cbs[i].ctx, result);
     xfree(cbs);
     journal_append_fini(&st->app);
     journal_close(st->j, st->j && st->j->size == 0);
