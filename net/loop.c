@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/stat.h"
 
 const double loop_lat_bounds[LOOP_LAT_BUCKETS - 1] = {
     0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -259,22 +260,14 @@ static void run_timers(struct loop *l)
 
 /* ---- the loop ---- */
 
-static void stat_add(uint64_t *c, uint64_t n)
-{
-    __atomic_store_n(c, *c + n, __ATOMIC_RELAXED); /* single writer: no locked add needed */
-}
-
 static void record_turn(struct loop *l, uint64_t t0, unsigned cqes)
 {
     uint64_t ns = clock_now_ns() - t0;
-    double s = (double)ns / 1e9;
-    unsigned b = 0;
-    while (b < LOOP_LAT_BUCKETS - 1 && s > loop_lat_bounds[b])
-        b++;
-    stat_add(&l->stats.lat_bucket[b], 1);
-    stat_add(&l->stats.lat_sum_ns, ns);
-    stat_add(&l->stats.iterations, 1);
-    stat_add(&l->stats.cqes, cqes);
+    unsigned b = metric_bucket(loop_lat_bounds, LOOP_LAT_BUCKETS - 1, (double)ns / 1e9);
+    metric_add(&l->stats.lat_bucket[b], 1);
+    metric_add(&l->stats.lat_sum_ns, ns);
+    metric_add(&l->stats.iterations, 1);
+    metric_add(&l->stats.cqes, cqes);
 }
 
 static unsigned dispatch_cqes(struct loop *l)
@@ -289,7 +282,7 @@ static unsigned dispatch_cqes(struct loop *l)
         if (cqe->flags & IORING_CQE_F_BUFFER)
             return_buf(l, (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
         if (cqe->res == -ENOBUFS)
-            stat_add(&l->stats.enobufs, 1);
+            metric_add(&l->stats.enobufs, 1);
         n++;
     }
     io_uring_cq_advance(&l->ring, n);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/stat.h"
 #include "net/loop.h"
 
 enum net_err {
@@ -42,15 +43,6 @@ struct net_metrics {
     uint64_t messages_out;
     uint64_t errors[NERR__COUNT];
 };
-
-static inline void metric_add(uint64_t *c, uint64_t n)
-{
-    __atomic_store_n(c, *c + n, __ATOMIC_RELAXED);
-}
-static inline void metric_sub(uint64_t *c, uint64_t n)
-{
-    __atomic_store_n(c, *c - n, __ATOMIC_RELAXED);
-}
 
 /* Append the exposition of n workers' metrics and loops to out. */
 void metrics_render(struct buf *out, struct net_metrics *const *m, struct loop *const *loops, int n,

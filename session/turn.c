@@ -281,12 +281,10 @@ void session_turn_done(struct turn *t, const char *finish_reason, const struct t
         synthesize_call(t);
     total_from_calls(t);
     if (t->first_token_ms) {
-        static const uint64_t bounds_ms[SESS_TTFT_BUCKETS - 1] = {50,   100,  250,   500,  1000,
-                                                                  2500, 5000, 10000, 30000};
+        static const double bounds_s[SESS_TTFT_BUCKETS - 1] = {0.05, 0.1, 0.25, 0.5, 1,
+                                                               2.5,  5,   10,   30};
         uint64_t ms = t->first_token_ms - t->started_ms;
-        int b = 0;
-        while (b < SESS_TTFT_BUCKETS - 1 && ms > bounds_ms[b])
-            b++;
+        unsigned b = metric_bucket(bounds_s, SESS_TTFT_BUCKETS - 1, (double)ms / 1000);
         metric_add(&t->sw->m.ttft_bucket[b], 1);
         metric_add(&t->sw->m.ttft_sum_us, ms * 1000);
     }

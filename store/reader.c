@@ -27,11 +27,11 @@ static void on_loaded(void *ctx, const struct pg_result *r)
     struct turn_sql_conv cv;
     op_unlink(op);
     if (r->status != PG_OK) {
-        store_stat_add(&st->stats.errors[SE_READ], 1);
+        metric_add(&st->stats.errors[SE_READ], 1);
         log_warn("store.w%d: loading a conversation failed: %s", st->worker, r->message);
         op->fn(op->ctx, -EIO, NULL);
     } else if (turn_sql_conv_parse(r->rows, r->nrows, &cv) < 0) {
-        store_stat_add(&st->stats.errors[SE_READ], 1);
+        metric_add(&st->stats.errors[SE_READ], 1);
         log_error("store.w%d: unexpected result shape loading a conversation", st->worker);
         op->fn(op->ctx, -EIO, NULL);
     } else {
@@ -46,7 +46,7 @@ static void on_queried(void *ctx, const struct pg_result *r)
     struct store_op *op = ctx;
     op_unlink(op);
     if (r->status != PG_OK) {
-        store_stat_add(&op->st->stats.errors[SE_READ], 1);
+        metric_add(&op->st->stats.errors[SE_READ], 1);
         log_debug("store.w%d: a query failed: %s", op->st->worker, r->message);
     }
     op->qfn(op->ctx, r);

@@ -6,6 +6,7 @@
 
 #include "store/journal.h"
 #include "store/pg.h"
+#include "base/stat.h"
 #include "store/store.h"
 #include "stream/json.h"
 
@@ -123,16 +124,6 @@ struct store_op {
     store_query_fn qfn; /* ... or a query (store_query) */
     void *ctx;
 };
-
-static inline void store_stat_add(uint64_t *c, uint64_t n)
-{
-    __atomic_store_n(c, *c + n, __ATOMIC_RELAXED); /* single writer */
-}
-
-static inline void store_stat_set(uint64_t *c, uint64_t v)
-{
-    __atomic_store_n(c, v, __ATOMIC_RELAXED);
-}
 
 /* reader.c: drop pending reads without callbacks (store_destroy). */
 void store_reads_drop(struct store *st);

@@ -87,13 +87,10 @@ static void turn_done(struct store *st, struct wturn *t, int result)
 {
     if (result == 0 && t->fn) {
         uint64_t ns = clock_now_ns() - t->queued_ns;
-        double s = (double)ns / 1e9;
-        unsigned b = 0;
-        while (b < STORE_LAT_BUCKETS - 1 && s > store_lat_bounds[b])
-            b++;
-        store_stat_add(&st->stats.lat[b], 1);
-        store_stat_add(&st->stats.lat_sum_ns, ns);
-        store_stat_add(&st->stats.commits, 1);
+        unsigned b = metric_bucket(store_lat_bounds, STORE_LAT_BUCKETS - 1, (double)ns / 1e9);
+        metric_add(&st->stats.lat[b], 1);
+        metric_add(&st->stats.lat_sum_ns, ns);
+        metric_add(&st->stats.commits, 1);
     }
     if (t->fn)
         t->fn(t->ctx, result);
@@ -105,7 +102,7 @@ static void fail_turns(struct store *st, struct tlist *l, enum store_err why)
     struct wturn *t;
     while ((t = tl_pop(l))) {
         if (t->fn)
-            store_stat_add(&st->stats.errors[why], 1);
+            metric_add(&st->stats.errors[why], 1);
         turn_done(st, t, -EIO);
     }
 }
@@ -123,7 +120,7 @@ static void build_query(struct store *st, struct tlist *turns)
         struct rec_turn rt;
         if (rec_decode(t->rec, t->len, &rt) < 0) {
             log_error("store: turn %s: undecodable record dropped", t->turn_id);
-            store_stat_add(&st->stats.errors[SE_JOURNAL], 1);
+            metric_add(&st->stats.errors[SE_JOURNAL], 1);
             turn_done(st, t, -EIO);
             continue;
         }
@@ -198,9 +195,9 @@ static void batch_free(struct store *st, struct wbatch *b)
 static void batch_ok(struct store *st, struct wbatch *b)
 {
     struct wturn *t;
-    store_stat_add(&st->stats.batches, 1);
+    metric_add(&st->stats.batches, 1);
     if (b->kind == B_REPLAY) {
-        store_stat_add(&st->stats.replayed, b->turns.n);
+        metric_add(&st->stats.replayed, b->turns.n);
         replay_source_done(st, b);
     }
     while ((t = tl_pop(&b->turns)))
@@ -220,7 +217,7 @@ static void on_replay_timer(struct loop *l, struct timer *t)
 static void batch_transient(struct store *st, struct wbatch *b, const struct pg_result *r)
 {
     enum store_err why = r->status == PG_DOWN ? SE_CONNECTION : SE_TRANSIENT;
-    store_stat_add(&st->stats.errors[why], 1);
+    metric_add(&st->stats.errors[why], 1);
     if (b->kind == B_NEW && st->j) {
         log_warn("store.w%d: batch of %u turns not committed (%s): spilling to the journal",
                  st->worker, (unsigned)b->turns.n, r->message);
@@ -260,7 +257,7 @@ static void reject_turn(struct store *st, struct wbatch *b, struct wturn *t,
     log_error("store.w%d: turn %s rejected by PostgreSQL: %s [SQLSTATE %s]%s", st->worker,
               t->turn_id, r->message, r->sqlstate,
               b->kind == B_REPLAY ? " (from the journal: dropped)" : "");
-    store_stat_add(&st->stats.errors[SE_REJECTED], 1);
+    metric_add(&st->stats.errors[SE_REJECTED], 1);
     if (t->fn)
         t->fn(t->ctx, -EIO);
     wturn_free(t);
@@ -271,9 +268,9 @@ static void split_step(struct store *st, struct wbatch *b, const struct pg_resul
 {
     struct wturn *t = tl_pop(&b->turns);
     if (r->status == PG_OK) {
-        store_stat_add(&st->stats.batches, 1);
+        metric_add(&st->stats.batches, 1);
         if (b->kind == B_REPLAY)
-            store_stat_add(&st->stats.replayed, 1);
+            metric_add(&st->stats.replayed, 1);
         turn_done(st, t, 0);
     } else {
         reject_turn(st, b, t, r);
@@ -342,7 +339,7 @@ static void start_replay(struct store *st, struct journal *src)
         log_error("store.w%d: journal %s unreadable at %llu (%s): retrying in %u ms", st->worker,
                   src->path, (unsigned long long)src->replay_off, strerror(-n),
                   (unsigned)st->replay_backoff_ms);
-        store_stat_add(&st->stats.errors[SE_JOURNAL], 1);
+        metric_add(&st->stats.errors[SE_JOURNAL], 1);
         buf_free(&data);
         st->replay_wait = true;
         timer_arm(st->l, &st->replay_timer, loop_now_ms(st->l) + st->replay_backoff_ms,
@@ -357,7 +354,7 @@ static void start_replay(struct store *st, struct journal *src)
         log_error("store.w%d: journal %s unreadable at %llu (%s): %llu bytes skipped", st->worker,
                   src->path, (unsigned long long)src->replay_off, "corrupt record",
                   (unsigned long long)(src->size - src->replay_off));
-        store_stat_add(&st->stats.errors[SE_JOURNAL], 1);
+        metric_add(&st->stats.errors[SE_JOURNAL], 1);
         buf_free(&data);
         struct wbatch skip = {.st = st, .kind = B_REPLAY, .src = src, .end = src->size};
         replay_source_done(st, &skip);
@@ -401,7 +398,7 @@ static void on_appended(void *ctx, int result)
          * and truncated (kick_pg), not because a smaller batch still fitted */
         if (!st->full_by_size)
             st->full = false;
-        store_stat_add(&st->stats.journaled, st->appending.n);
+        metric_add(&st->stats.journaled, st->appending.n);
         while ((t = tl_pop(&st->appending)))
             turn_done(st, t, 0);
     }
@@ -520,9 +517,9 @@ static bool accepting_now(const struct store *st)
 /* Publish the state other threads read (metrics, /readyz): every change of it ends in a kick. */
 static void update_gauges(struct store *st)
 {
-    store_stat_set(&st->stats.journal_bytes, st->j ? st->j->size : 0);
-    store_stat_set(&st->stats.degraded, (st->spill || !pg_up(st->w)) ? 1 : 0);
-    store_stat_set(&st->accepting, accepting_now(st) ? 1 : 0);
+    metric_set(&st->stats.journal_bytes, st->j ? st->j->size : 0);
+    metric_set(&st->stats.degraded, (st->spill || !pg_up(st->w)) ? 1 : 0);
+    metric_set(&st->accepting, accepting_now(st) ? 1 : 0);
 }
 
 /* Run whatever can run now; re-entrant calls (from callbacks) fold into the running one. */
