@@ -213,6 +213,17 @@ static void on_replay_timer(struct loop *l, struct timer *t)
     kick(st);
 }
 
+/* Try the journal replay again after the current backoff, which then doubles (capped). */
+static void replay_later(struct store *st)
+{
+    st->replay_wait = true;
+    timer_arm(st->l, &st->replay_timer, loop_now_ms(st->l) + st->replay_backoff_ms,
+              on_replay_timer);
+    st->replay_backoff_ms = st->replay_backoff_ms * 2 > STORE_RETRY_MAX_MS
+                                ? STORE_RETRY_MAX_MS
+                                : st->replay_backoff_ms * 2;
+}
+
 /* A passing failure: new turns go to the journal; a replay batch is tried again later. */
 static void batch_transient(struct store *st, struct wbatch *b, const struct pg_result *r)
 {
@@ -242,12 +253,7 @@ static void batch_transient(struct store *st, struct wbatch *b, const struct pg_
     if (r->status != PG_DOWN)
         log_warn("store.w%d: journal replay failed (%s): retrying in %u ms", st->worker, r->message,
                  (unsigned)st->replay_backoff_ms);
-    st->replay_wait = true;
-    timer_arm(st->l, &st->replay_timer, loop_now_ms(st->l) + st->replay_backoff_ms,
-              on_replay_timer);
-    st->replay_backoff_ms = st->replay_backoff_ms * 2 > STORE_RETRY_MAX_MS
-                                ? STORE_RETRY_MAX_MS
-                                : st->replay_backoff_ms * 2;
+    replay_later(st);
     batch_free(st, b);
 }
 
@@ -341,12 +347,7 @@ static void start_replay(struct store *st, struct journal *src)
                   (unsigned)st->replay_backoff_ms);
         metric_add(&st->stats.errors[SE_JOURNAL], 1);
         buf_free(&data);
-        st->replay_wait = true;
-        timer_arm(st->l, &st->replay_timer, loop_now_ms(st->l) + st->replay_backoff_ms,
-                  on_replay_timer);
-        st->replay_backoff_ms = st->replay_backoff_ms * 2 > STORE_RETRY_MAX_MS
-                                    ? STORE_RETRY_MAX_MS
-                                    : st->replay_backoff_ms * 2;
+        replay_later(st);
         return;
     }
     if (n == 0) {
