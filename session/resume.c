@@ -22,16 +22,6 @@ enum { RESUME_WAIT_MS = 15000 };
 
 static void start_load(struct session *s);
 
-static bool is_hex32(const char *s, size_t n)
-{
-    if (n != 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
 static void send_resumed(struct session *s, const struct store_conversation *c, int64_t after)
 {
     struct jsonw w;
@@ -126,7 +116,7 @@ static void start_load(struct session *s)
 /* Handle a resume message; see the file comment. */
 void session_resume(struct session *s, const struct chat_msg *m)
 {
-    if (!is_hex32(m->conversation_id, m->conversation_id_len)) {
+    if (!store_id_valid(m->conversation_id, m->conversation_id_len)) {
         session_send_error(s, "invalid_field", "conversation_id must be 32 lowercase hex digits",
                            NULL, 0, NULL);
         return;

@@ -187,16 +187,6 @@ static int check_token(const struct http_request *req, const char *admin_token)
     return CRYPTO_memcmp(got, want, sizeof(got)) == 0 ? 0 : -EACCES;
 }
 
-static bool is_hex32(const char *s, size_t n)
-{
-    if (n != 32)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
-
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
 static int64_t days_from_civil(int y, int m, int d)
 {
@@ -315,7 +305,7 @@ static int route(const struct http_request *req, struct api_req *a, char *msg, s
         p += sizeof(conv) - 1;
         n -= sizeof(conv) - 1;
         bool is_ledger = n == 32 + sizeof(ledger) - 1 && memcmp(p + 32, ledger, n - 32) == 0;
-        if ((n == 32 || is_ledger) && is_hex32(p, 32)) {
+        if ((n == 32 || is_ledger) && store_id_valid(p, 32)) {
             a->kind = is_ledger ? API_LEDGER : API_CONVERSATION;
             memcpy(a->id, p, 32);
             a->id[32] = '\0';

@@ -19,6 +19,18 @@
 
 struct store;
 
+/* True for a well-formed conversation or turn id: 32 lowercase hex digits (128 random bits), as
+ * the schema's CHECK constraints require. */
+static inline bool store_id_valid(const char *s, size_t n)
+{
+    if (n != 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
 /* ---- what a turn writes ---- */
 
 struct store_llm_call {
