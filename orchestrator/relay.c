@@ -102,7 +102,7 @@ static void record_call(struct relay_turn *rt, const char *status)
 {
     const struct route *r = &g.routes[rt->route];
     uint64_t now = loop_now_ms(rt->rw->l);
-    struct turn_call c = {0};
+    struct llm_call_record c = {0};
     snprintf(c.provider, sizeof(c.provider), "%s", llm_provider_name(r->provider));
     snprintf(c.model, sizeof(c.model), "%s", r->model);
     snprintf(c.role, sizeof(c.role), "%s",
@@ -279,13 +279,11 @@ static void finish_turn(struct relay_turn *rt, const char *finish, const char *c
                         const char *message)
 {
     struct turn *t = rt->t;
-    struct turn_usage u = {0}; /* the session sums the recorded calls */
-    int64_t cost = 0;
     char msg[256];
     snprintf(msg, sizeof(msg), "%s", message ? message : "");
     turn_set_responder_state(t, NULL);
     relay_free(rt);
-    session_turn_done(t, finish, &u, cost, code, code ? msg : NULL);
+    session_turn_done(t, finish, code, code ? msg : NULL);
 }
 
 static const char *turn_finish(const char *provider_finish)

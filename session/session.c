@@ -96,7 +96,7 @@ void session_send_delta(struct session *s, const char *turn_id, uint32_t seq, co
 /* A turn_end event (docs/protocol.md), live or replayed. */
 void session_send_turn_end(struct session *s, const struct turn_end_info *e)
 {
-    const struct turn_usage *u = &e->usage;
+    const struct llm_usage *u = &e->usage;
     struct jsonw w;
     jw_init(&w, &s->sw->scratch);
     jw_obj_begin(&w);

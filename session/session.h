@@ -8,18 +8,11 @@
 #include <stdint.h>
 
 #include "net/server.h"
+#include "store/turn_record.h"
 #include "stream/llm.h"
 
 struct session;
 struct turn;
-
-struct turn_usage {
-    uint64_t input_tokens; /* every prompt token, cached ones included */
-    uint64_t cached_input_tokens;
-    uint64_t cache_write_tokens;
-    uint64_t output_tokens;
-    uint64_t reasoning_tokens;
-};
 
 /* What produces a turn's answer (the echo responder now; the provider relay later). start()
  * begins producing and reports through session_turn_delta / session_turn_done; cancel() stops
@@ -52,28 +45,12 @@ void *turn_responder_worker(struct turn *t);
 /* The conversation's earlier messages (at most history_messages) and this turn's user message
  * last. Valid until the turn ends. */
 size_t turn_history(struct turn *t, const struct history_msg **msgs);
-/* Usage and cost so far, kept by the responder so that a cancelled turn reports them. */
-void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_micros);
 
-/* One model (or echo) call of a turn, for the llm_calls table and the ledger. */
-struct turn_call {
-    char provider[16];
-    char model[128];
-    char role[16];
-    char status[16];
-    char error[160];
-    uint32_t attempt;
-    int http_status;
-    struct llm_usage usage;
-    bool usage_reported;
-    int64_t ttft_ms;
-    int64_t duration_ms;
-    int64_t cost_micros;
-};
-
-/* Record one call of the turn (copied). The turn's usage and cost become the sums over its
- * calls, so the ledger (one line per call) adds up to the turn's cost by construction. */
-void turn_add_call(struct turn *t, const struct turn_call *c);
+/* Record one model call of the turn (copied whole): an llm_calls row and a ledger line. The
+ * turn's usage and cost are the sums over its calls, so the ledger adds up to the turn's cost by
+ * construction. A responder records every call it made, cancelled ones included, before the
+ * turn ends (session_turn_done, or its cancel() returning). */
+void turn_add_call(struct turn *t, const struct llm_call_record *c);
 
 /* Choose the responder of the process (before the server starts). */
 void session_set_responder(const struct responder *r);
@@ -81,10 +58,11 @@ void session_set_responder(const struct responder *r);
 /* A piece of the answer: sent to the client now, as one delta event with the next seq. */
 void session_turn_delta(struct turn *t, const char *text, size_t len);
 
-/* The answer is complete (finish_reason "stop"/"length"/"error"). The turn is freed inside: the
- * responder must not touch t afterwards. error_code may be NULL. */
-void session_turn_done(struct turn *t, const char *finish_reason, const struct turn_usage *u,
-                       int64_t cost_micros, const char *error_code, const char *error_message);
+/* The answer is complete (finish_reason "stop"/"length"/"error"); usage and cost are the sums
+ * over the calls recorded with turn_add_call. The turn is freed inside: the responder must not
+ * touch t afterwards. error_code may be NULL (else an error event goes out before turn_end). */
+void session_turn_done(struct turn *t, const char *finish_reason, const char *error_code,
+                       const char *error_message);
 
 /* The built-in echo responder. */
 extern const struct responder echo_responder;

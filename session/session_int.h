@@ -21,7 +21,7 @@ struct turn {
     int64_t started_unix_ms;
     char finish[16];
     struct buf delta_ends; /* uint32_t per delta: end offset in answer */
-    struct turn_call *calls;
+    struct llm_call_record *calls;
     uint32_t n_calls;
     char turn_id[33];
     char client_id[CHAT_ID_MAX + 1];
@@ -29,15 +29,10 @@ struct turn {
     uint64_t first_token_ms; /* 0 until the first delta */
     uint32_t seq;
     uint64_t total_ms;
-    struct turn_usage usage; /* what the responder reported so far (kept on cancel) */
+    struct llm_usage usage; /* the sum over calls, once the responder is done */
     int64_t cost_micros;
     struct buf answer; /* the text sent so far, for the conversation history */
-    /* responder state */
-    void *rstate;
-    char *text;
-    size_t len;
-    size_t pos;
-    struct timer timer;
+    void *rstate;      /* the responder's own state for this turn */
 };
 
 struct session {
@@ -134,7 +129,7 @@ struct turn_end_info {
     const char *turn_id;
     const char *finish;
     const char *currency;
-    struct turn_usage usage;
+    struct llm_usage usage;
     int64_t cost_micros;
     int64_t first_token_ms; /* < 0: no token */
     int64_t total_ms;

@@ -63,13 +63,7 @@ size_t turn_history(struct turn *t, const struct history_msg **msgs)
     return n;
 }
 
-void turn_set_usage(struct turn *t, const struct turn_usage *u, int64_t cost_micros)
-{
-    t->usage = *u;
-    t->cost_micros = cost_micros;
-}
-
-static void count_call(struct sess_metrics *m, const struct turn_call *c)
+static void count_call(struct sess_metrics *m, const struct llm_call_record *c)
 {
     uint32_t n = m->call_rows, i = 0;
     while (i < n &&
@@ -98,7 +92,7 @@ static void count_call(struct sess_metrics *m, const struct turn_call *c)
 }
 
 /* Record one model call (copied) for the llm_calls table and the ledger. */
-void turn_add_call(struct turn *t, const struct turn_call *c)
+void turn_add_call(struct turn *t, const struct llm_call_record *c)
 {
     t->calls = xrealloc(t->calls, (t->n_calls + 1) * sizeof(*t->calls));
     t->calls[t->n_calls++] = *c;
@@ -146,40 +140,33 @@ static void send_turn_end(struct turn *t)
 
 void session_turn_free(struct turn *t)
 {
-    timer_disarm(turn_loop(t), &t->timer);
     buf_free(&t->answer);
     buf_free(&t->delta_ends);
     xfree(t->calls);
     xfree(t->user_text);
-    xfree(t->text);
     xfree(t);
 }
 
-/* The responder reported no call (echo): one line for the whole turn. */
+/* The responder recorded no call (it failed to start): one line for the turn all the same, so
+ * that every turn has its ledger. */
 static void synthesize_call(struct turn *t)
 {
-    struct turn_call c = {0};
+    struct llm_call_record c = {0};
     snprintf(c.provider, sizeof(c.provider), "%s", t->sw->responder->name);
     snprintf(c.model, sizeof(c.model), "%s", t->sw->responder->name);
     snprintf(c.role, sizeof(c.role), "model");
     snprintf(c.status, sizeof(c.status), "%s", strcmp(t->finish, "error") ? "ok" : "error");
     c.attempt = 1;
-    c.usage.input_tokens = t->usage.input_tokens;
-    c.usage.cached_input_tokens = t->usage.cached_input_tokens;
-    c.usage.cache_write_tokens = t->usage.cache_write_tokens;
-    c.usage.output_tokens = t->usage.output_tokens;
-    c.usage.reasoning_tokens = t->usage.reasoning_tokens;
     c.usage_reported = true;
     c.ttft_ms = t->first_token_ms ? (int64_t)(t->first_token_ms - t->started_ms) : -1;
     c.duration_ms = t->total_ms;
-    c.cost_micros = t->cost_micros;
     turn_add_call(t, &c);
 }
 
 /* Usage and cost of the turn are the sums over its calls: the ledger adds up by construction. */
 static void total_from_calls(struct turn *t)
 {
-    struct turn_usage u = {0};
+    struct llm_usage u = {0};
     int64_t cost = 0;
     for (uint32_t i = 0; i < t->n_calls; i++) {
         const struct llm_usage *c = &t->calls[i].usage;
@@ -221,26 +208,6 @@ static void commit(struct turn *t)
         turn_committed(t, 0);
         return;
     }
-    struct store_llm_call calls[t->n_calls];
-    for (uint32_t i = 0; i < t->n_calls; i++) {
-        const struct turn_call *c = &t->calls[i];
-        calls[i] = (struct store_llm_call){
-            .provider = c->provider,
-            .model = c->model,
-            .tier = "standard",
-            .attempt = c->attempt,
-            .role = c->role,
-            .status = c->status,
-            .error = c->error[0] ? c->error : NULL,
-            .http_status = c->http_status,
-            .usage = c->usage,
-            .usage_reported = c->usage_reported,
-            .ttft_ms = c->ttft_ms,
-            .duration_ms = c->duration_ms,
-            .cost_micros = c->cost_micros,
-        };
-    }
-    const struct turn_usage *u = &t->usage;
     struct store_turn rec = {
         .conversation_id = t->conversation_id,
         .user_sub = t->user,
@@ -258,25 +225,22 @@ static void commit(struct turn *t)
         .total_ms = t->total_ms,
         .currency = t->sw->conf->currency,
         .usd_to_inr_micros = t->sw->usd_to_inr_micros,
-        .calls = calls,
+        .calls = t->calls,
         .n_calls = t->n_calls,
-        .usage = {u->input_tokens, u->cached_input_tokens, u->cache_write_tokens, u->output_tokens,
-                  u->reasoning_tokens},
+        .usage = t->usage,
         .cost_micros = t->cost_micros,
     };
     store_commit_turn(st, &rec, turn_committed, t);
 }
 
 /* The responder finished; the turn is stored, then turn_end goes out (see turn_committed). */
-void session_turn_done(struct turn *t, const char *finish_reason, const struct turn_usage *u,
-                       int64_t cost_micros, const char *error_code, const char *error_message)
+void session_turn_done(struct turn *t, const char *finish_reason, const char *error_code,
+                       const char *error_message)
 {
     struct session *s = t->s;
     t->done = true;
     t->total_ms = loop_now_ms(turn_loop(t)) - t->started_ms;
     snprintf(t->finish, sizeof(t->finish), "%s", finish_reason);
-    t->usage = *u;
-    t->cost_micros = cost_micros;
     if (!t->n_calls)
         synthesize_call(t);
     total_from_calls(t);
@@ -303,8 +267,7 @@ void session_cancel_turn(struct session *s, const char *finish)
     if (!t || t->done)
         return;
     t->sw->responder->cancel(t);
-    struct turn_usage u = t->usage;
-    session_turn_done(t, finish, &u, t->cost_micros, NULL, NULL);
+    session_turn_done(t, finish, NULL, NULL);
 }
 
 /* The client is gone: a running turn is cancelled and still stored; a committing one just
@@ -318,8 +281,7 @@ void session_detach_turn(struct session *s)
     if (!t->done) {
         t->s = NULL;
         t->sw->responder->cancel(t);
-        struct turn_usage u = t->usage;
-        session_turn_done(t, "cancelled", &u, t->cost_micros, NULL, NULL);
+        session_turn_done(t, "cancelled", NULL, NULL);
         return;
     }
     t->s = NULL;
@@ -364,8 +326,6 @@ void session_start_turn(struct session *s, const struct chat_msg *m)
     session_send_doc(s, &s->sw->scratch);
 
     history_add(s, "user", m->text, m->text_len);
-    if (s->sw->responder->start(t, m->text, m->text_len) < 0) {
-        struct turn_usage u = {0};
-        session_turn_done(t, "error", &u, 0, "internal", "the responder could not start");
-    }
+    if (s->sw->responder->start(t, m->text, m->text_len) < 0)
+        session_turn_done(t, "error", "internal", "the responder could not start");
 }

@@ -23,6 +23,7 @@
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
 #define REC_VERSION 1
 #define STR_NULL 0xFFFFFFFFu
+#define REC_MAX_TOOLS 4096 /* tool calls in one turn */
 
 /* ---- encoding ---- */
 
@@ -71,14 +72,15 @@ static void put_usage(struct buf *b, const struct llm_usage *u)
     put_u64(b, u->reasoning_tokens);
 }
 
-static void put_call(struct buf *b, const struct store_llm_call *c)
+/* An empty error was written as NULL by earlier versions: both read back as "". */
+static void put_call(struct buf *b, const struct llm_call_record *c)
 {
     put_str(b, c->provider);
     put_str(b, c->model);
     put_str(b, c->tier);
     put_str(b, c->role);
     put_str(b, c->status);
-    put_str(b, c->error);
+    put_str(b, c->error[0] ? c->error : NULL);
     put_u32(b, c->attempt);
     put_u32(b, (uint32_t)c->http_status);
     put_usage(b, &c->usage);
@@ -88,10 +90,10 @@ static void put_call(struct buf *b, const struct store_llm_call *c)
     put_u64(b, (uint64_t)c->cost_micros);
 }
 
-static void put_tool(struct buf *b, const struct store_tool_call *c)
+static void put_tool(struct buf *b, const struct tool_call_record *c)
 {
     put_str(b, c->name);
-    put_strn(b, c->arguments, c->arguments ? c->arguments_len : 0);
+    put_strn(b, c->arguments_len ? c->arguments : NULL, c->arguments_len);
     put_str(b, c->status);
     put_u64(b, c->result_bytes);
     put_u8(b, c->cache_hit);
@@ -202,6 +204,21 @@ static const char *get_str(struct rd *r, size_t *len)
     return s;
 }
 
+/* A str copied into dst[cap] (NULL -> ""), cut to fit; returns the length kept. */
+static size_t get_str_into(struct rd *r, char *dst, size_t cap)
+{
+    size_t n;
+    const char *s = get_str(r, &n);
+    if (!s)
+        n = 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, s, n);
+    dst[n] = '\0';
+    return n;
+}
+
 static void get_usage(struct rd *r, struct llm_usage *u)
 {
     u->input_tokens = get_u64(r);
@@ -238,13 +255,13 @@ static int get_counted(struct rd *r, uint32_t *n, size_t min_each)
 static void get_calls(struct rd *r, struct rec_turn *o)
 {
     for (uint32_t i = 0; i < o->t.n_calls && !r->bad; i++) {
-        struct store_llm_call *c = &o->calls[i];
-        c->provider = get_str(r, NULL);
-        c->model = get_str(r, NULL);
-        c->tier = get_str(r, NULL);
-        c->role = get_str(r, NULL);
-        c->status = get_str(r, NULL);
-        c->error = get_str(r, NULL);
+        struct llm_call_record *c = &o->calls[i];
+        get_str_into(r, c->provider, sizeof(c->provider));
+        get_str_into(r, c->model, sizeof(c->model));
+        get_str_into(r, c->tier, sizeof(c->tier));
+        get_str_into(r, c->role, sizeof(c->role));
+        get_str_into(r, c->status, sizeof(c->status));
+        get_str_into(r, c->error, sizeof(c->error));
         c->attempt = get_u32(r);
         c->http_status = (int32_t)get_u32(r);
         get_usage(r, &c->usage);
@@ -258,10 +275,10 @@ static void get_calls(struct rd *r, struct rec_turn *o)
 static void get_tools(struct rd *r, struct rec_turn *o)
 {
     for (uint32_t i = 0; i < o->t.n_tools && !r->bad; i++) {
-        struct store_tool_call *c = &o->tools[i];
-        c->name = get_str(r, NULL);
-        c->arguments = get_str(r, &c->arguments_len);
-        c->status = get_str(r, NULL);
+        struct tool_call_record *c = &o->tools[i];
+        get_str_into(r, c->name, sizeof(c->name));
+        c->arguments_len = get_str_into(r, c->arguments, sizeof(c->arguments));
+        get_str_into(r, c->status, sizeof(c->status));
         c->result_bytes = get_u64(r);
         c->cache_hit = get_u8(r) != 0;
         c->duration_ms = (int64_t)get_u64(r);
@@ -308,7 +325,8 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     o->calls = xcalloc(o->t.n_calls ? o->t.n_calls : 1, sizeof(*o->calls));
     o->t.calls = o->calls;
     get_calls(&r, o);
-    if (get_counted(&r, &o->t.n_tools, 32) < 0)
+    /* a tool record is ~2 KiB decoded: bound what a corrupt count can make us allocate */
+    if (get_counted(&r, &o->t.n_tools, 32) < 0 || o->t.n_tools > REC_MAX_TOOLS)
         goto out_bad;
     o->tools = xcalloc(o->t.n_tools ? o->t.n_tools : 1, sizeof(*o->tools));
     o->t.tools = o->tools;

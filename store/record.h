@@ -27,12 +27,13 @@ void rec_encode(struct buf *out, const struct store_turn *t);
  * -EBADMSG when it is corrupt. */
 long rec_check(const char *p, size_t n);
 
-/* A decoded record: t's strings point into the record bytes, which must outlive it. */
+/* A decoded record: t's strings point into the record bytes, which must outlive it; the call
+ * and tool records are copies (owned by the rec_turn). */
 struct rec_turn {
     struct store_turn t;
     uint32_t *delta_ends;
-    struct store_llm_call *calls;
-    struct store_tool_call *tools;
+    struct llm_call_record *calls;
+    struct tool_call_record *tools;
 };
 
 /* Decode a record rec_check accepted. Returns 0 or -EBADMSG. Free with rec_turn_free. */

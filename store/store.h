@@ -15,6 +15,7 @@
 
 #include "app/config.h"
 #include "net/loop.h"
+#include "store/turn_record.h"
 #include "stream/llm.h"
 
 struct store;
@@ -33,34 +34,6 @@ static inline bool store_id_valid(const char *s, size_t n)
 
 /* ---- what a turn writes ---- */
 
-struct store_llm_call {
-    const char *provider; /* "openai", "anthropic", "gemini", "echo" */
-    const char *model;
-    const char *tier;   /* "standard" */
-    uint32_t attempt;   /* 1-based, per route */
-    const char *role;   /* ledger kind: "model", "retry", "fallback", "guardrail", "escalation" */
-    const char *status; /* "ok", "error", "cancelled" */
-    const char *error;  /* NULL or a short message (never a key) */
-    int http_status;    /* 0 when no response */
-    struct llm_usage usage;
-    bool usage_reported; /* false: the provider never said (numbers are 0) */
-    int64_t ttft_ms;     /* -1 when no token */
-    int64_t duration_ms;
-    int64_t cost_micros;
-};
-
-/* A tool call made for the turn (one tool_calls row and one "tool" ledger line each). */
-struct store_tool_call {
-    const char *name;
-    const char *arguments; /* JSON text; text that is not valid JSON is stored as a JSON string */
-    size_t arguments_len;
-    uint64_t result_bytes;
-    bool cache_hit;
-    int64_t duration_ms;
-    const char *status;  /* "ok", "error", "timeout", "cancelled" */
-    int64_t cost_micros; /* 0 for a free tool (it still gets its ledger line) */
-};
-
 struct store_turn {
     const char *conversation_id; /* 32 hex */
     const char *user_sub;        /* "" for anonymous */
@@ -78,11 +51,11 @@ struct store_turn {
     int64_t total_ms;
     const char *currency;      /* "INR" / "USD" */
     int64_t usd_to_inr_micros; /* the rate used, recorded on every money row */
-    const struct store_llm_call *calls;
+    const struct llm_call_record *calls;
     uint32_t n_calls;
     struct llm_usage usage; /* the sum over calls */
     int64_t cost_micros;    /* the sum over calls and tools (= the sum of the ledger lines) */
-    const struct store_tool_call *tools;
+    const struct tool_call_record *tools;
     uint32_t n_tools;
 };
 

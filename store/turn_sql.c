@@ -148,15 +148,15 @@ static void append_turn_row(struct pg_query *q, const struct store_turn *t, cons
 
 static void append_call(struct pg_query *q, const struct store_turn *t, const char *ts, uint32_t i)
 {
-    const struct store_llm_call *c = &t->calls[i];
+    const struct llm_call_record *c = &t->calls[i];
     child_key(q, SQL_W_LLM_CALL, t, i, ts);
     pg_query_param_str(q, c->provider);
     pg_query_param_str(q, c->model);
-    pg_query_param_str(q, c->tier ? c->tier : "standard");
+    pg_query_param_str(q, c->tier[0] ? c->tier : "standard");
     pg_query_param_i64(q, c->attempt);
     pg_query_param_str(q, c->role);
     pg_query_param_str(q, c->status);
-    pg_query_param_str(q, c->error);
+    pg_query_param_str(q, c->error[0] ? c->error : NULL);
     if (c->http_status > 0)
         pg_query_param_i64(q, c->http_status);
     else
@@ -175,10 +175,10 @@ static void append_call(struct pg_query *q, const struct store_turn *t, const ch
 static void append_tool(struct pg_query *q, const struct store_turn *t, const char *ts, uint32_t i,
                         json_doc *jd)
 {
-    const struct store_tool_call *c = &t->tools[i];
+    const struct tool_call_record *c = &t->tools[i];
     child_key(q, SQL_W_TOOL_CALL, t, i, ts);
     pg_query_param_str(q, c->name);
-    if (!c->arguments) {
+    if (!c->arguments_len) {
         pg_query_param_str(q, "{}");
     } else if (json_doc_load(jd, c->arguments, c->arguments_len) == 0) {
         pg_query_param(q, c->arguments, c->arguments_len);
@@ -202,23 +202,21 @@ static void append_ledger(struct pg_query *q, const struct store_turn *t, const 
 {
     uint32_t line = 0;
     for (uint32_t i = 0; i < t->n_calls; i++, line++) {
-        const struct store_llm_call *c = &t->calls[i];
+        const struct llm_call_record *c = &t->calls[i];
         child_key(q, SQL_W_LEDGER, t, line, ts);
         pg_query_param_str(q, c->role);
-        pg_query_paramf(q, "%.120s/%.200s attempt %u (%.32s)", c->provider ? c->provider : "?",
-                        c->model ? c->model : "?", (unsigned)c->attempt,
-                        c->status ? c->status : "?");
+        pg_query_paramf(q, "%.120s/%.200s attempt %u (%.32s)", c->provider, c->model,
+                        (unsigned)c->attempt, c->status);
         pg_query_param_str(q, c->provider);
         pg_query_param_str(q, c->model);
         pg_query_param_i64(q, c->cost_micros);
         money_params(q, t);
     }
     for (uint32_t i = 0; i < t->n_tools; i++, line++) {
-        const struct store_tool_call *c = &t->tools[i];
+        const struct tool_call_record *c = &t->tools[i];
         child_key(q, SQL_W_LEDGER, t, line, ts);
         pg_query_param_str(q, "tool");
-        pg_query_paramf(q, "tool %.200s%s", c->name ? c->name : "?",
-                        c->cache_hit ? " (cache hit)" : "");
+        pg_query_paramf(q, "tool %.200s%s", c->name, c->cache_hit ? " (cache hit)" : "");
         pg_query_param(q, NULL, 0);
         pg_query_param(q, NULL, 0);
         pg_query_param_i64(q, c->cost_micros);

@@ -205,8 +205,8 @@ struct tb {
     char conv[33], turn[33], user[64];
     char answer[8192];
     uint32_t deltas[3];
-    struct store_llm_call calls[2];
-    struct store_tool_call tools[2];
+    struct llm_call_record calls[2];
+    struct tool_call_record tools[2];
     struct store_turn t;
 };
 
@@ -214,41 +214,41 @@ struct tb {
  * JSON: four ledger lines summing to 1000 + idx + 5. */
 static void make_calls(struct tb *b, unsigned idx)
 {
-    b->calls[0] = (struct store_llm_call){.provider = "openai",
-                                          .model = "gpt-4.1-mini",
-                                          .tier = "standard",
-                                          .attempt = 1,
-                                          .role = "retry",
-                                          .status = "error",
-                                          .error = "overloaded",
-                                          .http_status = 529,
-                                          .ttft_ms = -1,
-                                          .duration_ms = 30};
-    b->calls[1] = (struct store_llm_call){.provider = "openai",
-                                          .model = "gpt-4.1-mini",
-                                          .tier = "standard",
-                                          .attempt = 2,
-                                          .role = "model",
-                                          .status = "ok",
-                                          .http_status = 200,
-                                          .usage = {120, 100, 0, 30, 10},
-                                          .usage_reported = true,
-                                          .ttft_ms = 80,
-                                          .duration_ms = 400,
-                                          .cost_micros = 1000 + idx};
-    b->tools[0] = (struct store_tool_call){.name = "search",
-                                           .arguments = "{\"q\":\"shoes\"}",
-                                           .arguments_len = 13,
-                                           .result_bytes = 512,
-                                           .duration_ms = 12,
+    b->calls[0] = (struct llm_call_record){.provider = "openai",
+                                           .model = "gpt-4.1-mini",
+                                           .tier = "standard",
+                                           .attempt = 1,
+                                           .role = "retry",
+                                           .status = "error",
+                                           .error = "overloaded",
+                                           .http_status = 529,
+                                           .ttft_ms = -1,
+                                           .duration_ms = 30};
+    b->calls[1] = (struct llm_call_record){.provider = "openai",
+                                           .model = "gpt-4.1-mini",
+                                           .tier = "standard",
+                                           .attempt = 2,
+                                           .role = "model",
                                            .status = "ok",
-                                           .cost_micros = 5};
-    b->tools[1] = (struct store_tool_call){.name = "lookup",
-                                           .arguments = "not json",
-                                           .arguments_len = 8,
-                                           .cache_hit = true,
-                                           .duration_ms = 1,
-                                           .status = "ok"};
+                                           .http_status = 200,
+                                           .usage = {120, 100, 0, 30, 10},
+                                           .usage_reported = true,
+                                           .ttft_ms = 80,
+                                           .duration_ms = 400,
+                                           .cost_micros = 1000 + idx};
+    b->tools[0] = (struct tool_call_record){.name = "search",
+                                            .arguments = "{\"q\":\"shoes\"}",
+                                            .arguments_len = 13,
+                                            .result_bytes = 512,
+                                            .duration_ms = 12,
+                                            .status = "ok",
+                                            .cost_micros = 5};
+    b->tools[1] = (struct tool_call_record){.name = "lookup",
+                                            .arguments = "not json",
+                                            .arguments_len = 8,
+                                            .cache_hit = true,
+                                            .duration_ms = 1,
+                                            .status = "ok"};
 }
 
 static void make_turn(struct tb *b, unsigned conv, unsigned idx, size_t answer_len)

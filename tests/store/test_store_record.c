@@ -16,7 +16,7 @@
 #include "tests/tap.h"
 
 static const uint32_t deltas[] = {5, 11, 12};
-static const struct store_llm_call calls[] = {
+static const struct llm_call_record calls[] = {
     {.provider = "openai",
      .model = "gpt-4.1-mini",
      .tier = "standard",
@@ -41,7 +41,7 @@ static const struct store_llm_call calls[] = {
      .duration_ms = 900,
      .cost_micros = 1234},
 };
-static const struct store_tool_call tools[] = {
+static const struct tool_call_record tools[] = {
     {.name = "search",
      .arguments = "{\"q\":\"shoes\"}",
      .arguments_len = 12,
@@ -96,8 +96,8 @@ static void test_round_trip(void)
     CHECK(rt.t.answer_len == 12 && memcmp(rt.t.answer, "Hello world!", 12) == 0);
     CHECK(rt.t.n_deltas == 3 && rt.t.delta_ends[2] == 12);
     CHECK(rt.t.started_at_ms == t.started_at_ms && rt.t.first_token_ms == 120);
-    CHECK(rt.t.n_calls == 2 && rt.t.calls[0].error && !strcmp(rt.t.calls[0].error, "overloaded"));
-    CHECK(rt.t.calls[1].error == NULL && rt.t.calls[1].usage.reasoning_tokens == 5);
+    CHECK(rt.t.n_calls == 2 && !strcmp(rt.t.calls[0].error, "overloaded"));
+    CHECK(rt.t.calls[1].error[0] == '\0' && rt.t.calls[1].usage.reasoning_tokens == 5);
     CHECK(rt.t.calls[0].ttft_ms == -1 && rt.t.calls[1].http_status == 200);
     CHECK(rt.t.n_tools == 1 && rt.t.tools[0].arguments_len == 12 && rt.t.tools[0].cache_hit);
     CHECK(rt.t.cost_micros == 1240 && rt.t.usd_to_inr_micros == 84000000);
