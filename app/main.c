@@ -12,7 +12,7 @@
 #include <curl/curl.h>
 
 #include "app/config.h"
-#include "orchestrator/relay.h"
+#include "orchestrator/orchestrator.h"
 #include "base/log.h"
 #include "net/server.h"
 #include "session/session.h"
@@ -161,11 +161,12 @@ int main(int argc, char **argv)
         return migrate_and_exit(&conf, f.migrations);
     if (f.check) {
         char err[512];
-        if (relay_setup(&conf, err, sizeof(err)) < 0) {
+        struct orchestrator *orch = orchestrator_create(&conf, err, sizeof(err));
+        if (!orch) {
             fprintf(stderr, "trilemmad: %s\n", err);
             return 2;
         }
-        relay_teardown();
+        orchestrator_destroy(orch);
         printf("configuration ok\n");
         return 0;
     }
@@ -175,11 +176,12 @@ int main(int argc, char **argv)
         return 1;
     }
     char err[512];
-    if (relay_setup(&conf, err, sizeof(err)) < 0) {
+    struct orchestrator *orch = orchestrator_create(&conf, err, sizeof(err));
+    if (!orch) {
         fprintf(stderr, "trilemmad: %s\n", err);
         return 2;
     }
-    session_set_responder(relay_responder());
+    session_set_responder(orchestrator_responder(orch));
     prepare_store(&conf, f.migrations, !f.no_migrate);
 
     sigset_t set;
@@ -192,19 +194,22 @@ int main(int argc, char **argv)
     struct server_hooks hooks;
     session_hooks(&hooks);
     struct server *srv = server_create(&conf, &hooks);
-    if (!srv)
+    if (!srv) {
+        orchestrator_destroy(orch);
         return 1;
+    }
     int ret = server_start(srv);
     if (ret < 0) {
         log_error("cannot listen on %s:%u: %s", conf.listen_host, conf.listen_port, strerror(-ret));
         server_destroy(srv);
+        orchestrator_destroy(orch);
         return 1;
     }
     if (!conf.jwt_secret[0])
         log_warn("auth: OPEN - no TRILEMMA_JWT_SECRET set, every session is anonymous");
     const char *host = strcmp(conf.listen_host, "0.0.0.0") == 0 ? "127.0.0.1" : conf.listen_host;
     char routes[1024];
-    relay_describe(routes, sizeof(routes));
+    orchestrator_describe(orch, routes, sizeof(routes));
     log_info("model: %s", routes);
     log_info("trilemma listening on http://%s%s%s:%u/ (%d workers)", strchr(host, ':') ? "[" : "",
              host, strchr(host, ':') ? "]" : "", server_port(srv), server_worker_count(srv));
@@ -216,7 +221,7 @@ int main(int argc, char **argv)
     server_drain(srv);
     server_wait(srv);
     server_destroy(srv);
-    relay_teardown();
+    orchestrator_destroy(orch);
     curl_global_cleanup();
     log_info("stopped");
     return 0;

@@ -63,7 +63,7 @@ static void *worker_init(struct worker *w)
     sw->conf = conf;
     sw->responder = session_responder();
     if (sw->responder->worker_create)
-        sw->rworker = sw->responder->worker_create(worker_loop(w), conf);
+        sw->rworker = sw->responder->worker_create(sw->responder->arg, worker_loop(w), conf);
     sw->doc = json_doc_create();
     sw->head.next = sw->head.prev = &sw->head;
     sw->auth.secret = conf->jwt_secret;

@@ -14,13 +14,15 @@
 struct session;
 struct turn;
 
-/* What produces a turn's answer (the echo responder now; the provider relay later). start()
- * begins producing and reports through session_turn_delta / session_turn_done; cancel() stops
- * at once, after which the responder makes no further call for that turn. */
+/* What produces a turn's answer: the orchestrator's turn plan (orchestrator/turn_plan.h) or the
+ * built-in echo. start() begins producing and reports through session_turn_delta /
+ * turn_add_call / session_turn_done; cancel() stops at once and records what was done (calls
+ * cut short included), after which the responder makes no further call for that turn. */
 struct responder {
     const char *name;
+    void *arg; /* the responder's process-wide state, handed to worker_create (may be NULL) */
     /* Per-worker state, created on the worker thread (may be NULL). */
-    void *(*worker_create)(struct loop *l, const struct config *conf);
+    void *(*worker_create)(void *arg, struct loop *l, const struct config *conf);
     void (*worker_destroy)(void *wstate);
     int (*start)(struct turn *t, const char *text, size_t len);
     void (*cancel)(struct turn *t);

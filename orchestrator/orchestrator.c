@@ -1,0 +1,153 @@
+/* orchestrator.c - set-up of the orchestrator's state from the configuration (see the header). */
+#include "orchestrator/orchestrator.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "orchestrator/prices.h"
+#include "orchestrator/turn_plan.h"
+
+struct orchestrator {
+    bool echo;
+    struct price_table *prices;
+    struct turn_plan_conf plan;
+    struct responder responder;
+};
+
+static int add_route(struct orchestrator *o, const struct config *c, const char *spec, size_t len,
+                     char *err, size_t errlen)
+{
+    struct turn_plan_conf *pc = &o->plan;
+    const char *slash = memchr(spec, '/', len);
+    int p = slash ? llm_provider_from_name(spec, (size_t)(slash - spec)) : -1;
+    size_t ml = slash ? len - (size_t)(slash - spec) - 1 : 0;
+    if (p < 0 || ml == 0 || ml >= sizeof(pc->routes[0].model)) {
+        snprintf(err, errlen,
+                 "model '%.*s': expected provider/model with provider openai, anthropic or "
+                 "gemini (or \"echo\")",
+                 (int)(len > 100 ? 100 : len), spec);
+        return -1;
+    }
+    if (pc->n_routes == MODEL_CALL_MAX_ROUTES) {
+        snprintf(err, errlen, "more than %d routes", MODEL_CALL_MAX_ROUTES);
+        return -1;
+    }
+    struct model_route *r = &pc->routes[pc->n_routes];
+    r->provider = (enum llm_provider)p;
+    memcpy(r->model, slash + 1, ml);
+    r->model[ml] = '\0';
+    const char *base[] = {c->openai_base_url, c->anthropic_base_url, c->gemini_base_url};
+    const char *key[] = {c->openai_api_key, c->anthropic_api_key, c->gemini_api_key};
+    const char *envs[] = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"};
+    snprintf(r->base_url, sizeof(r->base_url), "%s", base[p]);
+    size_t bl = strlen(r->base_url);
+    while (bl && r->base_url[bl - 1] == '/')
+        r->base_url[--bl] = '\0';
+    r->key = key[p];
+    if (!r->key[0] && strcmp(base[p], llm_default_base_url(r->provider)) == 0) {
+        snprintf(err, errlen, "model %s/%s needs %s (or a *_BASE_URL of a keyless server)",
+                 llm_provider_name(r->provider), r->model, envs[p]);
+        return -1;
+    }
+    if (!prices_find(o->prices, llm_provider_name(r->provider), r->model, NULL))
+        log_warn("no price for %s/%s in the price file: its cost will show as 0",
+                 llm_provider_name(r->provider), r->model);
+    pc->n_routes++;
+    return 0;
+}
+
+static int add_routes(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
+{
+    if (add_route(o, c, c->model, strlen(c->model), err, errlen) < 0)
+        return -1;
+    for (const char *p = c->fallbacks; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",");
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (n && add_route(o, c, p, n, err, errlen) < 0)
+            return -1;
+        p += n;
+        while (*p && *p != ',')
+            p++;
+    }
+    return 0;
+}
+
+static void fill_plan(struct orchestrator *o, const struct config *c, int64_t usd_to_inr)
+{
+    struct turn_plan_conf *pc = &o->plan;
+    pc->policy = (struct model_call_policy){
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .first_token_timeout_ms = c->first_token_timeout_ms,
+        .stall_timeout_ms = c->stall_timeout_ms,
+        .max_retries = c->max_retries,
+        .retry_base_ms = c->retry_base_ms,
+    };
+    pc->pricing = (struct model_pricing){
+        .prices = o->prices,
+        .currency = c->currency,
+        .usd_to_inr_micros = usd_to_inr,
+    };
+    pc->system_prompt = c->system_prompt;
+    pc->max_tokens = c->max_tokens;
+    turn_plan_responder(pc, &o->responder);
+}
+
+/* Build the orchestrator's state; see the header. */
+struct orchestrator *orchestrator_create(const struct config *c, char *err, size_t errlen)
+{
+    int64_t usd_to_inr = prices_parse_micros(c->usd_to_inr, strlen(c->usd_to_inr));
+    if (usd_to_inr <= 0) {
+        snprintf(err, errlen, "usd_to_inr: expected a positive decimal");
+        return NULL;
+    }
+    struct orchestrator *o = xcalloc(1, sizeof(*o));
+    if (strcmp(c->model, "echo") == 0) {
+        o->echo = true;
+        o->responder = echo_responder;
+        return o;
+    }
+    o->prices = prices_load(c->price_file, err, errlen);
+    if (!o->prices)
+        goto out_free;
+    if (add_routes(o, c, err, errlen) < 0)
+        goto out_prices;
+    fill_plan(o, c, usd_to_inr);
+    return o;
+out_prices:
+    prices_free(o->prices);
+out_free:
+    xfree(o);
+    return NULL;
+}
+
+void orchestrator_destroy(struct orchestrator *o)
+{
+    if (!o)
+        return;
+    prices_free(o->prices);
+    xfree(o);
+}
+
+const struct responder *orchestrator_responder(const struct orchestrator *o)
+{
+    return &o->responder;
+}
+
+void orchestrator_describe(const struct orchestrator *o, char *out, size_t cap)
+{
+    if (o->echo) {
+        snprintf(out, cap, "echo");
+        return;
+    }
+    size_t off = 0;
+    const struct turn_plan_conf *pc = &o->plan;
+    for (int i = 0; i < pc->n_routes && off < cap; i++)
+        off += (size_t)snprintf(out + off, cap - off, "%s%s/%s at %s", i ? " -> " : "",
+                                llm_provider_name(pc->routes[i].provider), pc->routes[i].model,
+                                pc->routes[i].base_url);
+}
