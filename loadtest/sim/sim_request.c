@@ -331,6 +331,8 @@ static void apply_directive(struct sim_directives *d, const char *s, size_t n)
     size_t vn = (size_t)(s + n - v);
     if (kn == 4 && memcmp(s, "echo", 4) == 0) {
         d->echo = true;
+    } else if (kn == 9 && memcmp(s, "hold_open", 9) == 0) {
+        d->hold_open = true;
     } else if (kn == 4 && memcmp(s, "tool", 4) == 0) {
         if (d->ntool < SIM_MAX_CALLS) {
             size_t cut = vn < SIM_NAME_MAX - 1 ? vn : SIM_NAME_MAX - 1;

@@ -28,6 +28,7 @@ struct sim_directives {
     bool echo;
     int64_t tokens, ttft_ms, tps, status, fail_first, reasoning;
     int64_t disconnect_after, stall_after, error_event_after;
+    bool hold_open;                         /* keep the body open after the closing events */
     int ntool;                              /* [[sim:tool=NAME]] occurrences */
     char tool[SIM_MAX_CALLS][SIM_NAME_MAX]; /* "" = [[sim:tool]] without a name */
 };

@@ -163,6 +163,7 @@ static void plan_of(struct sim_worker *sw, const struct sim_req *r, const struct
     p->ttft_ms = pick_ttft(sw, r);
     double tps = r->d.tps >= 0 ? (double)r->d.tps : o->tps;
     p->gap_ms = tps > 0 ? 1000.0 / tps : 0;
+    p->hold_open = r->d.hold_open;
     const int64_t after[] = {r->d.disconnect_after, r->d.stall_after, r->d.error_event_after};
     const enum sim_fault kind[] = {SIM_FAULT_DISCONNECT, SIM_FAULT_STALL, SIM_FAULT_ERROR};
     for (int i = 0; i < 3; i++) {

@@ -27,6 +27,7 @@ struct sim_stream {
     double due_ms; /* when the next step is due, on the loop clock */
     bool started;  /* the opening events are out */
     bool aborting; /* a reset waits for queued bytes to reach the socket */
+    bool held;     /* complete, body held open (plan.hold_open) until the client leaves */
 };
 
 static void tick(struct loop *l, struct timer *t);
@@ -68,6 +69,15 @@ static void stream_end(struct sim_stream *st, bool completed)
                               memory_order_relaxed);
     stream_free(st);
     conn_http_stream_end(c);
+}
+
+/* The answer is complete (closing events written) but the body is never ended: the stream waits
+ * for the client to leave (or the drain), like a proxy that keeps the response open. */
+static void hold_open(struct sim_stream *st)
+{
+    flush_out(st);
+    st->held = true;
+    atomic_fetch_add_explicit(&st->sw->st->streams_done, 1, memory_order_relaxed);
 }
 
 static void stream_abort(struct sim_stream *st)
@@ -127,6 +137,10 @@ static void run_steps(struct sim_stream *st, struct loop *l)
         bool fault_here = st->plan.fault && st->next == st->plan.fault_after;
         if (st->next == st->ans.nsteps && !fault_here) {
             st->ops->finish(&st->resp, &st->sw->out);
+            if (st->plan.hold_open) {
+                hold_open(st);
+                return;
+            }
             stream_end(st, true);
             return;
         }
@@ -202,7 +216,7 @@ void sim_stream_closed(struct conn *c)
     if (!st)
         return;
     bool stalled = st->plan.fault == SIM_FAULT_STALL && st->next == st->plan.fault_after;
-    if (!stalled)
+    if (!stalled && !st->held)
         atomic_fetch_add_explicit(&st->sw->st->client_left, 1, memory_order_relaxed);
     stream_free(st);
 }

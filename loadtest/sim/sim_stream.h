@@ -28,6 +28,8 @@ struct sim_plan {
     double gap_ms;    /* mean gap between tokens (+-20% each); 0 = all in one write */
     enum sim_fault fault;
     uint32_t fault_after; /* tokens (steps) written before the fault */
+    bool hold_open;       /* after the closing events, keep the body open until the client
+                           * leaves (a proxy that never ends the response) */
 };
 
 /* Begin the response on c: the HTTP head is queued now, the rest follows on the stream's timer.

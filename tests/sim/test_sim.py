@@ -9,7 +9,8 @@ independently of anything in the project. Checked for each of the three wire for
 Chat Completions, Anthropic Messages, Gemini streamGenerateContent?alt=sse): exact framing and
 event order, deterministic answers, [[sim:echo]] byte-exactness (multi-byte, quotes,
 backslashes, newlines), usage and cached tokens, tool-call shapes, 429 + retry-after over
---max-streams and --tpm, fail_first, disconnect_after (reset), stall_after, error_event_after,
+--max-streams and --tpm, fail_first, disconnect_after (reset), stall_after, hold_open,
+error_event_after,
 reasoning, max_tokens, non-streamed answers, and that tokens arrive spread over many reads.
 
 No sleep stands in for synchronisation: every wait is for bytes, EOF, a reset or a process exit;
@@ -856,6 +857,21 @@ def stall_after(sim):
         assert not readable and not r.conn.buf, (fmt, r.conn.buf)
         r.conn.close()
     wait_until(lambda: sim.metric("streams_active") == 0, "stalled streams to be freed")
+
+
+@test
+def hold_open(sim):
+    markers = {"openai": b"data: [DONE]\n\n", "anthropic": b"event: message_stop\n"}
+    for fmt, marker in markers.items():
+        r = chat(sim, fmt, "[[sim:hold_open]] [[sim:tokens=4]] [[sim:tps=200]] " + nonce(),
+                 until=lambda resp, m=marker: m in b"".join(c[0] for c in resp.chunks))
+        st = Stream(fmt, r)
+        assert r.status == 200 and st.tokens == 4 and st.usage and not r.ended, (fmt, st.usage)
+        # the answer is complete, yet the body stays open: no last chunk, no EOF
+        readable, _, _ = select.select([r.conn.s], [], [], 0.3)
+        assert not readable and not r.conn.buf, (fmt, r.conn.buf)
+        r.conn.close()
+    wait_until(lambda: sim.metric("streams_active") == 0, "held streams to be freed")
 
 
 @test
