@@ -1,6 +1,6 @@
 /* model_call.c - one model call as an explicit state machine (see model_call.h):
  *
- *   INIT --connect--> REQUESTED --first output--> STREAMING --end--> DONE
+ *   INIT --connect--> REQUESTED --first output--> STREAMING --end marker/body end--> DONE
  *                        |  ^                         |
  *                        |  |  (retry, after backoff) |  attempt failed, nothing committed:
  *                        |  +------- BACKOFF <--------+  retry same route, or the next route
@@ -298,6 +298,18 @@ static bool status_ok(int status)
     return status >= 200 && status <= 299;
 }
 
+/* The provider's end marker ([DONE], message_stop) arrived: the answer is complete, whatever
+ * the body does next. A proxy or compatible server may keep the body open after it, so the
+ * transfer is stopped here rather than awaited. Inside curl's write callback the cancel is
+ * deferred until curl returns: when the body's end came in the same read the transfer has
+ * completed by then and its connection is reused, otherwise the connection is closed. */
+static void attempt_complete(struct model_call *mc)
+{
+    hc_cancel(mc->req);
+    mc->req = NULL;
+    attempt_over(mc);
+}
+
 static int on_body(void *ctx, const char *p, size_t n)
 {
     struct model_call *mc = ctx;
@@ -317,6 +329,10 @@ static int on_body(void *ctx, const char *p, size_t n)
     }
     if (r < 0)
         fail_attempt(mc, "bad_stream", true, "the model stream was malformed%s", NULL);
+    if (r == 0 && llm_stream_done(mc->ls)) {
+        attempt_complete(mc); /* mc is gone */
+        return 0;
+    }
     return r != 0;
 }
 

@@ -149,7 +149,7 @@ bool llm_stream_started(const struct llm_stream *s)
 }
 
 /* True once the provider's terminator was seen ([DONE], message_stop; Gemini: after
- * llm_stream_finish). The relay may end the turn then without waiting for the body's end. */
+ * llm_stream_finish). A model call ends there without waiting for the body's end. */
 bool llm_stream_done(const struct llm_stream *s)
 {
     return s->done;

@@ -265,6 +265,40 @@ async def test_anthropic_error_event_before_any_token_is_retried():
         await ws.close()
 
 
+def model_calls(server, status):
+    """trilemma_model_calls_total summed over workers and models, for one call status."""
+    body = http_request(server.port, "GET", "/metrics").body.decode()
+    return sum(int(v) for v in re.findall(
+        r'^trilemma_model_calls_total\{[^}]*status="%s"[^}]*\} (\d+)$' % status, body, re.M))
+
+
+@suite.test
+async def test_the_end_marker_ends_the_call_when_the_body_stays_open():
+    """issue 10 item 4: a server that keeps the body open after [DONE] / message_stop. The stall
+    deadline (3 s) is far shorter than the test's wait: a call that ignored the marker would end
+    by that deadline, as an error, before the test gave up."""
+    s = sim()
+    for fmt in ("openai", "anthropic"):
+        cfg = {"model": {"stall_timeout_ms": 3000, "max_retries": 0}}
+        with relay_server(fmt, config=cfg) as srv:
+            ws = await open_session(srv)
+            deltas, errors, end = await run_turn(ws, "[[sim:hold_open]] [[sim:echo]]held open " + fmt)
+            assert not errors, (fmt, errors)
+            assert "".join(d["text"] for d in deltas) == "held open " + fmt
+            assert end["finish_reason"] == "stop", (fmt, end)
+            u = end["usage"]
+            assert u["input_tokens"] > 0 and u["output_tokens"] == len(deltas), (fmt, u)
+            assert end["cost"]["micros"] == expected_cost(fmt, u), (fmt, end)
+            assert model_calls(srv, "ok") == 1 and model_calls(srv, "error") == 0, fmt
+            # the transfer was stopped: the provider sees the held stream go
+            wait_until(lambda: s.metric("trilemma_sim_streams_active") == 0,
+                       "the held provider stream to be closed")
+            # and the connection goes on
+            _, errors, end = await run_turn(ws, "[[sim:tokens=3]] again", "m2")
+            assert not errors and end["finish_reason"] == "stop", end
+            await ws.close()
+
+
 @suite.on_teardown
 def stop_sim():
     if SIM is not None:
