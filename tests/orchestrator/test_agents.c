@@ -156,6 +156,22 @@ static void test_context(void)
     CHECK(context_resolve_product("first", 5, s, 0) == -1);
 }
 
+/* The shipped file loads, and every query type routes to an agent with a prompt. */
+static void test_shipped(void)
+{
+    struct orch_conf c;
+    char err[512];
+    int rc = orch_conf_load(&c, CONFIG_DIR "/agents.ini", err, sizeof(err));
+    CHECKF(rc == 0, "%s", err);
+    if (rc)
+        return;
+    for (int t = 0; t < QT__COUNT; t++) {
+        const struct agent *a = &c.agents[c.routes[t].agent];
+        CHECK(a->prompt_len > 0 && a->n_cascade > 0);
+    }
+    orch_conf_free(&c);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/test_agents.XXXXXX");
@@ -167,6 +183,7 @@ int main(void)
     test_good();
     test_bad();
     test_context();
+    test_shipped();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
