@@ -1,0 +1,415 @@
+/* guard.c - narration filter, grounding check, refusals and the cascade decision (guard.h). */
+#include "orchestrator/guard.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- narration ---- */
+
+enum { NS_START = 0, NS_PASS, NS_LEAD, NS_SENTENCE };
+
+static const char *const leads[] = {"let me",
+                                    "i am now",
+                                    "i'm now",
+                                    "im now",
+                                    "i am going to",
+                                    "i'm going to",
+                                    "i will now",
+                                    "i will",
+                                    "i'll",
+                                    "i am calling",
+                                    "i'm calling",
+                                    "i am checking",
+                                    "i'm checking",
+                                    "i am searching",
+                                    "i'm searching",
+                                    "i am looking",
+                                    "i'm looking",
+                                    "i am transferring",
+                                    "i'm transferring",
+                                    "i need to",
+                                    "now calling",
+                                    "now searching",
+                                    "calling",
+                                    "transferring",
+                                    "handing",
+                                    "searching",
+                                    "checking",
+                                    "looking up",
+                                    "using the",
+                                    "one moment",
+                                    "please wait",
+                                    "hold on",
+                                    "first, i",
+                                    "first i",
+                                    "give me a moment",
+                                    "allow me",
+                                    NULL};
+
+/* Words that make a lead sentence a narration of internal work. */
+static const char *const actions[] = {
+    "tool",     "tools",    "function",   "api",       "database",     "catalog",    "catalogue",
+    "system",   "agent",    "specialist", "transfer",  "transferring", "handing",    "hand you",
+    "calling",  "call the", "search",     "searching", "look up",      "looking up", "fetch",
+    "fetching", "query",    "querying",   "backend",   "get_",         "lookup",     NULL};
+
+static bool is_boundary(char c)
+{
+    return c == '.' || c == '!' || c == '?' || c == ':' || c == '\n';
+}
+
+static bool lower_prefix(const char *s, size_t n, const char *lead)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!lead[i])
+            return false;
+        char c = (char)tolower((unsigned char)s[i]);
+        if (c == '\'' || (unsigned char)s[i] == 0xE2) /* typographic apostrophe starts E2 80 99 */
+            c = '\'';
+        if (c != lead[i])
+            return false;
+    }
+    return true;
+}
+
+/* The held text is a prefix of some lead (0), or has a whole lead followed by a word boundary
+ * (1), or neither (-1). A typographic apostrophe is compared as one byte for simplicity: a held
+ * "I’m" diverges and is released, which is safe. */
+static int match_lead(const char *s, size_t n)
+{
+    int r = -1;
+    for (const char *const *l = leads; *l; l++) {
+        size_t ln = strlen(*l);
+        if (n <= ln) {
+            if (lower_prefix(s, n, *l))
+                r = 0;
+        } else if (lower_prefix(s, ln, *l) && !isalnum((unsigned char)s[ln])) {
+            return 1;
+        }
+    }
+    return r;
+}
+
+static bool contains_word(const char *s, size_t n, const char *w)
+{
+    size_t wl = strlen(w);
+    for (size_t i = 0; i + wl <= n; i++) {
+        if ((i == 0 || !isalpha((unsigned char)s[i - 1])) && lower_prefix(s + i, wl, w))
+            return true;
+    }
+    return false;
+}
+
+/* Whether a sentence is narration; see the header. */
+bool narr_is_narration(const char *s, size_t n)
+{
+    while (n && isspace((unsigned char)*s))
+        s++, n--;
+    if (match_lead(s, n) != 1)
+        return false;
+    for (const char *const *a = actions; *a; a++)
+        if (contains_word(s, n, *a))
+            return true;
+    return false;
+}
+
+void narr_init(struct narr_filter *f)
+{
+    memset(f, 0, sizeof(*f));
+}
+
+static void release(struct narr_filter *f, narr_emit_fn emit, void *ctx)
+{
+    if (f->nheld) {
+        emit(ctx, f->held, f->nheld);
+        f->emitted = true;
+    }
+    f->nheld = 0;
+}
+
+/* A held sentence ended: drop it or let it go. */
+static void decide(struct narr_filter *f, narr_emit_fn emit, void *ctx)
+{
+    if (narr_is_narration(f->held, f->nheld)) {
+        f->removed++;
+        f->nheld = 0;
+        f->skip_space = true;
+    } else {
+        release(f, emit, ctx);
+    }
+    f->state = NS_START;
+}
+
+/* One byte while holding; returns false when the byte must be processed again as passing
+ * text (the lead diverged before it). */
+static bool hold_byte(struct narr_filter *f, char c, narr_emit_fn emit, void *ctx)
+{
+    if (f->state == NS_SENTENCE && f->boundary && isspace((unsigned char)c)) {
+        f->boundary = false;
+        decide(f, emit, ctx);
+        return false; /* the white space after it: start of the next sentence */
+    }
+    if (f->nheld == sizeof(f->held)) {
+        release(f, emit, ctx); /* too long to be a narration we can hold */
+        f->state = NS_PASS;
+        return false;
+    }
+    f->held[f->nheld++] = c;
+    f->boundary = is_boundary(c);
+    if (f->state == NS_LEAD) {
+        int m = match_lead(f->held, f->nheld);
+        if (m == 1) {
+            f->state = NS_SENTENCE;
+        } else if (m < 0) {
+            f->nheld--;
+            release(f, emit, ctx);
+            f->state = NS_PASS;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Filter streamed text; see the header. */
+void narr_feed(struct narr_filter *f, const char *text, size_t len, narr_emit_fn emit, void *ctx)
+{
+    size_t run = 0; /* start of the pending pass-through run */
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (f->state == NS_LEAD || f->state == NS_SENTENCE) {
+            if (hold_byte(f, c, emit, ctx)) {
+                run = i + 1;
+                continue;
+            }
+            run = i; /* c is processed below as the start of a new run */
+            if (f->state == NS_SENTENCE || f->state == NS_LEAD)
+                continue;
+        }
+        if (f->state == NS_START ||
+            (f->state == NS_PASS && f->boundary && isspace((unsigned char)c))) {
+            f->boundary = false;
+            if (isspace((unsigned char)c)) {
+                if (f->skip_space) {
+                    if (i > run)
+                        emit(ctx, text + run, i - run), f->emitted = true;
+                    run = i + 1;
+                }
+                f->state = NS_START;
+                continue;
+            }
+            f->skip_space = false;
+            if (match_lead(&c, 1) == 0) {
+                if (i > run)
+                    emit(ctx, text + run, i - run), f->emitted = true;
+                f->state = NS_LEAD;
+                f->held[0] = c;
+                f->nheld = 1;
+                run = i + 1;
+                continue;
+            }
+            f->state = NS_PASS;
+        }
+        f->boundary = is_boundary(c);
+    }
+    if (len > run && f->state != NS_LEAD && f->state != NS_SENTENCE) {
+        emit(ctx, text + run, len - run);
+        f->emitted = true;
+    }
+}
+
+void narr_finish(struct narr_filter *f, narr_emit_fn emit, void *ctx)
+{
+    if (f->state == NS_SENTENCE)
+        decide(f, emit, ctx);
+    else
+        release(f, emit, ctx);
+    f->state = NS_START;
+}
+
+/* ---- grounding ---- */
+
+/* A number's canonical text: digits, one '.', commas dropped, trailing decimal zeros (and a
+ * bare '.') dropped. Returns its length (0 when it does not fit). */
+static size_t canon_number(const char *p, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    bool dot = false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == ',')
+            continue;
+        if (o + 1 >= cap)
+            return 0;
+        if (p[i] == '.')
+            dot = true;
+        out[o++] = p[i];
+    }
+    if (dot) {
+        while (o && out[o - 1] == '0')
+            o--;
+        if (o && out[o - 1] == '.')
+            o--;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* The number starting at p[i] (digits with ',' and '.' between digits); returns its length. */
+static size_t number_at(const char *p, size_t n, size_t i)
+{
+    size_t j = i;
+    while (j < n && (isdigit((unsigned char)p[j]) || ((p[j] == ',' || p[j] == '.') && j + 1 < n &&
+                                                      isdigit((unsigned char)p[j + 1]))))
+        j++;
+    return j - i;
+}
+
+static bool source_has(const char *const *src, const size_t *lens, size_t ns, const char *canon)
+{
+    char c[40];
+    for (size_t s = 0; s < ns; s++) {
+        const char *p = src[s];
+        for (size_t i = 0; i < lens[s];) {
+            if (!isdigit((unsigned char)p[i]) || (i && isdigit((unsigned char)p[i - 1]))) {
+                i++;
+                continue;
+            }
+            size_t k = number_at(p, lens[s], i);
+            if (canon_number(p + i, k, c, sizeof(c)) && strcmp(c, canon) == 0)
+                return true;
+            i += k;
+        }
+    }
+    return false;
+}
+
+static const char *const units[] = {"mah",  "gb",     "tb", "mp",   "ghz",    "hz",  "w",
+                                    "inch", "inches", "\"", "mm",   "hours",  "hrs", "hr",
+                                    "h",    "g",      "kg", "nits", "rupees", "/-",  NULL};
+
+static bool unit_after(const char *p, size_t n, size_t j)
+{
+    if (j < n && p[j] == ' ')
+        j++;
+    for (const char *const *u = units; *u; u++) {
+        size_t ul = strlen(*u);
+        if (j + ul <= n && lower_prefix(p + j, ul, *u) &&
+            (j + ul == n || !isalnum((unsigned char)p[j + ul])))
+            return true;
+    }
+    return false;
+}
+
+static bool price_before(const char *p, size_t i)
+{
+    size_t b = i;
+    while (b && p[b - 1] == ' ')
+        b--;
+    if (b >= 3 && (unsigned char)p[b - 3] == 0xE2 && (unsigned char)p[b - 2] == 0x82 &&
+        (unsigned char)p[b - 1] == 0xB9)
+        return true; /* U+20B9 */
+    if (b >= 1 && p[b - 1] == '.')
+        b--; /* "Rs." */
+    if (b >= 2 && lower_prefix(p + b - 2, 2, "rs") && (b == 2 || !isalpha((unsigned char)p[b - 3])))
+        return true;
+    return b >= 3 && lower_prefix(p + b - 3, 3, "inr");
+}
+
+/* Check the answer's prices and specs; see the header. */
+void ground_check(const char *a, size_t n, const char *const *sources, const size_t *source_lens,
+                  size_t n_sources, struct grounding *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < n;) {
+        if (!isdigit((unsigned char)a[i]) ||
+            (i && (isalnum((unsigned char)a[i - 1]) || a[i - 1] == '.' || a[i - 1] == ','))) {
+            i++;
+            continue;
+        }
+        size_t k = number_at(a, n, i);
+        bool claim = price_before(a, i) || unit_after(a, n, i + k);
+        char c[40];
+        if (claim && canon_number(a + i, k, c, sizeof(c))) {
+            out->claims++;
+            if (!source_has(sources, source_lens, n_sources, c)) {
+                if (!out->mismatches++) {
+                    size_t from = i;
+                    while (from > 0 && i - from < 4 && a[from - 1] != ' ' && a[from - 1] != '\n')
+                        from--;        /* the price mark written against the number */
+                    size_t to = i + k; /* and a unit written against it */
+                    while (to < n && isalpha((unsigned char)a[to]))
+                        to++;
+                    size_t l = to - from;
+                    if (l >= sizeof(out->first_mismatch))
+                        l = sizeof(out->first_mismatch) - 1;
+                    memcpy(out->first_mismatch, a + from, l);
+                    out->first_mismatch[l] = '\0';
+                }
+            }
+        }
+        i += k ? k : 1;
+    }
+}
+
+/* ---- refusals and the cascade ---- */
+
+bool answer_is_refusal(const char *t, size_t n)
+{
+    static const char *const openings[] = {"i'm sorry, but i can",
+                                           "i am sorry, but i can",
+                                           "sorry, i can",
+                                           "i cannot",
+                                           "i can't",
+                                           "i can not",
+                                           "i am unable",
+                                           "i'm unable",
+                                           "i am not able",
+                                           "i'm not able",
+                                           "as an ai",
+                                           "i won't be able",
+                                           "unfortunately, i can't",
+                                           "unfortunately, i cannot",
+                                           NULL};
+    while (n && isspace((unsigned char)*t))
+        t++, n--;
+    if (!n)
+        return true;
+    for (const char *const *o = openings; *o; o++) {
+        size_t ol = strlen(*o);
+        if (n >= ol && lower_prefix(t, ol, *o))
+            return true;
+    }
+    return false;
+}
+
+const char *escalation_name(enum escalation e)
+{
+    static const char *const names[ESC__COUNT] = {
+        "none",        "empty",          "refusal",   "invalid_tool_call",
+        "tool_failed", "low_confidence", "guardrail", "model_error",
+    };
+    return (unsigned)e < ESC__COUNT ? names[e] : "?";
+}
+
+/* Decide an escalation; see the header. */
+enum escalation cascade_check(const struct cascade_policy *p, const struct step_outcome *o)
+{
+    if (o->shown)
+        return ESC_NONE;
+    bool said = o->opening && o->opening_len;
+    if (o->answer_done && !said && !o->tool_calls && !o->call_failed)
+        return ESC_EMPTY;
+    if (said && answer_is_refusal(o->opening, o->opening_len))
+        return ESC_REFUSAL;
+    if (o->invalid_tool_calls)
+        return ESC_INVALID_TOOL_CALL;
+    if (p->on_tool_failure && o->failed_tool_calls)
+        return ESC_TOOL_FAILED;
+    if (p->min_confidence > 0 && o->classifier_confidence < p->min_confidence)
+        return ESC_LOW_CONFIDENCE;
+    if (o->guard_hit)
+        return ESC_GUARDRAIL;
+    if (o->call_failed)
+        return ESC_MODEL_ERROR;
+    return ESC_NONE;
+}

@@ -1,0 +1,192 @@
+/* test_agents.c - the orchestrator's file (each bad input and its message), handoffs, context
+ * policies and product references. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "orchestrator/agents.h"
+#include "orchestrator/context.h"
+#include "tests/tap.h"
+
+static char dir[64];
+
+static void put(const char *name, const char *text)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char *good =
+    "[classifier]\nmodel = openai/sim-classifier\ndeadline_ms = 250\nmin_confidence = 0.6\n"
+    "[turn]\nmax_handoffs = 2\n"
+    "[agent search]\nprompt = search.md\ntools = search_products, get_product\n"
+    "cascade = openai/sim-cheap, openai/sim-frontier\ncontext = clarification\n"
+    "handoffs = specialist\n"
+    "[agent specialist]\nprompt = spec.md\ntools = get_product,get_offers,get_policy\n"
+    "cascade = anthropic/sim-frontier\ncontext = chosen_product\nhandoffs = search\n"
+    "[agent general]\nprompt = spec.md\ncascade = gemini/sim-cheap\n"
+    "[route product_search]\nagent = search\nmax_tokens = 300\n"
+    "[route product_fact]\nagent = specialist\nmax_tokens = 150\n"
+    "[route comparison]\nagent = search\nmax_tokens = 400\n"
+    "[route policy]\nagent = specialist\nmax_tokens = 200\ncacheable = yes\ncache_ttl_s = 3600\n"
+    "[route order_status]\nagent = specialist\n"
+    "[route chitchat]\nagent = general\nmax_tokens = 80\n"
+    "[route other]\nagent = general\n";
+
+static void test_good(void)
+{
+    struct orch_conf c;
+    char err[512], path[128];
+    snprintf(path, sizeof(path), "%s/agents.ini", dir);
+    put("agents.ini", good);
+    int rc = orch_conf_load(&c, path, err, sizeof(err));
+    CHECKF(rc == 0, "%s", err);
+    if (rc)
+        return;
+    CHECK(c.n_agents == 3);
+    CHECK(strcmp(c.classifier_model, "openai/sim-classifier") == 0);
+    CHECK(c.classifier_deadline_ms == 250 && c.min_confidence > 0.59f);
+    const struct agent *s = &c.agents[orch_agent_find(&c, "search")];
+    CHECK(s->n_tools == 2 && strcmp(s->tools[1], "get_product") == 0);
+    CHECK(s->n_cascade == 2 && strcmp(s->cascade[1], "openai/sim-frontier") == 0);
+    CHECK(s->context == CTX_CLARIFICATION && s->max_steps == 4);
+    CHECK(strcmp(s->prompt, "You find products.\n") == 0);
+    CHECK(strlen(s->prompt_version) == 12);
+    CHECK(orch_agent_has_tool(s, "search_products") && !orch_agent_has_tool(s, "get_order"));
+    const struct agent *sp = &c.agents[orch_agent_find(&c, "specialist")];
+    CHECK(strcmp(sp->prompt_version, s->prompt_version) != 0); /* versions follow the text */
+    CHECK(c.routes[QT_POLICY].cacheable && c.routes[QT_POLICY].cache_ttl_s == 3600);
+    CHECK(c.routes[QT_CHITCHAT].max_tokens == 80);
+    CHECK(c.routes[QT_COMPARISON].agent == orch_agent_find(&c, "search"));
+    CHECK(c.routes[QT_ORDER_STATUS].max_tokens == 0); /* unset: the provider's default */
+
+    int search = orch_agent_find(&c, "search"), spec = orch_agent_find(&c, "specialist"),
+        gen = orch_agent_find(&c, "general");
+    int chain[3] = {search};
+    CHECK(orch_handoff_check(&c, chain, 1, spec) == HANDOFF_OK);
+    CHECK(orch_handoff_check(&c, chain, 1, gen) == HANDOFF_NOT_ALLOWED);
+    chain[1] = spec;
+    CHECK(orch_handoff_check(&c, chain, 2, search) == HANDOFF_LOOP); /* A -> B -> A */
+    c.max_handoffs = 0;
+    CHECK(orch_handoff_check(&c, chain, 1, spec) == HANDOFF_LIMIT);
+    orch_conf_free(&c);
+}
+
+static void bad(const char *replace, const char *with, const char *want)
+{
+    char text[4096], path[128], err[512] = "";
+    const char *at = strstr(good, replace);
+    if (!at) {
+        CHECKF(0, "fixture has no '%s'", replace);
+        return;
+    }
+    snprintf(text, sizeof(text), "%.*s%s%s", (int)(at - good), good, with, at + strlen(replace));
+    put("bad.ini", text);
+    snprintf(path, sizeof(path), "%s/bad.ini", dir);
+    struct orch_conf c;
+    int rc = orch_conf_load(&c, path, err, sizeof(err));
+    CHECKF(rc == -1 && strstr(err, want), "'%s' -> %d '%s' (want '%s')", with, rc, err, want);
+    CHECK(c.n_agents == 0); /* nothing half-loaded */
+}
+
+static void test_bad(void)
+{
+    bad("[turn]", "[turns]", "unknown section [turns]");
+    bad("max_handoffs = 2", "max_handoffs = 20", "expected an integer in range");
+    bad("max_handoffs = 2", "max_hops = 2", "unknown key 'max_hops' in [turn]");
+    bad("deadline_ms = 250", "deadline_ms = 250\ndeadline_ms = 9", "duplicate key 'deadline_ms'");
+    bad("min_confidence = 0.6", "min_confidence = 1.5", "a number from 0 to 1");
+    bad("model = openai/sim-classifier", "model = sim-classifier", "provider/model");
+    bad("cascade = openai/sim-cheap, openai/sim-frontier", "cascade = openai/a, mistral/b",
+        "1-4 comma-separated provider/model");
+    bad("cascade = gemini/sim-cheap\n", "", "[agent general] has no cascade");
+    bad("prompt = search.md", "prompt = missing.md", "cannot read prompt");
+    bad("prompt = search.md", "prompt = empty.md", "is empty");
+    bad("context = clarification", "context = everything", "query, clarification");
+    bad("handoffs = specialist", "handoffs = nobody", "hands off to unknown agent 'nobody'");
+    bad("tools = search_products, get_product", "tools = search_products,", "comma-separated");
+    bad("[agent general]", "[agent General]", "an agent name is");
+    bad("[route other]\nagent = general\n", "", "no [route other]");
+    bad("[route other]", "[route misc]", "unknown query type");
+    bad("[route chitchat]\nagent = general", "[route chitchat]\nagent = nobody",
+        "agent 'nobody' is not an [agent NAME] section");
+    bad("cacheable = yes", "cacheable = maybe", "yes or no");
+}
+
+static void test_context(void)
+{
+    const struct ctx_msg h[] = {
+        {"user", "phones under 20000", 18},
+        {"assistant", "Here are three phones.", 22},
+        {"user", "which has the best camera", 25},
+        {"assistant", "Do you prefer Samsung or Xiaomi?", 32},
+        {"user", "Samsung", 7},
+    };
+    size_t idx[8];
+    CHECK(context_select(CTX_QUERY, h, 5, idx, 8) == 1 && idx[0] == 4);
+    CHECK(context_select(CTX_CHOSEN_PRODUCT, h, 5, idx, 8) == 1 && idx[0] == 4);
+    size_t k = context_select(CTX_CLARIFICATION, h, 5, idx, 8);
+    CHECK(k == 3 && idx[0] == 2 && idx[1] == 3 && idx[2] == 4);
+    k = context_select(CTX_CLARIFICATION, h, 3, idx, 8); /* the last answer was no question */
+    CHECK(k == 1 && idx[0] == 2);
+    k = context_select(CTX_FULL, h, 5, idx, 8);
+    CHECK(k == 5 && idx[0] == 0 && idx[4] == 4);
+    k = context_select(CTX_FULL, h, 5, idx, 2);
+    CHECK(k == 2 && idx[0] == 3);
+    CHECK(context_select(CTX_QUERY, h, 0, idx, 8) == 0);
+
+    const struct slate_ref s[] = {
+        {"p1", "Nova X 5G (8GB, 128GB)", 18999},
+        {"p2", "Zenphone Lite", 12999},
+        {"p3", "Orbit Pro Max", 24999},
+    };
+#define R(t) context_resolve_product(t, strlen(t), s, 3)
+    CHECK(R("tell me more about the second one") == 1);
+    CHECK(R("what about #3") == 2);
+    CHECK(R("the last one") == 2);
+    CHECK(R("is the cheapest one 5G?") == 1);
+    CHECK(R("the most expensive") == 2);
+    CHECK(R("does the orbit have wireless charging") == 2);
+    CHECK(R("battery of nova x?") == 0);
+    CHECK(R("anything else?") == -1);
+    CHECK(context_resolve_product("first", 5, s, 0) == -1);
+}
+
+/* The shipped file loads, and every query type routes to an agent with a prompt. */
+static void test_shipped(void)
+{
+    struct orch_conf c;
+    char err[512];
+    int rc = orch_conf_load(&c, CONFIG_DIR "/agents.ini", err, sizeof(err));
+    CHECKF(rc == 0, "%s", err);
+    if (rc)
+        return;
+    for (int t = 0; t < QT__COUNT; t++) {
+        const struct agent *a = &c.agents[c.routes[t].agent];
+        CHECK(a->prompt_len > 0 && a->n_cascade > 0);
+    }
+    orch_conf_free(&c);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/test_agents.XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    put("search.md", "You find products.\n");
+    put("spec.md", "You answer one product's facts.\n");
+    put("empty.md", "");
+    test_good();
+    test_bad();
+    test_context();
+    test_shipped();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
+    return tap_done();
+}

@@ -1,0 +1,178 @@
+/* test_guard.c - the narration filter at every split point, grounding, refusals, cascade. */
+#include <string.h>
+
+#include "orchestrator/guard.h"
+#include "tests/tap.h"
+
+struct out {
+    char buf[4096];
+    size_t n;
+    int calls;
+};
+
+static void emit(void *ctx, const char *p, size_t len)
+{
+    struct out *o = ctx;
+    CHECK(len > 0);
+    memcpy(o->buf + o->n, p, len);
+    o->n += len;
+    o->buf[o->n] = '\0';
+    o->calls++;
+}
+
+/* Filter s fed in pieces of `step` bytes (0 = whole), return what reached the client. */
+static void run(const char *s, size_t step, struct out *o, struct narr_filter *f)
+{
+    memset(o, 0, sizeof(*o));
+    narr_init(f);
+    size_t n = strlen(s);
+    if (!step)
+        step = n ? n : 1;
+    for (size_t i = 0; i < n; i += step)
+        narr_feed(f, s + i, i + step > n ? n - i : step, emit, o);
+    narr_finish(f, emit, o);
+}
+
+static void expect(const char *in, const char *want, uint32_t removed)
+{
+    struct out o;
+    struct narr_filter f;
+    size_t n = strlen(in);
+    for (size_t step = 0; step <= n; step++) {
+        run(in, step, &o, &f);
+        CHECKF(strcmp(o.buf, want) == 0, "step %zu: '%s' -> '%s', want '%s'", step, in, o.buf,
+               want);
+        CHECKF(f.removed == removed, "step %zu: '%s' removed %u", step, in, f.removed);
+    }
+    /* every two-piece split */
+    for (size_t cut = 0; cut <= n; cut++) {
+        memset(&o, 0, sizeof(o));
+        narr_init(&f);
+        narr_feed(&f, in, cut, emit, &o);
+        narr_feed(&f, in + cut, n - cut, emit, &o);
+        narr_finish(&f, emit, &o);
+        CHECKF(strcmp(o.buf, want) == 0, "cut %zu: '%s' -> '%s'", cut, in, o.buf);
+    }
+}
+
+static void test_narration(void)
+{
+    expect("The Redmi 13C has a 5000 mAh battery.", "The Redmi 13C has a 5000 mAh battery.", 0);
+    expect("I am now calling the search tool. Here are three phones.", "Here are three phones.", 1);
+    expect("Let me search the catalog for you... Here you go.", "Here you go.", 1);
+    expect("Transferring you to the product specialist.\nThe warranty is 1 year.",
+           "The warranty is 1 year.", 1);
+    expect("Here are the options. I'll check the offers tool next. Anything else?",
+           "Here are the options. Anything else?", 1);
+    expect("Let me know if you need anything else.", "Let me know if you need anything else.", 0);
+    expect("I'll be happy to help: the return window is 7 days.",
+           "I'll be happy to help: the return window is 7 days.", 0);
+    expect("I am now calling get_product", "", 1); /* no terminator: decided at the end */
+    expect("Calling", "Calling", 0);
+    expect("", "", 0);
+    expect("  Let me look up the order.  Order 1234 shipped.", "  Order 1234 shipped.", 1);
+    expect("Lettuce is not a phone.", "Lettuce is not a phone.", 0);
+    expect("Searching... I'm now using the search tool.\n\n| a | b |", "| a | b |", 2);
+}
+
+static void test_narration_streams(void)
+{
+    /* ordinary text is never held: each piece is emitted within its own feed */
+    struct narr_filter f;
+    struct out o = {0};
+    narr_init(&f);
+    narr_feed(&f, "The", 3, emit, &o);
+    CHECK(strcmp(o.buf, "The") == 0);
+    narr_feed(&f, " phone", 6, emit, &o);
+    CHECK(strcmp(o.buf, "The phone") == 0);
+    /* a lead-looking opening is held only until it diverges */
+    memset(&o, 0, sizeof(o));
+    narr_init(&f);
+    narr_feed(&f, "Le", 2, emit, &o);
+    CHECK(o.n == 0);
+    narr_feed(&f, "ns", 2, emit, &o);
+    CHECK(strcmp(o.buf, "Lens") == 0);
+    CHECK(f.emitted);
+    /* a held sentence longer than the bound is released, not lost */
+    char big[600] = "Let me ";
+    for (size_t i = strlen(big); i < sizeof(big) - 2; i++)
+        big[i] = 'x';
+    big[sizeof(big) - 2] = '.';
+    big[sizeof(big) - 1] = '\0';
+    memset(&o, 0, sizeof(o));
+    narr_init(&f);
+    narr_feed(&f, big, strlen(big), emit, &o);
+    narr_finish(&f, emit, &o);
+    CHECK(strcmp(o.buf, big) == 0);
+    CHECK(narr_is_narration("I'm now transferring you to our specialist.", 43));
+    CHECK(!narr_is_narration("I'm now sure it fits.", 21));
+}
+
+static void ground(const char *answer, const char *source, uint32_t claims, uint32_t bad,
+                   const char *first)
+{
+    struct grounding g;
+    const char *src[2] = {source, "under 20000"};
+    size_t lens[2] = {strlen(source), 11};
+    ground_check(answer, strlen(answer), src, lens, 2, &g);
+    CHECKF(g.claims == claims && g.mismatches == bad, "'%s': %u claims %u bad", answer, g.claims,
+           g.mismatches);
+    if (first)
+        CHECKF(strcmp(g.first_mismatch, first) == 0, "first '%s'", g.first_mismatch);
+}
+
+static void test_grounding(void)
+{
+    const char *src = "{\"items\":[{\"title\":\"Nova X\",\"price\":18999,\"specs\":{"
+                      "\"battery_mah\":6000,\"display\":\"6.7-inch 120Hz\",\"ram_gb\":8}}]}";
+    ground("The Nova X costs ₹18,999 and has a 6000 mAh battery.", src, 2, 0, NULL);
+    ground("The Nova X costs ₹17,999.", src, 1, 1, "₹17,999");
+    ground("Nova X: Rs. 18999, 8 GB RAM, 6.7\" 120 Hz display", src, 4, 0, NULL);
+    ground("It has a 5000mAh battery", src, 1, 1, "5000mAh");
+    ground("Here are the top 3 phones under ₹20,000.", src, 1, 0, NULL); /* the user's budget */
+    ground("Price: INR 18999.00", src, 1, 0, NULL);
+    ground("We found 2 phones.", src, 0, 0, NULL);
+    ground("", src, 0, 0, NULL);
+}
+
+static void test_refusal_and_cascade(void)
+{
+    CHECK(answer_is_refusal("I'm sorry, but I can't help with that.", 38));
+    CHECK(answer_is_refusal("  ", 2));
+    CHECK(answer_is_refusal("As an AI, I", 11));
+    CHECK(!answer_is_refusal("I can suggest three phones.", 27));
+
+    struct cascade_policy p = {.min_confidence = 0.6f};
+    struct step_outcome o = {.classifier_confidence = 1, .answer_done = true};
+    CHECK(cascade_check(&p, &o) == ESC_EMPTY);
+    o.opening = "Sorry, I can't do that";
+    o.opening_len = strlen(o.opening);
+    CHECK(cascade_check(&p, &o) == ESC_REFUSAL);
+    o.shown = true;
+    CHECK(cascade_check(&p, &o) == ESC_NONE); /* never once the user saw something */
+    o = (struct step_outcome){.classifier_confidence = 1, .tool_calls = 2, .invalid_tool_calls = 1};
+    CHECK(cascade_check(&p, &o) == ESC_INVALID_TOOL_CALL);
+    o = (struct step_outcome){.classifier_confidence = 1, .tool_calls = 1, .failed_tool_calls = 1};
+    CHECK(cascade_check(&p, &o) == ESC_NONE); /* by default the model is told */
+    p.on_tool_failure = true;
+    CHECK(cascade_check(&p, &o) == ESC_TOOL_FAILED);
+    o = (struct step_outcome){.classifier_confidence = 0.4f, .opening = "Sure", .opening_len = 4};
+    CHECK(cascade_check(&p, &o) == ESC_LOW_CONFIDENCE);
+    p.min_confidence = 0;
+    CHECK(cascade_check(&p, &o) == ESC_NONE);
+    o.guard_hit = true;
+    CHECK(cascade_check(&p, &o) == ESC_GUARDRAIL);
+    o = (struct step_outcome){.classifier_confidence = 1, .call_failed = true};
+    CHECK(cascade_check(&p, &o) == ESC_MODEL_ERROR);
+    for (int e = 0; e < ESC__COUNT; e++)
+        CHECK(strcmp(escalation_name((enum escalation)e), "?") != 0);
+}
+
+int main(void)
+{
+    test_narration();
+    test_narration_streams();
+    test_grounding();
+    test_refusal_and_cascade();
+    return tap_done();
+}
