@@ -13,6 +13,7 @@
 
 #include "app/config.h"
 #include "orchestrator/relay.h"
+#include "orchestrator/tool.h"
 #include "base/log.h"
 #include "net/server.h"
 #include "session/session.h"
@@ -115,6 +116,22 @@ out_err:
     return -1;
 }
 
+/* Load the tools file strictly (its mistakes stop the start, naming the tool and the key).
+ * Nothing keeps the set yet: the turn plan will take it from here. Returns 0 or -1. */
+static int check_tools(const struct config *conf)
+{
+    char err[512];
+    if (!conf->tools_file[0])
+        return 0;
+    struct tool_set *ts = tool_set_load(conf->tools_file, err, sizeof(err));
+    if (!ts) {
+        fprintf(stderr, "trilemmad: tools: %s\n", err);
+        return -1;
+    }
+    tool_set_free(ts);
+    return 0;
+}
+
 static int migrate_and_exit(const struct config *conf, const char *dir)
 {
     char err[512];
@@ -166,6 +183,8 @@ int main(int argc, char **argv)
             return 2;
         }
         relay_teardown();
+        if (check_tools(&conf) < 0)
+            return 2;
         printf("configuration ok\n");
         return 0;
     }
@@ -179,6 +198,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "trilemmad: %s\n", err);
         return 2;
     }
+    if (check_tools(&conf) < 0)
+        return 2;
     session_set_responder(relay_responder());
     prepare_store(&conf, f.migrations, !f.no_migrate);
 
