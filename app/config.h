@@ -73,7 +73,7 @@ struct config {
     char gemini_api_key[512];
 
     /* [tools] - tools the model may call (docs/tools.md) */
-    char tools_file[1024]; /* default "config/tools.json"; "" = no tools */
+    char tools_file[1024]; /* default "config/tools.json" ({"tools": []}: none) */
 
     /* [store] - PostgreSQL writes and the spill journal (docs/store.md) */
     char journal_dir[1024];     /* env TRILEMMA_JOURNAL_DIR; default ".run/journal" */
