@@ -81,13 +81,16 @@ static const struct key_def keys[] = {
     STR("pricing", price_file),
     STR("pricing", currency),
     STR("pricing", usd_to_inr),
+    STR("tools", tools_file),
+    STR("orchestrator", agents_file),
     STR("store", journal_dir),
     U32("store", journal_max_bytes, 65536, 4294967295u),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "websocket", "session", "auth", "log",
-                                       "model",  "providers", "pricing", "store"};
+static const char *const sections[] = {"server", "websocket",    "session",   "auth",
+                                       "log",    "model",        "providers", "pricing",
+                                       "tools",  "orchestrator", "store"};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -137,6 +140,7 @@ void config_defaults(struct config *c)
     strcpy(c->anthropic_base_url, "https://api.anthropic.com");
     strcpy(c->gemini_base_url, "https://generativelanguage.googleapis.com");
     strcpy(c->price_file, "config/prices.csv");
+    strcpy(c->tools_file, "config/tools.json");
     strcpy(c->currency, "INR");
     strcpy(c->usd_to_inr, "84.0");
     strcpy(c->journal_dir, ".run/journal");
@@ -466,6 +470,7 @@ static const struct {
     {"TRILEMMA_LOG_LEVEL", "log", "level"},
     {"TRILEMMA_MODEL", "model", "model"},
     {"TRILEMMA_FALLBACKS", "model", "fallbacks"},
+    {"TRILEMMA_AGENTS_FILE", "orchestrator", "agents_file"},
     {"OPENAI_BASE_URL", "providers", "openai_base_url"},
     {"ANTHROPIC_BASE_URL", "providers", "anthropic_base_url"},
     {"GEMINI_BASE_URL", "providers", "gemini_base_url"},

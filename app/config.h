@@ -72,6 +72,12 @@ struct config {
     char anthropic_api_key[512];
     char gemini_api_key[512];
 
+    /* [tools] - tools the model may call (docs/tools.md) */
+    char tools_file[1024]; /* default "config/tools.json" ({"tools": []}: none) */
+
+    /* [orchestrator] - agents and routing (docs/routing.md); env TRILEMMA_AGENTS_FILE */
+    char agents_file[1024]; /* "" (default) = one model call per turn (the relay) */
+
     /* [store] - PostgreSQL writes and the spill journal (docs/store.md) */
     char journal_dir[1024];     /* env TRILEMMA_JOURNAL_DIR; default ".run/journal" */
     uint32_t journal_max_bytes; /* per worker; default 64 MiB (full: new turns are refused) */

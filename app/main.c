@@ -13,6 +13,7 @@
 
 #include "app/config.h"
 #include "orchestrator/orchestrator.h"
+#include "orchestrator/tool.h"
 #include "base/log.h"
 #include "net/server.h"
 #include "session/session.h"
@@ -115,6 +116,22 @@ out_err:
     return -1;
 }
 
+/* Load the tools file strictly (its mistakes stop the start, naming the tool and the key).
+ * Nothing keeps the set yet: the turn plan will take it from here. Returns 0 or -1. */
+static int check_tools(const struct config *conf)
+{
+    char err[512];
+    if (!conf->tools_file[0])
+        return 0;
+    struct tool_set *ts = tool_set_load(conf->tools_file, err, sizeof(err));
+    if (!ts) {
+        fprintf(stderr, "trilemmad: tools: %s\n", err);
+        return -1;
+    }
+    tool_set_free(ts);
+    return 0;
+}
+
 static int migrate_and_exit(const struct config *conf, const char *dir)
 {
     char err[512];
@@ -167,6 +184,8 @@ int main(int argc, char **argv)
             return 2;
         }
         orchestrator_destroy(orch);
+        if (check_tools(&conf) < 0)
+            return 2;
         printf("configuration ok\n");
         return 0;
     }
@@ -182,6 +201,8 @@ int main(int argc, char **argv)
         return 2;
     }
     session_set_responder(orchestrator_responder(orch));
+    if (check_tools(&conf) < 0)
+        return 2;
     prepare_store(&conf, f.migrations, !f.no_migrate);
 
     sigset_t set;

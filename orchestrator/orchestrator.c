@@ -6,6 +6,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "orchestrator/agent_plan.h"
 #include "orchestrator/prices.h"
 #include "orchestrator/turn_plan.h"
 
@@ -14,27 +15,26 @@ struct orchestrator {
     struct price_table *prices;
     struct turn_plan_conf plan;
     struct responder responder;
+    /* agents mode ([orchestrator] agents_file) */
+    struct orch_conf *agents;
+    struct tool_set *tools;
+    struct agent_plan_conf agent_plan;
 };
 
-static int add_route(struct orchestrator *o, const struct config *c, const char *spec, size_t len,
-                     char *err, size_t errlen)
+/* Fill r from "provider/model" with the configured base URL and key of its provider. */
+static int parse_route(struct orchestrator *o, const struct config *c, const char *spec, size_t len,
+                       struct model_route *r, char *err, size_t errlen)
 {
-    struct turn_plan_conf *pc = &o->plan;
     const char *slash = memchr(spec, '/', len);
     int p = slash ? llm_provider_from_name(spec, (size_t)(slash - spec)) : -1;
     size_t ml = slash ? len - (size_t)(slash - spec) - 1 : 0;
-    if (p < 0 || ml == 0 || ml >= sizeof(pc->routes[0].model)) {
+    if (p < 0 || ml == 0 || ml >= sizeof(r->model)) {
         snprintf(err, errlen,
                  "model '%.*s': expected provider/model with provider openai, anthropic or "
                  "gemini (or \"echo\")",
                  (int)(len > 100 ? 100 : len), spec);
         return -1;
     }
-    if (pc->n_routes == MODEL_CALL_MAX_ROUTES) {
-        snprintf(err, errlen, "more than %d routes", MODEL_CALL_MAX_ROUTES);
-        return -1;
-    }
-    struct model_route *r = &pc->routes[pc->n_routes];
     r->provider = (enum llm_provider)p;
     memcpy(r->model, slash + 1, ml);
     r->model[ml] = '\0';
@@ -54,7 +54,60 @@ static int add_route(struct orchestrator *o, const struct config *c, const char 
     if (!prices_find(o->prices, llm_provider_name(r->provider), r->model, NULL))
         log_warn("no price for %s/%s in the price file: its cost will show as 0",
                  llm_provider_name(r->provider), r->model);
+    return 0;
+}
+
+static int add_route(struct orchestrator *o, const struct config *c, const char *spec, size_t len,
+                     char *err, size_t errlen)
+{
+    struct turn_plan_conf *pc = &o->plan;
+    if (pc->n_routes == MODEL_CALL_MAX_ROUTES) {
+        snprintf(err, errlen, "more than %d routes", MODEL_CALL_MAX_ROUTES);
+        return -1;
+    }
+    if (parse_route(o, c, spec, len, &pc->routes[pc->n_routes], err, errlen) < 0)
+        return -1;
     pc->n_routes++;
+    return 0;
+}
+
+/* Agents mode: the agents file, the tools file, and every cascade step as a route. */
+static int setup_agents(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
+{
+    char e[400];
+    o->agents = xcalloc(1, sizeof(*o->agents));
+    if (orch_conf_load(o->agents, c->agents_file, e, sizeof(e)) < 0) {
+        snprintf(err, errlen, "agents: %s", e);
+        return -1;
+    }
+    o->tools = tool_set_load(c->tools_file, e, sizeof(e));
+    if (!o->tools) {
+        snprintf(err, errlen, "tools: %s", e);
+        return -1;
+    }
+    struct agent_plan_conf *ap = &o->agent_plan;
+    ap->orch = o->agents;
+    ap->tools = o->tools;
+    ap->policy = &o->plan.policy;
+    ap->pricing = &o->plan.pricing;
+    ap->prefetch_tool = "search_products";
+    for (int i = 0; i < o->agents->n_agents; i++) {
+        const struct agent *a = &o->agents->agents[i];
+        for (int t = 0; t < a->n_tools; t++)
+            if (!tool_set_find(o->tools, a->tools[t], strlen(a->tools[t]))) {
+                snprintf(err, errlen, "agents: [agent %s] tool '%s' is not in %s", a->name,
+                         a->tools[t], c->tools_file);
+                return -1;
+            }
+        for (int k = 0; k < a->n_cascade; k++)
+            if (parse_route(o, c, a->cascade[k], strlen(a->cascade[k]), &ap->routes[i][k], err,
+                            errlen) < 0)
+                return -1;
+    }
+    const char *cm = o->agents->classifier_model;
+    if (cm[0] && parse_route(o, c, cm, strlen(cm), &ap->classifier, err, errlen) < 0)
+        return -1;
+    o->plan.agents = ap;
     return 0;
 }
 
@@ -115,11 +168,14 @@ struct orchestrator *orchestrator_create(const struct config *c, char *err, size
     if (!o->prices)
         goto out_free;
     if (add_routes(o, c, err, errlen) < 0)
-        goto out_prices;
+        goto out_destroy;
+    if (c->agents_file[0] && setup_agents(o, c, err, errlen) < 0)
+        goto out_destroy;
     fill_plan(o, c, usd_to_inr);
     return o;
-out_prices:
-    prices_free(o->prices);
+out_destroy:
+    orchestrator_destroy(o);
+    return NULL;
 out_free:
     xfree(o);
     return NULL;
@@ -129,6 +185,11 @@ void orchestrator_destroy(struct orchestrator *o)
 {
     if (!o)
         return;
+    if (o->agents) {
+        orch_conf_free(o->agents);
+        xfree(o->agents);
+    }
+    tool_set_free(o->tools);
     prices_free(o->prices);
     xfree(o);
 }
@@ -146,6 +207,12 @@ void orchestrator_describe(const struct orchestrator *o, char *out, size_t cap)
     }
     size_t off = 0;
     const struct turn_plan_conf *pc = &o->plan;
+    if (o->agents) {
+        snprintf(out, cap, "agents (%d) with %zu tools; classifier %s", o->agents->n_agents,
+                 tool_set_count(o->tools),
+                 o->agents->classifier_model[0] ? o->agents->classifier_model : "rules only");
+        return;
+    }
     for (int i = 0; i < pc->n_routes && off < cap; i++)
         off += (size_t)snprintf(out + off, cap - off, "%s%s/%s at %s", i ? " -> " : "",
                                 llm_provider_name(pc->routes[i].provider), pc->routes[i].model,

@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "orchestrator/agent_plan.h"
 
 enum { OP_CURL_POLL = 9 }; /* net/ keeps op codes below 8 */
 
@@ -19,6 +20,8 @@ struct plan_worker {
     struct loop *l;
     struct hc *hc;
     const struct turn_plan_conf *conf;
+    struct tool_runner *tools; /* agents mode */
+    json_doc *doc;
 };
 
 struct turn_plan {
@@ -107,6 +110,12 @@ static int plan_start(struct turn *t, const char *text, size_t len)
     struct plan_worker *pw = turn_responder_worker(t);
     if (!pw || !pw->hc)
         return -1; /* the session ends the turn with an internal error */
+    if (pw->conf->agents) {
+        if (!pw->tools || !pw->doc)
+            return -1;
+        struct agent_plan_env env = {pw->l, pw->hc, pw->tools, pw->doc};
+        return agent_plan_start(pw->conf->agents, &env, t) ? 0 : -1;
+    }
     struct turn_plan *p = xcalloc(1, sizeof(*p));
     p->t = t;
     p->pw = pw;
@@ -134,6 +143,11 @@ static void plan_cancel(struct turn *t)
     struct turn_plan *p = turn_responder_state(t);
     if (!p)
         return;
+    struct plan_worker *pw = turn_responder_worker(t);
+    if (pw->conf->agents) {
+        agent_plan_cancel((struct agent_turn *)p);
+        return;
+    }
     turn_set_responder_state(t, NULL);
     model_call_cancel(p->call); /* records the call cut short (client_complete) */
     plan_free(p);
@@ -148,6 +162,10 @@ static void *plan_worker_create(void *arg, struct loop *l, const struct config *
     pw->hc = hc_create(l, OP_CURL_POLL);
     if (!pw->hc)
         log_error("cannot create the HTTP client: model calls will fail");
+    if (pw->hc && pw->conf->agents) {
+        pw->tools = tool_runner_create(l, pw->hc);
+        pw->doc = json_doc_create();
+    }
     return pw;
 }
 
@@ -156,6 +174,8 @@ static void plan_worker_destroy(void *state)
     struct plan_worker *pw = state;
     if (!pw)
         return;
+    tool_runner_destroy(pw->tools);
+    json_doc_destroy(pw->doc);
     hc_destroy(pw->hc);
     xfree(pw);
 }

@@ -13,13 +13,16 @@
 #include "orchestrator/model_call.h"
 #include "session/session.h"
 
+struct agent_plan_conf;
+
 struct turn_plan_conf {
     struct model_route routes[MODEL_CALL_MAX_ROUTES]; /* the model, then its fallbacks */
     int n_routes;
     struct model_call_policy policy;
     struct model_pricing pricing;
-    const char *system_prompt; /* "" = none */
-    uint32_t max_tokens;       /* 0 = the provider's default */
+    const char *system_prompt;            /* "" = none */
+    uint32_t max_tokens;                  /* 0 = the provider's default */
+    const struct agent_plan_conf *agents; /* NULL: one model call per turn (the relay) */
 };
 
 /* Fill *out with the responder that runs turn plans with conf. conf must outlive the server. */

@@ -175,6 +175,7 @@ static void on_close(struct conn *c)
     s->prev->next = s->next;
     s->next->prev = s->prev;
     session_history_free(s);
+    xfree(s->memo);
     conn_set_app(c, NULL);
     metric_sub(&s->sw->m.sessions_open, 1);
     xfree(s);

@@ -125,8 +125,52 @@ void session_send_turn_end(struct session *s, const struct turn_end_info *e)
         jw_null(&w); /* no token was produced */
     jw_kint(&w, "total", e->total_ms);
     jw_obj_end(&w);
+    if (e->query_type && e->query_type[0]) {
+        jw_key(&w, "route");
+        jw_obj_begin(&w);
+        jw_kstr(&w, "query_type", e->query_type);
+        jw_kstr(&w, "agent", e->agent ? e->agent : "");
+        jw_obj_end(&w);
+    }
+    if (e->n_flags) {
+        jw_key(&w, "flags");
+        jw_arr_begin(&w);
+        for (uint32_t i = 0; i < e->n_flags; i++)
+            jw_str(&w, e->flags[i]);
+        jw_arr_end(&w);
+    }
     if (e->replayed)
         jw_kbool(&w, "replayed", true);
+    jw_obj_end(&w);
+    session_send_doc(s, &s->sw->scratch);
+}
+
+/* A status event (docs/protocol.md). */
+void session_send_status(struct session *s, const char *turn_id, const char *stage,
+                         const char *tool)
+{
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "status");
+    jw_kstr(&w, "turn_id", turn_id);
+    jw_kstr(&w, "stage", stage);
+    if (tool && tool[0])
+        jw_kstr(&w, "tool", tool);
+    jw_obj_end(&w);
+    session_send_doc(s, &s->sw->scratch);
+}
+
+/* A products event: items is a JSON array's text, written as it is. */
+void session_send_products(struct session *s, const char *turn_id, const char *items, size_t len)
+{
+    struct jsonw w;
+    jw_init(&w, &s->sw->scratch);
+    jw_obj_begin(&w);
+    jw_kstr(&w, "type", "products");
+    jw_kstr(&w, "turn_id", turn_id);
+    jw_key(&w, "items");
+    jw_raw(&w, items, len);
     jw_obj_end(&w);
     session_send_doc(s, &s->sw->scratch);
 }

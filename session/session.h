@@ -54,6 +54,36 @@ size_t turn_history(struct turn *t, const struct history_msg **msgs);
  * turn ends (session_turn_done, or its cancel() returning). */
 void turn_add_call(struct turn *t, const struct llm_call_record *c);
 
+/* Record one tool call of the turn (copied): a tool_calls row and a "tool" ledger line. */
+void turn_add_tool(struct turn *t, const struct tool_call_record *c);
+
+/* What the plan decided for the turn: its query type and the agent that answered (copied; sent
+ * in turn_end as "route"). */
+void turn_set_route(struct turn *t, const char *query_type, const char *agent);
+
+/* Flag the turn (copied; sent in turn_end as "flags"): e.g. "ungrounded_number",
+ * "narration_removed", "escalated". Duplicates are ignored; at most TURN_MAX_FLAGS are kept. */
+#define TURN_MAX_FLAGS 8
+void turn_add_flag(struct turn *t, const char *flag);
+
+/* Work in progress before the answer: a status event (docs/protocol.md) with stage
+ * "classifying", "searching", "calling_tool" or "answering"; tool names the tool (NULL = none).
+ * Not sent once a delta was sent, nor twice in a row with the same stage and tool. */
+void session_turn_status(struct turn *t, const char *stage, const char *tool);
+
+/* A product slate for the answer: items_json is the text of a JSON array of product objects
+ * (docs/protocol.md), sent as the event's "items" as it is. At most one per turn; not sent once
+ * a delta was sent. */
+void session_turn_products(struct turn *t, const char *items_json, size_t len);
+
+/* A note the responder keeps for the session between its turns (e.g. the last product slate,
+ * for "the second one"), at most TURN_MEMO_MAX bytes, copied. Kept in this process only: a
+ * client that reconnects elsewhere starts without it. turn_memo returns NULL (len 0) when there is
+ * none or the client has left. */
+#define TURN_MEMO_MAX 16384
+const void *turn_memo(struct turn *t, size_t *len);
+void turn_set_memo(struct turn *t, const void *p, size_t len);
+
 /* Choose the responder of the process (before the server starts). */
 void session_set_responder(const struct responder *r);
 

@@ -23,6 +23,14 @@ struct turn {
     struct buf delta_ends; /* uint32_t per delta: end offset in answer */
     struct llm_call_record *calls;
     uint32_t n_calls;
+    struct tool_call_record *tools;
+    uint32_t n_tools;
+    char query_type[24]; /* "" = not routed (relay or echo) */
+    char agent[32];
+    char flags[TURN_MAX_FLAGS][32];
+    uint32_t n_flags;
+    char last_status[80]; /* stage + tool of the last status event sent */
+    bool sent_products;
     char turn_id[33];
     char client_id[CHAT_ID_MAX + 1];
     uint64_t started_ms;
@@ -47,6 +55,8 @@ struct session {
     bool close_after_turn;
     struct history_msg *history; /* oldest first; texts owned */
     size_t history_len;
+    void *memo; /* the responder's note between turns (turn_memo), lazily allocated */
+    uint32_t memo_len;
     struct store_op *load_op; /* a resume being read */
     char resume_id[33];
     int64_t resume_after;
@@ -134,10 +144,17 @@ struct turn_end_info {
     int64_t first_token_ms; /* < 0: no token */
     int64_t total_ms;
     bool replayed;
+    const char *query_type; /* NULL or "": no "route" member */
+    const char *agent;
+    const char (*flags)[32];
+    uint32_t n_flags;
 };
 void session_send_delta(struct session *s, const char *turn_id, uint32_t seq, const char *text,
                         size_t len);
 void session_send_turn_end(struct session *s, const struct turn_end_info *e);
+void session_send_status(struct session *s, const char *turn_id, const char *stage,
+                         const char *tool);
+void session_send_products(struct session *s, const char *turn_id, const char *items, size_t len);
 void session_resume(struct session *s, const struct chat_msg *m);
 void session_history_free(struct session *s);
 const struct responder *session_responder(void);

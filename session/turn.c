@@ -124,6 +124,63 @@ void session_turn_delta(struct turn *t, const char *text, size_t len)
     metric_add(&t->sw->m.deltas_out, 1);
 }
 
+void turn_add_tool(struct turn *t, const struct tool_call_record *c)
+{
+    t->tools = xrealloc(t->tools, (t->n_tools + 1) * sizeof(*t->tools));
+    t->tools[t->n_tools++] = *c;
+}
+
+const void *turn_memo(struct turn *t, size_t *len)
+{
+    *len = t->s && t->s->memo ? t->s->memo_len : 0;
+    return *len ? t->s->memo : NULL;
+}
+
+void turn_set_memo(struct turn *t, const void *p, size_t len)
+{
+    struct session *s = t->s;
+    if (!s || len > TURN_MEMO_MAX)
+        return;
+    s->memo = xrealloc(s->memo, len ? len : 1);
+    memcpy(s->memo, p, len);
+    s->memo_len = (uint32_t)len;
+}
+
+void turn_set_route(struct turn *t, const char *query_type, const char *agent)
+{
+    snprintf(t->query_type, sizeof(t->query_type), "%s", query_type);
+    snprintf(t->agent, sizeof(t->agent), "%s", agent);
+}
+
+void turn_add_flag(struct turn *t, const char *flag)
+{
+    for (uint32_t i = 0; i < t->n_flags; i++)
+        if (strncmp(t->flags[i], flag, sizeof(t->flags[i]) - 1) == 0)
+            return;
+    if (t->n_flags < TURN_MAX_FLAGS)
+        snprintf(t->flags[t->n_flags++], sizeof(t->flags[0]), "%s", flag);
+}
+
+/* Status and slate are for the wait before the answer: once a delta went out they would only
+ * move the answer around on the client's screen. */
+void session_turn_status(struct turn *t, const char *stage, const char *tool)
+{
+    char key[sizeof(t->last_status)];
+    snprintf(key, sizeof(key), "%s/%s", stage, tool ? tool : "");
+    if (t->done || t->seq || !t->s || strcmp(key, t->last_status) == 0)
+        return;
+    memcpy(t->last_status, key, sizeof(key));
+    session_send_status(t->s, t->turn_id, stage, tool);
+}
+
+void session_turn_products(struct turn *t, const char *items_json, size_t len)
+{
+    if (t->done || t->seq || t->sent_products || !t->s)
+        return;
+    t->sent_products = true;
+    session_send_products(t->s, t->turn_id, items_json, len);
+}
+
 static void send_turn_end(struct turn *t)
 {
     struct turn_end_info e = {
@@ -134,6 +191,10 @@ static void send_turn_end(struct turn *t)
         .cost_micros = t->cost_micros,
         .first_token_ms = t->first_token_ms ? (int64_t)(t->first_token_ms - t->started_ms) : -1,
         .total_ms = (int64_t)t->total_ms,
+        .query_type = t->query_type,
+        .agent = t->agent,
+        .flags = (const char(*)[32])t->flags,
+        .n_flags = t->n_flags,
     };
     session_send_turn_end(t->s, &e);
 }
@@ -143,6 +204,7 @@ void session_turn_free(struct turn *t)
     buf_free(&t->answer);
     buf_free(&t->delta_ends);
     xfree(t->calls);
+    xfree(t->tools);
     xfree(t->user_text);
     xfree(t);
 }
@@ -177,6 +239,8 @@ static void total_from_calls(struct turn *t)
         u.reasoning_tokens += c->reasoning_tokens;
         cost += t->calls[i].cost_micros;
     }
+    for (uint32_t i = 0; i < t->n_tools; i++)
+        cost += t->tools[i].cost_micros; /* the store checks cost = the sum of the ledger */
     t->usage = u;
     t->cost_micros = cost;
 }
@@ -227,6 +291,8 @@ static void commit(struct turn *t)
         .usd_to_inr_micros = t->sw->usd_to_inr_micros,
         .calls = t->calls,
         .n_calls = t->n_calls,
+        .tools = t->tools,
+        .n_tools = t->n_tools,
         .usage = t->usage,
         .cost_micros = t->cost_micros,
     };

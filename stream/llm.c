@@ -447,24 +447,74 @@ bool llm__type_retryable(const char *type, size_t len)
 
 static bool role_valid(const char *role)
 {
-    return role && (!strcmp(role, "system") || !strcmp(role, "user") || !strcmp(role, "assistant"));
+    return role && (!strcmp(role, "system") || !strcmp(role, "user") ||
+                    !strcmp(role, "assistant") || !strcmp(role, "tool"));
 }
 
-/* See llm.h. Checks what every provider needs (a model, at least one message, known roles),
- * then the adapter writes. On error nothing is appended to body. */
+/* See llm_adapter.h. */
+bool llm__is_json_object(json_doc **d, const char *s, size_t n)
+{
+    if (!s || !n)
+        return false;
+    if (!*d)
+        *d = json_doc_create();
+    return json_doc_load(*d, s, n) == 0 && json_type_at(*d, "") == JSON_OBJECT;
+}
+
+/* The tool-call parts of message m: calls only on assistant messages, each with an id, a name
+ * and arguments that are a JSON object (or none); a tool message names its call and tool. */
+static bool message_tools_valid(const struct llm_message *m, json_doc **d)
+{
+    bool assistant = !strcmp(m->role, "assistant"), tool = !strcmp(m->role, "tool");
+    if (m->n_tool_calls && (!assistant || !m->tool_calls))
+        return false;
+    for (size_t k = 0; k < m->n_tool_calls; k++) {
+        const struct llm_msg_tool_call *c = &m->tool_calls[k];
+        if (!c->id || !*c->id || !c->name || !*c->name)
+            return false;
+        if (c->arguments && c->arguments_len &&
+            !llm__is_json_object(d, c->arguments, c->arguments_len))
+            return false;
+    }
+    if (tool != (m->tool_call_id != NULL) || tool != (m->tool_name != NULL))
+        return false;
+    return !tool || (*m->tool_call_id && *m->tool_name);
+}
+
+/* tool_choice is a mode or the name of one of the request's tools. */
+static bool tool_choice_valid(const struct llm_request *r)
+{
+    const char *c = r->tool_choice;
+    if (!c || !*c || !strcmp(c, "auto") || !strcmp(c, "none") || !strcmp(c, "required"))
+        return true;
+    for (size_t i = 0; i < r->n_tools; i++)
+        if (!strcmp(r->tools[i].name, c))
+            return true;
+    return false;
+}
+
+/* See llm.h. Checks what every provider needs (a model, at least one message, known roles, well
+ * formed tool calls and results), then the adapter writes. On error nothing is appended. */
 int llm_build_request(enum llm_provider p, const struct llm_request *r, struct buf *body,
                       char *path, size_t path_cap)
 {
     const struct llm_adapter *ad = adapter_of(p);
+    json_doc *d = NULL;
+    int rc = -EINVAL;
     if (!ad || !r || !r->model || !*r->model || !r->n_messages || !r->messages)
         return -EINVAL;
-    for (size_t i = 0; i < r->n_messages; i++)
-        if (!role_valid(r->messages[i].role))
-            return -EINVAL;
     for (size_t i = 0; i < r->n_tools; i++)
         if (!r->tools[i].name || !*r->tools[i].name)
             return -EINVAL;
-    return ad->request(r, body, path, path_cap); /* adapters fail before writing the body */
+    if (!tool_choice_valid(r))
+        return -EINVAL;
+    for (size_t i = 0; i < r->n_messages; i++)
+        if (!role_valid(r->messages[i].role) || !message_tools_valid(&r->messages[i], &d))
+            goto out_doc;
+    rc = ad->request(r, body, path, path_cap); /* adapters fail before writing the body */
+out_doc:
+    json_doc_destroy(d);
+    return rc;
 }
 
 /* A header line "Name: value" into out[512]; -EINVAL if value could split the header. */

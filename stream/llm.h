@@ -111,10 +111,32 @@ bool llm_stream_done(const struct llm_stream *s);
 
 /* ---- requests ---- */
 
+/* One tool call the model made, sent back in the assistant message that made it. */
+struct llm_msg_tool_call {
+    const char *id;        /* the provider's call id (Gemini: not sent, calls match by name) */
+    const char *name;      /* the tool's name */
+    const char *arguments; /* a JSON object's text as the model wrote it; NULL or "" = {} */
+    size_t arguments_len;
+};
+
+/* The first three fields are the whole of a plain message (other code builds messages with
+ * positional initializers {role, content, len}); the rest are zero for a plain message.
+ *   role "assistant" with n_tool_calls > 0: a model turn that called tools (content may be
+ *     empty: the text it wrote before the calls, if any);
+ *   role "tool": the result of one call: tool_call_id and tool_name name the call, content is
+ *     the result text given to the model, is_error marks a failure (its reason in content).
+ * Consecutive "tool" messages are the results of one assistant turn's calls: Anthropic gets them
+ * as one user message of tool_result blocks, Gemini as one user content of functionResponse
+ * parts, OpenAI as one "tool" message each. */
 struct llm_message {
-    const char *role; /* "system", "user", "assistant" */
+    const char *role; /* "system", "user", "assistant", "tool" */
     const char *content;
     size_t len;
+    const struct llm_msg_tool_call *tool_calls; /* assistant only */
+    size_t n_tool_calls;
+    const char *tool_call_id; /* tool only */
+    const char *tool_name;    /* tool only */
+    bool is_error;            /* tool only */
 };
 
 struct llm_tool {
@@ -131,6 +153,11 @@ struct llm_request {
     size_t n_tools;
     uint32_t max_tokens; /* 0 = provider default (Anthropic requires one: 1024 then) */
     double temperature;  /* < 0 = not sent */
+    /* NULL or "" = not sent (the provider's default, "auto"); "auto", "none", "required" (some
+     * tool must be called), or a tool's name (that tool must be called). Sent only with tools:
+     * OpenAI tool_choice, Anthropic tool_choice {type: auto|none|any|tool}, Gemini
+     * toolConfig.functionCallingConfig {mode: AUTO|NONE|ANY, allowedFunctionNames}. */
+    const char *tool_choice;
 };
 
 /* Build the HTTP request for provider p: the JSON body (appended to body) and the path to append
@@ -143,9 +170,13 @@ struct llm_request {
  * of llm_auth_headers. OpenAI requests always carry stream_options.include_usage; system
  * messages go to Anthropic's top-level "system" and Gemini's "systemInstruction". Tool
  * parameters_json is inserted as is and must be valid JSON (checked when the configuration is
- * loaded). Returns 0, -EINVAL (no model, no message, an unknown role, a tool without a name;
- * Anthropic and Gemini: only system messages), or -ENOSPC (path_cap too small). On error body
- * is unchanged. */
+ * loaded). Tool calls and results are written in each provider's shape (see llm_message and
+ * docs/tools.md); a tool call's arguments must be a JSON object (they are inserted as a value for
+ * Anthropic and Gemini). Returns 0, -EINVAL (no model, no message, an unknown role, a tool
+ * without a name, tool calls on a message that is not the assistant's, a call without id or name
+ * or whose arguments are not a JSON object, a tool message without tool_call_id or tool_name, a
+ * tool_choice naming no tool of the request; Anthropic and Gemini: only system messages), or
+ * -ENOSPC (path_cap too small). On error body is unchanged. */
 int llm_build_request(enum llm_provider p, const struct llm_request *r, struct buf *body,
                       char *path, size_t path_cap);
 

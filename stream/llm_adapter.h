@@ -108,6 +108,8 @@ int llm__load_event(struct llm_stream *s, const struct sse_event *ev);
  * it. A cheap filter (memmem) before JSON Pointer lookups, each of which walks the document from
  * the root. Providers never write member names with escapes, which this would miss. */
 bool llm__mentions(const struct sse_event *ev, const char *key);
+/* True if s[0..n) is one JSON object. *d is created on first use; the caller destroys it. */
+bool llm__is_json_object(json_doc **d, const char *s, size_t n);
 /* Retryable in-stream error types (Anthropic error.type, OpenAI error.type, Gemini status). */
 bool llm__type_retryable(const char *type, size_t len);
 

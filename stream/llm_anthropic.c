@@ -289,6 +289,94 @@ static void write_system(struct jsonw *w, const struct llm_request *r)
     buf_free(&sys);
 }
 
+/* An assistant turn that called tools: its text (if any; Anthropic refuses empty text blocks),
+ * then one tool_use block per call with the arguments as the input object. */
+static void write_tool_use(struct jsonw *w, const struct llm_message *m)
+{
+    jw_key(w, "content");
+    jw_arr_begin(w);
+    if (m->content && m->len) {
+        jw_obj_begin(w);
+        jw_kstr(w, "type", "text");
+        jw_kstrn(w, "text", m->content, m->len);
+        jw_obj_end(w);
+    }
+    for (size_t k = 0; k < m->n_tool_calls; k++) {
+        const struct llm_msg_tool_call *c = &m->tool_calls[k];
+        jw_obj_begin(w);
+        jw_kstr(w, "type", "tool_use");
+        jw_kstr(w, "id", c->id);
+        jw_kstr(w, "name", c->name);
+        jw_key(w, "input");
+        if (c->arguments && c->arguments_len)
+            jw_raw(w, c->arguments, c->arguments_len);
+        else
+            jw_raw(w, "{}", 2);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+}
+
+/* The run of tool messages from index i as one user message of tool_result blocks (the API
+ * wants every result of a turn's calls in the message that follows it). Returns the index
+ * after the run. */
+static size_t write_tool_results(struct jsonw *w, const struct llm_request *r, size_t i)
+{
+    jw_obj_begin(w);
+    jw_kstr(w, "role", "user");
+    jw_key(w, "content");
+    jw_arr_begin(w);
+    for (; i < r->n_messages && !strcmp(r->messages[i].role, "tool"); i++) {
+        const struct llm_message *m = &r->messages[i];
+        jw_obj_begin(w);
+        jw_kstr(w, "type", "tool_result");
+        jw_kstr(w, "tool_use_id", m->tool_call_id);
+        jw_kstrn(w, "content", m->content ? m->content : "", m->content ? m->len : 0);
+        if (m->is_error)
+            jw_kbool(w, "is_error", true);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+    jw_obj_end(w);
+    return i;
+}
+
+static void write_messages(struct jsonw *w, const struct llm_request *r)
+{
+    jw_key(w, "messages");
+    jw_arr_begin(w);
+    for (size_t i = 0; i < r->n_messages;) {
+        const struct llm_message *m = &r->messages[i];
+        if (!strcmp(m->role, "tool")) {
+            i = write_tool_results(w, r, i);
+            continue;
+        }
+        i++;
+        if (!strcmp(m->role, "system"))
+            continue;
+        jw_obj_begin(w);
+        jw_kstr(w, "role", m->role);
+        if (m->n_tool_calls)
+            write_tool_use(w, m);
+        else
+            jw_kstrn(w, "content", m->content ? m->content : "", m->content ? m->len : 0);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+}
+
+/* tool_choice: auto / none / any ("required") / {"type":"tool","name":...}. */
+static void write_tool_choice(struct jsonw *w, const char *c)
+{
+    bool mode = !strcmp(c, "auto") || !strcmp(c, "none");
+    jw_key(w, "tool_choice");
+    jw_obj_begin(w);
+    jw_kstr(w, "type", mode ? c : !strcmp(c, "required") ? "any" : "tool");
+    if (!mode && strcmp(c, "required"))
+        jw_kstr(w, "name", c);
+    jw_obj_end(w);
+}
+
 static int anthropic_request(const struct llm_request *r, struct buf *body, char *path,
                              size_t path_cap)
 {
@@ -307,24 +395,15 @@ static int anthropic_request(const struct llm_request *r, struct buf *body, char
     jw_kuint(&w, "max_tokens", r->max_tokens ? r->max_tokens : 1024); /* required */
     jw_kbool(&w, "stream", true);
     write_system(&w, r);
-    jw_key(&w, "messages");
-    jw_arr_begin(&w);
-    for (size_t i = 0; i < r->n_messages; i++) {
-        const struct llm_message *m = &r->messages[i];
-        if (strcmp(m->role, "system") == 0)
-            continue;
-        jw_obj_begin(&w);
-        jw_kstr(&w, "role", m->role);
-        jw_kstrn(&w, "content", m->content ? m->content : "", m->content ? m->len : 0);
-        jw_obj_end(&w);
-    }
-    jw_arr_end(&w);
+    write_messages(&w, r);
     if (r->temperature >= 0) {
         jw_key(&w, "temperature");
         jw_double(&w, r->temperature);
     }
     if (r->n_tools)
         write_tools(&w, r);
+    if (r->n_tools && r->tool_choice && *r->tool_choice)
+        write_tool_choice(&w, r->tool_choice);
     jw_obj_end(&w);
     return 0;
 }

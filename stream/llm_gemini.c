@@ -267,6 +267,124 @@ static void write_tools(struct jsonw *w, const struct llm_request *r)
     jw_arr_end(w);
 }
 
+/* A model turn that called tools: its text part (if any), then a functionCall part per call.
+ * Call ids are not sent: Gemini matches a response to its call by name and order. */
+static void write_call_parts(struct jsonw *w, const struct llm_message *m)
+{
+    jw_key(w, "parts");
+    jw_arr_begin(w);
+    if (m->content && m->len) {
+        jw_obj_begin(w);
+        jw_kstrn(w, "text", m->content, m->len);
+        jw_obj_end(w);
+    }
+    for (size_t k = 0; k < m->n_tool_calls; k++) {
+        const struct llm_msg_tool_call *c = &m->tool_calls[k];
+        jw_obj_begin(w);
+        jw_key(w, "functionCall");
+        jw_obj_begin(w);
+        jw_kstr(w, "name", c->name);
+        jw_key(w, "args");
+        if (c->arguments && c->arguments_len)
+            jw_raw(w, c->arguments, c->arguments_len);
+        else
+            jw_raw(w, "{}", 2);
+        jw_obj_end(w);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+}
+
+/* functionResponse.response must be an object: a result that is a JSON object goes as is,
+ * other text as {"output": text}; a failure as {"error": text or object} (the keys Gemini's
+ * documentation names for output and error details). */
+static void write_response(struct jsonw *w, const struct llm_message *m, json_doc **d)
+{
+    const char *text = m->content ? m->content : "";
+    size_t n = m->content ? m->len : 0;
+    bool object = llm__is_json_object(d, text, n);
+    jw_key(w, "response");
+    if (object && !m->is_error) {
+        jw_raw(w, text, n);
+        return;
+    }
+    jw_obj_begin(w);
+    jw_key(w, m->is_error ? "error" : "output");
+    if (object)
+        jw_raw(w, text, n);
+    else
+        jw_strn(w, text, n);
+    jw_obj_end(w);
+}
+
+/* The run of tool messages from index i as one user content of functionResponse parts.
+ * Returns the index after the run. */
+static size_t write_responses(struct jsonw *w, const struct llm_request *r, size_t i, json_doc **d)
+{
+    jw_obj_begin(w);
+    jw_kstr(w, "role", "user");
+    jw_key(w, "parts");
+    jw_arr_begin(w);
+    for (; i < r->n_messages && !strcmp(r->messages[i].role, "tool"); i++) {
+        jw_obj_begin(w);
+        jw_key(w, "functionResponse");
+        jw_obj_begin(w);
+        jw_kstr(w, "name", r->messages[i].tool_name);
+        write_response(w, &r->messages[i], d);
+        jw_obj_end(w);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+    jw_obj_end(w);
+    return i;
+}
+
+static void write_contents(struct jsonw *w, const struct llm_request *r)
+{
+    json_doc *d = NULL; /* made only when a tool result needs looking at */
+    jw_key(w, "contents");
+    jw_arr_begin(w);
+    for (size_t i = 0; i < r->n_messages;) {
+        const struct llm_message *m = &r->messages[i];
+        if (!strcmp(m->role, "tool")) {
+            i = write_responses(w, r, i, &d);
+            continue;
+        }
+        i++;
+        if (!strcmp(m->role, "system"))
+            continue;
+        jw_obj_begin(w);
+        jw_kstr(w, "role", strcmp(m->role, "assistant") == 0 ? "model" : "user");
+        if (m->n_tool_calls)
+            write_call_parts(w, m);
+        else
+            write_text_parts(w, m);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+    json_doc_destroy(d);
+}
+
+/* toolConfig.functionCallingConfig: mode AUTO / NONE / ANY, a tool's name as ANY restricted to
+ * it. */
+static void write_tool_config(struct jsonw *w, const char *c)
+{
+    bool named = strcmp(c, "auto") && strcmp(c, "none") && strcmp(c, "required");
+    jw_key(w, "toolConfig");
+    jw_obj_begin(w);
+    jw_key(w, "functionCallingConfig");
+    jw_obj_begin(w);
+    jw_kstr(w, "mode", !strcmp(c, "auto") ? "AUTO" : !strcmp(c, "none") ? "NONE" : "ANY");
+    if (named) {
+        jw_key(w, "allowedFunctionNames");
+        jw_arr_begin(w);
+        jw_str(w, c);
+        jw_arr_end(w);
+    }
+    jw_obj_end(w);
+    jw_obj_end(w);
+}
+
 static int gemini_request(const struct llm_request *r, struct buf *body, char *path,
                           size_t path_cap)
 {
@@ -281,18 +399,7 @@ static int gemini_request(const struct llm_request *r, struct buf *body, char *p
     struct jsonw w;
     jw_init(&w, body);
     jw_obj_begin(&w);
-    jw_key(&w, "contents");
-    jw_arr_begin(&w);
-    for (size_t i = 0; i < r->n_messages; i++) {
-        const struct llm_message *m = &r->messages[i];
-        if (strcmp(m->role, "system") == 0)
-            continue;
-        jw_obj_begin(&w);
-        jw_kstr(&w, "role", strcmp(m->role, "assistant") == 0 ? "model" : "user");
-        write_text_parts(&w, m);
-        jw_obj_end(&w);
-    }
-    jw_arr_end(&w);
+    write_contents(&w, r);
     write_system(&w, r);
     if (r->max_tokens || r->temperature >= 0) {
         jw_key(&w, "generationConfig");
@@ -307,6 +414,8 @@ static int gemini_request(const struct llm_request *r, struct buf *body, char *p
     }
     if (r->n_tools)
         write_tools(&w, r);
+    if (r->n_tools && r->tool_choice && *r->tool_choice)
+        write_tool_config(&w, r->tool_choice);
     jw_obj_end(&w);
     return 0;
 }

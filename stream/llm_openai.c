@@ -197,6 +197,61 @@ static void write_tools(struct jsonw *w, const struct llm_request *r)
     jw_arr_end(w);
 }
 
+/* A message; an assistant turn's tool calls carry their arguments as a string, and its content
+ * is null when it wrote no text (OpenAI's own shape); a tool result is a "tool" message tied to
+ * its call by tool_call_id (OpenAI has no error flag: the content says it). */
+static void write_message(struct jsonw *w, const struct llm_message *m)
+{
+    jw_obj_begin(w);
+    jw_kstr(w, "role", m->role);
+    if (m->n_tool_calls && !m->len) {
+        jw_key(w, "content");
+        jw_null(w);
+    } else {
+        jw_kstrn(w, "content", m->content ? m->content : "", m->content ? m->len : 0);
+    }
+    if (m->tool_call_id)
+        jw_kstr(w, "tool_call_id", m->tool_call_id);
+    if (m->n_tool_calls) {
+        jw_key(w, "tool_calls");
+        jw_arr_begin(w);
+        for (size_t k = 0; k < m->n_tool_calls; k++) {
+            const struct llm_msg_tool_call *c = &m->tool_calls[k];
+            jw_obj_begin(w);
+            jw_kstr(w, "id", c->id);
+            jw_kstr(w, "type", "function");
+            jw_key(w, "function");
+            jw_obj_begin(w);
+            jw_kstr(w, "name", c->name);
+            if (c->arguments && c->arguments_len)
+                jw_kstrn(w, "arguments", c->arguments, c->arguments_len);
+            else
+                jw_kstr(w, "arguments", "{}");
+            jw_obj_end(w);
+            jw_obj_end(w);
+        }
+        jw_arr_end(w);
+    }
+    jw_obj_end(w);
+}
+
+/* tool_choice: a mode as is, a tool's name as {"type":"function","function":{"name":...}}. */
+static void write_tool_choice(struct jsonw *w, const char *c)
+{
+    jw_key(w, "tool_choice");
+    if (!strcmp(c, "auto") || !strcmp(c, "none") || !strcmp(c, "required")) {
+        jw_str(w, c);
+        return;
+    }
+    jw_obj_begin(w);
+    jw_kstr(w, "type", "function");
+    jw_key(w, "function");
+    jw_obj_begin(w);
+    jw_kstr(w, "name", c);
+    jw_obj_end(w);
+    jw_obj_end(w);
+}
+
 static int openai_request(const struct llm_request *r, struct buf *body, char *path,
                           size_t path_cap)
 {
@@ -209,13 +264,8 @@ static int openai_request(const struct llm_request *r, struct buf *body, char *p
     jw_kstr(&w, "model", r->model);
     jw_key(&w, "messages");
     jw_arr_begin(&w);
-    for (size_t i = 0; i < r->n_messages; i++) {
-        const struct llm_message *m = &r->messages[i];
-        jw_obj_begin(&w);
-        jw_kstr(&w, "role", m->role);
-        jw_kstrn(&w, "content", m->content ? m->content : "", m->content ? m->len : 0);
-        jw_obj_end(&w);
-    }
+    for (size_t i = 0; i < r->n_messages; i++)
+        write_message(&w, &r->messages[i]);
     jw_arr_end(&w);
     jw_kbool(&w, "stream", true);
     jw_key(&w, "stream_options");
@@ -232,6 +282,8 @@ static int openai_request(const struct llm_request *r, struct buf *body, char *p
     }
     if (r->n_tools)
         write_tools(&w, r);
+    if (r->n_tools && r->tool_choice && *r->tool_choice)
+        write_tool_choice(&w, r->tool_choice);
     jw_obj_end(&w);
     return 0;
 }

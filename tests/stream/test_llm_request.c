@@ -326,6 +326,166 @@ static void test_names(void)
     CHECK(!strcmp(llm_default_base_url(LLM_GEMINI), "https://generativelanguage.googleapis.com"));
 }
 
+/* ---- tool calls and results: exact bodies ------------------------------------------------ */
+
+#define LIT(s) s, sizeof(s) - 1
+
+/* A tool step: the model called get_offers twice in one turn (no text), one call succeeded, one
+ * failed; results carry characters that need escaping. */
+static const struct llm_msg_tool_call two_calls[] = {
+    {"call_1", "get_offers", LIT("{\"id\":\"P1\",\"pincode\":\"560001\"}")},
+    {"call_2", "get_offers", LIT("{\"id\":\"P2\",\"pincode\":\"560001\"}")},
+};
+static const struct llm_message tool_conv[] = {
+    {"system", "S", 1},
+    {"user", "Compare", 7},
+    {"assistant", "", 0, two_calls, 2},
+    {"tool", LIT("{\"price\":100}"), NULL, 0, "call_1", "get_offers", false},
+    {"tool", LIT("HTTP 500: \"oops\"\n"), NULL, 0, "call_2", "get_offers", true},
+};
+
+static void expect_body(enum llm_provider p, const struct llm_request *r, const char *want)
+{
+    struct buf body = {0};
+    char path[128];
+    int rc = llm_build_request(p, r, &body, path, sizeof(path));
+    CHECKF(rc == 0 && buf_is(&body, want), "%s: rc %d\n got: %.*s\nwant: %s", llm_provider_name(p),
+           rc, (int)buf_size(&body), bstr(&body), want);
+    buf_free(&body);
+}
+
+static void test_tool_turn_openai(void)
+{
+    struct llm_request r = {"m", tool_conv, 5, NULL, 0, 0, -1, NULL};
+    expect_body(LLM_OPENAI, &r,
+                "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"S\"},"
+                "{\"role\":\"user\",\"content\":\"Compare\"},"
+                "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":["
+                "{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_offers\","
+                "\"arguments\":\"{\\\"id\\\":\\\"P1\\\",\\\"pincode\\\":\\\"560001\\\"}\"}},"
+                "{\"id\":\"call_2\",\"type\":\"function\",\"function\":{\"name\":\"get_offers\","
+                "\"arguments\":\"{\\\"id\\\":\\\"P2\\\",\\\"pincode\\\":\\\"560001\\\"}\"}}]},"
+                "{\"role\":\"tool\",\"content\":\"{\\\"price\\\":100}\",\"tool_call_id\":"
+                "\"call_1\"},"
+                "{\"role\":\"tool\",\"content\":\"HTTP 500: \\\"oops\\\"\\n\",\"tool_call_id\":"
+                "\"call_2\"}],"
+                "\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+}
+
+static void test_tool_turn_anthropic(void)
+{
+    struct llm_request r = {"m", tool_conv, 5, NULL, 0, 100, -1, NULL};
+    expect_body(LLM_ANTHROPIC, &r,
+                "{\"model\":\"m\",\"max_tokens\":100,\"stream\":true,\"system\":\"S\","
+                "\"messages\":[{\"role\":\"user\",\"content\":\"Compare\"},"
+                "{\"role\":\"assistant\",\"content\":["
+                "{\"type\":\"tool_use\",\"id\":\"call_1\",\"name\":\"get_offers\","
+                "\"input\":{\"id\":\"P1\",\"pincode\":\"560001\"}},"
+                "{\"type\":\"tool_use\",\"id\":\"call_2\",\"name\":\"get_offers\","
+                "\"input\":{\"id\":\"P2\",\"pincode\":\"560001\"}}]},"
+                "{\"role\":\"user\",\"content\":["
+                "{\"type\":\"tool_result\",\"tool_use_id\":\"call_1\",\"content\":"
+                "\"{\\\"price\\\":100}\"},"
+                "{\"type\":\"tool_result\",\"tool_use_id\":\"call_2\",\"content\":"
+                "\"HTTP 500: \\\"oops\\\"\\n\",\"is_error\":true}]}]}");
+}
+
+static void test_tool_turn_gemini(void)
+{
+    struct llm_request r = {"m", tool_conv, 5, NULL, 0, 0, -1, NULL};
+    expect_body(LLM_GEMINI, &r,
+                "{\"contents\":[{\"role\":\"user\",\"parts\":[{\"text\":\"Compare\"}]},"
+                "{\"role\":\"model\",\"parts\":["
+                "{\"functionCall\":{\"name\":\"get_offers\","
+                "\"args\":{\"id\":\"P1\",\"pincode\":\"560001\"}}},"
+                "{\"functionCall\":{\"name\":\"get_offers\","
+                "\"args\":{\"id\":\"P2\",\"pincode\":\"560001\"}}}]},"
+                "{\"role\":\"user\",\"parts\":["
+                "{\"functionResponse\":{\"name\":\"get_offers\",\"response\":{\"price\":100}}},"
+                "{\"functionResponse\":{\"name\":\"get_offers\",\"response\":"
+                "{\"error\":\"HTTP 500: \\\"oops\\\"\\n\"}}}]}],"
+                "\"systemInstruction\":{\"parts\":[{\"text\":\"S\"}]}}");
+}
+
+/* Text before the calls, a plain-text result, arguments left empty ({}), and tool_choice. */
+static void test_tool_text_and_choice(json_doc *d)
+{
+    static const struct llm_msg_tool_call one[] = {{"t1", "get_weather", NULL, 0}};
+    static const struct llm_message msgs[] = {
+        {"user", "Weather?", 8},
+        {"assistant", "Let me look.", 12, one, 1},
+        {"tool", "sunny", 5, NULL, 0, "t1", "get_weather", false},
+    };
+    struct llm_request r = {"m", msgs, 3, tools, 1, 0, -1, "get_weather"};
+    char path[128];
+
+    build(LLM_OPENAI, &r, d, path);
+    CHECK(str_at(d, "/messages/1/content", "Let me look.") &&
+          str_at(d, "/messages/1/tool_calls/0/function/arguments", "{}"));
+    CHECK(str_at(d, "/tool_choice/type", "function") &&
+          str_at(d, "/tool_choice/function/name", "get_weather"));
+    build(LLM_ANTHROPIC, &r, d, path);
+    CHECK(str_at(d, "/messages/1/content/0/type", "text") &&
+          str_at(d, "/messages/1/content/0/text", "Let me look.") &&
+          json_type_at(d, "/messages/1/content/1/input") == JSON_OBJECT);
+    CHECK(json_type_at(d, "/messages/2/content/0/is_error") == JSON_MISSING);
+    CHECK(str_at(d, "/tool_choice/type", "tool") && str_at(d, "/tool_choice/name", "get_weather"));
+    build(LLM_GEMINI, &r, d, path);
+    CHECK(str_at(d, "/contents/1/parts/0/text", "Let me look.") &&
+          str_at(d, "/contents/1/parts/1/functionCall/name", "get_weather"));
+    CHECK(str_at(d, "/contents/2/parts/0/functionResponse/response/output", "sunny"));
+    CHECK(str_at(d, "/toolConfig/functionCallingConfig/mode", "ANY") &&
+          str_at(d, "/toolConfig/functionCallingConfig/allowedFunctionNames/0", "get_weather"));
+
+    r.tool_choice = "required";
+    build(LLM_OPENAI, &r, d, path);
+    CHECK(str_at(d, "/tool_choice", "required"));
+    build(LLM_ANTHROPIC, &r, d, path);
+    CHECK(str_at(d, "/tool_choice/type", "any") &&
+          json_type_at(d, "/tool_choice/name") == JSON_MISSING);
+    r.tool_choice = "none";
+    build(LLM_GEMINI, &r, d, path);
+    CHECK(str_at(d, "/toolConfig/functionCallingConfig/mode", "NONE") &&
+          json_type_at(d, "/toolConfig/functionCallingConfig/allowedFunctionNames") ==
+              JSON_MISSING);
+    r.n_tools = 0; /* no tools: no choice sent */
+    build(LLM_OPENAI, &r, d, path);
+    CHECK(json_type_at(d, "/tool_choice") == JSON_MISSING);
+}
+
+/* Malformed tool parts are refused by every provider, before anything is written. */
+static void test_tool_errors(void)
+{
+    static const struct llm_msg_tool_call not_object[] = {{"c", "f", "[1,2]", 5}};
+    static const struct llm_msg_tool_call not_json[] = {{"c", "f", "{\"a\":", 5}};
+    static const struct llm_msg_tool_call no_id[] = {{"", "f", "{}", 2}};
+    static const struct llm_msg_tool_call no_name[] = {{"c", NULL, "{}", 2}};
+    static const struct llm_message bad[][2] = {
+        {{"user", "u", 1}, {"assistant", "", 0, not_object, 1}},
+        {{"user", "u", 1}, {"assistant", "", 0, not_json, 1}},
+        {{"user", "u", 1}, {"assistant", "", 0, no_id, 1}},
+        {{"user", "u", 1}, {"assistant", "", 0, no_name, 1}},
+        {{"user", "u", 1, not_object + 0, 0}, {"user", "x", 1, no_id, 1}}, /* calls on user */
+        {{"user", "u", 1}, {"tool", "r", 1, NULL, 0, NULL, "f", false}},   /* no call id */
+        {{"user", "u", 1}, {"tool", "r", 1, NULL, 0, "c", NULL, false}},   /* no tool name */
+        {{"user", "u", 1}, {"user", "r", 1, NULL, 0, "c", "f", false}},    /* id on a user msg */
+    };
+    struct buf body = {0};
+    char path[128];
+    buf_append_str(&body, "keep");
+    for (int p = 0; p < LLM__COUNT; p++) {
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            struct llm_request r = {"m", bad[i], 2, NULL, 0, 0, -1, NULL};
+            int rc = llm_build_request(p, &r, &body, path, sizeof(path));
+            CHECKF(rc == -EINVAL, "%s case %zu: rc %d", llm_provider_name(p), i, rc);
+        }
+        struct llm_request r = {"m", conv, 5, tools, 1, 0, -1, "no_such_tool"};
+        CHECK(llm_build_request(p, &r, &body, path, sizeof(path)) == -EINVAL);
+        CHECK(buf_is(&body, "keep"));
+    }
+    buf_free(&body);
+}
+
 int main(void)
 {
     test_names();
@@ -337,5 +497,12 @@ int main(void)
     test_request_errors();
     test_auth_headers();
     test_parse_error();
+    test_tool_turn_openai();
+    test_tool_turn_anthropic();
+    test_tool_turn_gemini();
+    d = json_doc_create();
+    test_tool_text_and_choice(d);
+    json_doc_destroy(d);
+    test_tool_errors();
     return tap_done();
 }
