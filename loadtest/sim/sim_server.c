@@ -12,6 +12,7 @@
 
 #include "base/mem.h"
 #include "loadtest/sim/sim_answer.h"
+#include "loadtest/sim/sim_catalog_api.h"
 #include "loadtest/sim/sim_hash.h"
 #include "loadtest/sim/sim_request.h"
 #include "loadtest/sim/sim_stream.h"
@@ -315,6 +316,8 @@ static bool on_request(struct conn *c, const struct http_request *req, const cha
 {
     struct sim_worker *sw = worker_app(conn_worker(c));
     struct route rt;
+    if (sim_catalog_api_request(sw, c, req))
+        return true;
     if (path_is(req, "/v1/models") && method_is(req, "GET")) {
         models(c, req);
     } else if (!route(req, &rt)) {
@@ -329,6 +332,7 @@ static bool on_request(struct conn *c, const struct http_request *req, const cha
 
 static void on_http_close(struct conn *c)
 {
+    sim_catalog_api_closed(worker_app(conn_worker(c)), c);
     sim_stream_closed(c);
 }
 
@@ -339,6 +343,7 @@ static void *worker_init(struct worker *w)
     sw->w = w;
     sw->loop = worker_loop(w);
     sw->doc = json_doc_create();
+    sw->aux = json_doc_create();
     uint64_t s = g_sim->o.seed ^ (0x5151ull * (uint64_t)(worker_index(w) + 1));
     sw->rng = sim_rng_next(&s);
     sw->prefixes = sim_table_create(16);
@@ -353,7 +358,9 @@ static void worker_fini(struct worker *w, void *state)
     struct sim_worker *sw = state;
     if (!sw)
         return;
+    sim_catalog_api_fini(sw);
     json_doc_destroy(sw->doc);
+    json_doc_destroy(sw->aux);
     buf_free(&sw->out);
     sim_table_destroy(sw->prefixes);
     sim_table_destroy(sw->attempts);
