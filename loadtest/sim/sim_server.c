@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "loadtest/sim/sim_agent.h"
 #include "loadtest/sim/sim_answer.h"
 #include "loadtest/sim/sim_catalog_api.h"
 #include "loadtest/sim/sim_hash.h"
@@ -224,6 +225,7 @@ static void start(struct sim_worker *sw, struct conn *c, struct sim_req *r, stru
     struct sim_plan plan;
     resp_of(sw, r, &resp);
     plan_of(sw, r, a, &plan);
+    sim_agent_tune_plan(r, &sw->sim->o, &plan);
     sim_stream_begin(sw, c, &resp, a, &plan);
 }
 
@@ -263,7 +265,8 @@ static void generate(struct sim_worker *sw, struct conn *c, const struct http_re
         err = "The request body is not valid JSON.";
     if (!err && sim_req_parse(&r, sw->doc, body, len, &err) == 0) {
         struct sim_answer a;
-        sim_answer_build(&a, &r, sw->doc, sw->sim->o.tokens);
+        if (!sim_agent_answer(&a, &r, sw->doc, sw->aux, &sw->sim->o))
+            sim_answer_build(&a, &r, sw->doc, sw->sim->o.tokens);
         start(sw, c, &r, &a);
         sim_answer_free(&a); /* empty if the stream took it over */
     }
