@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
+#include "base/clock.h"
 #include "base/mem.h"
 #include "loadtest/sim/sim_catalog.h"
 #include "loadtest/sim/sim_hash.h"
@@ -43,9 +43,7 @@ static uint64_t log_seq; /* entries written so far; the newest has seq == log_se
 
 static uint64_t now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return clock_now_ns() / 1000u;
 }
 
 static void log_add(struct logent *e)
@@ -715,6 +713,8 @@ bool sim_catalog_api_request(struct sim_worker *sw, struct conn *c, const struct
         sw->pending->pprev = &p->next;
     sw->pending = p;
     if (!hang)
-        timer_arm(sw->loop, &p->timer, loop_now_ms(sw->loop) + ms, pending_fire);
+        /* From the arrival time rounded up, not the loop's turn start (which is earlier): the
+         * recorded end - start is then never below the latency. */
+        timer_arm(sw->loop, &p->timer, (e.start_us + 999) / 1000 + ms, pending_fire);
     return true;
 }
