@@ -551,6 +551,12 @@ def classify(sim, fmt, text, model="sim-classifier", **extra):
 
 
 @test
+def tiers_are_listed_as_models(sim):
+    ids = {m["id"] for m in json.loads(request(sim.port, "GET", "/v1/models").body)["data"]}
+    assert {"sim-frontier", "sim-cheap", "sim-classifier"} <= ids, ids
+
+
+@test
 def classifier_json(sim):
     for i, (text, want) in enumerate(CLASSIFY):
         d = classify(sim, FORMATS[i % 3], text)
