@@ -313,7 +313,7 @@ static const char *value_for(enum tool t, const char *key, const struct sim_inte
     *numeric = false;
     if (t == T_SEARCH) {
         if (key_is(key, q))
-            return it->query[0] ? it->query : it->category[0] ? it->category : "bestsellers";
+            return it->query[0] ? it->query : it->category; /* "" = everything */
         if (!strcmp(key, "category"))
             return it->category[0] ? it->category : NULL;
         if (!strcmp(key, "brand"))

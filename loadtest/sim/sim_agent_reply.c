@@ -557,10 +557,15 @@ static void compare_reply(struct buf *out, const struct ag_results *r, enum ag_m
         buf_printf(out, ". The %s is cheaper.", ps[cheap].title);
         return;
     }
+    bool same = true;
+    for (int i = 1; i < n; i++)
+        same &= ps[i].price == ps[0].price;
     buf_printf(out, "Here is how they compare:\n\n");
     table_reply(out, ps, n, m);
-    buf_printf(out, "\n**%s** is the cheaper one", ps[cheap].title);
-    buf_append_str(out, ".");
+    if (same)
+        buf_append_str(out, "\nThey cost the same.");
+    else
+        buf_printf(out, "\n**%s** is the cheaper one.", ps[cheap].title);
 }
 
 static void offer_reply(struct buf *out, const struct ag_results *r, enum ag_mistake m)

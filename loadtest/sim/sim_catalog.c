@@ -3,8 +3,9 @@
  * The file is read whole; each line is parsed once with stream/json.h and its strings copied
  * into one arena. Every product gets a list of (word hash, weight) pairs: title and brand words
  * weigh 3, category words 2, spec words 1 (keys included, so "battery" finds every product that
- * has a battery spec). A search is a linear scan: 5,000 products x ~60 words is well under a
- * millisecond, cheaper than any index to keep right. */
+ * has a battery spec); a word weighs what it weighed where it was found first, category first. A
+ * search is a linear scan: 5,000 products x ~60 words is well under a millisecond, cheaper than any
+ * index to keep right. */
 #include "loadtest/sim/sim_catalog.h"
 
 #include <errno.h>
@@ -143,13 +144,10 @@ static void add_word(void *arg, const char *w)
     struct add_ctx *a = arg;
     struct sim_catalog *c = a->c;
     uint32_t h = word_hash(w);
-    for (uint32_t i = a->p->word_off; i < c->nwords; i++) {
-        if (c->words[i].hash == h) {
-            if (c->words[i].weight < a->weight)
-                c->words[i].weight = a->weight;
-            return;
-        }
-    }
+    for (uint32_t i = a->p->word_off; i < c->nwords; i++)
+        if (c->words[i].hash == h)
+            return; /* the first weight stays: a category word in a title ("Phone") is no
+                     * better a match than the category itself */
     if (c->nwords == c->cap_words) {
         c->cap_words = c->cap_words ? 2 * c->cap_words : 65536;
         c->words = xrealloc(c->words, c->cap_words * sizeof(*c->words));
@@ -225,13 +223,13 @@ static int add_product(struct sim_catalog *c, json_doc *d, char *line, size_t le
     p->json = line;
     p->json_len = len;
     p->word_off = c->nwords;
-    struct add_ctx a = {c, p, 3};
-    each_word(title, titlen, add_word, &a);
-    each_word(brand, brandn, add_word, &a);
-    a.weight = 2;
+    struct add_ctx a = {c, p, 2};
     each_word(cat, catn, add_word, &a);
     if (sub)
         each_word(sub, subn, add_word, &a);
+    a.weight = 3;
+    each_word(title, titlen, add_word, &a);
+    each_word(brand, brandn, add_word, &a);
     a.weight = 1;
     if (json_get_raw(d, "/specs", &raw, &rawn) == 0)
         each_word(raw, rawn, add_word, &a);

@@ -169,11 +169,14 @@ void sim_opts_defaults(struct sim_opts *o)
     o->classifier_ms = 30;
 }
 
+static char catalog_err[512]; /* why the default catalog did not load, said once listening */
+
 /* The catalog: --catalog must load; the default is looked for where the build put the source
  * tree, then under the working directory, and the API answers 503 without it. */
 static int load_catalog(struct sim *sim)
 {
-    char err[512];
+    char *err = catalog_err;
+    size_t errcap = sizeof(catalog_err);
     const char *path = sim->o.catalog;
     if (!path) {
         FILE *f = fopen(TRILEMMA_SIM_CATALOG, "rb");
@@ -181,13 +184,11 @@ static int load_catalog(struct sim *sim)
         if (f)
             fclose(f);
     }
-    sim->catalog = sim_catalog_load(path, err, sizeof(err));
+    sim->catalog = sim_catalog_load(path, err, errcap);
     if (!sim->catalog && sim->o.catalog) {
         fprintf(stderr, "trilemma-sim: %s\n", err);
         return -1;
     }
-    if (!sim->catalog)
-        log_warn("trilemma-sim: no catalog (%s): /catalog answers 503", err);
     return 0;
 }
 
@@ -240,6 +241,8 @@ static int run(struct sim *sim, const struct config *conf, sigset_t *set)
     bool v6 = strchr(host, ':') != NULL;
     fprintf(stderr, "trilemma-sim listening on http://%s%s%s:%u/\n", v6 ? "[" : "", host,
             v6 ? "]" : "", server_port(srv));
+    if (!sim->catalog) /* after the line above, which scripts and tests wait for first */
+        log_warn("trilemma-sim: no catalog (%s): /catalog answers 503", catalog_err);
     int sig = 0;
     sigwait(set, &sig);
     log_info("trilemma-sim: %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -27,43 +27,66 @@ def price_end(p):
     return max(step, int(round(p / step)) * step) - 1
 
 
+# brand -> [(series, number range, price range in INR)]: prices follow the series, as in shops
+PHONE_SERIES = {
+    "Samsung": [("Galaxy M", (14, 56), (9000, 28000)), ("Galaxy A", (15, 56), (12000, 40000)),
+                ("Galaxy F", (14, 55), (9000, 25000)), ("Galaxy S", (22, 25), (55000, 150000))],
+    "Xiaomi": [("Redmi ", (12, 14), (7000, 15000)), ("Redmi Note ", (12, 14), (12000, 30000)),
+               ("Xiaomi ", (13, 15), (30000, 80000))],
+    "Apple": [("iPhone ", (13, 16), (45000, 160000))],
+    "OnePlus": [("Nord CE ", (2, 4), (17000, 27000)), ("OnePlus ", (11, 13), (40000, 75000))],
+    "Realme": [("Narzo ", (60, 70), (8000, 18000)), ("realme ", (11, 13), (12000, 30000)),
+               ("realme GT ", (5, 7), (28000, 45000))],
+    "Vivo": [("Y", (18, 300), (8000, 20000)), ("T", (2, 3), (15000, 25000)),
+             ("V", (29, 40), (25000, 45000))],
+    "Oppo": [("A", (18, 79), (8000, 20000)), ("F", (25, 27), (18000, 30000)),
+             ("Reno ", (10, 12), (25000, 45000))],
+    "Motorola": [("moto g", (34, 85), (8000, 22000)), ("Edge ", (40, 50), (20000, 40000))],
+    "iQOO": [("Z", (7, 9), (12000, 25000)), ("Neo ", (7, 9), (25000, 38000))],
+    "Poco": [("M", (6, 7), (7000, 14000)), ("X", (5, 6), (15000, 30000)),
+             ("F", (5, 6), (22000, 35000))],
+    "Google": [("Pixel ", (7, 9), (35000, 110000))],
+    "Nothing": [("Phone (", (1, 3), (20000, 45000)), ("CMF Phone ", (1, 2), (13000, 18000))],
+}
+
+
 def phone(r, i):
-    brands = {"Samsung": ["Galaxy M", "Galaxy A", "Galaxy S", "Galaxy F"], "Xiaomi": ["Redmi Note ",
-              "Redmi ", "Xiaomi "], "Apple": ["iPhone "], "OnePlus": ["Nord CE ", "OnePlus "],
-              "Realme": ["Narzo ", "realme ", "realme GT "], "Vivo": ["Y", "T", "V"],
-              "Oppo": ["A", "Reno ", "F"], "Motorola": ["moto g", "Edge "], "iQOO": ["Z", "Neo "],
-              "Poco": ["X", "M", "F"], "Google": ["Pixel "], "Nothing": ["Phone ("]}
-    brand = r.choice(sorted(brands))
-    series = r.choice(brands[brand])
-    num = r.randint(2, 15) if brand in ("Apple", "Google", "Nothing") else r.randint(10, 99)
-    model = series + str(num) + (")" if series.endswith("(") else "")
-    model += r.choice(["", "", " 5G", " Pro", " Pro+ 5G", " Lite", " Ultra"]) if brand != "Nothing" else ""
-    ram = r.choice([4, 6, 8, 8, 12, 16])
-    storage = r.choice([64, 128, 128, 256, 256, 512])
+    brand = r.choice(sorted(PHONE_SERIES))
+    series, nums, (lo, hi) = r.choice(PHONE_SERIES[brand])
+    model = series + str(r.randint(*nums)) + (")" if series.endswith("(") else "")
+    if brand not in ("Apple", "Google", "Nothing"):
+        model += r.choice(["", "", " 5G", " Pro", " Pro+ 5G", " Lite"])
+    elif brand != "Nothing":
+        model += r.choice(["", "", " Pro", " Pro Max" if brand == "Apple" else " Pro XL"])
     tier = r.random()
-    base = 7000 + tier ** 2.2 * 140000 + ram * 900 + storage * 20
-    if brand in ("Apple", "Google"):
-        base = max(base * 1.6, 45000)
-    price = price_end(base)
-    battery = r.choice([4000, 4500, 5000, 5000, 5500, 6000, 6000, 6500, 7000])
-    if brand == "Apple":
-        battery = r.choice([3200, 3350, 3900, 4400])
+    price = price_end(lo + tier * (hi - lo))
+    ram = [4, 6, 8, 8, 12, 16][min(5, int(tier * 4 + r.random() * 2))]
+    storage = [64, 128, 128, 256, 256, 512][min(5, int(tier * 4 + r.random() * 2))]
+    battery = r.choice([5000, 5000, 5500, 6000, 6000, 6500, 7000] if price < 30000 else
+                       [4500, 5000, 5000, 5400, 5500])
     size = r.choice([6.1, 6.4, 6.5, 6.6, 6.67, 6.7, 6.78, 6.8])
-    panel = r.choice(["AMOLED", "Super AMOLED", "IPS LCD", "pOLED", "LTPO OLED"])
-    hz = r.choice([60, 90, 120, 120, 144])
-    chips = ["Snapdragon 7s Gen 2", "Snapdragon 6 Gen 1", "Snapdragon 8 Gen 3", "Dimensity 7050",
-             "Dimensity 6100+", "Dimensity 8300", "Helio G99", "Exynos 1380", "Tensor G3",
-             "A16 Bionic", "A17 Pro", "Snapdragon 4 Gen 2"]
-    chip = r.choice(chips[9:11] if brand == "Apple" else ["Tensor G3"] if brand == "Google" else
-                    chips[:9] + chips[11:])
+    panel = r.choice(["IPS LCD", "IPS LCD", "AMOLED"] if price < 15000 else
+                     ["AMOLED", "Super AMOLED", "pOLED", "LTPO OLED"])
+    hz = r.choice([90, 120] if price < 15000 else [120, 120, 144])
+    chip = r.choice(["Helio G99", "Dimensity 6100+", "Snapdragon 4 Gen 2", "Exynos 1280"]
+                    if price < 15000 else ["Snapdragon 6 Gen 1", "Dimensity 7050",
+                                           "Snapdragon 7s Gen 2", "Exynos 1380"]
+                    if price < 30000 else ["Snapdragon 8 Gen 3", "Dimensity 8300",
+                                           "Snapdragon 8s Gen 3", "Exynos 2400"])
+    if brand == "Apple":
+        battery, ram = r.choice([3279, 3349, 4383, 4685]), r.choice([6, 8])
+        chip, panel, hz = r.choice(["A16 Bionic", "A17 Pro", "A18"]), "Super Retina XDR OLED", 120
+        storage = r.choice([128, 256, 512])
+    elif brand == "Google":
+        chip, battery = r.choice(["Tensor G3", "Tensor G4"]), r.choice([4575, 4700, 5050])
     colour = r.choice(COLOURS)
-    camera = r.choice([13, 48, 50, 50, 64, 108, 200])
+    camera = r.choice([50, 50, 64, 108, 200] if price >= 15000 else [13, 48, 50, 50])
     specs = {"battery_mah": battery, "display": {"size_in": size, "type": panel, "refresh_hz": hz},
              "processor": chip, "ram_gb": ram, "storage_gb": storage, "rear_camera_mp": camera,
              "front_camera_mp": r.choice([8, 12, 16, 32]), "os": "iOS 18" if brand == "Apple" else
-             "Android 14", "network": "5G" if "5G" in model or tier > 0.3 else "4G",
-             "weight_g": r.randint(165, 230), "charging_w": r.choice([18, 25, 33, 45, 67, 80, 120]),
-             "colour": colour}
+             "Android 14", "network": "5G" if "5G" in model or price > 12000 else "4G",
+             "weight_g": r.randint(165, 230), "charging_w": r.choice([18, 25, 33, 45, 67, 80, 120])
+             if brand != "Apple" else 20, "colour": colour}
     title = "%s %s (%s, %d GB RAM, %d GB Storage)" % (brand, model, colour, ram, storage)
     if brand == "Apple":
         title = "Apple %s (%d GB, %s)" % (model, storage, colour)
@@ -204,11 +227,14 @@ MAKERS = {"phones": phone, "laptops": laptop, "headphones": headphone, "shoes": 
 
 
 def products(r):
-    out, n = [], 0
+    out, n, titles = [], 0, set()
     for cat in ("phones", "laptops", "headphones", "shoes", "clothing"):
         for i in range(COUNTS[cat]):
             n += 1
             brand, title, price, specs, keys, sub = MAKERS[cat](r, i)
+            while title in titles:  # one title, one product: answers can be checked by title
+                brand, title, price, specs, keys, sub = MAKERS[cat](r, i)
+            titles.add(title)
             mrp = price_end(price * r.uniform(1.0, 1.6)) if r.random() < 0.8 else price
             pid = "P%05d" % n
             out.append({"kind": "product", "id": pid, "category": cat, "subcategory": sub,
