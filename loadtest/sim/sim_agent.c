@@ -503,8 +503,8 @@ bool sim_agent_answer(struct sim_answer *a, const struct sim_req *r, json_doc *d
     struct sim_intent it;
     struct buf text = {0};
     bool json = wants_json(r, doc), done = false;
-    if (!json && (!commerce_tools(r) || r->d.ntool > 0 || r->d.echo))
-        return false;
+    if (!json && (!commerce_tools(r) || r->d.ntool > 0 || r->d.echo || r->forced_tool[0]))
+        return false; /* a tool named by tool_choice: the generic rules call it */
     struct turn *t = xcalloc(1, sizeof(*t)); /* the results are large for a stack */
     *t = (struct turn){.r = r, .doc = doc, .aux = aux};
     sim_intent_read(buf_begin(&r->echo_text), buf_size(&r->echo_text), &it);

@@ -458,6 +458,29 @@ def comparison_makes_parallel_calls_and_a_table(sim):
 
 
 @test
+def a_follow_up_takes_the_earlier_slots(sim):
+    c = Convo(sim, "openai", "compare the two cheapest")
+    c.msgs[:0] = [{"role": "user", "content": "show me samsung phones under 20000"},
+                  {"role": "assistant", "content": "Here are some Samsung phones."}]
+    answer, steps = c.run()
+    name, args, _ = steps[0][0]
+    assert name == "search_products" and args["category"] == "phones", args
+    assert args["brand"] == "Samsung" and args["max_price"] == 20000, args
+    assert args["sort"] == "price_asc" and args["limit"] == 2, args
+    assert [n for n, _, _ in steps[1]] == ["get_product", "get_product"]
+    assert "| Price |" in answer
+
+
+@test
+def a_named_tool_choice_is_obeyed(sim):
+    body = {"model": "gpt-4.1-mini", "stream": True, "tools": tools("openai"),
+            "messages": [{"role": "user", "content": "where is order 1234-5678"}],
+            "tool_choice": {"type": "function", "function": {"name": "get_policy"}}}
+    st = Stream("openai", post(sim, "openai", body))
+    assert [c["name"] for c in st.calls.values()] == ["get_policy"], st.calls
+
+
+@test
 def policy_order_and_offers_calls(sim):
     for fmt in FORMATS:
         c = Convo(sim, fmt, "what is the return policy?")
