@@ -24,6 +24,25 @@ enum sim_format {
     SIM_NFORMATS,
 };
 
+/* The commerce API's endpoints (GET /catalog/...), each with its own latency and faults. */
+enum sim_endpoint {
+    SIM_EP_SEARCH,  /* /catalog/search */
+    SIM_EP_PRODUCT, /* /catalog/products/{id} */
+    SIM_EP_OFFERS,  /* /catalog/products/{id}/offers */
+    SIM_EP_POLICY,  /* /catalog/policies/{topic} */
+    SIM_EP_ORDER,   /* /catalog/orders/{id} */
+    SIM_NENDPOINTS,
+};
+
+struct sim_endpoint_opts {
+    uint32_t min_ms, max_ms; /* latency, uniform in [min, max] */
+    double error_rate;       /* share answered with error_status */
+    int error_status;        /* 500..599 (default 503) */
+    double timeout_rate;     /* share never answered (the client's timeout ends them) */
+};
+
+struct sim_catalog;
+
 struct sim_opts {
     uint32_t ttft_ms;        /* mean time to first token */
     uint32_t ttft_jitter_ms; /* uniform +- around the mean */
@@ -34,7 +53,12 @@ struct sim_opts {
     double error_rate;       /* share of requests answered with a 5xx */
     double disconnect_rate;  /* share of streams reset mid-stream */
     double stall_rate;       /* share of streams that stop sending mid-stream */
-    uint64_t seed;           /* for the random faults and jitter (answers never depend on it) */
+    uint64_t seed;           /* random faults, jitter, and the cheap tier's mistakes */
+    const char *catalog;     /* path of catalog.jsonl */
+    struct sim_endpoint_opts ep[SIM_NENDPOINTS];
+    double cheap_mistake_rate;    /* sim-cheap: share of grounded answers with a mistake */
+    double classifier_error_rate; /* sim-classifier: share of wrong query types */
+    uint32_t classifier_ms;       /* sim-classifier: time to its answer */
 };
 
 /* Counters of one worker, read by /metrics from another thread (relaxed). */
@@ -61,23 +85,27 @@ struct sim {
     uint64_t tpm_sec[SIM_TPM_WINDOW];   /* the second each bucket counts, or 0 */
     uint64_t tpm_count[SIM_TPM_WINDOW]; /* output tokens admitted in that second */
     struct sim_stats *stats;            /* [nworkers], allocated before the workers start */
+    struct sim_catalog *catalog;        /* NULL: /catalog answers 503 */
     int nworkers;
 };
 
 struct sim_table;
+struct sim_pending;
 
 /* One worker's state (created on the worker thread by worker_init). */
 struct sim_worker {
     struct sim *sim;
     struct worker *w;
     struct loop *loop;
-    json_doc *doc;              /* one parser for every request of this worker */
-    struct buf out;             /* scratch: wire bytes of the event being written */
-    uint64_t rng;               /* jitter and random faults */
-    uint64_t next_id;           /* makes response ids unique */
-    struct sim_table *prefixes; /* prompt-prefix hashes seen before: the cached-token model */
-    struct sim_table *attempts; /* conversation hash -> requests seen (fail_first) */
-    struct sim_stats *st;       /* &sim->stats[worker index] */
+    json_doc *doc;               /* one parser for every request of this worker */
+    struct buf out;              /* scratch: wire bytes of the event being written */
+    uint64_t rng;                /* jitter and random faults */
+    uint64_t next_id;            /* makes response ids unique */
+    struct sim_table *prefixes;  /* prompt-prefix hashes seen before: the cached-token model */
+    struct sim_table *attempts;  /* conversation hash -> requests seen (fail_first) */
+    struct sim_stats *st;        /* &sim->stats[worker index] */
+    json_doc *aux;               /* tool results read out of a request */
+    struct sim_pending *pending; /* catalog answers waiting for their latency */
 };
 
 /* Fill o with the defaults (docs/sim.md). */

@@ -270,18 +270,17 @@ void sim_make_id(char *out, size_t cap, const char *prefix, size_t nchars, uint6
     out[p] = '\0';
 }
 
-/* Add call number ci for tool t: its id, arguments, and fragments as steps. */
-static void add_call(struct sim_answer *a, const struct sim_req *r, json_doc *d,
-                     const struct sim_tool *t, int ci)
+/* Give call ci its id (drawn from id_seed) and cut its arguments into fragments (steps) drawn
+ * from *s. */
+static void split_call(struct sim_answer *a, const struct sim_req *r, int ci, uint64_t id_seed,
+                       uint64_t *sp)
 {
     struct sim_call *c = &a->calls[ci];
-    uint64_t s = r->conv_hash ^ (0x7001ull * (uint64_t)(ci + 1));
-    snprintf(c->name, sizeof(c->name), "%s", t->name);
+    uint64_t s = *sp;
     if (r->fmt == SIM_OPENAI)
-        sim_make_id(c->id, sizeof(c->id), "call_", 24, s);
+        sim_make_id(c->id, sizeof(c->id), "call_", 24, id_seed);
     else if (r->fmt == SIM_ANTHROPIC)
-        sim_make_id(c->id, sizeof(c->id), "toolu_01", 22, s);
-    gen_args(c, r, d, t, &s);
+        sim_make_id(c->id, sizeof(c->id), "toolu_01", 22, id_seed);
     push_step(a, SIM_STEP_TOOL_START, (uint8_t)ci, 0, 0);
     const char *p = buf_begin(&c->args);
     size_t len = buf_size(&c->args), off = 0;
@@ -297,6 +296,40 @@ static void add_call(struct sim_answer *a, const struct sim_req *r, json_doc *d,
         off = end;
     }
     a->tool_tokens += c->pieces;
+    *sp = s;
+}
+
+/* Add call number ci for tool t: its id, arguments, and fragments as steps. */
+static void add_call(struct sim_answer *a, const struct sim_req *r, json_doc *d,
+                     const struct sim_tool *t, int ci)
+{
+    struct sim_call *c = &a->calls[ci];
+    uint64_t s = r->conv_hash ^ (0x7001ull * (uint64_t)(ci + 1));
+    snprintf(c->name, sizeof(c->name), "%s", t->name);
+    uint64_t id_seed = s;
+    gen_args(c, r, d, t, &s);
+    split_call(a, r, ci, id_seed, &s);
+}
+
+/* Append a tool call with these arguments; see the header. */
+void sim_answer_call(struct sim_answer *a, const struct sim_req *r, const char *name,
+                     const char *args, size_t len)
+{
+    if (a->ncalls >= SIM_MAX_CALLS)
+        return;
+    int ci = a->ncalls++;
+    struct sim_call *c = &a->calls[ci];
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    buf_append(&c->args, args, len);
+    uint64_t s = r->conv_hash ^ (0x7001ull * (uint64_t)(ci + 1));
+    split_call(a, r, ci, s, &s);
+    a->finish = SIM_FIN_TOOL;
+}
+
+/* Append text, one token per word; see the header. */
+void sim_answer_text(struct sim_answer *a, const char *s, size_t n, int64_t max_tokens)
+{
+    gen_echo(a, s, n, max_tokens);
 }
 
 /* Build the answer; see the header. */

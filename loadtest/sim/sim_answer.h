@@ -57,6 +57,16 @@ void sim_answer_build(struct sim_answer *a, const struct sim_req *r, json_doc *d
                       uint32_t default_tokens);
 void sim_answer_free(struct sim_answer *a);
 
+/* Append text to a (zeroed or text-only) answer, one token per word with its trailing
+ * whitespace, at most max_tokens tokens (-1 = no limit; a cut answer finishes with length). */
+void sim_answer_text(struct sim_answer *a, const char *s, size_t n, int64_t max_tokens);
+
+/* Append a call of tool `name` whose arguments are the JSON object args[0..len): its id and
+ * argument fragments derive from r's conversation, like every call; the answer finishes with a
+ * tool call. At most SIM_MAX_CALLS calls; further ones are dropped. */
+void sim_answer_call(struct sim_answer *a, const struct sim_req *r, const char *name,
+                     const char *args, size_t len);
+
 /* An id: prefix followed by nchars base62 characters drawn from seed. */
 void sim_make_id(char *out, size_t cap, const char *prefix, size_t nchars, uint64_t seed);
 

@@ -15,6 +15,12 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "loadtest/sim/sim.h"
+#include "loadtest/sim/sim_catalog.h"
+#include "loadtest/sim/sim_catalog_api.h"
+
+#ifndef TRILEMMA_SIM_CATALOG
+#define TRILEMMA_SIM_CATALOG "loadtest/sim/catalog/catalog.jsonl"
+#endif
 
 static void usage(FILE *f)
 {
@@ -34,6 +40,12 @@ static void usage(FILE *f)
             "  --stall-rate P          share of streams stalled mid-stream (default 0)\n"
             "  --seed N                seed of the random faults and jitter (default 1)\n"
             "  --drain-ms MS           on SIGTERM, time running streams get (default 1000)\n"
+            "  --catalog PATH          the commerce catalog (default: the generated one)\n"
+            "  --catalog-ENDPOINT SPEC latency and faults of search, product, offers, policy,\n"
+            "                          order: ms=LO-HI,error_rate=P,status=CODE,timeout_rate=P\n"
+            "  --cheap-mistake-rate P  sim-cheap: share of answers with a mistake (default 0.3)\n"
+            "  --classifier-error-rate P  sim-classifier: share of wrong types (default 0)\n"
+            "  --classifier-ms MS      sim-classifier: time to its answer (default 30)\n"
             "See docs/sim.md for the [[sim:...]] directives.\n");
 }
 
@@ -57,7 +69,7 @@ struct flags {
     uint32_t drain_ms;
 };
 
-enum flag_kind { FLAG_STR, FLAG_INT, FLAG_U32, FLAG_U64, FLAG_DBL };
+enum flag_kind { FLAG_STR, FLAG_INT, FLAG_U32, FLAG_U64, FLAG_DBL, FLAG_ENDPOINT };
 
 struct flag_def {
     const char *name;
@@ -70,6 +82,16 @@ static void set_flag(const struct flag_def *d, const char *v)
 {
     if (d->kind == FLAG_STR) {
         *(const char **)d->dst = v;
+        return;
+    }
+    if (d->kind == FLAG_ENDPOINT) {
+        if (sim_endpoint_parse(v, d->dst) < 0) {
+            fprintf(stderr,
+                    "trilemma-sim: bad value for --%s: '%s' (expected "
+                    "ms=LO-HI,error_rate=P,status=CODE,timeout_rate=P)\n",
+                    d->name, v);
+            exit(2);
+        }
         return;
     }
     double x = num(d->name, v, d->lo, d->hi);
@@ -99,6 +121,15 @@ static void parse_flags(int argc, char **argv, struct flags *f, struct sim_opts 
         {"stall-rate", FLAG_DBL, &o->stall_rate, 0, 1},
         {"seed", FLAG_U64, &o->seed, 0, 1e18},
         {"drain-ms", FLAG_U32, &f->drain_ms, 0, 600000},
+        {"catalog", FLAG_STR, &o->catalog, 0, 0},
+        {"catalog-search", FLAG_ENDPOINT, &o->ep[SIM_EP_SEARCH], 0, 0},
+        {"catalog-product", FLAG_ENDPOINT, &o->ep[SIM_EP_PRODUCT], 0, 0},
+        {"catalog-offers", FLAG_ENDPOINT, &o->ep[SIM_EP_OFFERS], 0, 0},
+        {"catalog-policy", FLAG_ENDPOINT, &o->ep[SIM_EP_POLICY], 0, 0},
+        {"catalog-order", FLAG_ENDPOINT, &o->ep[SIM_EP_ORDER], 0, 0},
+        {"cheap-mistake-rate", FLAG_DBL, &o->cheap_mistake_rate, 0, 1},
+        {"classifier-error-rate", FLAG_DBL, &o->classifier_error_rate, 0, 1},
+        {"classifier-ms", FLAG_U32, &o->classifier_ms, 0, 600000},
     };
     enum { NDEFS = sizeof(defs) / sizeof(defs[0]), FIRST = 256 };
     struct option opts[NDEFS + 2];
@@ -133,6 +164,32 @@ void sim_opts_defaults(struct sim_opts *o)
     o->tps = 40;
     o->tokens = 60;
     o->seed = 1;
+    sim_endpoint_defaults(o->ep);
+    o->cheap_mistake_rate = 0.3;
+    o->classifier_ms = 30;
+}
+
+static char catalog_err[512]; /* why the default catalog did not load, said once listening */
+
+/* The catalog: --catalog must load; the default is looked for where the build put the source
+ * tree, then under the working directory, and the API answers 503 without it. */
+static int load_catalog(struct sim *sim)
+{
+    char *err = catalog_err;
+    size_t errcap = sizeof(catalog_err);
+    const char *path = sim->o.catalog;
+    if (!path) {
+        FILE *f = fopen(TRILEMMA_SIM_CATALOG, "rb");
+        path = f ? TRILEMMA_SIM_CATALOG : "loadtest/sim/catalog/catalog.jsonl";
+        if (f)
+            fclose(f);
+    }
+    sim->catalog = sim_catalog_load(path, err, errcap);
+    if (!sim->catalog && sim->o.catalog) {
+        fprintf(stderr, "trilemma-sim: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 /* A server configuration for the simulator: many connections from one address are normal
@@ -184,6 +241,8 @@ static int run(struct sim *sim, const struct config *conf, sigset_t *set)
     bool v6 = strchr(host, ':') != NULL;
     fprintf(stderr, "trilemma-sim listening on http://%s%s%s:%u/\n", v6 ? "[" : "", host,
             v6 ? "]" : "", server_port(srv));
+    if (!sim->catalog) /* after the line above, which scripts and tests wait for first */
+        log_warn("trilemma-sim: no catalog (%s): /catalog answers 503", catalog_err);
     int sig = 0;
     sigwait(set, &sig);
     log_info("trilemma-sim: %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -215,8 +274,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by the workers */
     signal(SIGPIPE, SIG_IGN);
 
+    if (load_catalog(&sim) < 0)
+        return 2;
     sim_capacity_init(&sim);
     int ret = run(&sim, &conf, &set);
     sim_capacity_fini(&sim);
+    sim_catalog_destroy(sim.catalog);
     return ret;
 }

@@ -11,7 +11,9 @@
 #include <time.h>
 
 #include "base/mem.h"
+#include "loadtest/sim/sim_agent.h"
 #include "loadtest/sim/sim_answer.h"
+#include "loadtest/sim/sim_catalog_api.h"
 #include "loadtest/sim/sim_hash.h"
 #include "loadtest/sim/sim_request.h"
 #include "loadtest/sim/sim_stream.h"
@@ -224,6 +226,7 @@ static void start(struct sim_worker *sw, struct conn *c, struct sim_req *r, stru
     struct sim_plan plan;
     resp_of(sw, r, &resp);
     plan_of(sw, r, a, &plan);
+    sim_agent_tune_plan(r, &sw->sim->o, &plan);
     sim_stream_begin(sw, c, &resp, a, &plan);
 }
 
@@ -263,7 +266,8 @@ static void generate(struct sim_worker *sw, struct conn *c, const struct http_re
         err = "The request body is not valid JSON.";
     if (!err && sim_req_parse(&r, sw->doc, body, len, &err) == 0) {
         struct sim_answer a;
-        sim_answer_build(&a, &r, sw->doc, sw->sim->o.tokens);
+        if (!sim_agent_answer(&a, &r, sw->doc, sw->aux, &sw->sim->o))
+            sim_answer_build(&a, &r, sw->doc, sw->sim->o.tokens);
         start(sw, c, &r, &a);
         sim_answer_free(&a); /* empty if the stream took it over */
     }
@@ -276,7 +280,9 @@ static void generate(struct sim_worker *sw, struct conn *c, const struct http_re
 static void models(struct conn *c, const struct http_request *req)
 {
     static const char *const ids[] = {"gpt-4.1-mini",     "gpt-4o-mini",      "claude-sonnet-4-5",
-                                      "claude-haiku-4-5", "gemini-2.5-flash", "gemini-2.5-pro"};
+                                      "claude-haiku-4-5", "gemini-2.5-flash", "gemini-2.5-pro",
+                                      "sim-shopper",      "sim-frontier",     "sim-cheap",
+                                      "sim-classifier"}; /* the last three: tiers (docs/sim.md) */
     bool anthropic = http_find_header(req, "anthropic-version") != NULL;
     struct buf out = {0};
     struct jsonw w;
@@ -316,6 +322,8 @@ static bool on_request(struct conn *c, const struct http_request *req, const cha
 {
     struct sim_worker *sw = worker_app(conn_worker(c));
     struct route rt;
+    if (sim_catalog_api_request(sw, c, req))
+        return true;
     if (path_is(req, "/v1/models") && method_is(req, "GET")) {
         models(c, req);
     } else if (!route(req, &rt)) {
@@ -330,6 +338,7 @@ static bool on_request(struct conn *c, const struct http_request *req, const cha
 
 static void on_http_close(struct conn *c)
 {
+    sim_catalog_api_closed(worker_app(conn_worker(c)), c);
     sim_stream_closed(c);
 }
 
@@ -340,6 +349,7 @@ static void *worker_init(struct worker *w)
     sw->w = w;
     sw->loop = worker_loop(w);
     sw->doc = json_doc_create();
+    sw->aux = json_doc_create();
     uint64_t s = g_sim->o.seed ^ (0x5151ull * (uint64_t)(worker_index(w) + 1));
     sw->rng = sim_rng_next(&s);
     sw->prefixes = sim_table_create(16);
@@ -354,7 +364,9 @@ static void worker_fini(struct worker *w, void *state)
     struct sim_worker *sw = state;
     if (!sw)
         return;
+    sim_catalog_api_fini(sw);
     json_doc_destroy(sw->doc);
+    json_doc_destroy(sw->aux);
     buf_free(&sw->out);
     sim_table_destroy(sw->prefixes);
     sim_table_destroy(sw->attempts);

@@ -1,0 +1,655 @@
+"""test_commerce.py - the commerce world of trilemma-sim, checked from the outside.
+
+    python3 test_commerce.py --sim PATH/TO/trilemma-sim [-k SUBSTRING]
+
+The catalog API (GET /catalog/search, /products/{id}, /products/{id}/offers, /policies/{topic},
+/orders/{id}): every endpoint, bad input (400/404 JSON errors), per-endpoint latency and faults
+from flags and per request, and the request log whose arrival/completion times prove
+concurrency. Then the simulated models as agents in all three wire formats: the tool calls a
+message leads to, answers grounded in the tool results sent back, the tiers (sim-cheap told to
+err always errs detectably, sim-frontier never), the classifier's JSON, and reproducibility
+with --seed. The catalog generator is checked to give the same bytes as the checked-in file.
+
+Reuses the plain-socket HTTP/SSE helpers of test_sim.py. No sleeps for synchronisation and no
+wall-clock assertions: latencies are checked on the simulator's own recorded timestamps.
+Prints "N passed, N failed" and exits 1 on any failure.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_sim as ts  # noqa: E402
+from test_sim import FORMATS, Sim, Stream, nonce, post, request  # noqa: E402
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CATEGORIES = ("phones", "laptops", "headphones", "shoes", "clothing")
+
+
+def get(sim, path, headers=None):
+    r = request(sim.port, "GET", path, headers=headers)
+    return r.status, json.loads(r.body) if r.body else None
+
+
+def log_since(sim, seq):
+    return get(sim, "/catalog/_log?since=%d" % seq)[1]["requests"]
+
+
+def last_seq(sim):
+    return get(sim, "/catalog/_log?since=999999999")[1]["last"]
+
+
+def inr(v):
+    """₹ with Indian digit grouping, as the agents write prices: 104990 -> ₹1,04,990."""
+    s = str(v)
+    if len(s) <= 3:
+        return "₹" + s
+    head, tail = s[:-3], s[-3:]
+    groups = []
+    while len(head) > 2:
+        groups.insert(0, head[-2:])
+        head = head[:-2]
+    if head:
+        groups.insert(0, head)
+    return "₹" + ",".join(groups) + "," + tail
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+# ---- the catalog API ---------------------------------------------------------------------
+
+
+@test
+def catalog_has_five_categories_and_5000_products(sim):
+    st, idx = get(sim, "/catalog")
+    assert st == 200 and idx["products"] >= 5000 and idx["orders"] > 0, idx
+    for cat in CATEGORIES:
+        st, r = get(sim, "/catalog/search?category=%s&limit=50" % cat)
+        assert st == 200 and r["total"] >= 500, (cat, r["total"])
+        assert all(p["category"] == cat and p["currency"] == "INR" for p in r["results"])
+        assert all(isinstance(p["price"], int) and 0 < p["rating"] <= 5 for p in r["results"])
+        st, img = get(sim, "/catalog/products/" + r["results"][0]["id"])
+        assert st == 200
+        r2 = request(sim.port, "GET", img["image"])
+        assert r2.status == 200 and r2.headers["content-type"] == "image/svg+xml"
+        assert r2.body.startswith(b"<svg")
+
+
+@test
+def search_filters_and_sorts(sim):
+    st, r = get(sim, "/catalog/search?q=samsung+phone&category=phone&min_price=10000"
+                     "&max_price=30000&sort=price_asc&limit=7")
+    assert st == 200 and 0 < len(r["results"]) <= 7 and r["total"] >= len(r["results"])
+    prices = [p["price"] for p in r["results"]]
+    assert prices == sorted(prices) and all(10000 <= p <= 30000 for p in prices), prices
+    assert all(p["brand"] == "Samsung" and p["category"] == "phones" for p in r["results"])
+    st, r = get(sim, "/catalog/search?brand=nike&sort=price_desc&limit=5")
+    prices = [p["price"] for p in r["results"]]
+    assert prices == sorted(prices, reverse=True) and all(p["brand"] == "Nike"
+                                                          for p in r["results"])
+    st, r = get(sim, "/catalog/search?category=laptops&sort=rating&limit=10")
+    ratings = [p["rating"] for p in r["results"]]
+    assert ratings == sorted(ratings, reverse=True)
+    # word matching: unknown words are dropped, known ones must all match
+    st, r = get(sim, "/catalog/search?q=" + urllib.parse.quote("best running shoes with a big "
+                                                               "comfy feel xyzzy") + "&limit=50")
+    assert r["total"] > 0 and all("Running" in p["title"] for p in r["results"]), r["results"][:2]
+    st, r = get(sim, "/catalog/search?q=xyzzyq")
+    assert st == 200 and r["total"] == 0 and r["results"] == []
+    st, r = get(sim, "/catalog/search?q=headphones+anc&limit=3")
+    assert all(p["category"] == "headphones" for p in r["results"]) and r["results"]
+
+
+@test
+def search_bad_input(sim):
+    for q in ("limit=0", "limit=51", "limit=x", "sort=cheapest", "min_price=-1", "max_price=1e3",
+              "category=cars", "min_price=500&max_price=100", "q=%ZZ"):
+        st, body = get(sim, "/catalog/search?" + q)
+        assert st == 400 and body["error"]["code"] == "bad_request", (q, st, body)
+        assert body["error"]["message"], body
+
+
+@test
+def product_offers_policy_order(sim):
+    st, r = get(sim, "/catalog/search?category=phones&limit=1")
+    pid = r["results"][0]["id"]
+    st, p = get(sim, "/catalog/products/" + pid)
+    assert st == 200 and p["id"] == pid and p["title"] == r["results"][0]["title"]
+    assert {"battery_mah", "display", "processor", "ram_gb", "storage_gb"} <= set(p["specs"])
+    st, o = get(sim, "/catalog/products/%s/offers?pincode=560001" % pid)
+    assert st == 200 and o["product_id"] == pid and o["pincode"] == "560001"
+    assert isinstance(o["price"], int) and o["currency"] == "INR" and "in_stock" in o
+    assert 1 <= o["delivery"]["days_min"] <= o["delivery"]["days_max"]
+    assert get(sim, "/catalog/products/%s/offers?pincode=560001" % pid)[1] == o  # deterministic
+    for bad in ("", "?pincode=56001", "?pincode=0560001", "?pincode=056000", "?pincode=abcdef"):
+        st, e = get(sim, "/catalog/products/%s/offers%s" % (pid, bad))
+        assert st == 400 and "pincode" in e["error"]["message"], (bad, st, e)
+    assert get(sim, "/catalog/products/P99999")[0] == 404
+    assert get(sim, "/catalog/products/P99999/offers?pincode=560001")[0] == 404
+    assert get(sim, "/catalog/products/bad%20id")[0] == 400
+    st, pol = get(sim, "/catalog/policies/returns")
+    assert st == 200 and pol["topic"] == "returns" and pol["text"]
+    assert get(sim, "/catalog/policies/return")[1]["topic"] == "returns"
+    st, topics = get(sim, "/catalog/policies")
+    assert {"returns", "warranty", "cancellation", "delivery"} <= set(topics["topics"])
+    st, e = get(sim, "/catalog/policies/teleportation")
+    assert st == 404 and e["error"]["code"] == "not_found"
+    st, o = get(sim, "/catalog/orders/1234-5678")
+    assert st == 200 and o["id"] == "1234-5678" and o["status"] and o["items"]
+    assert get(sim, "/catalog/orders/12345678")[0] == 400
+    assert get(sim, "/catalog/orders/0000-0000")[0] == 404
+    assert get(sim, "/catalog/nothing-here")[0] == 404
+    r = request(sim.port, "POST", "/catalog/search", body={})
+    assert r.status == 405 and json.loads(r.body)["error"]["code"] == "method_not_allowed"
+
+
+@test
+def default_latencies_are_in_their_ranges(sim):
+    seq = last_seq(sim)
+    for _ in range(3):
+        get(sim, "/catalog/search?q=phone")
+        get(sim, "/catalog/products/P00001")
+        get(sim, "/catalog/products/P00001/offers?pincode=110001")
+    want = {"search": (80, 250), "product": (20, 60), "offers": (100, 400)}
+    entries = log_since(sim, seq)
+    assert len(entries) == 9, entries
+    for e in entries:
+        lo, hi = want[e["endpoint"]]
+        assert lo <= e["delay_ms"] <= hi, e
+        assert e["end_us"] - e["start_us"] >= e["delay_ms"] * 1000, e  # the server's own clock
+
+
+@test
+def latency_flags_and_parallel_requests_overlap(sim):
+    s = Sim("--catalog-search", "ms=300", "--catalog-product", "ms=0-0")
+    try:
+        get(s, "/catalog/products/P00001")
+        results = []
+
+        def one(i):
+            results.append(get(s, "/catalog/search?q=phone", headers={"x-request-id": "r%d" % i}))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [st for st, _ in results] == [200] * 3
+        entries = log_since(s, 0)
+        prod = [e for e in entries if e["endpoint"] == "product"]
+        assert prod[0]["delay_ms"] == 0
+        srch = sorted((e for e in entries if e["endpoint"] == "search"),
+                      key=lambda e: e["request_id"])
+        assert [e["request_id"] for e in srch] == ["r0", "r1", "r2"]
+        for e in srch:
+            assert e["delay_ms"] == 300 and e["end_us"] - e["start_us"] >= 300000, e
+        # all three were in flight at once: each started before every other one ended
+        for a in srch:
+            for b in srch:
+                assert a["start_us"] < b["end_us"], (a, b)
+    finally:
+        s.stop()
+
+
+@test
+def faults_from_flags_and_per_request(sim):
+    s = Sim("--catalog-offers", "ms=0,error_rate=1,status=502", "--catalog-order",
+            "ms=0,timeout_rate=1")
+    try:
+        st, e = get(s, "/catalog/products/P00001/offers?pincode=560001")
+        assert st == 502 and e["error"]["code"] == "unavailable", (st, e)
+        assert get(s, "/catalog/products/P00001")[0] == 200  # other endpoints unaffected
+        c = ts.Conn(s.port)
+        c.send("GET", "/catalog/orders/1234-5678", headers={"x-request-id": "held"})
+        c.close()  # never answered: the log shows the client leaving (status 0)
+        held = ts.wait_until(lambda: [e for e in log_since(s, 0) if e["request_id"] == "held"],
+                             "the held order request to be logged")
+        assert held[0]["status"] == 0 and held[0]["fault"] == "timeout", held
+    finally:
+        s.stop()
+    st, e = get(sim, "/catalog/orders/1234-5678", headers={"x-sim-fault": "status=500"})
+    assert st == 500 and e["error"]["code"] == "unavailable"
+    st, _ = get(sim, "/catalog/policies/returns?_sim=status%3D429")
+    assert st == 429
+    seq = last_seq(sim)
+    assert get(sim, "/catalog/search?q=shoe&_sim=ms%3D5")[0] == 200
+    assert log_since(sim, seq)[0]["delay_ms"] == 5
+    c = ts.Conn(sim.port)
+    c.send("GET", "/catalog/search?q=x", headers={"x-sim-fault": "timeout",
+                                                  "x-request-id": "held2"})
+    c.close()
+    held = ts.wait_until(lambda: [e for e in log_since(sim, seq) if e["request_id"] == "held2"],
+                         "the held search to be logged")
+    assert held[0]["status"] == 0
+
+
+@test
+def bad_endpoint_flags_are_refused(sim):
+    for flag in ("--catalog-search=ms=9-1", "--catalog-offers=error_rate=2",
+                 "--catalog-order=bogus=1", "--catalog-policy=status=200"):
+        p = subprocess.run([ts.SIM, "--listen", "127.0.0.1:0", flag], capture_output=True,
+                           timeout=ts.TIMEOUT)
+        assert p.returncode == 2 and b"bad value" in p.stderr, (flag, p.stderr)
+    p = subprocess.run([ts.SIM, "--listen", "127.0.0.1:0", "--catalog", "/nonexistent.jsonl"],
+                       capture_output=True, timeout=ts.TIMEOUT)
+    assert p.returncode == 2 and b"cannot read" in p.stderr, p.stderr
+
+
+@test
+def catalog_generator_is_reproducible(sim):
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "c.jsonl")
+        subprocess.run([sys.executable, os.path.join(SRC, "loadtest/sim/catalog/gen_catalog.py"),
+                        "--out", out], check=True, timeout=120)
+        with open(out, "rb") as f, open(os.path.join(SRC, "loadtest/sim/catalog/catalog.jsonl"),
+                                        "rb") as g:
+            assert f.read() == g.read(), "catalog.jsonl differs from gen_catalog.py's output"
+
+
+# ---- the agents ----------------------------------------------------------------------------
+
+SCHEMAS = {
+    "search_products": {"type": "object", "properties": {
+        "query": {"type": "string"},
+        "category": {"type": "string", "enum": list(CATEGORIES)},
+        "brand": {"type": "string"}, "min_price": {"type": "integer"},
+        "max_price": {"type": "integer"},
+        "sort": {"type": "string", "enum": ["relevance", "price_asc", "price_desc", "rating"]},
+        "limit": {"type": "integer"}}, "required": ["query"]},
+    "get_product": {"type": "object", "properties": {"product_id": {"type": "string"}},
+                    "required": ["product_id"]},
+    "get_offers": {"type": "object", "properties": {"product_id": {"type": "string"},
+                                                    "pincode": {"type": "string"}}},
+    "get_policy": {"type": "object", "properties": {"topic": {"type": "string"}}},
+    "get_order": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+}
+
+
+def tools(fmt, names=tuple(SCHEMAS)):
+    decl = [(n, "the %s tool" % n, SCHEMAS[n]) for n in names]
+    if fmt == "openai":
+        return [{"type": "function", "function": {"name": n, "description": d, "parameters": s}}
+                for n, d, s in decl]
+    if fmt == "anthropic":
+        return [{"name": n, "description": d, "input_schema": s} for n, d, s in decl]
+    return [{"functionDeclarations": [{"name": n, "description": d, "parameters": s}
+                                      for n, d, s in decl]}]
+
+
+class Convo:
+    """One user turn in format fmt with the commerce tools, driven like an orchestrator would:
+    tool calls are run against the sim's own catalog API and their results sent back."""
+
+    def __init__(self, sim, fmt, text, model=None, names=tuple(SCHEMAS), api=None):
+        self.sim, self.fmt, self.api = sim, fmt, api or sim
+        self.model = model or {"openai": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-5",
+                               "gemini": "gemini-2.5-flash"}[fmt]
+        self.tools = tools(fmt, names)
+        if fmt == "gemini":
+            self.msgs = [{"role": "user", "parts": [{"text": text}]}]
+        else:
+            self.msgs = [{"role": "user", "content": text}]
+        self.results = []  # every tool result (parsed JSON), in order
+
+    def step(self):
+        if self.fmt == "openai":
+            body = {"model": self.model, "messages": self.msgs, "tools": self.tools,
+                    "stream": True}
+            return Stream("openai", post(self.sim, "openai", body))
+        if self.fmt == "anthropic":
+            body = {"model": self.model, "max_tokens": 2048, "messages": self.msgs,
+                    "tools": self.tools, "stream": True}
+            return Stream("anthropic", post(self.sim, "anthropic", body))
+        path = "/v1beta/models/%s:streamGenerateContent?alt=sse" % self.model
+        r = request(self.sim.port, "POST", path, {"contents": self.msgs, "tools": self.tools},
+                    {"x-goog-api-key": "k"})
+        return Stream("gemini", r)
+
+    def calls(self, st):
+        out = []
+        for c in st.calls.values():
+            args = c["args"] if self.fmt == "gemini" else json.loads(c["args"])
+            out.append((c["name"], args, c.get("id")))
+        return out
+
+    def run_tool(self, name, args):
+        if name == "search_products":
+            q = dict(args)
+            q["q"] = q.pop("query", "")
+            path = "/catalog/search?" + urllib.parse.urlencode(q)
+        elif name == "get_product":
+            path = "/catalog/products/" + args["product_id"]
+        elif name == "get_offers":
+            path = "/catalog/products/%s/offers?pincode=%s" % (args["product_id"],
+                                                                args["pincode"])
+        elif name == "get_policy":
+            path = "/catalog/policies/" + args["topic"]
+        else:
+            path = "/catalog/orders/" + args["order_id"]
+        st, body = get(self.api, path)
+        self.results.append(body)
+        return body
+
+    def send_results(self, calls, bodies):
+        if self.fmt == "openai":
+            self.msgs.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": cid, "type": "function", "function": {"name": n,
+                                                              "arguments": json.dumps(a)}}
+                for n, a, cid in calls]})
+            for (n, a, cid), b in zip(calls, bodies):
+                self.msgs.append({"role": "tool", "tool_call_id": cid, "content": json.dumps(b)})
+        elif self.fmt == "anthropic":
+            self.msgs.append({"role": "assistant", "content": [
+                {"type": "tool_use", "id": cid, "name": n, "input": a} for n, a, cid in calls]})
+            self.msgs.append({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": cid, "content": json.dumps(b)}
+                for (n, a, cid), b in zip(calls, bodies)]})
+        else:
+            self.msgs.append({"role": "model", "parts": [
+                {"functionCall": {"name": n, "args": a}} for n, a, _ in calls]})
+            self.msgs.append({"role": "user", "parts": [
+                {"functionResponse": {"name": n, "response": b}}
+                for (n, a, _), b in zip(calls, bodies)]})
+
+    def run(self, max_steps=4):
+        """Steps until a text answer; returns (answer text, [[calls of each step]])."""
+        steps = []
+        for _ in range(max_steps):
+            st = self.step()
+            assert st.resp.status == 200, (st.resp.status, st.resp.body[:300])
+            calls = self.calls(st)
+            if not calls:
+                return st.text, steps
+            steps.append(calls)
+            self.send_results(calls, [self.run_tool(n, a) for n, a, _ in calls])
+        raise AssertionError("no answer after %d steps" % max_steps)
+
+
+def bold(text):
+    return re.findall(r"\*\*(.+?)\*\*", text)
+
+
+def rupees(text):
+    return [int(m.replace(",", "")) for m in re.findall(r"₹([\d,]+)", text)]
+
+
+def products_of(results):
+    out = []
+    for r in results:
+        if isinstance(r, dict) and "results" in r:
+            out += r["results"]
+        elif isinstance(r, dict) and "title" in r and "specs" in r:
+            out.append(r)
+    return out
+
+
+def mistakes(answer, results, budget=None):
+    """The grounding mistakes a checker can see: a bold product title that no result has, a
+    price no result has, a comparison without a table."""
+    prods = products_of(results)
+    titles = {p["title"] for p in prods}
+    prices = {p["price"] for p in prods} | {r["price"] for r in results
+                                             if isinstance(r, dict) and "pincode" in r}
+    found = []
+    for t in bold(answer):
+        if t not in titles:
+            found.append("title " + t)
+    for v in rupees(answer):
+        if v not in prices and v != budget:
+            found.append("price %d" % v)
+    return found
+
+
+@test
+def search_call_and_grounded_answer_in_three_formats(sim):
+    text = "best phone under 20000 with a big battery"
+    answers = {}
+    for fmt in FORMATS:
+        c = Convo(sim, fmt, text)
+        answer, steps = c.run()
+        assert len(steps) == 1 and len(steps[0]) == 1, steps
+        name, args, _ = steps[0][0]
+        assert name == "search_products", name
+        assert args["category"] == "phones" and args["max_price"] == 20000, args
+        assert "phone" in args["query"] and "battery" in args["query"], args
+        top = c.results[0]["results"]
+        assert top and all(p["price"] <= 20000 for p in top)
+        assert top[0]["title"] in answer and inr(top[0]["price"]) in answer, answer
+        assert mistakes(answer, c.results, 20000) == [], answer
+        answers[fmt] = answer
+    # the same conversation in any format gets the same answer
+    assert answers["openai"] == answers["anthropic"] == answers["gemini"]
+
+
+@test
+def comparison_makes_parallel_calls_and_a_table(sim):
+    for fmt in FORMATS:
+        c = Convo(sim, fmt, "compare P00001 and P00002")
+        answer, steps = c.run()
+        assert [(n, a) for n, a, _ in steps[0]] == [("get_product", {"product_id": "P00001"}),
+                                                      ("get_product", {"product_id": "P00002"})]
+        assert re.search(r"^\|---\|---\|---\|$", answer, re.M), answer
+        for p in c.results:
+            assert p["title"] in answer and inr(p["price"]) in answer
+        assert mistakes(answer, c.results) == []
+    # "the two cheapest": a search sorted by price, then both products at once
+    c = Convo(sim, "openai", "compare the two cheapest laptops")
+    answer, steps = c.run()
+    assert steps[0][0][0] == "search_products" and steps[0][0][1]["sort"] == "price_asc"
+    assert steps[0][0][1]["category"] == "laptops"
+    found = c.results[0]["results"][:2]
+    assert [(n, a["product_id"]) for n, a, _ in steps[1]] == [("get_product", p["id"])
+                                                               for p in found]
+    assert "| Price |" in answer and all(p["title"] in answer for p in found)
+
+
+@test
+def a_follow_up_takes_the_earlier_slots(sim):
+    c = Convo(sim, "openai", "compare the two cheapest")
+    c.msgs[:0] = [{"role": "user", "content": "show me samsung phones under 20000"},
+                  {"role": "assistant", "content": "Here are some Samsung phones."}]
+    answer, steps = c.run()
+    name, args, _ = steps[0][0]
+    assert name == "search_products" and args["category"] == "phones", args
+    assert args["brand"] == "Samsung" and args["max_price"] == 20000, args
+    assert args["sort"] == "price_asc" and args["limit"] == 2, args
+    assert [n for n, _, _ in steps[1]] == ["get_product", "get_product"]
+    assert "| Price |" in answer
+
+
+@test
+def a_named_tool_choice_is_obeyed(sim):
+    body = {"model": "gpt-4.1-mini", "stream": True, "tools": tools("openai"),
+            "messages": [{"role": "user", "content": "where is order 1234-5678"}],
+            "tool_choice": {"type": "function", "function": {"name": "get_policy"}}}
+    st = Stream("openai", post(sim, "openai", body))
+    assert [c["name"] for c in st.calls.values()] == ["get_policy"], st.calls
+
+
+@test
+def policy_order_and_offers_calls(sim):
+    for fmt in FORMATS:
+        c = Convo(sim, fmt, "what is the return policy?")
+        answer, steps = c.run()
+        assert [(n, a) for n, a, _ in steps[0]] == [("get_policy", {"topic": "returns"})]
+        assert c.results[0]["text"] in answer
+        c = Convo(sim, fmt, "where is my order 1234-5678")
+        answer, steps = c.run()
+        assert [(n, a) for n, a, _ in steps[0]] == [("get_order", {"order_id": "1234-5678"})]
+        assert c.results[0]["status"] in answer and "1234-5678" in answer
+        c = Convo(sim, fmt, "is P00002 in stock at 560001?")
+        answer, steps = c.run()
+        assert [(n, a) for n, a, _ in steps[0]] == [
+            ("get_offers", {"product_id": "P00002", "pincode": "560001"})]
+        assert inr(c.results[0]["price"]) in answer and "560001" in answer
+
+
+@test
+def only_offered_tools_are_called(sim):
+    c = Convo(sim, "openai", "best phone under 20000 " + nonce(), names=("get_order",))
+    answer, steps = c.run()
+    assert steps == [] and answer  # no search tool on offer: a plain answer
+    c = Convo(sim, "openai", "where is order 1234-5678", names=("get_order",))
+    answer, steps = c.run()
+    assert [n for n, _, _ in steps[0]] == ["get_order"]
+    c = Convo(sim, "anthropic", "hello " + nonce())
+    answer, steps = c.run()
+    assert steps == [] and answer  # chitchat: no tool
+
+
+@test
+def a_failed_tool_is_answered(sim):
+    for fmt in FORMATS:
+        c = Convo(sim, fmt, "find shoes under 2000")
+        st = c.step()
+        calls = c.calls(st)
+        c.send_results(calls, [{"error": {"code": "timeout", "message": "the search timed out"}}])
+        st = c.step()
+        assert not st.calls and "timed out" in st.text, st.text
+
+
+@test
+def tiers_cheap_errs_frontier_never(sim):
+    cases = ["best phone under 20000 with a big battery", "compare P00001 and P00002",
+             "find nike running shoes", "show me laptops under 60000", "compare P02201 and P02202",
+             "tell me about P01201"]
+    bad = Sim("--tps", "0", "--cheap-mistake-rate", "1")
+    try:
+        for i, text in enumerate(cases):
+            fmt = FORMATS[i % 3]
+            c = Convo(bad, fmt, text, model="sim-cheap", api=sim)
+            answer, _ = c.run()
+            budget = 20000 if "20000" in text else 60000 if "60000" in text else None
+            found = mistakes(answer, c.results, budget)
+            no_table = "compare" in text and "|---|" not in answer
+            assert found or no_table, (text, answer)
+            c = Convo(bad, fmt, text, model="sim-frontier", api=sim)
+            answer, _ = c.run()
+            assert mistakes(answer, c.results, budget) == [], (text, answer)
+            assert "compare" not in text or "|---|" in answer
+    finally:
+        bad.stop()
+    # the directive makes a standard model err on request
+    c = Convo(sim, "openai", "compare P00001 and P00002 [[sim:mistake=no_table]]")
+    answer, _ = c.run()
+    assert "|---|" not in answer and "P00001" not in answer and answer
+
+
+CLASSIFY = [("best phone under 20000 with a big battery", "product_search"),
+            ("what is the battery of P00012", "product_fact"),
+            ("compare P00001 and P00002", "comparison"),
+            ("what is the return policy", "policy"),
+            ("where is order 1234-5678", "order_status"),
+            ("hello, thanks!", "chitchat"),
+            ("what is the meaning of life", "other")]
+
+
+def classify(sim, fmt, text, model="sim-classifier", **extra):
+    if fmt == "openai":
+        body = {"model": model, "messages": [{"role": "user", "content": text}], "stream": False}
+        body.update(extra)
+        r = post(sim, "openai", body)
+        return json.loads(json.loads(r.body)["choices"][0]["message"]["content"])
+    if fmt == "anthropic":
+        r = post(sim, "anthropic", {"model": model, "max_tokens": 100, "stream": False,
+                                    "messages": [{"role": "user", "content": text}]})
+        return json.loads(json.loads(r.body)["content"][0]["text"])
+    r = request(sim.port, "POST", "/v1beta/models/%s:generateContent" % model,
+                {"contents": [{"role": "user", "parts": [{"text": text}]}]})
+    return json.loads(json.loads(r.body)["candidates"][0]["content"]["parts"][0]["text"])
+
+
+@test
+def tiers_are_listed_as_models(sim):
+    ids = {m["id"] for m in json.loads(request(sim.port, "GET", "/v1/models").body)["data"]}
+    assert {"sim-frontier", "sim-cheap", "sim-classifier"} <= ids, ids
+
+
+@test
+def classifier_json(sim):
+    for i, (text, want) in enumerate(CLASSIFY):
+        d = classify(sim, FORMATS[i % 3], text)
+        assert set(d) == {"query_type", "confidence", "query"}, d
+        assert d["query_type"] == want and 0.5 <= d["confidence"] <= 1, (text, d)
+    d = classify(sim, "openai", CLASSIFY[0][0])
+    assert d["query"] == "phone battery", d
+    # any model asked for JSON (response_format) classifies too
+    for rf in ({"type": "json_object"},
+               {"type": "json_schema", "json_schema": {"name": "route", "schema": {}}}):
+        d = classify(sim, "openai", "where is order 1234-5678", model="gpt-4.1-mini",
+                     response_format=rf)
+        assert d["query_type"] == "order_status", d
+    wrong = Sim("--classifier-error-rate", "1")
+    try:
+        for text, want in CLASSIFY:
+            d = classify(wrong, "openai", text)
+            assert d["query_type"] != want and d["confidence"] < 0.7, (text, d)
+    finally:
+        wrong.stop()
+
+
+@test
+def a_seed_makes_runs_reproducible(sim):
+    texts = ["find %s under %d" % (w, b) for w in ("phones", "laptops", "shoes", "headphones")
+             for b in (5000, 20000, 60000)]
+    runs = []
+    for seed in ("7", "7", "8"):
+        s = Sim("--tps", "0", "--cheap-mistake-rate", "0.5", "--seed", seed)
+        try:
+            runs.append([Convo(s, "openai", t, model="sim-cheap", api=sim).run()[0]
+                         for t in texts])
+        finally:
+            s.stop()
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]  # another seed errs on other answers
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sim", required=True)
+    ap.add_argument("-k", default="")
+    args = ap.parse_args()
+    ts.SIM = args.sim
+    passed = failed = 0
+    sim = Sim("--tps", "0")
+    try:
+        for fn in TESTS:
+            if args.k not in fn.__name__:
+                continue
+            try:
+                fn(sim)
+                passed += 1
+                print("ok   " + fn.__name__)
+            except Exception:
+                failed += 1
+                print("FAIL " + fn.__name__)
+                traceback.print_exc(file=sys.stdout)
+    finally:
+        try:
+            sim.stop()
+        except Exception:
+            failed += 1
+            print("FAIL stop")
+            traceback.print_exc(file=sys.stdout)
+    if failed:
+        print("--- sim stderr ---\n" + "".join(sim.lines))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
