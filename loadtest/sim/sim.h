@@ -37,7 +37,7 @@ enum sim_endpoint {
 struct sim_endpoint_opts {
     uint32_t min_ms, max_ms; /* latency, uniform in [min, max] */
     double error_rate;       /* share answered with error_status */
-    int error_status;        /* 500..599 (default 503) */
+    int error_status;        /* 400..599 (default 503) */
     double timeout_rate;     /* share never answered (the client's timeout ends them) */
 };
 
