@@ -368,11 +368,17 @@ static void run_tools(struct agent_turn *at)
     at->batch = tool_batch_start(at->env.tools, at->c->tools, calls, at->n_calls, tools_done, at);
 }
 
-static void show_slate(struct agent_turn *at, const char *name, const char *text, size_t len)
+/* Products of a search or product tool join the turn's slate (sent by send_slate). */
+static void add_slate(struct agent_turn *at, const char *name, const char *text, size_t len)
 {
-    if (at->shown || (!strstr(name, "search") && strcmp(name, "get_product") != 0))
-        return;
-    if (slate_add_result(&at->slate, at->env.doc, text, len, 5) <= 0)
+    if (!at->shown && (strstr(name, "search") || !strcmp(name, "get_product")))
+        slate_add_result(&at->slate, at->env.doc, text, len, 5);
+}
+
+/* The slate goes out once, before the answer, with what the first tool step found. */
+static void send_slate(struct agent_turn *at)
+{
+    if (at->shown || !at->slate.n)
         return;
     struct buf items = {0};
     slate_to_json(&at->slate, &items);
@@ -399,10 +405,11 @@ static void tools_done(void *ctx, struct tool_batch *b)
                                         .tool_name = c->name,
                                         .is_error = r->status != TOOL_OK});
         if (r->status == TOOL_OK)
-            show_slate(at, c->name, text, buf_size(&r->text));
+            add_slate(at, c->name, text, buf_size(&r->text));
     }
     tool_batch_free(b);
     at->batch = NULL;
+    send_slate(at);
     if (failed && at->c->orch->agents[at->agent].escalate_on_tool_failure && can_escalate(at)) {
         escalate(at, ESC_TOOL_FAILED);
         return;
@@ -610,7 +617,73 @@ static void use_prefetch(struct agent_turn *at)
                                     .len = buf_size(&r->text),
                                     .tool_call_id = c->id,
                                     .tool_name = name});
-    show_slate(at, name, text, buf_size(&r->text));
+    add_slate(at, name, text, buf_size(&r->text));
+    send_slate(at);
+}
+
+/* A follow-up about products shown before ("compare the two cheapest", "battery of the second
+ * one"): the agent gets those products' details at once (get_product for each, all at once), as
+ * if it had asked, instead of the whole earlier conversation. Returns true when tools started. */
+static bool preload(struct agent_turn *at)
+{
+    const char *tool = "get_product";
+    const struct agent *a = &at->c->orch->agents[at->agent];
+    const struct tool_def *td = tool_set_find(at->c->tools, tool, strlen(tool));
+    enum query_type qt = at->guess.type;
+    if (!at->prev.n || !td || !orch_agent_has_tool(a, tool) ||
+        (qt != QT_COMPARISON && qt != QT_PRODUCT_FACT))
+        return false;
+    const struct history_msg *h;
+    size_t hn = turn_history(at->t, &h);
+    struct slate_ref refs[SLATE_MAX];
+    for (int i = 0; i < at->prev.n; i++)
+        refs[i] = (struct slate_ref){at->prev.items[i].id, at->prev.items[i].title,
+                                     at->prev.items[i].price_micros / 1000000};
+    size_t idx[4], k;
+    if (qt == QT_COMPARISON) {
+        k = context_pick_products(h[hn - 1].text, h[hn - 1].len, refs, (size_t)at->prev.n, idx, 4);
+    } else {
+        int pick = context_resolve_product(h[hn - 1].text, h[hn - 1].len, refs, (size_t)at->prev.n);
+        if (pick < 0 && at->prev.n == 1)
+            pick = 0; /* "it": the one product the last answer was about */
+        k = pick >= 0 ? 1 : 0;
+        idx[0] = (size_t)pick;
+    }
+    at->n_calls = 0;
+    for (size_t i = 0; i < k; i++) {
+        char args[160], id[32];
+        struct buf b = {0};
+        struct jsonw w;
+        jw_init(&w, &b);
+        jw_obj_begin(&w);
+        jw_kstr(&w, "id", at->prev.items[idx[i]].id);
+        jw_obj_end(&w);
+        snprintf(args, sizeof(args), "%.*s", (int)buf_size(&b), buf_begin(&b));
+        buf_free(&b);
+        char err[160];
+        if (tool_check_args(td, at->env.doc, args, strlen(args), err, sizeof(err)) < 0)
+            return false; /* this API's product tool takes other arguments */
+        snprintf(id, sizeof(id), "call_preload_%zu", i + 1);
+        at->calls[at->n_calls++] = (struct llm_msg_tool_call){
+            keep(at, id, strlen(id)), tool, keep(at, args, strlen(args)), strlen(args)};
+    }
+    const char *offers = "get_offers";
+    const struct tool_def *od = tool_set_find(at->c->tools, offers, strlen(offers));
+    if (qt == QT_PRODUCT_FACT && k == 1 && at->guess.slots.pincode[0] && od &&
+        orch_agent_has_tool(a, offers)) {
+        /* "can it be delivered to 560001?": the offer for that pincode too */
+        char args[200], err[160];
+        snprintf(args, sizeof(args), "{\"id\":\"%s\",\"pincode\":\"%s\"}",
+                 at->prev.items[idx[0]].id, at->guess.slots.pincode);
+        if (strchr(at->prev.items[idx[0]].id, '"') == NULL &&
+            tool_check_args(od, at->env.doc, args, strlen(args), err, sizeof(err)) == 0)
+            at->calls[at->n_calls++] = (struct llm_msg_tool_call){
+                "call_preload_offers", offers, keep(at, args, strlen(args)), strlen(args)};
+    }
+    if (!at->n_calls)
+        return false;
+    run_tools(at);
+    return true;
 }
 
 /* Both the classification and the prefetch are over: route and take the first step. */
@@ -633,6 +706,8 @@ static void route(struct agent_turn *at)
         turn_add_flag(at->t, "escalated:low_confidence");
         at->level = 1;
     }
+    if (preload(at))
+        return;
     step_start(at);
 }
 
@@ -704,8 +779,11 @@ static void cls_complete(void *ctx, const struct model_result *r)
     char err[160];
     if (r->outcome == MODEL_OK && hn) {
         struct query_guess g;
+        /* The classifier decides, except that its "other" does not overrule a type the rules
+         * recognise with confidence (a small model misses follow-ups like "the second one"). */
         if (query_parse_classifier(buf_begin(&at->cls_text), buf_size(&at->cls_text),
-                                   h[hn - 1].text, h[hn - 1].len, &g, err, sizeof(err)) == 0)
+                                   h[hn - 1].text, h[hn - 1].len, &g, err, sizeof(err)) == 0 &&
+            !(g.type == QT_OTHER && at->guess.type != QT_OTHER && at->guess.confidence >= 0.65f))
             at->guess = g;
         else
             log_info("classifier: %s; the rules decide", err);

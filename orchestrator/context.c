@@ -2,6 +2,7 @@
 #include "orchestrator/context.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* Select by policy; see the header. */
@@ -128,4 +129,58 @@ int context_resolve_product(const char *text, size_t len, const struct slate_ref
             ties++;
     }
     return ties ? -1 : best;
+}
+
+static size_t count_wanted(const char *t, size_t len)
+{
+    static const char *const nums[][2] = {{"two", "2"}, {"three", "3"}, {"four", "4"}};
+    for (size_t i = 0; i < 3; i++)
+        if (has_word(t, len, nums[i][0]) || has_word(t, len, nums[i][1]))
+            return i + 2;
+    return 2;
+}
+
+/* Pick the products a comparison means; see the header. */
+size_t context_pick_products(const char *text, size_t len, const struct slate_ref *slate, size_t n,
+                             size_t *idx, size_t max)
+{
+    if (!n || !max)
+        return 0;
+    bool pick[64] = {0};
+    size_t want = count_wanted(text, len), k = 0;
+    if (n > 64)
+        n = 64;
+    bool cheap = has_word(text, len, "cheapest") || has_word(text, len, "cheaper");
+    bool dear = memmem(text, len, "most expensive", 14) || has_word(text, len, "priciest");
+    if (cheap || dear) {
+        for (size_t r = 0; r < want && r < n; r++) {
+            int best = -1;
+            for (size_t i = 0; i < n; i++)
+                if (!pick[i] && slate[i].price >= 0 &&
+                    (best < 0 || (cheap ? slate[i].price < slate[best].price
+                                        : slate[i].price > slate[best].price)))
+                    best = (int)i;
+            if (best >= 0)
+                pick[best] = true;
+        }
+    } else {
+        static const char *const ord[][2] = {{"first", "1st"},
+                                             {"second", "2nd"},
+                                             {"third", "3rd"},
+                                             {"fourth", "4th"},
+                                             {"fifth", "5th"}};
+        for (size_t i = 0; i < 5 && i < n; i++)
+            pick[i] = has_word(text, len, ord[i][0]) || has_word(text, len, ord[i][1]);
+        if (has_word(text, len, "last"))
+            pick[n - 1] = true;
+        for (size_t i = 0; i < n; i++)
+            pick[i] |= slate[i].title && overlap(text, len, slate[i].title) >= 2;
+    }
+    for (size_t i = 0; i < n && k < max; i++)
+        if (pick[i])
+            idx[k++] = i;
+    if (k == 0)
+        for (size_t i = 0; i < n && i < 2 && k < max; i++)
+            idx[k++] = i;
+    return k;
 }

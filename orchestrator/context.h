@@ -40,4 +40,10 @@ struct slate_ref {
  * points at one item. */
 int context_resolve_product(const char *text, size_t len, const struct slate_ref *slate, size_t n);
 
+/* Which items of slate[0..n) a comparison refers to, into idx[0..max) in slate order: "the two
+ * cheapest" / "the 3 most expensive" (by price), ordinals ("the first and the third"), titles
+ * named, else the first two. Returns how many (0 when n is 0). */
+size_t context_pick_products(const char *text, size_t len, const struct slate_ref *slate, size_t n,
+                             size_t *idx, size_t max);
+
 #endif

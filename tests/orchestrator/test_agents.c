@@ -154,6 +154,20 @@ static void test_context(void)
     CHECK(R("battery of nova x?") == 0);
     CHECK(R("anything else?") == -1);
     CHECK(context_resolve_product("first", 5, s, 0) == -1);
+#define P(t) context_pick_products(t, strlen(t), s, 3, idx, 8)
+    k = P("compare the two cheapest");
+    CHECK(k == 2 && idx[0] == 0 && idx[1] == 1);
+    k = P("compare the 2 most expensive ones");
+    CHECK(k == 2 && idx[0] == 0 && idx[1] == 2);
+    k = P("first vs third");
+    CHECK(k == 2 && idx[0] == 0 && idx[1] == 2);
+    k = P("Orbit Pro Max vs Zenphone Lite");
+    CHECKF(k == 2 && idx[0] == 1 && idx[1] == 2, "k %zu", k);
+    k = P("compare them");
+    CHECK(k == 2 && idx[0] == 0 && idx[1] == 1);
+    k = P("compare all three cheapest");
+    CHECK(k == 3);
+    CHECK(context_pick_products("x", 1, s, 0, idx, 8) == 0);
 }
 
 /* The shipped file loads, and every query type routes to an agent with a prompt. */
