@@ -272,6 +272,10 @@ static void commit(struct turn *t)
         turn_committed(t, 0);
         return;
     }
+    char flags[TURN_MAX_FLAGS * 33] = "";
+    size_t fl = 0;
+    for (uint32_t i = 0; i < t->n_flags; i++)
+        fl += (size_t)snprintf(flags + fl, sizeof(flags) - fl, "%s%s", i ? "," : "", t->flags[i]);
     struct store_turn rec = {
         .conversation_id = t->conversation_id,
         .user_sub = t->user,
@@ -295,6 +299,9 @@ static void commit(struct turn *t)
         .n_tools = t->n_tools,
         .usage = t->usage,
         .cost_micros = t->cost_micros,
+        .query_type = t->query_type,
+        .agent = t->agent,
+        .flags = flags,
     };
     store_commit_turn(st, &rec, turn_committed, t);
 }

@@ -21,7 +21,7 @@
 #include "base/mem.h"
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
-#define REC_VERSION 1
+#define REC_VERSION 2         /* 2 appends the route, the flags and each call's agent and prompt */
 #define STR_NULL 0xFFFFFFFFu
 #define REC_MAX_TOOLS 4096 /* tool calls in one turn */
 
@@ -138,6 +138,13 @@ void rec_encode(struct buf *out, const struct store_turn *t)
     put_u32(out, t->n_tools);
     for (uint32_t i = 0; i < t->n_tools; i++)
         put_tool(out, &t->tools[i]);
+    put_str(out, t->query_type ? t->query_type : "");
+    put_str(out, t->agent ? t->agent : "");
+    put_str(out, t->flags ? t->flags : "");
+    for (uint32_t i = 0; i < t->n_calls; i++) {
+        put_str(out, t->calls[i].agent);
+        put_str(out, t->calls[i].prompt_version);
+    }
 
     char *h = buf_begin(out) + start;
     uint32_t len = (uint32_t)(buf_size(out) - start - REC_HEADER);
@@ -311,7 +318,8 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     if (len < REC_HEADER + 1)
         return -EBADMSG;
     struct rd r = {(const uint8_t *)rec + REC_HEADER, len - REC_HEADER, false};
-    if (get_u8(&r) != REC_VERSION)
+    uint8_t version = get_u8(&r);
+    if (version != 1 && version != REC_VERSION) /* a journal of the previous release replays */
         return -EBADMSG;
     get_head(&r, &o->t);
     if (get_counted(&r, &o->t.n_deltas, 4) < 0)
@@ -331,6 +339,15 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     o->tools = xcalloc(o->t.n_tools ? o->t.n_tools : 1, sizeof(*o->tools));
     o->t.tools = o->tools;
     get_tools(&r, o);
+    if (version >= 2) {
+        o->t.query_type = get_str(&r, NULL);
+        o->t.agent = get_str(&r, NULL);
+        o->t.flags = get_str(&r, NULL);
+        for (uint32_t i = 0; i < o->t.n_calls && !r.bad; i++) {
+            get_str_into(&r, o->calls[i].agent, sizeof(o->calls[i].agent));
+            get_str_into(&r, o->calls[i].prompt_version, sizeof(o->calls[i].prompt_version));
+        }
+    }
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
         goto out_bad;

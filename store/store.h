@@ -57,6 +57,9 @@ struct store_turn {
     int64_t cost_micros;    /* the sum over calls and tools (= the sum of the ledger lines) */
     const struct tool_call_record *tools;
     uint32_t n_tools;
+    const char *query_type; /* NULL or "" when the turn was not routed (the relay, echo) */
+    const char *agent;      /* the agent that answered; NULL or "" = none */
+    const char *flags;      /* comma-separated flags of the turn's checks; NULL or "" = none */
 };
 
 /* ---- what a conversation reads back ---- */

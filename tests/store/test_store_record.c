@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -105,6 +106,58 @@ static void test_round_trip(void)
     buf_free(&b);
 }
 
+/* Version 2: the route, the flags and each call's agent and prompt version come back. */
+static void test_route_and_flags(void)
+{
+    struct store_turn t = sample();
+    struct llm_call_record c2[2] = {calls[0], calls[1]};
+    snprintf(c2[1].agent, sizeof(c2[1].agent), "search");
+    snprintf(c2[1].prompt_version, sizeof(c2[1].prompt_version), "0123456789ab");
+    t.calls = c2;
+    t.query_type = "product_search";
+    t.agent = "search";
+    t.flags = "ungrounded_number,narration_removed";
+    struct buf b = {0};
+    rec_encode(&b, &t);
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(!strcmp(rt.t.query_type, "product_search") && !strcmp(rt.t.agent, "search"));
+    CHECK(!strcmp(rt.t.flags, "ungrounded_number,narration_removed"));
+    CHECK(rt.t.calls[0].agent[0] == '\0' && !strcmp(rt.t.calls[1].agent, "search"));
+    CHECK(!strcmp(rt.t.calls[1].prompt_version, "0123456789ab"));
+    rec_turn_free(&rt);
+    buf_free(&b);
+}
+
+/* A record of version 1 (the journal a previous release left) still replays: it is a version 2
+ * record without the tail (three empty strings and two per call, 5 bytes each). */
+static void test_version_1_replays(void)
+{
+    struct store_turn t = sample();
+    struct buf b = {0};
+    rec_encode(&b, &t);
+    size_t tail = 5 * (3 + 2 * t.n_calls);
+    uint8_t *p = (uint8_t *)buf_begin(&b);
+    uint32_t len = (uint32_t)(buf_size(&b) - 12 - tail);
+    p[12] = 1;
+    uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+    for (int k = 0; k < 4; k++)
+        p[4 + k] = l[k], p[8 + k] = (uint8_t)(crc >> (8 * k));
+    CHECK(rec_check(buf_begin(&b), 12 + len) == (long)(12 + len));
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
+    CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.n_calls == 2);
+    CHECK(rt.t.calls[1].agent[0] == '\0');
+    rec_turn_free(&rt);
+    p[12] = 3; /* a version from the future is refused */
+    crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+    for (int k = 0; k < 4; k++)
+        p[8 + k] = (uint8_t)(crc >> (8 * k));
+    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == -EBADMSG);
+    buf_free(&b);
+}
+
 /* Any single flipped byte is caught; any prefix is "incomplete" or caught. */
 static void test_corruption(void)
 {
@@ -192,6 +245,8 @@ static void test_locking(void)
 /* Runs every check; exit 0 when all pass (77: skipped). */
 int main(void)
 {
+    test_route_and_flags();
+    test_version_1_replays();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
     test_corruption();
