@@ -9,11 +9,12 @@
 #   -v, --verbose            show apt's and npm's output as it comes
 #
 # Checks every package with dpkg-query first; apt-get runs only when something is missing, so a
-# second run is fast and quiet. apt's and npm's output goes to .run/apt.log and .run/npm.log and
+# second run is fast and quiet. apt's and npm's output goes to .run/apt*.log and .run/npm.log and
 # is printed when a step fails, with a line saying what to check. Never downloads a browser: the
 # tests drive Debian's /usr/bin/chromium. Runs as root, or through sudo when it is available.
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
+# no questions, and no "debconf: delaying package configuration" warnings on a minimal system
+export DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/lib.sh
@@ -62,7 +63,7 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then
         "$@"
     else
-        sudo -E env DEBIAN_FRONTEND=noninteractive "$@"
+        sudo -E env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes "$@"
     fi
 }
 
@@ -92,7 +93,7 @@ apt_install() {
     fi
     log "installing $# Debian package(s) for $what - about $minutes minutes on a fresh machine:"
     log "  $*"
-    quiet_run "$LOG_DIR/apt.log" "deps: apt-get update" as_root apt-get update -qq || {
+    quiet_run "$LOG_DIR/apt-update.log" "deps: apt-get update" as_root apt-get update -qq || {
         log "apt-get update failed: can this machine reach the Debian mirror in /etc/apt/sources.list(.d)? Behind a proxy, set http_proxy/https_proxy; a TLS-inspecting proxy needs its CA certificate in /usr/local/share/ca-certificates (then update-ca-certificates)."
         exit 1
     }

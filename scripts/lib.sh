@@ -44,15 +44,21 @@ _progress() {
 }
 
 quiet_run() {
-    local log="$1" label="$2" rc=0
+    local log="$1" label="$2" rc=0 errexit=0
     shift 2
     mkdir -p "$(dirname "$log")"
+    # CMD's own status, whatever the caller's errexit and pipefail say
+    [[ $- == *e* ]] && errexit=1
+    set +e
     if [ "${TRILEMMA_VERBOSE:-0}" = 1 ]; then
-        "$@" 2>&1 | tee "$log" >&2 || rc=${PIPESTATUS[0]}
-        return "$rc"
+        "$@" 2>&1 </dev/null | tee "$log" >&2
+        rc=${PIPESTATUS[0]}
+    else
+        "$@" 2>&1 </dev/null | _progress "$log" "$label"
+        rc=${PIPESTATUS[0]}
     fi
-    "$@" 2>&1 </dev/null | _progress "$log" "$label" || rc=${PIPESTATUS[0]}
-    if [ "$rc" -ne 0 ]; then
+    [ "$errexit" -eq 1 ] && set -e
+    if [ "$rc" -ne 0 ] && [ "${TRILEMMA_VERBOSE:-0}" != 1 ]; then
         printf -- '---- output of: %s (also in %s) ----\n' "$*" "$log" >&2
         cat "$log" >&2
         printf -- '---- end of output ----\n' >&2
