@@ -73,8 +73,9 @@ PG_DIR="$RUN_DIR/pg"
 pg_started=0
 sim_pid=""
 
+# (from /: the postgres user may not be allowed into the folder we are in)
 as_postgres() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # Make PG_DIR usable by whoever runs PostgreSQL: as root that is the postgres user (a cluster
@@ -99,7 +100,8 @@ prepare_pg_dir() {
         local home
         home="$(getent passwd postgres | cut -d: -f6)"
         PG_DIR="${home:-/var/lib/postgresql}/trilemma-$(printf '%s' "$RUN_DIR" | sha256sum | cut -c1-12)"
-        say "PostgreSQL runs as the postgres user, which cannot enter $(show "$RUN_DIR") (a folder above it is private); its cluster lives in $PG_DIR instead"
+        say "PostgreSQL runs as the postgres user, which cannot enter $RUN_DIR (a folder above it is private); its cluster lives in $PG_DIR instead"
+        rmdir "$RUN_DIR/pg" 2>/dev/null || true
         mkdir -p "$PG_DIR"
         chown postgres: "$PG_DIR"
     fi
@@ -119,7 +121,7 @@ start_postgres() {
         DATABASE_URL="postgresql://postgres@/trilemma?host=$PG_DIR"
     else
         say "PostgreSQL: starting the private cluster in $(show "$PG_DIR")"
-        DATABASE_URL="$("$ROOT/tests/store/pg_cluster.sh" start "$PG_DIR")" ||
+        DATABASE_URL="$(cd / && "$ROOT/tests/store/pg_cluster.sh" start "$PG_DIR")" ||
             die "PostgreSQL did not start (its log: $PG_DIR/server.log)"
         pg_started=1
     fi
