@@ -56,6 +56,7 @@ PY
 run_ctest() {
     local dir="$1" rc=0
     shift
+    rm -f "$dir/Testing/Temporary/junit.xml" # an interrupted run must not show an older list
     ctest --test-dir "$dir" "${ctest_common[@]}" --output-junit "$dir/Testing/Temporary/junit.xml" \
         "$@" || rc=$?
     skipped "$dir" >&2
