@@ -38,6 +38,9 @@ done
 configure_and_build() {
     local dir="$1" start=$SECONDS
     shift
+    if [ ! -f "$dir/CMakeCache.txt" ]; then
+        echo "build: first build of ${dir#"$ROOT"/}/ - a few minutes (about 1 on 8 cores, 3-5 on 2)" >&2
+    fi
     mkdir -p "$dir"
     # shellcheck disable=SC2086 # TRILEMMA_CMAKE_ARGS is a list of words on purpose
     quiet_run "$dir/configure.log" "build: configuring ${dir#"$ROOT"/}/" \

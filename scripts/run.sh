@@ -21,7 +21,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN_DIR="${TRILEMMA_RUN_DIR:-$ROOT/.run}" # state of this script's services (git-ignored)
+RUN_DIR="$(realpath -m "${TRILEMMA_RUN_DIR:-$ROOT/.run}")" # state of this script's services (git-ignored)
 LISTEN="${TRILEMMA_LISTEN:-127.0.0.1:8080}"
 HOST="${LISTEN%:*}"
 PORT="${LISTEN##*:}"
