@@ -32,8 +32,8 @@ RUN_PACKAGES=(
     postgresql curl ca-certificates
 )
 TEST_PACKAGES=(
-    # sanitizer and fuzz builds, formatting
-    clang clang-format libclang-rt-14-dev
+    # sanitizer and fuzz builds, formatting, script lint (tests/scripts)
+    clang clang-format libclang-rt-14-dev shellcheck
     # test clients
     python3-websockets python3-aiohttp chromium
     # the offline container image and its test (tests/k8s)

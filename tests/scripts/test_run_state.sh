@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2030,SC2031 # the subshells load run.sh on purpose: its state stays in them
 # test_run_state.sh --server BIN --source DIR: whatever state an earlier run left in .run, the
 # next scripts/run.sh can start PostgreSQL there (issue 16, item 6).
 #
