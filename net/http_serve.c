@@ -417,6 +417,7 @@ void conn_http_stream_start(struct conn *c, int status, const char *content_type
                      c->keep_alive ? "" : "Connection: close\r\n");
     conn_queue(c, head, (size_t)n);
     c->http_streaming = true;
+    c->http_deferred = false; /* a deferred answer may turn out to be a stream */
 }
 
 void conn_http_stream_write(struct conn *c, const char *data, size_t len)

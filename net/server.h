@@ -113,7 +113,8 @@ size_t conn_queued(const struct conn *c);
 /* ---- HTTP responses from on_request ---- */
 
 /* The answer comes later (after an asynchronous read): no further request on this connection
- * is served until conn_http_reply; on_http_close runs if the client leaves first. */
+ * is served until conn_http_reply (or conn_http_stream_start, then conn_http_stream_end);
+ * on_http_close runs if the client leaves first. */
 void conn_http_defer(struct conn *c);
 /* A complete response. extra_headers: lines each ending in "\r\n", or NULL. */
 void conn_http_reply(struct conn *c, int status, const char *content_type, const char *body,
