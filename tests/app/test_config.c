@@ -241,6 +241,13 @@ static void test_value_errors(void)
                  "2: bad value for 'workers': expected an integer 0..1024");
     EXPECT_ERROR("[server]\nworkers = 4;four\n",
                  "2: bad value for 'workers': expected an integer 0..1024");
+    /* a turn is stored as one record (store/record.h): the keys that size it are capped */
+    EXPECT_ERROR("[session]\nmax_text_bytes = 16777217\n",
+                 "2: bad value for 'max_text_bytes': expected an integer 1..16777216 (a turn "
+                 "must fit one stored record of 64 MiB)");
+    EXPECT_ERROR("[model]\nmax_tokens = 262145\n",
+                 "2: bad value for 'max_tokens': expected an integer 1..262144 (a turn must fit "
+                 "one stored record of 64 MiB)");
     /* the first error wins */
     EXPECT_ERROR("[server]\nworkers = x\nbogus = 1\n[nope]\n",
                  "2: bad value for 'workers': expected an integer 0..1024");
