@@ -338,6 +338,12 @@ static void on_send(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
     }
     if (c->state == CS_HTTP && buf_size(&c->rbuf) && !buf_size(&c->out) && !c->close_after_flush)
         http_resume(c); /* pipelined requests held back while answers were queued */
+    if (c->want_writable && c->state == CS_WS &&
+        conn_queued(c) <= c->w->s->conf.outbound_limit_bytes / 2) {
+        c->want_writable = false;
+        if (w->s->hooks.on_writable)
+            w->s->hooks.on_writable(c); /* may queue more: sent by the flush below */
+    }
     flush_conn(c);
 }
 
@@ -797,4 +803,9 @@ const char *conn_peer(const struct conn *c)
 size_t conn_queued(const struct conn *c)
 {
     return buf_size(&c->out) + buf_size(&c->inflight);
+}
+
+void conn_want_writable(struct conn *c)
+{
+    c->want_writable = true;
 }

@@ -45,6 +45,7 @@ struct conn {
     bool reset;      /* abortive close (RST) */
     bool keep_alive; /* HTTP: keep the connection after this response */
     bool counted_ip;
+    bool want_writable;  /* on_writable is owed once the queue is down to half the limit */
     int refuse_status;   /* answer every request with this status (connection limits) */
     bool http_streaming; /* a chunked response is being written by the application */
     bool http_deferred;  /* the application answers later (conn_http_defer) */

@@ -192,9 +192,9 @@ static bool rate_allow(struct session *s)
 
 static void on_user_message(struct session *s, const struct chat_msg *m)
 {
-    if (s->load_op || s->resume_waiting) {
-        session_send_error(s, "turn_in_progress", "a resume is still being read", m->id, m->id_len,
-                           NULL);
+    if (s->load_op || s->resume_waiting || s->replay) {
+        session_send_error(s, "turn_in_progress", "a resume is still being read or replayed", m->id,
+                           m->id_len, NULL);
         return;
     }
     if (s->turn) {
