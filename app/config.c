@@ -23,7 +23,7 @@
 #include "base/mem.h"
 #include "store/record.h"
 
-enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ORIGINS, K_LEVEL };
+enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ORIGINS, K_LEVEL, K_CIDRS };
 
 struct key_def {
     const char *section;
@@ -70,6 +70,7 @@ static const struct key_def keys[] = {
     U32("server", max_header_bytes, 1024, 1048576),
     U32("server", handshake_timeout_ms, 10, 3600000),
     U32("server", drain_timeout_ms, 0, 3600000),
+    {"server", "trusted_proxies", K_CIDRS, 0, 0, 0, 0, NULL},
     U32("websocket", max_message_bytes, 125, 67108864),
     U32("websocket", ping_interval_ms, 10, 86400000),
     U32("websocket", idle_timeout_ms, 10, 86400000),
@@ -361,6 +362,14 @@ static int set_key(struct config *c, const struct key_def *k, const char *value,
         return 0;
     case K_ORIGINS:
         return set_origins(c, value, err, errlen);
+    case K_CIDRS: {
+        char why[160];
+        if (cidr_list_parse(&c->trusted_proxies, value, why, sizeof(why)) < 0) {
+            seterr(err, errlen, "bad value for '%s': %s", k->name, why);
+            return -1;
+        }
+        return 0;
+    }
     case K_LEVEL:
         if (!log_parse_level(value, &lvl)) {
             seterr(err, errlen, "bad value for 'level': expected debug, info, warn or error");
@@ -483,6 +492,7 @@ static const struct {
     {"TRILEMMA_JWT_ISSUER", "auth", "jwt_issuer"},
     {"TRILEMMA_JWT_AUDIENCE", "auth", "jwt_audience"},
     {"TRILEMMA_ALLOWED_ORIGINS", "auth", "allowed_origins"},
+    {"TRILEMMA_TRUSTED_PROXIES", "server", "trusted_proxies"},
     {"TRILEMMA_LOG_LEVEL", "log", "level"},
     {"TRILEMMA_MODEL", "model", "model"},
     {"TRILEMMA_FALLBACKS", "model", "fallbacks"},

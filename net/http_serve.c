@@ -283,6 +283,8 @@ static bool serve_request(struct conn *c, const struct http_request *req, const 
         http_error(c, 400, "bad_request", "exactly one Host header is required", NULL);
         return false;
     }
+    if (c->via_proxy)
+        conn_attribute_client(c, req);
     if (c->refuse_status) {
         http_error(c, c->refuse_status, "too_many_connections", "too many connections",
                    "Retry-After: 1\r\n");
