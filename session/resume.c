@@ -72,12 +72,12 @@ static struct replay *replay_create(const struct store_conversation *c, int64_t 
             break;
     struct replay *r = xcalloc(1, sizeof(*r));
     snprintf(r->turn_id, sizeof(r->turn_id), "%s", c->last_turn_id);
-    snprintf(r->finish, sizeof(r->finish), "%s", c->last_finish);
-    snprintf(r->currency, sizeof(r->currency), "%s", c->last_currency);
+    snprintf(r->finish, sizeof(r->finish), "%s", c->last_finish ? c->last_finish : "");
+    snprintf(r->currency, sizeof(r->currency), "%s", c->last_currency ? c->last_currency : "");
     r->n = n - first;
     r->seq0 = first;
     uint32_t len = r->n ? c->last_delta_ends[n - 1] - base : 0;
-    r->text = xstrndup(c->last_answer + base, len);
+    r->text = xstrndup(r->n ? c->last_answer + base : "", len);
     r->ends = xmalloc(((size_t)r->n + 1) * sizeof(*r->ends));
     for (uint32_t i = 0; i < r->n; i++)
         r->ends[i] = c->last_delta_ends[first + i] - base;
