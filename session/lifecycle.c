@@ -33,6 +33,7 @@ static const char *const error_codes[SESS_ERROR_CODES] = {
     "forbidden",
     "provider_error",
     "provider_unavailable",
+    "turn_too_large",
     "other",
 };
 

@@ -69,7 +69,7 @@ enum {
     SESS_FINISH__N
 };
 
-#define SESS_ERROR_CODES 18
+#define SESS_ERROR_CODES 19
 
 #define SESS_TTFT_BUCKETS 10
 #define SESS_CALL_ROWS 32
