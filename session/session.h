@@ -21,7 +21,8 @@ struct turn_usage {
     uint64_t reasoning_tokens;
 };
 
-/* What produces a turn's answer (the echo responder now; the provider relay later). start()
+/* What produces a turn's answer: the model relay (orchestrator/relay.c), or the built-in echo
+ * responder when the model is "echo"; app/ installs one with session_set_responder. start()
  * begins producing and reports through session_turn_delta / session_turn_done; cancel() stops
  * at once, after which the responder makes no further call for that turn. */
 struct responder {

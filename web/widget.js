@@ -535,6 +535,7 @@ const ERROR_TEXT = {
   rate_limited: 'You are sending messages too quickly. Please wait a few seconds and try again.',
   storage_unavailable: 'The chat cannot save messages right now, so new questions are paused. Please try again in a minute.',
   provider_error: 'The answer was cut off by a problem with the AI service. You can ask again.',
+  turn_too_large: 'This answer was too long to be saved, so the assistant will not remember it.',
   provider_unavailable: 'The assistant is unavailable right now. Please try again in a moment.',
   text_too_long: 'That message is too long. Please shorten it and send it again.',
   draining: 'The assistant is restarting. Your message was not sent — please send it again in a moment.',

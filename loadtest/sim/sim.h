@@ -35,6 +35,7 @@ struct sim_opts {
     double disconnect_rate;  /* share of streams reset mid-stream */
     double stall_rate;       /* share of streams that stop sending mid-stream */
     uint64_t seed;           /* for the random faults and jitter (answers never depend on it) */
+    bool late_headers;       /* response head with the first token, not at once (Go's net/http) */
 };
 
 /* Counters of one worker, read by /metrics from another thread (relaxed). */

@@ -34,6 +34,9 @@ static void usage(FILE *f)
             "  --stall-rate P          share of streams stalled mid-stream (default 0)\n"
             "  --seed N                seed of the random faults and jitter (default 1)\n"
             "  --drain-ms MS           on SIGTERM, time running streams get (default 1000)\n"
+            "  --late-headers          send the response head with the first token, not at once\n"
+            "                          (as Go's net/http, e.g. Ollama, does)\n"
+            "Plain HTTP/1.1 only (no TLS, no HTTP/2): one stream per connection at a time.\n"
             "See docs/sim.md for the [[sim:...]] directives.\n");
 }
 
@@ -57,7 +60,7 @@ struct flags {
     uint32_t drain_ms;
 };
 
-enum flag_kind { FLAG_STR, FLAG_INT, FLAG_U32, FLAG_U64, FLAG_DBL };
+enum flag_kind { FLAG_STR, FLAG_INT, FLAG_U32, FLAG_U64, FLAG_DBL, FLAG_BOOL };
 
 struct flag_def {
     const char *name;
@@ -70,6 +73,10 @@ static void set_flag(const struct flag_def *d, const char *v)
 {
     if (d->kind == FLAG_STR) {
         *(const char **)d->dst = v;
+        return;
+    }
+    if (d->kind == FLAG_BOOL) {
+        *(bool *)d->dst = true;
         return;
     }
     double x = num(d->name, v, d->lo, d->hi);
@@ -99,11 +106,14 @@ static void parse_flags(int argc, char **argv, struct flags *f, struct sim_opts 
         {"stall-rate", FLAG_DBL, &o->stall_rate, 0, 1},
         {"seed", FLAG_U64, &o->seed, 0, 1e18},
         {"drain-ms", FLAG_U32, &f->drain_ms, 0, 600000},
+        {"late-headers", FLAG_BOOL, &o->late_headers, 0, 0},
     };
     enum { NDEFS = sizeof(defs) / sizeof(defs[0]), FIRST = 256 };
     struct option opts[NDEFS + 2];
     for (int i = 0; i < NDEFS; i++)
-        opts[i] = (struct option){defs[i].name, required_argument, NULL, FIRST + i};
+        opts[i] = (struct option){defs[i].name,
+                                  defs[i].kind == FLAG_BOOL ? no_argument : required_argument, NULL,
+                                  FIRST + i};
     opts[NDEFS] = (struct option){"help", no_argument, NULL, 'h'};
     opts[NDEFS + 1] = (struct option){NULL, 0, NULL, 0};
     int ch;
