@@ -253,7 +253,11 @@ static void turn_committed(void *ctx, int result)
         pending_del(t->conversation_id);
     sess_count_finish(t->sw, t->finish);
     if (s) {
-        if (result < 0 && result != -ESHUTDOWN)
+        if (result == -EMSGSIZE)
+            session_send_error(s, "turn_too_large",
+                               "the turn is too large to be stored; it is missing from the history",
+                               t->client_id, strlen(t->client_id), t->turn_id);
+        else if (result < 0 && result != -ESHUTDOWN)
             session_send_error(s, "storage_unavailable",
                                "the turn could not be stored; it may be missing from the history",
                                t->client_id, strlen(t->client_id), t->turn_id);

@@ -108,9 +108,22 @@ static uint32_t rec_crc(const char *payload, uint32_t len)
     return (uint32_t)crc32(c, (const Bytef *)payload, len);
 }
 
-/* Append t as one record; see record.h. */
-void rec_encode(struct buf *out, const struct store_turn *t)
+/* The big parts of a record (texts, delta offsets) exceed the limit on their own: refuse before
+ * copying them. The exact size is checked once encoded. */
+static bool surely_too_big(const struct store_turn *t)
 {
+    uint64_t n = (uint64_t)(t->user_text ? t->user_len : 0) +
+                 (uint64_t)(t->answer ? t->answer_len : 0) + 4ull * t->n_deltas;
+    for (uint32_t i = 0; i < t->n_tools; i++)
+        n += t->tools[i].arguments_len;
+    return n > REC_MAX_PAYLOAD;
+}
+
+/* Append t as one record; see record.h. */
+int rec_encode(struct buf *out, const struct store_turn *t)
+{
+    if (surely_too_big(t))
+        return -EMSGSIZE;
     size_t start = buf_size(out);
     buf_reserve(out, REC_HEADER);
     buf_commit(out, REC_HEADER);
@@ -146,13 +159,19 @@ void rec_encode(struct buf *out, const struct store_turn *t)
         put_str(out, t->calls[i].prompt_version);
     }
 
+    size_t payload = buf_size(out) - start - REC_HEADER;
+    if (payload > REC_MAX_PAYLOAD) {
+        buf_truncate(out, start);
+        return -EMSGSIZE;
+    }
     char *h = buf_begin(out) + start;
-    uint32_t len = (uint32_t)(buf_size(out) - start - REC_HEADER);
+    uint32_t len = (uint32_t)payload;
     uint32_t crc = rec_crc(h + REC_HEADER, len);
     uint32_t words[3] = {REC_MAGIC, len, crc};
     for (int w = 0; w < 3; w++)
         for (int k = 0; k < 4; k++)
             h[4 * w + k] = (char)(words[w] >> (8 * k));
+    return 0;
 }
 
 /* ---- decoding ---- */

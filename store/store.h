@@ -91,8 +91,10 @@ struct store_conversation {
 };
 
 /* result: 0 = committed to PostgreSQL or to the spill journal (durable), -EIO = neither could
- * take it (the journal is full or failing): the turn is not stored; -ESHUTDOWN = the worker is
- * stopping (store_destroy): the turn was written to the journal, replayed at the next start. */
+ * take it (the journal is full or failing): the turn is not stored; -EMSGSIZE = the turn is
+ * larger than one record (REC_MAX_PAYLOAD) and is not stored (called before store_commit_turn
+ * returns); -ESHUTDOWN = the worker is stopping (store_destroy): the turn was written to the
+ * journal, replayed at the next start. */
 typedef void (*store_commit_fn)(void *ctx, int result);
 /* result: 0 (c valid during the call; c->found false for an unknown id), or -EIO. */
 typedef void (*store_read_fn)(void *ctx, int result, const struct store_conversation *c);

@@ -242,6 +242,61 @@ static void test_locking(void)
     buf_free(&b);
 }
 
+/* A turn too large for one record (REC_MAX_PAYLOAD) is refused by rec_encode and adds nothing:
+ * written, it would read back as a torn tail and hide every record after it. The largest record
+ * that fits is accepted and reads back whole. */
+static void test_oversized_record_refused(void)
+{
+    struct store_turn t = sample();
+    struct buf probe = {0};
+    CHECK(rec_encode(&probe, &t) == 0);
+    size_t room = REC_MAX_PAYLOAD - (buf_size(&probe) - REC_HEADER); /* answer bytes left */
+    buf_free(&probe);
+    size_t big_len = t.answer_len + room + 1;
+    char *big = xmalloc(big_len);
+    memset(big, 'a', big_len);
+    uint32_t big_deltas[3] = {5, 11, (uint32_t)big_len};
+
+    struct store_turn huge = t;
+    huge.answer = big;
+    huge.answer_len = big_len;
+    huge.delta_ends = big_deltas;
+    struct buf recs = {0};
+    CHECK(rec_encode(&recs, &t) == 0);
+    size_t one = buf_size(&recs);
+    CHECK(rec_encode(&recs, &huge) == -EMSGSIZE);
+    CHECK(buf_size(&recs) == one); /* nothing appended */
+    CHECK(rec_encode(&recs, &t) == 0);
+
+    /* the journal around the refused turn loses nothing */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/2-w0.journal", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK(write(fd, buf_begin(&recs), buf_size(&recs)) == (ssize_t)buf_size(&recs));
+    close(fd);
+    struct journal *j = journal_adopt(dir, NULL);
+    CHECK(j != NULL && j->size == buf_size(&recs) && j->dropped == 0);
+    if (j) {
+        struct buf out = {0};
+        uint64_t end;
+        CHECK(journal_read(j, 0, 100, 1 << 20, &out, &end) == 2 && end == buf_size(&recs));
+        buf_free(&out);
+        journal_close(j, true);
+    }
+
+    /* one byte less: exactly REC_MAX_PAYLOAD, accepted and whole */
+    huge.answer_len = big_len - 1;
+    big_deltas[2] = (uint32_t)huge.answer_len;
+    struct buf edge = {0};
+    CHECK(rec_encode(&edge, &huge) == 0);
+    CHECK(buf_size(&edge) == REC_HEADER + (size_t)REC_MAX_PAYLOAD);
+    CHECK(rec_check(buf_begin(&edge), buf_size(&edge)) == (long)buf_size(&edge));
+    buf_free(&edge);
+    buf_free(&recs);
+    xfree(big);
+}
+
 /* Runs every check; exit 0 when all pass (77: skipped). */
 int main(void)
 {
@@ -256,6 +311,7 @@ int main(void)
     }
     test_torn_tail();
     test_locking();
+    test_oversized_record_refused();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
