@@ -160,7 +160,6 @@ void config_defaults(struct config *c)
     strcpy(c->anthropic_base_url, "https://api.anthropic.com");
     strcpy(c->gemini_base_url, "https://generativelanguage.googleapis.com");
     strcpy(c->price_file, "config/prices.csv");
-    strcpy(c->tools_file, "config/tools.json");
     strcpy(c->currency, "INR");
     strcpy(c->usd_to_inr, "84.0");
     strcpy(c->journal_dir, ".run/journal");
@@ -501,6 +500,7 @@ static const struct {
     {"TRILEMMA_MODEL", "model", "model"},
     {"TRILEMMA_FALLBACKS", "model", "fallbacks"},
     {"TRILEMMA_AGENTS_FILE", "orchestrator", "agents_file"},
+    {"TRILEMMA_TOOLS_FILE", "tools", "tools_file"},
     {"OPENAI_BASE_URL", "providers", "openai_base_url"},
     {"ANTHROPIC_BASE_URL", "providers", "anthropic_base_url"},
     {"GEMINI_BASE_URL", "providers", "gemini_base_url"},

@@ -76,7 +76,7 @@ struct config {
     char gemini_api_key[512];
 
     /* [tools] - tools the model may call (docs/tools.md) */
-    char tools_file[1024]; /* default "config/tools.json" ({"tools": []}: none) */
+    char tools_file[1024]; /* "" (default) = no tools; the agents need one (config/tools.json) */
 
     /* [orchestrator] - agents and routing (docs/routing.md); env TRILEMMA_AGENTS_FILE */
     char agents_file[1024]; /* "" (default) = one model call per turn (the relay) */

@@ -161,8 +161,12 @@ start_simulated_provider() {
         return
     fi
     export OPENAI_BASE_URL="http://127.0.0.1:$port/v1"
-    export TRILEMMA_MODEL="openai/sim-shopper"
-    say "provider: simulated (trilemma-sim on 127.0.0.1:$port)"
+    export TRILEMMA_MODEL="openai/sim-frontier"
+    # the shopping assistant: agents with the commerce API's tools, served by the simulator too
+    export TRILEMMA_CATALOG_URL="http://127.0.0.1:$port"
+    export TRILEMMA_AGENTS_FILE="${TRILEMMA_AGENTS_FILE:-$ROOT/config/agents.ini}"
+    export TRILEMMA_TOOLS_FILE="${TRILEMMA_TOOLS_FILE:-$ROOT/config/tools.json}"
+    say "provider: simulated (trilemma-sim on 127.0.0.1:$port: models and a shop's catalog)"
 }
 stop_simulated_provider() {
     if [ -n "$sim_pid" ] && kill -0 "$sim_pid" 2>/dev/null; then
@@ -206,8 +210,8 @@ print_block() {
         printf '  auth   JWT: clients need a token signed with TRILEMMA_JWT_SECRET\n'
     fi
     if [ -n "$sim_pid" ]; then
-        printf '  model  simulated provider (made-up shop-assistant text, no API key needed); for a real\n'
-        printf '         model: OPENAI_API_KEY=... ./scripts/run.sh (README: "A real model")\n'
+        printf '  model  simulated shop and models (agents with tools over a generated catalog, no API\n'
+        printf '         key needed); for a real model: OPENAI_API_KEY=... ./scripts/run.sh (README)\n'
     else
         printf '  model  %s\n' "${model:-see the server log}"
     fi
