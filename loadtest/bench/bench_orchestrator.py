@@ -72,6 +72,7 @@ CATALOG_MS = {"search": (80, 250), "product": (20, 60), "offers": (100, 400),
 def start_sim(a, log_path):
     cmd = [a.sim, "--listen", "127.0.0.1:0", "--seed", str(a.seed), "--ttft-ms", str(a.ttft_ms),
            "--ttft-jitter-ms", str(a.ttft_ms // 3), "--tps", str(a.tps)]
+    cmd += a.sim_arg
     for ep, (lo, hi) in CATALOG_MS.items():
         cmd += ["--catalog-%s" % ep, "ms=%d-%d" % (max(0, round(lo * a.catalog_scale)),
                                                    max(0, round(hi * a.catalog_scale)))]
@@ -312,6 +313,13 @@ def turn_facts(rec, db):
             f["tools_ms"] - f["model_ms"]
     for ln in db["ledger"]:
         f["cost_by_kind"][ln["kind"]] += ln["amount"]
+    # does what the client was told agree with what was stored?
+    dbt = db["turn"] or {}
+    f["check_stored"] = bool(dbt)
+    f["check_route"] = not dbt or dbt.get("query_type") == route.get("query_type")
+    f["check_cost"] = not dbt or (cost == dbt.get("cost") == sum(f["cost_by_kind"].values()))
+    f["check_input"] = not dbt or f["input_tokens"] == sum(c["input"] for c in calls)
+    f["budget_k"] = bool(re.search(r"\d\s*k\b|lakh", rec["text"], re.I))
     return f
 
 
@@ -439,6 +447,21 @@ def summarize(facts, elapsed, conversations):
         "first_errors": [(f["label"], f["error"] or f["finish"]) for f in facts
                          if f["error"] or f["finish"] not in ("stop", "length")][:5],
         "agent_input_total": sum(f["agent_input"] for f in facts),
+        "misrouted": dict(collections.Counter("%s -> %s" % (f["label"], f["qt"]) for f in labelled
+                                              if f["qt"] != f["label"])),
+        "check_failures": {k: sum(not f[k] for f in facts) for k in (
+            "check_stored", "check_route", "check_cost", "check_input")},
+        # the grounding check against budgets the user wrote as "20k" / "1.5 lakh" (which the
+        # answer restates as "under ₹20,000") and as digits
+        "ungrounded_search_budget_k": [
+            sum("ungrounded_number" in f["flags"] for f in facts
+                if f["qt"] == "product_search" and f["k"] == 0 and f["budget_k"]),
+            sum(1 for f in facts if f["qt"] == "product_search" and f["k"] == 0 and f["budget_k"])],
+        "ungrounded_search_budget_digits": [
+            sum("ungrounded_number" in f["flags"] for f in facts
+                if f["qt"] == "product_search" and f["k"] == 0 and not f["budget_k"]),
+            sum(1 for f in facts if f["qt"] == "product_search" and f["k"] == 0
+                and not f["budget_k"])],
     }
     return {"per_type": rows, "totals": totals}
 
@@ -597,6 +620,22 @@ def render(result):
     out.append(md_table(["run", "conversations", "turns", "wall s", "turns/s",
                          "cost/conversation mean", "p90", "cost/turn mean",
                          "routed as labelled", "errors"], rows))
+    notes = []
+    for name, s in (("policies", pol), ("full context", full)):
+        if not s:
+            continue
+        t = s["totals"]
+        notes.append("- %s run: misrouted (label -> routed): %s; store/client disagreements: %s; "
+                     "skipped conversations: %d, turns without store rows: %d." % (
+                         name, ", ".join("%s %d" % kv for kv in sorted(t["misrouted"].items()))
+                         or "none", ", ".join("%s %d" % kv for kv in t["check_failures"].items()),
+                         t["skipped_conversations"], t["turns_without_store_rows"]))
+    k, d = pol["totals"]["ungrounded_search_budget_k"], pol["totals"]["ungrounded_search_budget_digits"]
+    notes.append("- `ungrounded_number` on first-turn searches: %d of %d when the budget was "
+                 "written \"20k\"/\"lakh\", %d of %d when written in digits." % (k[0], k[1], d[0],
+                                                                               d[1]))
+    out.append("\n**Checks.**\n")
+    out.append("\n".join(notes))
     return "\n".join(out) + "\n"
 
 
@@ -618,6 +657,9 @@ def main():
     p.add_argument("--tps", type=int, help="sim tokens per second per stream (default 40)")
     p.add_argument("--catalog-scale", type=float,
                    help="multiplies the sim's catalog latency ranges (default 1.0)")
+    p.add_argument("--sim-arg", action="append", default=[],
+                   help="one more trilemma-sim argument (repeat), e.g. "
+                        "--sim-arg=--classifier-error-rate --sim-arg=0.1")
     p.add_argument("--workers", type=int, default=2, help="trilemmad workers (default 2)")
     p.add_argument("--no-baseline", action="store_true", help="skip the context = full run")
     p.add_argument("--turn-timeout", type=float, default=60.0, help="seconds per turn event")
@@ -656,11 +698,11 @@ def main():
         sys.exit("pg_cluster.sh start failed:\n%s" % r.stderr)
     url = r.stdout.strip().splitlines()[-1]
     try:
-        result["policy"], facts = one_run(a, "policies", os.path.abspath(a.agents_file), pgdir,
+        result["policy"], result["policy_turns"] = one_run(a, "policies", os.path.abspath(a.agents_file), pgdir,
                                           url, mix, tmp)
         if not a.no_baseline:
             full_file = full_context_agents(a.agents_file, os.path.join(tmp, "full"))
-            result["full"], _ = one_run(a, "full-context", full_file, pgdir, url, mix, tmp)
+            result["full"], result["full_turns"] = one_run(a, "full-context", full_file, pgdir, url, mix, tmp)
     finally:
         subprocess.run([CLUSTER, "stop", pgdir], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
