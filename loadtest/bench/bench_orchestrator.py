@@ -358,7 +358,11 @@ def estimate_overhead(agents_file, tools_file):
             if cur and "=" in s:
                 k, v = (x.strip() for x in s.split("=", 1))
                 if k == "prompt":
-                    agents[cur]["prompt_bytes"] = os.path.getsize(os.path.join(src, v))
+                    with open(os.path.join(src, v), "rb") as pf:
+                        body = pf.read()
+                    agents[cur]["prompt_bytes"] = len(body)
+                    # as the simulator counts a message: whitespace-separated words + 4
+                    agents[cur]["prompt_sim_tokens"] = len(body.split()) + 4
                 elif k in ("tools", "handoffs"):
                     agents[cur][k] = [x.strip() for x in v.split(",") if x.strip()]
                 elif k == "context":
@@ -541,17 +545,22 @@ def render(result):
         ag = max(r["agents"], key=r["agents"].get) if r["agents"] else None
         e = agents.get(ag, {})
         rows.append([qt, ag, r["turns"], e.get("prompt_bytes", "-"), e.get("schema_bytes", "-"),
-                     e.get("est_tokens", "-"), num(r["overhead_first_call_mean"], "%.0f"),
+                     e.get("est_tokens", "-"), e.get("prompt_sim_tokens", "-"),
+                     num(r["overhead_first_call_mean"], "%.0f"),
                      num(r["overhead_per_call_mean"], "%.0f")])
     out.append("\n**1a. Framework token overhead per model request** (estimate = (system prompt "
                "bytes + tool schema bytes incl. transfer tools) / 4, from the files; sim = prompt "
                "tokens the simulator reported per agent call minus the user's own message (words "
                "+ 4): system prompt, context note and this turn's tool results, in words, without "
-               "the schemas, which the simulator does not count). The classifier's request adds "
+               "the schemas, which the simulator does not count; compact JSON tool results have few spaces, so "
+               "the simulator's words undercount them). sim: system prompt = the prompt file as the "
+               "simulator counts it, so 1st call - user - system prompt = context note + tool results "
+               "(prefetch, preload) + history. The classifier's request adds "
                "%s bytes of system prompt (~%s tokens) per turn.\n" % (
                    cls_bytes, round(cls_bytes / 4) if cls_bytes else "-"))
     out.append(md_table(["query type", "agent", "turns", "prompt B", "schemas B",
-                         "estimate tok/request", "sim: 1st call - user", "sim: every call - user"],
+                         "estimate tok/request", "sim: system prompt", "sim: 1st call - user",
+                         "sim: every call - user"],
                         rows))
     rows = []
     for qt, r in pol["per_type"].items():
