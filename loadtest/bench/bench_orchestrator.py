@@ -334,6 +334,10 @@ def pct(values, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
+def p50_90(fs, key):
+    return [pct([f.get(key) for f in fs], .5), pct([f.get(key) for f in fs], .9)]
+
+
 def mean(values):
     v = [x for x in values if x is not None]
     return sum(v) / len(v) if v else None
@@ -404,19 +408,15 @@ def summarize(facts, elapsed, conversations):
             "turns": len(fs),
             "agents": dict(collections.Counter(f["agent"] for f in fs)),
             "labelled_as_this": sum(f["label"] == qt for f in fs),
-            "classify_ms": [pct([f["classify_ms"] for f in fs], .5),
-                            pct([f["classify_ms"] for f in fs], .9)],
-            "prefetch_ms": [pct([f["prefetch_ms"] for f in fs], .5),
-                            pct([f["prefetch_ms"] for f in fs], .9)],
+            "classify_ms": p50_90(fs, "classify_ms"),
+            "prefetch_ms": p50_90(fs, "prefetch_ms"),
             "prefetched_turns": sum(f["prefetch_ms"] is not None for f in fs),
-            "tools_ms": [pct([f["tools_ms"] for f in fs], .5), pct([f["tools_ms"] for f in fs], .9)],
-            "tools_sum_ms": [pct([f["tools_sum_ms"] for f in fs], .5),
-                             pct([f["tools_sum_ms"] for f in fs], .9)],
-            "model_ms": [pct([f["model_ms"] for f in fs], .5), pct([f["model_ms"] for f in fs], .9)],
-            "rest_ms": [pct([f.get("rest_ms") for f in fs], .5),
-                        pct([f.get("rest_ms") for f in fs], .9)],
-            "first_ms": [pct([f["first_ms"] for f in fs], .5), pct([f["first_ms"] for f in fs], .9)],
-            "total_ms": [pct([f["total_ms"] for f in fs], .5), pct([f["total_ms"] for f in fs], .9)],
+            "tools_ms": p50_90(fs, "tools_ms"),
+            "tools_sum_ms": p50_90(fs, "tools_sum_ms"),
+            "model_ms": p50_90(fs, "model_ms"),
+            "rest_ms": p50_90(fs, "rest_ms"),
+            "first_ms": p50_90(fs, "first_ms"),
+            "total_ms": p50_90(fs, "total_ms"),
             "llm_calls": mean([f["llm_calls"] for f in fs]),
             "agent_calls": mean([f["agent_calls"] for f in fs]),
             "tool_calls": mean([f["tool_calls"] for f in fs]),
@@ -552,11 +552,11 @@ def render(result):
                "bytes + tool schema bytes incl. transfer tools) / 4, from the files; sim = prompt "
                "tokens the simulator reported per agent call minus the user's own message (words "
                "+ 4): system prompt, context note and this turn's tool results, in words, without "
-               "the schemas, which the simulator does not count; compact JSON tool results have few spaces, so "
-               "the simulator's words undercount them). sim: system prompt = the prompt file as the "
-               "simulator counts it, so 1st call - user - system prompt = context note + tool results "
-               "(prefetch, preload) + history. The classifier's request adds "
-               "%s bytes of system prompt (~%s tokens) per turn.\n" % (
+               "the schemas, which the simulator does not count; compact JSON tool results have "
+               "few spaces, so the simulator's words undercount them). sim: system prompt = the "
+               "prompt file as the simulator counts it, so 1st call - user - system prompt = "
+               "context note + tool results (prefetch, preload) + history. The classifier's "
+               "request adds %s bytes of system prompt (~%s tokens) per turn.\n" % (
                    cls_bytes, round(cls_bytes / 4) if cls_bytes else "-"))
     out.append(md_table(["query type", "agent", "turns", "prompt B", "schemas B",
                          "estimate tok/request", "sim: system prompt", "sim: 1st call - user",
@@ -573,8 +573,8 @@ def render(result):
                "per step the slowest tool call (a step's calls run at once), summed over the "
                "steps, prefetch excluded; tools (sum) = every call added up, for comparison; "
                "model = the agent calls' durations added up; first token and total from "
-               "turn_end.latency_ms; rest = total - max(classify, prefetch) - tools - model per turn (the "
-               "server's own work and waits; a check that the parts add up).\n")
+               "turn_end.latency_ms; rest = total - max(classify, prefetch) - tools - model per "
+               "turn (the server's own work and waits; a check that the parts add up).\n")
     out.append(md_table(["query type", "turns", "classify", "prefetch (turns)",
                          "tools (step max)", "tools (sum)", "model", "first token", "total",
                          "rest"],
@@ -639,7 +639,11 @@ def render(result):
                          name, ", ".join("%s %d" % kv for kv in sorted(t["misrouted"].items()))
                          or "none", ", ".join("%s %d" % kv for kv in t["check_failures"].items()),
                          t["skipped_conversations"], t["turns_without_store_rows"]))
-    k, d = pol["totals"]["ungrounded_search_budget_k"], pol["totals"]["ungrounded_search_budget_digits"]
+        if t["errors"]:
+            notes.append("- %s run: %d turns did not end with stop/length; the first: %s." % (
+                name, t["errors"], ", ".join("%s: %s" % e for e in t["first_errors"])))
+    k = pol["totals"]["ungrounded_search_budget_k"]
+    d = pol["totals"]["ungrounded_search_budget_digits"]
     notes.append("- `ungrounded_number` on first-turn searches: %d of %d when the budget was "
                  "written \"20k\"/\"lakh\", %d of %d when written in digits." % (k[0], k[1], d[0],
                                                                                d[1]))
@@ -707,11 +711,12 @@ def main():
         sys.exit("pg_cluster.sh start failed:\n%s" % r.stderr)
     url = r.stdout.strip().splitlines()[-1]
     try:
-        result["policy"], result["policy_turns"] = one_run(a, "policies", os.path.abspath(a.agents_file), pgdir,
-                                          url, mix, tmp)
+        result["policy"], result["policy_turns"] = one_run(
+            a, "policies", os.path.abspath(a.agents_file), pgdir, url, mix, tmp)
         if not a.no_baseline:
             full_file = full_context_agents(a.agents_file, os.path.join(tmp, "full"))
-            result["full"], result["full_turns"] = one_run(a, "full-context", full_file, pgdir, url, mix, tmp)
+            result["full"], result["full_turns"] = one_run(a, "full-context", full_file, pgdir,
+                                                           url, mix, tmp)
     finally:
         subprocess.run([CLUSTER, "stop", pgdir], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
