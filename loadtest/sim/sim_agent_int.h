@@ -23,6 +23,7 @@ struct ag_product {
     char spec_k[AG_MAX_SPECS][32];  /* label, e.g. "Battery" */
     char spec_v[AG_MAX_SPECS][96];  /* value with its unit, e.g. "6000 mAh" */
     char spec_id[AG_MAX_SPECS][24]; /* which asked-about spec it answers ("battery", ...) */
+    int64_t warranty_months;        /* top-level fields of a product, -1 = not given */
 };
 
 struct ag_results {
@@ -32,10 +33,10 @@ struct ag_results {
     int nfound;
     struct ag_product detail[AG_MAX_DETAILS]; /* get_product results */
     int ndetail;
-    bool offer;
-    char offer_pin[8], offer_title[AG_STR];
+    bool offer; /* pincode, title and product id may be missing from a shaped result */
+    char offer_pin[8], offer_title[AG_STR], offer_pid[24];
     int64_t offer_price, offer_fee;
-    bool offer_stock, offer_cod;
+    bool offer_stock, offer_cod, offer_express;
     int64_t offer_dmin, offer_dmax;
     bool policy;
     char policy_title[64], policy_text[1024];

@@ -61,6 +61,22 @@ static void types(void)
     CHECK(read_it("what is your delivery policy").type == SIM_Q_POLICY);
 }
 
+/* Yes/no feature questions and words about delivery (what a preloaded offer answers). */
+static void features(void)
+{
+    struct sim_intent it = read_it("does it have 5G?");
+    CHECK(strcmp(it.spec, "network") == 0 && strcmp(it.want, "5G") == 0 && !it.delivery);
+    CHECK(strcmp(read_it("is it waterproof").spec, "water") == 0);
+    CHECK(strcmp(read_it("what is the warranty?").spec, "warranty") == 0);
+    CHECK(strcmp(read_it("what is the battery of the second one?").spec, "battery") == 0);
+    static const char *const delivery[] = {
+        "can it be delivered to 560001?", "is it in stock at 110001", "when will it arrive",
+        "is COD available for 400001?",   "which sellers have it",    "what is the price today"};
+    for (size_t i = 0; i < sizeof(delivery) / sizeof(delivery[0]); i++)
+        CHECKF(read_it(delivery[i]).delivery, "'%s' is about delivery", delivery[i]);
+    CHECK(!read_it("what is the battery of the second one?").delivery);
+}
+
 static void words(void)
 {
     char w[48];
@@ -100,6 +116,7 @@ int main(void)
 {
     budgets();
     types();
+    features();
     words();
     prices();
     return tap_done();
