@@ -58,6 +58,11 @@ void ag_read_result(struct ag_results *res, json_doc *aux, const char *text, siz
 void ag_reply(struct buf *out, const struct sim_intent *it, const struct ag_results *res,
               enum ag_mistake m);
 
+/* A shop assistant's short reply to small talk or to what it cannot serve without tools:
+ * greeting, thanks, "who are you", goodbye, a shopping request (shop: ask what they need) or
+ * anything else; one of a few templates per kind, chosen by pick. */
+void ag_chat_reply(struct buf *out, const char *text, size_t n, bool shop, uint64_t pick);
+
 /* ₹ and Indian digit grouping: 104990 -> "₹1,04,990". */
 void ag_inr(struct buf *out, int64_t v);
 

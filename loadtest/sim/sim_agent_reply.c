@@ -719,3 +719,106 @@ void ag_reply(struct buf *out, const struct sim_intent *it, const struct ag_resu
     }
 }
 
+/* ---- small talk ---- */
+
+enum chat_kind {
+    CHAT_GREETING,
+    CHAT_THANKS,
+    CHAT_IDENTITY,
+    CHAT_BYE,
+    CHAT_SHOP,
+    CHAT_OTHER,
+    CHAT_N
+};
+
+static const char *const chat_templates[CHAT_N][3] = {
+    [CHAT_GREETING] =
+        {"Hello! I can help you find products, compare them, check delivery to your pincode, and "
+         "answer questions about returns, warranty and orders. What are you looking for?",
+         "Hi there! Looking for something in particular? I can search the store, compare models "
+         "and check delivery to your pincode.",
+         "Hey, welcome! Tell me what you need (a category, a brand or a budget) and I'll find a "
+         "few good options."},
+    [CHAT_THANKS] = {"You're welcome! Anything else I can help you find?",
+                     "Happy to help! Let me know if you'd like to compare options or check "
+                     "delivery to your pincode.",
+                     "Glad I could help. Is there anything else you're looking for?"},
+    [CHAT_IDENTITY] =
+        {"I'm the store's shopping assistant. I can find products, compare them side by side, "
+         "check price and delivery for your pincode, and answer questions about returns, "
+         "warranty and your orders.",
+         "I'm a virtual assistant for this store, here to help you shop: search the catalog, "
+         "compare products, check delivery and track orders. What can I find for you?",
+         "I'm an AI shopping assistant. Ask me for suggestions within a budget, a comparison of "
+         "two models, delivery to your pincode, or the status of an order."},
+    [CHAT_BYE] = {"Goodbye! Come back any time you need help shopping.",
+                  "Bye for now, and happy shopping!",
+                  "Take care! I'm here whenever you need help finding something."},
+    [CHAT_SHOP] = {"Happy to help with that. Could you tell me a bit more about what you're "
+                   "looking for, such as the category, brand or budget?",
+                   "Sure! What exactly are you looking for? A category, a brand or a price "
+                   "range helps me find the right options.",
+                   "I'd love to help you shop. Tell me what you need and your budget, and I'll "
+                   "suggest a few options."},
+    [CHAT_OTHER] =
+        {"That one is outside what I know about, but I can help you shop: finding products, "
+         "comparing them, checking delivery to your pincode, and answering questions about "
+         "returns, warranty and orders. What are you looking for?",
+         "That's outside what I can do as the store's assistant. Tell me what you'd like to buy "
+         "(a category, a brand or a budget) and I'll suggest a few options.",
+         "My job here is shopping: products, prices, delivery, returns and orders. What can I "
+         "find for you?"},
+};
+
+/* Does text[0..n) contain word w (letters only, any case) as a whole word? */
+static bool has_word(const char *text, size_t n, const char *w)
+{
+    size_t k = strlen(w);
+    for (size_t i = 0; i + k <= n; i++) {
+        bool before = i == 0 || !((text[i - 1] | 0x20) >= 'a' && (text[i - 1] | 0x20) <= 'z');
+        bool after = i + k == n || !((text[i + k] | 0x20) >= 'a' && (text[i + k] | 0x20) <= 'z');
+        if (before && after && strncasecmp(text + i, w, k) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool has_any(const char *text, size_t n, const char *const *words)
+{
+    for (; *words; words++)
+        if (has_word(text, n, *words))
+            return true;
+    return false;
+}
+
+static enum chat_kind chat_kind_of(const char *t, size_t n, bool shop)
+{
+    static const char *const bye[] = {"bye", "goodbye", "cya", "farewell", "goodnight", NULL};
+    static const char *const thanks[] = {"thanks",     "thank",  "thx", "ty",
+                                         "appreciate", "cheers", NULL};
+    static const char *const hello[] = {"hi",        "hello",   "hey",       "hiya",
+                                        "namaste",   "hola",    "yo",        "morning",
+                                        "afternoon", "evening", "greetings", NULL};
+    static const char *const what[] = {"bot", "human", "ai", "robot", "real", "assistant", NULL};
+    bool you = has_word(t, n, "you") || has_word(t, n, "u");
+    if ((you && (has_word(t, n, "who") ||
+                 (has_word(t, n, "what") &&
+                  (has_word(t, n, "are") || has_word(t, n, "can") || has_word(t, n, "do"))))) ||
+        (has_word(t, n, "your") && has_word(t, n, "name")) ||
+        (you && has_word(t, n, "are") && has_any(t, n, what)))
+        return CHAT_IDENTITY;
+    if (has_any(t, n, bye) || (has_word(t, n, "see") && you) ||
+        (has_word(t, n, "good") && has_word(t, n, "night")))
+        return CHAT_BYE;
+    if (has_any(t, n, thanks))
+        return CHAT_THANKS;
+    if (has_any(t, n, hello))
+        return CHAT_GREETING;
+    return shop ? CHAT_SHOP : CHAT_OTHER;
+}
+
+/* The reply to small talk; see sim_agent_int.h. */
+void ag_chat_reply(struct buf *out, const char *text, size_t n, bool shop, uint64_t pick)
+{
+    buf_append_str(out, chat_templates[chat_kind_of(text, n, shop)][pick % 3]);
+}

@@ -618,7 +618,86 @@ def a_seed_makes_runs_reproducible(sim):
     assert runs[0] != runs[2]  # another seed errs on other answers
 
 
-# ---- results as the orchestrator preloads them -------------------------------------------
+# ---- the orchestrator's agents: the general agent (no tools) and preloaded results ---------
+
+GENERAL_PROMPT = ("You are the friendly assistant of an online store. Answer briefly. For "
+                  "anything about products, prices, orders or policies, ask the customer what "
+                  "they are looking for.")
+
+
+def general(sim, fmt, text, model, history=()):
+    """One turn of an agent with a system prompt and no tools, as the orchestrator's general
+    agent sends it; returns the streamed text."""
+    msgs = list(history) + [{"role": "user", "content": text}]
+    if fmt == "openai":
+        body = ts.openai_req([{"role": "system", "content": GENERAL_PROMPT}] + msgs, model=model,
+                             max_tokens=80)
+        return Stream(fmt, post(sim, fmt, body)).text
+    if fmt == "anthropic":
+        body = ts.anthropic_req(msgs, system=GENERAL_PROMPT, model=model, max_tokens=80)
+        return Stream(fmt, post(sim, fmt, body)).text
+    body = ts.gemini_req(msgs, system=GENERAL_PROMPT,
+                         generationConfig={"maxOutputTokens": 80})
+    path = "/v1beta/models/%s:streamGenerateContent?alt=sse" % model
+    return Stream(fmt, request(sim.port, "POST", path, body, {"x-goog-api-key": "k"})).text
+
+
+def old_vocabulary():
+    """The words of the simulator's filler answers (sim_answer.c), to tell noise from a reply."""
+    src = open(os.path.join(SRC, "loadtest", "sim", "sim_answer.c"), encoding="utf-8").read()
+    body = src[src.index("vocab[] = {"):]
+    return {w.encode().decode("unicode_escape") if "\\" in w else w
+            for w in re.findall(r'"((?:[^"\\]|\\.)*)"', body[:body.index("};")])}
+
+
+def noise_share(text, vocab):
+    ws = text.split()
+    return sum(w in vocab or w[:-1] in vocab for w in ws) / max(1, len(ws))
+
+
+SMALL_TALK = {
+    "greeting": ["hi", "Hello!", "hey there", "good morning", "namaste", "hello, anyone there?",
+                 "hi!!", "Hey"],
+    "thanks": ["thanks!", "thank you so much", "ok thanks", "great, thanks a lot"],
+    "identity": ["who are you?", "what are you", "what can you do?", "are you a bot?"],
+    "bye": ["bye", "goodbye, see you", "ok bye!"],
+    "other": ["what's the meaning of life?", "tell me a joke", "best phone under 20000"],
+}
+
+
+@test
+def general_agent_answers_small_talk_like_a_shop_assistant(sim):
+    vocab = old_vocabulary()
+    for model in ("sim-cheap", "sim-frontier"):
+        by_kind = {}
+        for kind, texts in SMALL_TALK.items():
+            for text in texts:
+                a = general(sim, "openai", text, model)
+                assert a and len(a.split()) <= 60 and a[-1] in ".!?", (model, text, a)
+                assert "₹" not in a and noise_share(a, vocab) < 0.7, (model, text, a)
+                # nothing an orchestrator's guards take for a refusal or narration
+                assert not re.match(r"(i can'?t|i cannot|sorry|as an ai|let me|i'll)", a, re.I), a
+                assert general(sim, "openai", text, model) == a  # deterministic per request
+                by_kind.setdefault(kind, set()).add(a)
+        # a few templates per kind, picked by the conversation; no reply serves two kinds
+        assert len(by_kind["greeting"]) >= 2, by_kind["greeting"]
+        kinds = list(by_kind)
+        for i, k in enumerate(kinds):
+            for k2 in kinds[i + 1:]:
+                assert not by_kind[k] & by_kind[k2], (k, k2, by_kind[k] & by_kind[k2])
+    # the same conversation in the other formats (system / systemInstruction) gets the same reply
+    a = general(sim, "openai", "who are you?", "sim-frontier")
+    assert general(sim, "anthropic", "who are you?", "sim-frontier") == a
+    assert general(sim, "gemini", "who are you?", "sim-frontier") == a
+    hist = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}]
+    assert general(sim, "anthropic", "thanks", "sim-cheap", hist) in by_kind["thanks"] | {
+        general(sim, "openai", "thanks", "sim-cheap", hist)}
+    # other models keep the filler vocabulary, and a directive still shapes the answer
+    for model in ("sim-shopper", "gpt-4.1-mini"):
+        assert noise_share(general(sim, "openai", "hi", model), vocab) == 1.0
+    a = general(sim, "openai", "hi [[sim:tokens=5]]", "sim-cheap")
+    assert len(a.split()) == 5 and noise_share(a, vocab) == 1.0, a
+
 
 # the result fields config/tools.json keeps (the orchestrator shapes results before a model)
 KEEP = {"get_product": ("id", "title", "brand", "price", "mrp", "rating", "specs",

@@ -77,6 +77,28 @@ static void features(void)
     CHECK(!read_it("what is the battery of the second one?").delivery);
 }
 
+/* Small talk: one kind of reply per kind of message, whatever template is picked. */
+static void small_talk(void)
+{
+    static const char *const same[][2] = {{"hi", "Hello there!"},
+                                          {"thanks", "thank you so much"},
+                                          {"who are you?", "what can you do"},
+                                          {"bye", "goodbye, see you"}};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        struct buf a = {0}, b = {0}, c = {0};
+        ag_chat_reply(&a, same[i][0], strlen(same[i][0]), false, 7);
+        ag_chat_reply(&b, same[i][1], strlen(same[i][1]), false, 7);
+        ag_chat_reply(&c, same[i][0], strlen(same[i][0]), false, 8);
+        CHECKF(buf_size(&a) && buf_size(&a) == buf_size(&b) &&
+                   memcmp(buf_begin(&a), buf_begin(&b), buf_size(&a)) == 0,
+               "'%s' and '%s' get the same kind of reply", same[i][0], same[i][1]);
+        CHECK(buf_size(&a) != buf_size(&c) || memcmp(buf_begin(&a), buf_begin(&c), buf_size(&a)));
+        buf_free(&a);
+        buf_free(&b);
+        buf_free(&c);
+    }
+}
+
 static void words(void)
 {
     char w[48];
@@ -117,6 +139,7 @@ int main(void)
     budgets();
     types();
     features();
+    small_talk();
     words();
     prices();
     return tap_done();
