@@ -488,6 +488,15 @@ static void classify(struct buf *out, const struct sim_req *r, const struct sim_
     jw_obj_end(&w);
 }
 
+/* A commerce tier with no tools on offer (an orchestrator's general agent) and no directive
+ * shaping the answer: it talks like a shop assistant instead of writing filler. */
+static bool chat_model(const struct sim_req *r)
+{
+    enum sim_tier t = sim_tier_of(r->model);
+    return (t == SIM_TIER_CHEAP || t == SIM_TIER_FRONTIER) && r->ntools == 0 && !r->d.echo &&
+           r->d.ntool == 0 && r->d.tokens < 0;
+}
+
 static bool commerce_tools(const struct sim_req *r)
 {
     for (int t = 0; t < T_N; t++)
@@ -502,14 +511,15 @@ bool sim_agent_answer(struct sim_answer *a, const struct sim_req *r, json_doc *d
 {
     struct sim_intent it;
     struct buf text = {0};
-    bool json = wants_json(r, doc), done = false;
-    if (!json && (!commerce_tools(r) || r->d.ntool > 0 || r->d.echo || r->forced_tool[0]))
+    bool json = wants_json(r, doc), chat = !json && chat_model(r), done = false;
+    if (!json && !chat && (!commerce_tools(r) || r->d.ntool > 0 || r->d.echo || r->forced_tool[0]))
         return false; /* a tool named by tool_choice: the generic rules call it */
     struct turn *t = xcalloc(1, sizeof(*t)); /* the results are large for a stack */
     *t = (struct turn){.r = r, .doc = doc, .aux = aux};
     sim_intent_read(buf_begin(&r->echo_text), buf_size(&r->echo_text), &it);
     if (!read_turn(t))
         goto out;
+    bool shop = it.type < SIM_Q_CHITCHAT; /* before a follow-up takes earlier slots */
     inherit(&it, &t->earlier);
     memset(a, 0, sizeof(*a));
     if (json) {
@@ -523,6 +533,9 @@ bool sim_agent_answer(struct sim_answer *a, const struct sim_req *r, json_doc *d
                t->res.order) {
         ag_reply(&text, &it, &t->res, mistake_of(r, o, &it));
     }
+    if (chat && !done && !buf_size(&text))
+        ag_chat_reply(&text, buf_begin(&r->echo_text), buf_size(&r->echo_text), shop,
+                      sim_hash_u64(r->conv_hash, o->seed ^ 0xc4a77a1cull));
     if (!done && buf_size(&text)) {
         sim_answer_text(a, buf_begin(&text), buf_size(&text), r->max_tokens);
         done = true;

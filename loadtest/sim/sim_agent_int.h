@@ -23,6 +23,7 @@ struct ag_product {
     char spec_k[AG_MAX_SPECS][32];  /* label, e.g. "Battery" */
     char spec_v[AG_MAX_SPECS][96];  /* value with its unit, e.g. "6000 mAh" */
     char spec_id[AG_MAX_SPECS][24]; /* which asked-about spec it answers ("battery", ...) */
+    int64_t warranty_months;        /* top-level fields of a product, -1 = not given */
 };
 
 struct ag_results {
@@ -32,10 +33,10 @@ struct ag_results {
     int nfound;
     struct ag_product detail[AG_MAX_DETAILS]; /* get_product results */
     int ndetail;
-    bool offer;
-    char offer_pin[8], offer_title[AG_STR];
+    bool offer; /* pincode, title and product id may be missing from a shaped result */
+    char offer_pin[8], offer_title[AG_STR], offer_pid[24];
     int64_t offer_price, offer_fee;
-    bool offer_stock, offer_cod;
+    bool offer_stock, offer_cod, offer_express;
     int64_t offer_dmin, offer_dmax;
     bool policy;
     char policy_title[64], policy_text[1024];
@@ -56,6 +57,11 @@ void ag_read_result(struct ag_results *res, json_doc *aux, const char *text, siz
 /* The grounded answer text for intent it from res, with mistake m written in on purpose. */
 void ag_reply(struct buf *out, const struct sim_intent *it, const struct ag_results *res,
               enum ag_mistake m);
+
+/* A shop assistant's short reply to small talk or to what it cannot serve without tools:
+ * greeting, thanks, "who are you", goodbye, a shopping request (shop: ask what they need) or
+ * anything else; one of a few templates per kind, chosen by pick. */
+void ag_chat_reply(struct buf *out, const char *text, size_t n, bool shop, uint64_t pick);
 
 /* ₹ and Indian digit grouping: 104990 -> "₹1,04,990". */
 void ag_inr(struct buf *out, int64_t v);

@@ -56,11 +56,11 @@ static void spec_label(const char *key, char *label, size_t cap, const char **un
                  {"_in", "\""},    {"_hz", " Hz"}, {"_uk", ""},    {"_months", " months"}};
     static const struct {
         const char *prefix, *id;
-    } ids[] = {{"battery", "battery"},  {"display", "display"},   {"processor", "processor"},
-               {"ram", "ram"},          {"storage", "storage"},   {"rear_camera", "camera"},
-               {"weight", "weight"},    {"anc", "anc"},           {"driver", "driver"},
-               {"sizes", "sizes"},      {"material", "material"}, {"graphics", "graphics"},
-               {"charging", "charging"}};
+    } ids[] = {{"battery", "battery"},   {"display", "display"},   {"processor", "processor"},
+               {"ram", "ram"},           {"storage", "storage"},   {"rear_camera", "camera"},
+               {"weight", "weight"},     {"anc", "anc"},           {"driver", "driver"},
+               {"sizes", "sizes"},       {"material", "material"}, {"graphics", "graphics"},
+               {"charging", "charging"}, {"network", "network"},   {"water", "water"}};
     size_t n = strlen(key);
     *unit = "";
     *id = "";
@@ -203,6 +203,7 @@ static bool read_product(json_doc *d, const char *base, struct ag_product *p)
         sget(d, base, "product_id", p->id, sizeof(p->id));
     sget(d, base, "brand", p->brand, sizeof(p->brand));
     p->price = iget(d, base, "price");
+    p->warranty_months = iget(d, base, "warranty_months");
     char rp[160];
     snprintf(rp, sizeof(rp), "%s/rating", base);
     if (json_get_double(d, rp, &p->rating) < 0)
@@ -252,6 +253,8 @@ static void read_offer(struct ag_results *res, json_doc *d, const char *b)
     res->offer = true;
     sget(d, b, "pincode", res->offer_pin, sizeof(res->offer_pin));
     sget(d, b, "title", res->offer_title, sizeof(res->offer_title));
+    if (!sget(d, b, "product_id", res->offer_pid, sizeof(res->offer_pid)))
+        sget(d, b, "id", res->offer_pid, sizeof(res->offer_pid));
     res->offer_price = iget(d, b, "price");
     snprintf(p, sizeof(p), "%s/in_stock", b);
     res->offer_stock = json_get_bool(d, p, &v) < 0 || v;
@@ -261,6 +264,8 @@ static void read_offer(struct ag_results *res, json_doc *d, const char *b)
     res->offer_fee = iget(d, p, "fee");
     snprintf(p, sizeof(p), "%s/delivery/cod_available", b);
     res->offer_cod = json_get_bool(d, p, &v) == 0 && v;
+    snprintf(p, sizeof(p), "%s/delivery/express_available", b);
+    res->offer_express = json_get_bool(d, p, &v) == 0 && v;
 }
 
 /* Recognise the shape at base; true if something was read. */
@@ -291,7 +296,9 @@ static bool read_shape(struct ag_results *res, json_doc *d, const char *base)
     }
     if (has(d, base, "status") && has(d, base, "items")) {
         read_order(res, d, base);
-    } else if (has(d, base, "pincode") && has(d, base, "delivery")) {
+    } else if (has(d, base, "delivery") && (has(d, base, "pincode") || has(d, base, "in_stock") ||
+                                            has(d, base, "product_id"))) {
+        /* an orchestrator may keep only product_id, price, in_stock, delivery, sellers */
         read_offer(res, d, base);
     } else if (has(d, base, "topic") && (has(d, base, "text") || has(d, base, "summary"))) {
         res->policy = true;
@@ -477,22 +484,66 @@ static void search_reply(struct buf *out, const struct sim_intent *it, const str
     buf_append_str(out, ".");
 }
 
+/* A yes/no question about a feature ("does it have 5G?", "is it waterproof?", "what is the
+ * warranty?") answered in one sentence from value v (NULL: not in the details). Returns false
+ * when the spec asked about is an ordinary one (the battery, the display, ...). */
+static bool feature_sentence(struct buf *out, const struct sim_intent *it, const char *title,
+                             const char *v)
+{
+    static const struct {
+        const char *id, *name;
+    } features[] = {
+        {"network", "network"}, {"water", "water resistance rating"}, {"warranty", "warranty"}};
+    const char *name = NULL;
+    for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+        if (strcmp(it->spec, features[i].id) == 0)
+            name = features[i].name;
+    if (!name)
+        return false;
+    if (!v) {
+        buf_printf(out, "**%s**: its %s is not stated in the product details.", title, name);
+    } else if (!strcmp(it->spec, "network") && it->want[0]) {
+        bool has_it = strstr(v, it->want) != NULL;
+        buf_printf(out, "%s, **%s** %s %s (network: %s).", has_it ? "Yes" : "No", title,
+                   has_it ? "supports" : "does not support", it->want, v);
+    } else if (!strcmp(it->spec, "water")) {
+        if (!strcasecmp(v, "None") || !strcasecmp(v, "No"))
+            buf_printf(out, "No, **%s** has no water resistance rating, so keep it dry.", title);
+        else
+            buf_printf(out,
+                       "**%s** is rated %s for water resistance: fine with sweat and "
+                       "splashes, but it is not made to go under water.",
+                       title, v);
+    } else if (!strcmp(it->spec, "warranty") && !strcmp(v, "0 months")) {
+        buf_printf(out, "**%s** comes with no manufacturer warranty.", title);
+    } else if (!strcmp(it->spec, "warranty")) {
+        buf_printf(out, "**%s** comes with a warranty of %s.", title, v);
+    } else {
+        buf_printf(out, "**%s**: %s %s.", title, name, v);
+    }
+    return true;
+}
+
 static void fact_reply(struct buf *out, const struct sim_intent *it, const struct ag_product *p,
                        enum ag_mistake m)
 {
-    char title[AG_STR];
+    char title[AG_STR], months[32];
     if (m == AG_WRONG_PRODUCT)
         wrong_title(p->title, title, sizeof(title));
     else
         snprintf(title, sizeof(title), "%s", p->title);
     const char *v = it->spec[0] ? spec_value(p, it->spec) : NULL;
-    buf_printf(out, "**%s**", title);
-    if (v) {
-        buf_printf(out, ": %s %s", it->spec, v);
-        buf_append_str(out, ". It costs ");
-    } else {
-        buf_append_str(out, " costs ");
+    if (!strcmp(it->spec, "warranty") && p->warranty_months >= 0) {
+        snprintf(months, sizeof(months), "%lld months", (long long)p->warranty_months);
+        v = months;
     }
+    bool feature = feature_sentence(out, it, title, v);
+    if (feature)
+        buf_append_str(out, " It costs ");
+    else if (v)
+        buf_printf(out, "**%s**: %s %s. It costs ", title, it->spec, v);
+    else
+        buf_printf(out, "**%s** costs ", title);
     if (p->price >= 0)
         ag_inr(out, m == AG_WRONG_NUMBER ? misstated(p->price) : p->price);
     else
@@ -500,7 +551,7 @@ static void fact_reply(struct buf *out, const struct sim_intent *it, const struc
     if (p->rating > 0)
         buf_printf(out, " and is rated %.1f★", p->rating);
     buf_append_str(out, ".");
-    if (p->nspecs) {
+    if (p->nspecs && !(feature && v)) {
         buf_append_str(out, "\n\nKey specs: ");
         short_specs(out, p, 6);
         buf_append_str(out, ".");
@@ -568,23 +619,56 @@ static void compare_reply(struct buf *out, const struct ag_results *r, enum ag_m
         buf_printf(out, "\n**%s** is the cheaper one.", ps[cheap].title);
 }
 
-static void offer_reply(struct buf *out, const struct ag_results *r, enum ag_mistake m)
+/* The title an offer is about: its own, else the product result with its id, else the first. */
+static const char *offer_title(const struct ag_results *r)
 {
-    const char *title = r->offer_title[0] ? r->offer_title
-                        : r->ndetail      ? r->detail[0].title
-                        : r->nfound       ? r->found[0].title
-                                          : "This product";
-    buf_printf(out, "**%s** is %s at pincode %s", title,
-               r->offer_stock ? "in stock" : "out of stock", r->offer_pin);
+    if (r->offer_title[0])
+        return r->offer_title;
+    for (int i = 0; i < r->ndetail && r->offer_pid[0]; i++)
+        if (strcmp(r->detail[i].id, r->offer_pid) == 0)
+            return r->detail[i].title;
+    for (int i = 0; i < r->nfound && r->offer_pid[0]; i++)
+        if (strcmp(r->found[i].id, r->offer_pid) == 0)
+            return r->found[i].title;
+    return r->ndetail ? r->detail[0].title : r->nfound ? r->found[0].title : "This product";
+}
+
+/* Stock, delivery days, fee and cash on delivery at the pincode (the offer's, else the one the
+ * user named). A wrong number misstates the price and the days. */
+static void offer_reply(struct buf *out, const struct sim_intent *it, const struct ag_results *r,
+                        enum ag_mistake m)
+{
+    char title[AG_STR];
+    const char *pin = r->offer_pin[0] ? r->offer_pin : it->pincode;
+    if (m == AG_WRONG_PRODUCT)
+        wrong_title(offer_title(r), title, sizeof(title));
+    else
+        snprintf(title, sizeof(title), "%s", offer_title(r));
+    buf_printf(out, "**%s** is %s", title, r->offer_stock ? "in stock" : "out of stock");
+    if (pin[0])
+        buf_printf(out, " at pincode %s", pin);
     if (r->offer_price >= 0) {
         buf_append_str(out, " for ");
         ag_inr(out, m == AG_WRONG_NUMBER ? misstated(r->offer_price) : r->offer_price);
     }
-    if (r->offer_stock && r->offer_dmin >= 0)
-        buf_printf(out, ", delivered in %lld–%lld days", (long long)r->offer_dmin,
-                   (long long)r->offer_dmax);
-    buf_append_str(out, r->offer_fee == 0 ? " with free delivery" : "");
-    buf_append_str(out, r->offer_cod ? "; cash on delivery is available." : ".");
+    if (!r->offer_stock) {
+        buf_append_str(out, " right now.");
+        return;
+    }
+    int64_t shift = m == AG_WRONG_NUMBER ? 2 : 0;
+    if (r->offer_dmin >= 0 && r->offer_dmax >= 0)
+        buf_printf(out, ", delivered in %lld–%lld days", (long long)(r->offer_dmin + shift),
+                   (long long)(r->offer_dmax + shift));
+    if (r->offer_fee == 0) {
+        buf_append_str(out, " with free delivery");
+    } else if (r->offer_fee > 0) {
+        buf_append_str(out, " (delivery fee ");
+        ag_inr(out, r->offer_fee);
+        buf_append_str(out, ")");
+    }
+    buf_append_str(out, r->offer_express ? "; express delivery is available" : "");
+    buf_append_str(out, r->offer_cod ? "; cash on delivery is available."
+                                     : "; cash on delivery is not available.");
 }
 
 static void order_reply(struct buf *out, const struct ag_results *r)
@@ -622,11 +706,119 @@ void ag_reply(struct buf *out, const struct sim_intent *it, const struct ag_resu
                    r->policy_text);
     } else if (it->type == SIM_Q_COMPARISON && (r->ndetail >= 2 || r->nfound >= 2)) {
         compare_reply(out, r, m);
-    } else if (r->offer) {
-        offer_reply(out, r, m);
+    } else if (r->offer && (it->delivery || !it->spec[0] || !r->ndetail)) {
+        offer_reply(out, it, r, m); /* "can it be delivered to 560001?" */
     } else if (r->ndetail) {
         fact_reply(out, it, &r->detail[0], m);
+        if (r->offer) {
+            buf_append_str(out, "\n\n");
+            offer_reply(out, it, r, m);
+        }
     } else {
         search_reply(out, it, r, m);
     }
+}
+
+/* ---- small talk ---- */
+
+enum chat_kind {
+    CHAT_GREETING,
+    CHAT_THANKS,
+    CHAT_IDENTITY,
+    CHAT_BYE,
+    CHAT_SHOP,
+    CHAT_OTHER,
+    CHAT_N
+};
+
+static const char *const chat_templates[CHAT_N][3] = {
+    [CHAT_GREETING] =
+        {"Hello! I can help you find products, compare them, check delivery to your pincode, and "
+         "answer questions about returns, warranty and orders. What are you looking for?",
+         "Hi there! Looking for something in particular? I can search the store, compare models "
+         "and check delivery to your pincode.",
+         "Hey, welcome! Tell me what you need (a category, a brand or a budget) and I'll find a "
+         "few good options."},
+    [CHAT_THANKS] = {"You're welcome! Anything else I can help you find?",
+                     "Happy to help! Let me know if you'd like to compare options or check "
+                     "delivery to your pincode.",
+                     "Glad I could help. Is there anything else you're looking for?"},
+    [CHAT_IDENTITY] =
+        {"I'm the store's shopping assistant. I can find products, compare them side by side, "
+         "check price and delivery for your pincode, and answer questions about returns, "
+         "warranty and your orders.",
+         "I'm a virtual assistant for this store, here to help you shop: search the catalog, "
+         "compare products, check delivery and track orders. What can I find for you?",
+         "I'm an AI shopping assistant. Ask me for suggestions within a budget, a comparison of "
+         "two models, delivery to your pincode, or the status of an order."},
+    [CHAT_BYE] = {"Goodbye! Come back any time you need help shopping.",
+                  "Bye for now, and happy shopping!",
+                  "Take care! I'm here whenever you need help finding something."},
+    [CHAT_SHOP] = {"Happy to help with that. Could you tell me a bit more about what you're "
+                   "looking for, such as the category, brand or budget?",
+                   "Sure! What exactly are you looking for? A category, a brand or a price "
+                   "range helps me find the right options.",
+                   "I'd love to help you shop. Tell me what you need and your budget, and I'll "
+                   "suggest a few options."},
+    [CHAT_OTHER] =
+        {"That one is outside what I know about, but I can help you shop: finding products, "
+         "comparing them, checking delivery to your pincode, and answering questions about "
+         "returns, warranty and orders. What are you looking for?",
+         "That's outside what I can do as the store's assistant. Tell me what you'd like to buy "
+         "(a category, a brand or a budget) and I'll suggest a few options.",
+         "My job here is shopping: products, prices, delivery, returns and orders. What can I "
+         "find for you?"},
+};
+
+/* Does text[0..n) contain word w (letters only, any case) as a whole word? */
+static bool has_word(const char *text, size_t n, const char *w)
+{
+    size_t k = strlen(w);
+    for (size_t i = 0; i + k <= n; i++) {
+        bool before = i == 0 || !((text[i - 1] | 0x20) >= 'a' && (text[i - 1] | 0x20) <= 'z');
+        bool after = i + k == n || !((text[i + k] | 0x20) >= 'a' && (text[i + k] | 0x20) <= 'z');
+        if (before && after && strncasecmp(text + i, w, k) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool has_any(const char *text, size_t n, const char *const *words)
+{
+    for (; *words; words++)
+        if (has_word(text, n, *words))
+            return true;
+    return false;
+}
+
+static enum chat_kind chat_kind_of(const char *t, size_t n, bool shop)
+{
+    static const char *const bye[] = {"bye", "goodbye", "cya", "farewell", "goodnight", NULL};
+    static const char *const thanks[] = {"thanks",     "thank",  "thx", "ty",
+                                         "appreciate", "cheers", NULL};
+    static const char *const hello[] = {"hi",        "hello",   "hey",       "hiya",
+                                        "namaste",   "hola",    "yo",        "morning",
+                                        "afternoon", "evening", "greetings", NULL};
+    static const char *const what[] = {"bot", "human", "ai", "robot", "real", "assistant", NULL};
+    bool you = has_word(t, n, "you") || has_word(t, n, "u");
+    if ((you && (has_word(t, n, "who") ||
+                 (has_word(t, n, "what") &&
+                  (has_word(t, n, "are") || has_word(t, n, "can") || has_word(t, n, "do"))))) ||
+        (has_word(t, n, "your") && has_word(t, n, "name")) ||
+        (you && has_word(t, n, "are") && has_any(t, n, what)))
+        return CHAT_IDENTITY;
+    if (has_any(t, n, bye) || (has_word(t, n, "see") && you) ||
+        (has_word(t, n, "good") && has_word(t, n, "night")))
+        return CHAT_BYE;
+    if (has_any(t, n, thanks))
+        return CHAT_THANKS;
+    if (has_any(t, n, hello))
+        return CHAT_GREETING;
+    return shop ? CHAT_SHOP : CHAT_OTHER;
+}
+
+/* The reply to small talk; see sim_agent_int.h. */
+void ag_chat_reply(struct buf *out, const char *text, size_t n, bool shop, uint64_t pick)
+{
+    buf_append_str(out, chat_templates[chat_kind_of(text, n, shop)][pick % 3]);
 }

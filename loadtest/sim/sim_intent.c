@@ -345,11 +345,35 @@ static const char *spec_of(const char *w)
         {"graphics", "graphics"},
         {"gpu", "graphics"},
         {"charging", "charging"},
+        {"network", "network"},
+        {"5g", "network"},
+        {"4g", "network"},
+        {"lte", "network"},
+        {"warranty", "warranty"},
+        {"guarantee", "warranty"},
+        {"waterproof", "water"},
+        {"water", "water"},
+        {"water-resistant", "water"},
+        {"water-proof", "water"},
+        {"splash", "water"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (strcmp(w, map[i][0]) == 0)
             return map[i][1];
     return NULL;
+}
+
+/* Words about getting the product: delivery, stock, sellers, today's price. */
+static bool delivery_word(const struct toks *ts, int i)
+{
+    static const char *const words[] = {
+        "deliver", "delivery", "delivered", "deliverable", "arrive",    "arrives",
+        "arrival", "reach",    "reaches",   "stock",       "available", "availability",
+        "pincode", "pin",      "cod",       "express",     "seller",    "sellers",
+        "ship",    "shipping", "ships",     "dispatch",    NULL};
+    const char *w = ts->t[i].w;
+    return any_of(w, words) || (!strcmp(w, "today") && i > 0 && is(ts, i - 1, "price")) ||
+           (!strcmp(w, "cash") && is(ts, i + 1, "on"));
 }
 
 struct cues {
@@ -380,6 +404,9 @@ static void read_words(struct toks *ts, struct sim_intent *it, struct cues *cu)
             cu->topic = t;
         if (!it->spec[0] && (s = spec_of(w)))
             snprintf(it->spec, sizeof(it->spec), "%s", s);
+        if (!strcmp(w, "5g") || !strcmp(w, "4g"))
+            snprintf(it->want, sizeof(it->want), "%cG", w[0]);
+        it->delivery |= delivery_word(ts, i);
         if (!strcmp(w, "cheapest") || !strcmp(w, "cheaper") || !strcmp(w, "cheap") ||
             (!strcmp(w, "lowest") && is(ts, i + 1, "price")))
             it->cheapest = true;

@@ -37,9 +37,11 @@ struct sim_intent {
     char ids[SIM_INTENT_MAX_IDS][16]; /* product ids such as P00012 */
     int nids;
     char sort[16];   /* "price_asc", "price_desc", "rating" or "" (relevance) */
-    char spec[24];   /* the spec asked about: "battery", "display", ... or "" */
+    char spec[24];   /* the spec asked about: "battery", "display", "network", "warranty", ... */
+    char want[8];    /* the value a yes/no spec question names: "5G" in "does it have 5G?" */
     char query[256]; /* the search words: content words of the message */
     bool cheapest;   /* "cheapest", "cheaper", "lowest price" */
+    bool delivery;   /* about delivery, stock, availability, sellers or today's price */
 };
 
 /* Read text[0..n) (directives already removed) into *it. */

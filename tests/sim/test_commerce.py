@@ -618,6 +618,241 @@ def a_seed_makes_runs_reproducible(sim):
     assert runs[0] != runs[2]  # another seed errs on other answers
 
 
+# ---- the orchestrator's agents: the general agent (no tools) and preloaded results ---------
+
+GENERAL_PROMPT = ("You are the friendly assistant of an online store. Answer briefly. For "
+                  "anything about products, prices, orders or policies, ask the customer what "
+                  "they are looking for.")
+
+
+def general(sim, fmt, text, model, history=()):
+    """One turn of an agent with a system prompt and no tools, as the orchestrator's general
+    agent sends it; returns the streamed text."""
+    msgs = list(history) + [{"role": "user", "content": text}]
+    if fmt == "openai":
+        body = ts.openai_req([{"role": "system", "content": GENERAL_PROMPT}] + msgs, model=model,
+                             max_tokens=80)
+        return Stream(fmt, post(sim, fmt, body)).text
+    if fmt == "anthropic":
+        body = ts.anthropic_req(msgs, system=GENERAL_PROMPT, model=model, max_tokens=80)
+        return Stream(fmt, post(sim, fmt, body)).text
+    body = ts.gemini_req(msgs, system=GENERAL_PROMPT,
+                         generationConfig={"maxOutputTokens": 80})
+    path = "/v1beta/models/%s:streamGenerateContent?alt=sse" % model
+    return Stream(fmt, request(sim.port, "POST", path, body, {"x-goog-api-key": "k"})).text
+
+
+def old_vocabulary():
+    """The words of the simulator's filler answers (sim_answer.c), to tell noise from a reply."""
+    src = open(os.path.join(SRC, "loadtest", "sim", "sim_answer.c"), encoding="utf-8").read()
+    body = src[src.index("vocab[] = {"):]
+    return {w.encode().decode("unicode_escape") if "\\" in w else w
+            for w in re.findall(r'"((?:[^"\\]|\\.)*)"', body[:body.index("};")])}
+
+
+def noise_share(text, vocab):
+    ws = text.split()
+    return sum(w in vocab or w[:-1] in vocab for w in ws) / max(1, len(ws))
+
+
+SMALL_TALK = {
+    "greeting": ["hi", "Hello!", "hey there", "good morning", "namaste", "hello, anyone there?",
+                 "hi!!", "Hey"],
+    "thanks": ["thanks!", "thank you so much", "ok thanks", "great, thanks a lot"],
+    "identity": ["who are you?", "what are you", "what can you do?", "are you a bot?"],
+    "bye": ["bye", "goodbye, see you", "ok bye!"],
+    "other": ["what's the meaning of life?", "tell me a joke", "best phone under 20000"],
+}
+
+
+@test
+def general_agent_answers_small_talk_like_a_shop_assistant(sim):
+    vocab = old_vocabulary()
+    for model in ("sim-cheap", "sim-frontier"):
+        by_kind = {}
+        for kind, texts in SMALL_TALK.items():
+            for text in texts:
+                a = general(sim, "openai", text, model)
+                assert a and len(a.split()) <= 60 and a[-1] in ".!?", (model, text, a)
+                assert "₹" not in a and noise_share(a, vocab) < 0.7, (model, text, a)
+                # nothing an orchestrator's guards take for a refusal or narration
+                assert not re.match(r"(i can'?t|i cannot|sorry|as an ai|let me|i'll)", a, re.I), a
+                assert general(sim, "openai", text, model) == a  # deterministic per request
+                by_kind.setdefault(kind, set()).add(a)
+        # a few templates per kind, picked by the conversation; no reply serves two kinds
+        assert len(by_kind["greeting"]) >= 2, by_kind["greeting"]
+        kinds = list(by_kind)
+        for i, k in enumerate(kinds):
+            for k2 in kinds[i + 1:]:
+                assert not by_kind[k] & by_kind[k2], (k, k2, by_kind[k] & by_kind[k2])
+    # the same conversation in the other formats (system / systemInstruction) gets the same reply
+    a = general(sim, "openai", "who are you?", "sim-frontier")
+    assert general(sim, "anthropic", "who are you?", "sim-frontier") == a
+    assert general(sim, "gemini", "who are you?", "sim-frontier") == a
+    hist = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"}]
+    assert general(sim, "anthropic", "thanks", "sim-cheap", hist) in by_kind["thanks"] | {
+        general(sim, "openai", "thanks", "sim-cheap", hist)}
+    # other models keep the filler vocabulary, and a directive still shapes the answer
+    for model in ("sim-shopper", "gpt-4.1-mini"):
+        assert noise_share(general(sim, "openai", "hi", model), vocab) == 1.0
+    a = general(sim, "openai", "hi [[sim:tokens=5]]", "sim-cheap")
+    assert len(a.split()) == 5 and noise_share(a, vocab) == 1.0, a
+
+
+# the result fields config/tools.json keeps (the orchestrator shapes results before a model)
+KEEP = {"get_product": ("id", "title", "brand", "price", "mrp", "rating", "specs",
+                        "warranty_months", "returnable_days"),
+        "get_offers": ("product_id", "price", "in_stock", "delivery", "sellers")}
+ORCH_TOOLS = ("get_product", "get_offers", "get_policy", "get_order")
+
+
+def shaped(name, body):
+    return {k: body[k] for k in KEEP[name] if k in body}
+
+
+def preloaded(sim, fmt, text, model, pid, pincode=None, history=None):
+    """A follow-up as the orchestrator preloads it: get_product (and get_offers for a pincode)
+    already called for product pid, their shaped results in the request. Returns (answer,
+    product, offer) with the full API bodies."""
+    c = Convo(sim, fmt, text, model=model, names=ORCH_TOOLS)
+    history = history or [("user", "show me some options"), ("assistant", "Here are a few.")]
+    if fmt == "gemini":
+        c.msgs[:0] = [{"role": "model" if r == "assistant" else "user", "parts": [{"text": t}]}
+                      for r, t in history]
+    else:
+        c.msgs[:0] = [{"role": r, "content": t} for r, t in history]
+    product = get(sim, "/catalog/products/" + pid)[1]
+    calls = [("get_product", {"id": pid}, "call_preload_1")]
+    bodies = [shaped("get_product", product)]
+    offer = None
+    if pincode:
+        offer = get(sim, "/catalog/products/%s/offers?pincode=%s" % (pid, pincode))[1]
+        calls.append(("get_offers", {"id": pid, "pincode": pincode}, "call_preload_offers"))
+        bodies.append(shaped("get_offers", offer))
+    c.send_results(calls, bodies)
+    st = c.step()
+    assert st.resp.status == 200 and not st.calls, (st.resp.status, st.calls)
+    return st.text, product, offer
+
+
+def delivery_facts(answer):
+    """(days_min, days_max) as the answer states them, or None."""
+    m = re.search(r"(\d+)\s*(?:–|-|to)\s*(\d+)\s*(?:business\s+)?days?", answer)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def cod_sentence(answer):
+    for s in re.split(r"(?<=[.;])\s+", answer):
+        if "cash on delivery" in s.lower():
+            return s.lower()
+    return None
+
+
+def delivery_cases(sim):
+    st, r = get(sim, "/catalog/search?category=phones&limit=4")
+    ids = [p["id"] for p in r["results"]]
+    st, r = get(sim, "/catalog/search?max_price=450&limit=2")  # under ₹499: a delivery fee
+    ids += [p["id"] for p in r["results"]]
+    return [(pid, pin) for pid in ids for pin in ("560001", "799001")]
+
+
+@test
+def a_delivery_question_answers_from_the_preloaded_offer(sim):
+    questions = ["can it be delivered to %s?", "is it in stock at %s", "how fast can it reach "
+                 "%s?", "is COD available for pincode %s?"]
+    seen_fee = False
+    for i, (pid, pin) in enumerate(delivery_cases(sim)):
+        fmt = FORMATS[i % 3] if i < 3 else "openai"
+        answer, product, offer = preloaded(sim, fmt, questions[i % 4] % pin, "sim-frontier",
+                                           pid, pin)
+        d = offer["delivery"]
+        assert product["title"] in bold(answer) and pin in answer, answer
+        if offer["in_stock"]:
+            assert "in stock" in answer and "out of stock" not in answer, answer
+            assert delivery_facts(answer) == (d["days_min"], d["days_max"]), (d, answer)
+        else:
+            assert "out of stock" in answer and "in stock" not in answer, answer
+            continue  # no delivery to promise
+        if d["fee"] == 0:
+            assert "free delivery" in answer.lower(), answer
+        else:
+            seen_fee = True
+            assert inr(d["fee"]) in answer and "free delivery" not in answer.lower(), answer
+        cod = cod_sentence(answer)
+        assert cod and ("not" in cod) == (not d["cod_available"]), (d, answer)
+        # the answer is the offer, not the product's spec sheet
+        specs = [str(v) for v in product["specs"].values() if isinstance(v, (int, str))]
+        assert not any(" %s " % v in " %s " % answer.replace(",", " ") for v in specs
+                       if len(v) > 2 and v not in answer.split("**")[1]), (specs, answer)
+        assert mistakes(answer, [product, offer]) == [] or inr(d["fee"]) in answer, answer
+    assert seen_fee, "no case with a delivery fee"
+    # the cheap tier told to err misstates something a checker sees: title, days, fee or price
+    bad = Sim("--tps", "0", "--cheap-mistake-rate", "1")
+    try:
+        for pid, pin in delivery_cases(sim)[:6]:
+            answer, product, offer = preloaded(bad, "openai", "can it be delivered to %s?" % pin,
+                                               "sim-cheap", pid, pin)
+            d = offer["delivery"]
+            wrong_title = product["title"] not in bold(answer)
+            wrong_days = offer["in_stock"] and delivery_facts(answer) != (d["days_min"],
+                                                                        d["days_max"])
+            wrong_money = any(v not in (offer["price"], d["fee"]) for v in rupees(answer))
+            assert wrong_title or wrong_days or wrong_money, (offer, answer)
+    finally:
+        bad.stop()
+
+
+def find_product(sim, category, pred, limit=50):
+    st, r = get(sim, "/catalog/search?category=%s&limit=%d" % (category, limit))
+    for p in r["results"]:
+        full = get(sim, "/catalog/products/" + p["id"])[1]
+        if pred(full):
+            return full
+    raise AssertionError("no %s product matches" % category)
+
+
+@test
+def product_facts_answer_the_spec_asked(sim):
+    g5 = find_product(sim, "phones", lambda p: p["specs"]["network"] == "5G")
+    g4 = find_product(sim, "phones", lambda p: p["specs"]["network"] != "5G")
+
+    def ask(text, p, fmt="openai"):
+        return preloaded(sim, fmt, text, "sim-frontier", p["id"])[0]
+
+    a = ask("what is the battery of the second one?", g5)
+    assert "%d mAh" % g5["specs"]["battery_mah"] in a and g5["title"] in bold(a), a
+    for fmt in FORMATS:
+        a = ask("does it have 5G?", g5, fmt)
+        assert a.startswith("Yes") and "5G" in a and g5["title"] in bold(a), a
+    a = ask("does it have 5G?", g4)
+    assert a.startswith("No") and g4["specs"]["network"] in a, a
+    # warranty: a top-level field of the product, not a spec
+    for months in (12, 0):
+        p = find_product(sim, "phones", lambda p: p["warranty_months"] == months)
+        a = ask("what is the warranty?", p)
+        assert p["title"] in bold(a), a
+        if months:
+            assert "%d months" % months in a, a
+        else:
+            assert re.search(r"\bno\b[^.]*warranty", a, re.I), a
+    # waterproof: headphones state a water resistance rating, phones do not
+    for rating in ("IPX4", "None"):
+        p = find_product(sim, "headphones", lambda p: p["specs"]["water_resistance"] == rating)
+        a = ask("is it waterproof?", p)
+        assert p["title"] in bold(a), a
+        if rating == "None":
+            assert a.startswith("No"), a
+        else:
+            assert rating in a and not a.startswith("No"), a
+    a = ask("is it waterproof?", g5)
+    assert re.search(r"\bnot (stated|mentioned|listed)\b", a), a
+    assert not a.startswith(("Yes", "No")), a
+    # asked directly, the agent calls get_product and answers the same way
+    c = Convo(sim, "openai", "does %s have 5G?" % g4["id"], model="sim-frontier")
+    a, steps = c.run()
+    assert [n for n, _, _ in steps[0]] == ["get_product"] and a.startswith("No"), (steps, a)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sim", required=True)

@@ -61,6 +61,44 @@ static void types(void)
     CHECK(read_it("what is your delivery policy").type == SIM_Q_POLICY);
 }
 
+/* Yes/no feature questions and words about delivery (what a preloaded offer answers). */
+static void features(void)
+{
+    struct sim_intent it = read_it("does it have 5G?");
+    CHECK(strcmp(it.spec, "network") == 0 && strcmp(it.want, "5G") == 0 && !it.delivery);
+    CHECK(strcmp(read_it("is it waterproof").spec, "water") == 0);
+    CHECK(strcmp(read_it("what is the warranty?").spec, "warranty") == 0);
+    CHECK(strcmp(read_it("what is the battery of the second one?").spec, "battery") == 0);
+    static const char *const delivery[] = {
+        "can it be delivered to 560001?", "is it in stock at 110001", "when will it arrive",
+        "is COD available for 400001?",   "which sellers have it",    "what is the price today"};
+    for (size_t i = 0; i < sizeof(delivery) / sizeof(delivery[0]); i++)
+        CHECKF(read_it(delivery[i]).delivery, "'%s' is about delivery", delivery[i]);
+    CHECK(!read_it("what is the battery of the second one?").delivery);
+}
+
+/* Small talk: one kind of reply per kind of message, whatever template is picked. */
+static void small_talk(void)
+{
+    static const char *const same[][2] = {{"hi", "Hello there!"},
+                                          {"thanks", "thank you so much"},
+                                          {"who are you?", "what can you do"},
+                                          {"bye", "goodbye, see you"}};
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        struct buf a = {0}, b = {0}, c = {0};
+        ag_chat_reply(&a, same[i][0], strlen(same[i][0]), false, 7);
+        ag_chat_reply(&b, same[i][1], strlen(same[i][1]), false, 7);
+        ag_chat_reply(&c, same[i][0], strlen(same[i][0]), false, 8);
+        CHECKF(buf_size(&a) && buf_size(&a) == buf_size(&b) &&
+                   memcmp(buf_begin(&a), buf_begin(&b), buf_size(&a)) == 0,
+               "'%s' and '%s' get the same kind of reply", same[i][0], same[i][1]);
+        CHECK(buf_size(&a) != buf_size(&c) || memcmp(buf_begin(&a), buf_begin(&c), buf_size(&a)));
+        buf_free(&a);
+        buf_free(&b);
+        buf_free(&c);
+    }
+}
+
 static void words(void)
 {
     char w[48];
@@ -100,6 +138,8 @@ int main(void)
 {
     budgets();
     types();
+    features();
+    small_talk();
     words();
     prices();
     return tap_done();
