@@ -624,6 +624,14 @@ static void use_prefetch(struct agent_turn *at)
     send_slate(at);
 }
 
+static bool slate_names(const struct slate *s, const char *word)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcasestr(s->items[i].title, word))
+            return true;
+    return false;
+}
+
 /* A follow-up about products shown before ("compare the two cheapest", "battery of the second
  * one"): the agent gets those products' details at once (get_product for each, all at once), as
  * if it had asked, instead of the whole earlier conversation. Returns true when tools started. */
@@ -642,6 +650,15 @@ static bool preload(struct agent_turn *at)
     for (int i = 0; i < at->prev.n; i++)
         refs[i] = (struct slate_ref){at->prev.items[i].id, at->prev.items[i].title,
                                      at->prev.items[i].price_micros / 1000000};
+    /* "compare the two cheapest laptops under 100000" after a search for headphones asks for a
+     * new search, not for what was shown: a new budget, or a kind of product no shown title
+     * names, goes to the agent's own tools */
+    char kind[24];
+    if (qt == QT_COMPARISON &&
+        (at->guess.slots.max_price >= 0 || at->guess.slots.min_price >= 0 ||
+         (query_product_kind(h[hn - 1].text, h[hn - 1].len, kind, sizeof(kind)) &&
+          !slate_names(&at->prev, kind))))
+        return false;
     size_t idx[4], k;
     if (qt == QT_COMPARISON) {
         k = context_pick_products(h[hn - 1].text, h[hn - 1].len, refs, (size_t)at->prev.n, idx, 4);

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- narration ---- */
@@ -264,6 +265,34 @@ static size_t number_at(const char *p, size_t n, size_t i)
     return j - i;
 }
 
+/* "16k", "1.5 lakh", "2 crore" in a source (the user's budget, typically) stand for 16000,
+ * 150000, 20000000: an answer that writes "₹16,000" states the same number. */
+static bool scaled_matches(const char *p, size_t n, size_t i, size_t k, const char *canon)
+{
+    static const struct {
+        const char *word;
+        double mult;
+    } scales[] = {{"k", 1e3}, {"lakh", 1e5}, {"lakhs", 1e5}, {"lac", 1e5}, {"crore", 1e7}};
+    size_t j = i + k;
+    if (j < n && p[j] == ' ')
+        j++;
+    for (size_t s = 0; s < sizeof(scales) / sizeof(scales[0]); s++) {
+        size_t wl = strlen(scales[s].word);
+        if (j + wl > n || !lower_prefix(p + j, wl, scales[s].word) ||
+            (j + wl < n && isalnum((unsigned char)p[j + wl])))
+            continue;
+        char num[40], scaled[48];
+        if (!canon_number(p + i, k, num, sizeof(num)))
+            return false;
+        double v = strtod(num, NULL) * scales[s].mult;
+        if (v < 0 || v > 1e15)
+            return false;
+        snprintf(scaled, sizeof(scaled), "%.0f", v);
+        return strcmp(scaled, canon) == 0;
+    }
+    return false;
+}
+
 static bool source_has(const char *const *src, const size_t *lens, size_t ns, const char *canon)
 {
     char c[40];
@@ -276,6 +305,8 @@ static bool source_has(const char *const *src, const size_t *lens, size_t ns, co
             }
             size_t k = number_at(p, lens[s], i);
             if (canon_number(p + i, k, c, sizeof(c)) && strcmp(c, canon) == 0)
+                return true;
+            if (scaled_matches(p, lens[s], i, k, canon))
                 return true;
             i += k;
         }

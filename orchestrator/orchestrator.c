@@ -81,8 +81,9 @@ static int setup_agents(struct orchestrator *o, const struct config *c, char *er
         return -1;
     }
     if (!c->tools_file[0]) {
-        snprintf(err, errlen, "agents: [orchestrator] agents_file needs [tools] tools_file "
-                              "(config/tools.json for the commerce API)");
+        snprintf(err, errlen,
+                 "agents: [orchestrator] agents_file needs [tools] tools_file "
+                 "(config/tools.json for the commerce API)");
         return -1;
     }
     o->tools = tool_set_load(c->tools_file, e, sizeof(e));

@@ -398,6 +398,17 @@ static bool is_chitchat(const struct words *ws)
     return find_any(ws, greetings) >= 0 || find_pair(ws, "how", "are") >= 0;
 }
 
+/* "the second one", "the last one", "the first" - a product shown before. */
+static bool refers_to_one(const struct words *ws)
+{
+    static const char *const ords[] = {"first", "second", "third", "fourth", "fifth", "last",
+                                       "1st",   "2nd",    "3rd",   "4th",    "5th",   NULL};
+    for (int i = 0; i < ws->n; i++)
+        if (in_list(&ws->w[i], ords) && i > 0 && weq(&ws->w[i - 1], "the"))
+            return true;
+    return false;
+}
+
 static void decide(const struct words *ws, const struct query_slots *s, const char *text,
                    size_t len, struct query_guess *g)
 {
@@ -420,11 +431,37 @@ static void decide(const struct words *ws, const struct query_slots *s, const ch
         g->type = QT_PRODUCT_SEARCH, g->confidence = budget && noun ? 0.9f : 0.8f;
     } else if (find_any(ws, fact_words) >= 0 && (question || s->pincode[0])) {
         g->type = QT_PRODUCT_FACT, g->confidence = s->pincode[0] ? 0.75f : 0.65f;
+    } else if (refers_to_one(ws) && question) {
+        g->type = QT_PRODUCT_FACT, g->confidence = 0.65f; /* "the sole of the second one?" */
     } else if (search || noun) {
         g->type = QT_PRODUCT_SEARCH, g->confidence = 0.55f;
     } else {
         g->type = QT_OTHER, g->confidence = 0.3f;
     }
+}
+
+/* The first product noun of the words; see the header. */
+bool query_product_kind(const char *text, size_t len, char *kind, size_t cap)
+{
+    struct words *ws = malloc(sizeof(*ws));
+    bool found = false;
+    kind[0] = '\0';
+    if (!ws)
+        return false;
+    split_words(text, len, ws);
+    int i = find_any(ws, product_nouns);
+    if (i >= 0 && cap > 1) {
+        size_t n = ws->w[i].n;
+        if (n > 3 && ws->w[i].p[n - 1] == 's')
+            n--;
+        if (n >= cap)
+            n = cap - 1;
+        memcpy(kind, ws->w[i].p, n);
+        kind[n] = '\0';
+        found = true;
+    }
+    free(ws);
+    return found;
 }
 
 /* Classify by the built-in rules; see the header. */

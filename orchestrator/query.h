@@ -55,6 +55,10 @@ void query_classify_rules(const char *text, size_t len, struct query_guess *out)
  * tool may be prefetched with the raw query while the classifier runs. */
 bool query_looks_like_search(const char *text, size_t len);
 
+/* The first kind of product the words name ("phones", "laptop", "shoes"...), lowercase, into
+ * kind[0..cap), without a plural "s". Returns false (kind "") when none is named. */
+bool query_product_kind(const char *text, size_t len, char *kind, size_t cap);
+
 /* Parse the classifier route's answer: a JSON object {"query_type": NAME, "confidence": 0..1,
  * "query": TEXT} (the last two optional; extra members ignored). The slots are taken from the
  * user's own words (text[0..len)) by the rules. Returns 0, or -EINVAL with a message in err

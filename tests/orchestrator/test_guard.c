@@ -133,6 +133,26 @@ static void test_grounding(void)
     ground("Price: INR 18999.00", src, 1, 0, NULL);
     ground("We found 2 phones.", src, 0, 0, NULL);
     ground("", src, 0, 0, NULL);
+    /* the user's budget written as 16k / 1.5 lakh is the same number as ₹16,000 / ₹1,50,000 */
+    struct grounding g;
+    const char *user[1] = {"best phone under 16k"};
+    size_t ulen[1] = {strlen(user[0])};
+    const char *ans = "Here are 3 options under ₹16,000.";
+    ground_check(ans, strlen(ans), user, ulen, 1, &g);
+    CHECK(g.claims == 1 && g.mismatches == 0);
+    user[0] = "laptops under 1.5 lakh";
+    ulen[0] = strlen(user[0]);
+    ans = "All under ₹1,50,000.";
+    ground_check(ans, strlen(ans), user, ulen, 1, &g);
+    CHECK(g.claims == 1 && g.mismatches == 0);
+    ans = "All under ₹1,60,000.";
+    ground_check(ans, strlen(ans), user, ulen, 1, &g);
+    CHECK(g.mismatches == 1);
+    user[0] = "a 16kg bag"; /* a unit, not a scale */
+    ulen[0] = strlen(user[0]);
+    ans = "It costs ₹16,000.";
+    ground_check(ans, strlen(ans), user, ulen, 1, &g);
+    CHECK(g.mismatches == 1);
 }
 
 static void test_refusal_and_cascade(void)

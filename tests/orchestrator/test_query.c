@@ -40,6 +40,8 @@ static void test_types(void)
     check_type("thank you so much!", QT_CHITCHAT);
     check_type("how big is the battery on the second one?", QT_PRODUCT_FACT);
     check_type("does it have 5G?", QT_PRODUCT_FACT);
+    check_type("Tell me the sole of the second one?", QT_PRODUCT_FACT);
+    check_type("what about the water resistance of the first?", QT_PRODUCT_FACT);
     check_type("can it be delivered to 560001 by friday", QT_PRODUCT_FACT);
     check_type("what is the meaning of life", QT_OTHER);
     check_type("", QT_OTHER);
@@ -129,6 +131,15 @@ static void test_classifier_json(void)
     }
 }
 
+static void test_product_kind(void)
+{
+    char k[24];
+    CHECK(query_product_kind("compare the two cheapest laptops under 100000", 45, k, sizeof(k)));
+    CHECK(strcmp(k, "laptop") == 0);
+    CHECK(query_product_kind("Headphones with ANC", 19, k, sizeof(k)) && !strcmp(k, "headphone"));
+    CHECK(!query_product_kind("compare the two cheapest", 24, k, sizeof(k)) && k[0] == '\0');
+}
+
 static void test_names(void)
 {
     for (int t = 0; t < QT__COUNT; t++) {
@@ -146,5 +157,6 @@ int main(void)
     test_prefetch();
     test_classifier_json();
     test_names();
+    test_product_kind();
     return tap_done();
 }
