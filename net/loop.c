@@ -30,6 +30,7 @@ struct loop {
     } ops[LOOP_MAX_OPS];
     loop_turn_fn turn_fn;
     void *turn_ctx;
+    uint8_t next_op; /* loop_op_alloc */
 
     /* provided buffer ring */
     struct io_uring_buf_ring *br;
@@ -106,6 +107,7 @@ struct loop *loop_create(const struct loop_config *conf)
         goto out_queue_exit;
     }
     l->now_ms = clock_now_ms();
+    l->next_op = LOOP_NET_OPS;
     return l;
 
 out_queue_exit:
@@ -126,6 +128,15 @@ void loop_destroy(struct loop *l)
     munmap(l->br, l->br_bytes);
     xfree(l->heap);
     xfree(l);
+}
+
+uint8_t loop_op_alloc(struct loop *l, unsigned n)
+{
+    if (!n || l->next_op + n > LOOP_MAX_OPS)
+        return 0;
+    uint8_t op = l->next_op;
+    l->next_op = (uint8_t)(l->next_op + n);
+    return op;
 }
 
 void loop_set_handler(struct loop *l, uint8_t op, loop_handler_fn fn, void *ctx)

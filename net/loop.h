@@ -20,6 +20,8 @@ struct loop;
 
 enum {
     LOOP_MAX_OPS = 32,
+    LOOP_NET_OPS =
+        8, /* op codes 1..7 belong to net/ itself; modules get theirs from loop_op_alloc */
     LOOP_BUF_GROUP = 0, /* the provided-buffer group id used for multishot recv */
 };
 
@@ -59,6 +61,11 @@ struct loop_config {
  * Returns NULL (errno set) on failure. */
 struct loop *loop_create(const struct loop_config *conf);
 void loop_destroy(struct loop *l);
+
+/* Hand out n consecutive op codes (from LOOP_NET_OPS up) to a module of this worker: the first
+ * one is returned, or 0 (never a module's op code) when fewer than n are left. Codes are never
+ * given back: modules take theirs once, when the worker starts. */
+uint8_t loop_op_alloc(struct loop *l, unsigned n);
 
 /* Register the handler for op code `op` (< LOOP_MAX_OPS). */
 void loop_set_handler(struct loop *l, uint8_t op, loop_handler_fn fn, void *ctx);

@@ -18,9 +18,10 @@ enum conn_op {
     OP_SEND,
     OP_CANCEL, /* completions of cancel requests: ignored */
     OP_WAKE,   /* eventfd read: drain requested */
-    /* later modules (curl polls, libpq) take op codes from OP_APP_BASE */
-    OP_APP_BASE = 8,
+    /* modules (curl polls, libpq, the journal) take theirs with loop_op_alloc */
+    OP__NET_END,
 };
+_Static_assert((int)OP__NET_END <= (int)LOOP_NET_OPS, "net/'s op codes must stay below LOOP_NET_OPS");
 
 enum conn_state {
     CS_HTTP,    /* reading request heads */

@@ -14,8 +14,6 @@
 #include "base/mem.h"
 #include "orchestrator/agent_plan.h"
 
-enum { OP_CURL_POLL = 9 }; /* net/ keeps op codes below 8 */
-
 struct plan_worker {
     struct loop *l;
     struct hc *hc;
@@ -159,7 +157,8 @@ static void *plan_worker_create(void *arg, struct loop *l, const struct config *
     struct plan_worker *pw = xcalloc(1, sizeof(*pw));
     pw->l = l;
     pw->conf = arg;
-    pw->hc = hc_create(l, OP_CURL_POLL);
+    uint8_t op = loop_op_alloc(l, 1);
+    pw->hc = op ? hc_create(l, op) : NULL;
     if (!pw->hc)
         log_error("cannot create the HTTP client: model calls will fail");
     if (pw->hc && pw->conf->agents) {

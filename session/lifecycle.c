@@ -37,8 +37,6 @@ static const char *const error_codes[SESS_ERROR_CODES] = {
     "other",
 };
 
-enum { OP_STORE_BASE = 12 }; /* net/ uses < 8, the relay's HTTP client 9 */
-
 static const char *const finish_names[SESS_FINISH__N] = {"stop", "length", "cancelled", "error"};
 
 void sess_count_error(struct sess_worker *sw, const char *code)
@@ -73,8 +71,10 @@ static void *worker_init(struct worker *w)
     sw->auth.audience = conf->jwt_audience;
     sw->auth.leeway_s = 30;
     sw->usd_to_inr_micros = decimal_parse_micros(conf->usd_to_inr, strlen(conf->usd_to_inr));
-    if (conf->database_url[0])
-        sw->store = store_create(worker_loop(w), conf, worker_index(w), OP_STORE_BASE);
+    if (conf->database_url[0]) {
+        uint8_t op = loop_op_alloc(worker_loop(w), STORE_LOOP_OPS);
+        sw->store = op ? store_create(worker_loop(w), conf, worker_index(w), op) : NULL;
+    }
     return sw;
 }
 

@@ -118,6 +118,8 @@ int store_replay_journals(const struct config *conf, char *err, size_t errlen);
  * find nothing). op_base..op_base+3 are the loop op codes the store may use. */
 struct store *store_create(struct loop *l, const struct config *conf, int worker_index,
                            uint8_t op_base);
+/* How many op codes from op_base the store uses (loop_op_alloc). */
+#define STORE_LOOP_OPS 4
 void store_destroy(struct store *st);
 
 /* false while PostgreSQL is away and the journal is full: refuse new turns. */
