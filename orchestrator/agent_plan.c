@@ -374,8 +374,10 @@ static void run_tools(struct agent_turn *at)
 /* Products of a search or product tool join the turn's slate (sent by send_slate). */
 static void add_slate(struct agent_turn *at, const char *name, const char *text, size_t len)
 {
-    if (!at->shown && (strstr(name, "search") || !strcmp(name, "get_product")))
-        slate_add_result(&at->slate, at->env.doc, text, len, 5);
+    if (!at->shown && (strstr(name, "search") || !strcmp(name, "get_product"))) {
+        const struct tool_def *td = tool_set_find(at->c->tools, name, strlen(name));
+        slate_add_result(&at->slate, at->env.doc, text, len, 5, td ? td->base_url : NULL);
+    }
 }
 
 /* The slate goes out once, before the answer, with what the first tool step found. */

@@ -91,7 +91,7 @@ static void specs_of(json_doc *d, const char *base, struct slate_item *it)
     }
 }
 
-static int add_one(struct slate *s, json_doc *d, const char *base)
+static int add_one(struct slate *s, json_doc *d, const char *base, const char *base_url)
 {
     static const char *const ids[] = {"id", "sku", "product_id", NULL};
     static const char *const titles[] = {"title", "name", NULL};
@@ -108,6 +108,16 @@ static int add_one(struct slate *s, json_doc *d, const char *base)
             return 0;
     first_str(d, base, brand, it.brand, sizeof(it.brand));
     first_str(d, base, images, it.image, sizeof(it.image));
+    if (it.image[0] == '/' && it.image[1] != '/' && base_url && base_url[0]) {
+        char abs[sizeof(it.image)];
+        size_t bl = strlen(base_url);
+        while (bl && base_url[bl - 1] == '/')
+            bl--;
+        if ((size_t)snprintf(abs, sizeof(abs), "%.*s%s", (int)bl, base_url, it.image) < sizeof(abs))
+            memcpy(it.image, abs, sizeof(abs));
+        else
+            it.image[0] = '\0'; /* too long to keep whole: no picture rather than a wrong one */
+    }
     first_str(d, base, cur, it.currency, sizeof(it.currency));
     it.price_micros = price_of(d, base);
     char ptr[128];
@@ -121,7 +131,8 @@ static int add_one(struct slate *s, json_doc *d, const char *base)
 }
 
 /* Add a result's products; see the header. */
-int slate_add_result(struct slate *s, json_doc *d, const char *json, size_t len, int max)
+int slate_add_result(struct slate *s, json_doc *d, const char *json, size_t len, int max,
+                     const char *base_url)
 {
     static const char *const arrays[] = {"/results", "/items", "/products", "", NULL};
     if (max > SLATE_MAX)
@@ -136,11 +147,11 @@ int slate_add_result(struct slate *s, json_doc *d, const char *json, size_t len,
         for (size_t i = 0; i < n && s->n < max; i++) {
             char base[64];
             snprintf(base, sizeof(base), "%s/%zu", *a, i);
-            added += add_one(s, d, base);
+            added += add_one(s, d, base, base_url);
         }
         return added;
     }
-    return json_type_at(d, "") == JSON_OBJECT && s->n < max ? add_one(s, d, "") : 0;
+    return json_type_at(d, "") == JSON_OBJECT && s->n < max ? add_one(s, d, "", base_url) : 0;
 }
 
 /* The items array of the products event; see the header. */

@@ -36,8 +36,11 @@ struct slate {
 };
 
 /* Add the products of one tool result (JSON text) to s, at most max in all and none twice (by
- * id). d is scratch. Returns how many were added (0 when the text is no product result). */
-int slate_add_result(struct slate *s, json_doc *d, const char *json, size_t len, int max);
+ * id). An image path relative to the API's root ("/images/1.svg") is made absolute with base_url
+ * (the tool's, NULL = keep it): the client resolves relative paths against the chat server.
+ * d is scratch. Returns how many were added (0 when the text is no product result). */
+int slate_add_result(struct slate *s, json_doc *d, const char *json, size_t len, int max,
+                     const char *base_url);
 
 /* Append the `products` event's items array (JSON text) for s to out. */
 void slate_to_json(const struct slate *s, struct buf *out);
