@@ -409,8 +409,10 @@ static void tools_done(void *ctx, struct tool_batch *b)
                                         .tool_call_id = c->id,
                                         .tool_name = c->name,
                                         .is_error = r->status != TOOL_OK});
-        if (r->status == TOOL_OK)
-            add_slate(at, c->name, text, buf_size(&r->text));
+        size_t rl;
+        const char *raw = tool_batch_raw(b, i, &rl);
+        if (r->status == TOOL_OK && raw)
+            add_slate(at, c->name, raw, rl); /* the cards show what the model was spared */
     }
     tool_batch_free(b);
     at->batch = NULL;
@@ -622,7 +624,9 @@ static void use_prefetch(struct agent_turn *at)
                                     .len = buf_size(&r->text),
                                     .tool_call_id = c->id,
                                     .tool_name = name});
-    add_slate(at, name, text, buf_size(&r->text));
+    size_t rl;
+    const char *raw = tool_call_raw(at->prefetch, &rl);
+    add_slate(at, name, raw, rl);
     send_slate(at);
 }
 

@@ -326,6 +326,12 @@ const struct tool_result *tool_call_result(const struct tool_call *c)
     return &c->res;
 }
 
+const char *tool_call_raw(const struct tool_call *c, size_t *len)
+{
+    *len = buf_size(&c->raw);
+    return buf_begin(&c->raw);
+}
+
 void tool_call_free(struct tool_call *c)
 {
     if (!c)
@@ -412,6 +418,12 @@ size_t tool_batch_count(const struct tool_batch *b)
 const struct tool_result *tool_batch_result(const struct tool_batch *b, size_t i)
 {
     return i < b->n ? &b->calls[i]->res : NULL;
+}
+
+const char *tool_batch_raw(const struct tool_batch *b, size_t i, size_t *len)
+{
+    *len = 0;
+    return i < b->n ? tool_call_raw(b->calls[i], len) : NULL;
 }
 
 void tool_batch_free(struct tool_batch *b)

@@ -76,6 +76,9 @@ struct tool_call *tool_call_start(struct tool_runner *r, const struct tool_def *
  * call that already ended keeps its result. */
 void tool_call_cancel(struct tool_call *c);
 const struct tool_result *tool_call_result(const struct tool_call *c);
+/* The body of the call's last answer as received, before shaping (for what the client is shown,
+ * e.g. product pictures the model does not need). Valid until the call is freed. */
+const char *tool_call_raw(const struct tool_call *c, size_t *len);
 /* Free c; a running call is cancelled first. NULL is a no-op. */
 void tool_call_free(struct tool_call *c);
 
@@ -95,6 +98,8 @@ void tool_batch_cancel(struct tool_batch *b);
 size_t tool_batch_count(const struct tool_batch *b);
 /* The i-th call's result, in the order of calls. */
 const struct tool_result *tool_batch_result(const struct tool_batch *b, size_t i);
+/* The i-th call's unshaped answer (tool_call_raw). */
+const char *tool_batch_raw(const struct tool_batch *b, size_t i, size_t *len);
 /* Free b and its calls (running ones are cancelled). NULL is a no-op. */
 void tool_batch_free(struct tool_batch *b);
 

@@ -32,7 +32,8 @@ for (const [name, text] of asks) {
   await page.screenshot({ path: `${OUT}/demo-${name}.png` });
   // the top of the answer: the product cards (if any) and the first lines
   await page.evaluate(() => { const r = document.querySelector('trilemma-chat').shadowRoot;
-    const a = r.querySelectorAll('[data-role=assistant]'); a[a.length - 1].scrollIntoView(); });
+    const a = r.querySelectorAll('[data-role=assistant]'); const last = a[a.length - 1];
+    const t = last.closest('.thread'); t.scrollTop = last.offsetTop - t.offsetTop - 8; });
   await page.waitForTimeout(300);
   await page.screenshot({ path: `${OUT}/demo-${name}-top.png` });
 }
