@@ -351,7 +351,11 @@ static CURL *make_easy(struct hc_req *r, const struct hc_request *req)
     curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->err);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Waiting for a connection to multiplex only pays where one can: HTTPS, where HTTP/2 is
+     * negotiated. On plain HTTP (HTTP/1.1) a new transfer would wait for a busy connection to
+     * finish a whole stream instead of opening its own (issue 10 item 1). */
+    if (strncasecmp(req->url, "https://", 8) == 0)
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
