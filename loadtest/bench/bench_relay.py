@@ -160,7 +160,8 @@ def run_floor(a, n, tmp, sim_port):
     port = free_port()
     srv = subprocess.Popen([os.path.join(a.build, "floor-relay"), "--listen",
                             "127.0.0.1:%d" % port, "--upstream", "127.0.0.1:%d" % sim_port,
-                            "--model", "sim-shopper"],
+                            "--model", "sim-shopper",
+                            "--threads", str(a.workers or os.cpu_count())],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http("http://127.0.0.1:%d/healthz" % port, srv)
@@ -224,7 +225,8 @@ def main():
     ap.add_argument("--think-ms", type=int, default=500)
     ap.add_argument("--targets", default="direct,trilemma,floor",
                     help="comma-separated subset of direct,trilemma,floor, run in this order")
-    ap.add_argument("--workers", type=int, default=0, help="trilemmad workers (0: its default)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="trilemmad workers and floor-relay threads (0: one per core)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     a.targets = [t for t in a.targets.split(",") if t]

@@ -16,13 +16,17 @@
  * loopback) and drops a connection on anything it does not expect.
  *
  *   floor-relay --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT [--path /v1/chat/completions]
- *               [--model sim-shopper]
+ *               [--model sim-shopper] [--threads N]
+ *
+ * --threads (default 1) runs N such loops, each with its own SO_REUSEPORT listening socket, as
+ * trilemmad's workers do, so that latencies compare on a machine with N cores.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -77,16 +81,17 @@ struct client {
     struct client *next_dead;
 };
 
-static int ep;
+/* Each thread has its own epoll set, listening socket (SO_REUSEPORT) and connections. */
+static __thread int ep;
 static struct sockaddr_in up_addr;
 static const char *up_path = "/v1/chat/completions";
 static const char *model = "sim-shopper";
-static uint64_t turn_counter;
+static __thread uint64_t turn_counter; /* ids: thread index in the top bits */
 static volatile sig_atomic_t stop;
 /* Closed connections are freed at the end of the epoll turn: events already returned by
  * epoll_wait may still point at them (their fd is -1 by then). */
-static struct client *dead_clients;
-static struct up *dead_ups;
+static __thread struct client *dead_clients;
+static __thread struct up *dead_ups;
 
 static void on_signal(int sig)
 {
@@ -574,42 +579,20 @@ static int listen_on(const char *addr)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4096) < 0)
         return -1;
     return fd;
 }
 
-int main(int argc, char **argv)
+static int listen_fds[64];
+static int threads = 1;
+
+static void *run_loop(void *arg)
 {
-    const char *listen_addr = NULL, *upstream = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--listen"))
-            listen_addr = argv[i + 1];
-        else if (!strcmp(argv[i], "--upstream"))
-            upstream = argv[i + 1];
-        else if (!strcmp(argv[i], "--path"))
-            up_path = argv[i + 1];
-        else if (!strcmp(argv[i], "--model"))
-            model = argv[i + 1];
-    }
-    if (!listen_addr || !upstream || parse_addr(upstream, &up_addr) < 0) {
-        fprintf(stderr, "usage: floor-relay --listen HOST:PORT --upstream HOST:PORT "
-                        "[--path PATH] [--model NAME]\n");
-        return 2;
-    }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
-    int lfd = listen_on(listen_addr);
-    if (lfd < 0) {
-        perror("floor-relay: listen");
-        return 1;
-    }
+    int index = (int)(intptr_t)arg;
+    int lfd = listen_fds[index];
+    turn_counter = (uint64_t)index << 48;
     ep = epoll_create1(EPOLL_CLOEXEC);
     static enum kind listen_kind = K_LISTEN;
     ep_ctl(EPOLL_CTL_ADD, lfd, EPOLLIN, &listen_kind);
@@ -649,5 +632,51 @@ int main(int argc, char **argv)
             free(u);
         }
     }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen_addr = NULL, *upstream = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--listen"))
+            listen_addr = argv[i + 1];
+        else if (!strcmp(argv[i], "--upstream"))
+            upstream = argv[i + 1];
+        else if (!strcmp(argv[i], "--path"))
+            up_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--model"))
+            model = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+    }
+    if (!listen_addr || !upstream || parse_addr(upstream, &up_addr) < 0) {
+        fprintf(stderr, "usage: floor-relay --listen HOST:PORT --upstream HOST:PORT "
+                        "[--path PATH] [--model NAME]\n");
+        return 2;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    pthread_t th[64];
+    int nth = threads < 1 ? 1 : threads > 64 ? 64 : threads;
+    for (int i = 0; i < nth; i++)
+        listen_fds[i] = listen_on(listen_addr);
+    for (int i = 0; i < nth; i++) {
+        if (listen_fds[i] < 0) {
+            perror("floor-relay: listen");
+            return 1;
+        }
+    }
+    for (int i = 1; i < nth; i++)
+        pthread_create(&th[i], NULL, run_loop, (void *)(intptr_t)i);
+    run_loop(0);
+    for (int i = 1; i < nth; i++)
+        pthread_join(th[i], NULL);
     return 0;
 }
