@@ -45,7 +45,9 @@ struct session {
     struct sess_worker *sw;
     struct session *prev, *next; /* the worker's sessions */
     char conversation_id[33];
-    char user[AUTH_SUB_MAX];
+    /* The authenticated subject: owned (session_user_set), or a shared "" without auth - most
+     * sessions, which would otherwise each carry AUTH_SUB_MAX bytes of zeros. */
+    const char *user;
     uint64_t rate_tokens; /* thousandths of a message */
     uint64_t rate_at_ms;
     struct turn *turn;
