@@ -12,14 +12,15 @@ the other against the SAME simulated provider (build/trilemma-sim, same pacing):
                 floor_relay.c: one epoll thread, one WebSocket frame per SSE token, no JSON, no
                 store), the least a relay can do: the yardstick for (b)'s CPU.
 
-and reports, per level, time to first token and the inter-token gap seen by the client (p50,
+(--baseline DIR adds DIR/trilemmad as a fourth target, for before/after in the same run) and
+reports, per level, time to first token and the inter-token gap seen by the client (p50,
 p99) for each, what (b) and (c) add to (a), and each relay's CPU seconds per million relayed
 tokens (utime+stime from /proc/PID/stat around the run, divided by the output tokens the load
 generator counted) with the ratio trilemma / floor. Prints tables and writes JSON.
 
   /usr/bin/python3 loadtest/bench/bench_relay.py [--build build] [--levels 100,1000,5000]
       [--duration 20] [--tps 20] [--tokens 40] [--ttft-ms 200] [--think-ms 500]
-      [--targets direct,trilemma,floor] [--workers N] [--json FILE]
+      [--targets direct,trilemma,floor] [--workers N] [--baseline BUILD_DIR] [--json FILE]
 
 A process here holds at most ~20,000 file descriptors: at 5,000 streams a relay holds 10,000
 (client + upstream), which fits. Absolute times on a shared 2-core machine are noisy: read the
@@ -131,7 +132,7 @@ def run_direct(a, n, tmp, sim_port):
                     os.path.join(tmp, "direct-%d.json" % n))
 
 
-def run_trilemma(a, n, tmp, sim_port):
+def run_trilemma(a, n, tmp, sim_port, binary=None, name="trilemma"):
     port = free_port()
     cfg = os.path.join(tmp, "relay.ini")
     with open(cfg, "w") as f:
@@ -143,13 +144,13 @@ def run_trilemma(a, n, tmp, sim_port):
            if not k.startswith("TRILEMMA_") and k != "DATABASE_URL"}
     env.update({"TRILEMMA_MODEL": "openai/sim-shopper",
                 "OPENAI_BASE_URL": "http://127.0.0.1:%d/v1" % sim_port})
-    srv = subprocess.Popen([os.path.join(a.build, "trilemmad"), "--listen",
+    srv = subprocess.Popen([binary or os.path.join(a.build, "trilemmad"), "--listen",
                             "127.0.0.1:%d" % port, "--config", cfg], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_http("http://127.0.0.1:%d/healthz" % port, srv)
         tok0 = metric(port, "trilemma_deltas_out_total")
-        r = relayed_run(a, n, tmp, "trilemma", srv, port)
+        r = relayed_run(a, n, tmp, name, srv, port)
         r["deltas_out"] = metric(port, "trilemma_deltas_out_total") - tok0
         return r
     finally:
@@ -170,7 +171,13 @@ def run_floor(a, n, tmp, sim_port):
         stop(srv)
 
 
-TARGETS = {"direct": run_direct, "trilemma": run_trilemma, "floor": run_floor}
+def run_baseline(a, n, tmp, sim_port):
+    """trilemmad of another build (--baseline DIR), for before/after in one run."""
+    return run_trilemma(a, n, tmp, sim_port, os.path.join(a.baseline, "trilemmad"), "baseline")
+
+
+TARGETS = {"direct": run_direct, "trilemma": run_trilemma, "floor": run_floor,
+           "baseline": run_baseline}
 
 
 def level(a, n, tmp):
@@ -204,11 +211,11 @@ def print_tables(a, rows):
             if d and t != "direct":
                 print("%8s %-9s" % ("", "+" + t) +
                       "".join("%+12.2f" % (x[k] - d[k]) for _, k in cols))
-        if "trilemma" in r and "floor" in r:
-            tr, fl = r["trilemma"], r["floor"]
-            ratio = tr["cpu_s_per_mtok"] / max(fl["cpu_s_per_mtok"], 1e-9)
-            r["cpu_ratio_trilemma_floor"] = ratio
-            print("%8s cpu per token trilemma / floor = %.2fx" % ("", ratio))
+        for t in ("baseline", "trilemma"):
+            if t in r and "floor" in r:
+                ratio = r[t]["cpu_s_per_mtok"] / max(r["floor"]["cpu_s_per_mtok"], 1e-9)
+                r["cpu_ratio_%s_floor" % t] = ratio
+                print("%8s cpu per token %s / floor = %.2fx" % ("", t, ratio))
         for t in a.targets:
             if r[t]["errors"]:
                 print("%8s %s errors: %s" % ("", t, r[t]["errors_by_kind"]))
@@ -227,9 +234,16 @@ def main():
                     help="comma-separated subset of direct,trilemma,floor, run in this order")
     ap.add_argument("--workers", type=int, default=0,
                     help="trilemmad workers and floor-relay threads (0: one per core)")
+    ap.add_argument("--baseline", default=None, metavar="BUILD_DIR",
+                    help="also run BUILD_DIR/trilemmad as target 'baseline' (before/after)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     a.targets = [t for t in a.targets.split(",") if t]
+    if a.baseline and "baseline" not in a.targets:
+        a.targets.insert(a.targets.index("trilemma") if "trilemma" in a.targets else 1,
+                         "baseline")
+    if "baseline" in a.targets and not a.baseline:
+        ap.error("target baseline needs --baseline BUILD_DIR")
     for t in a.targets:
         if t not in TARGETS:
             ap.error("unknown target %r" % t)
