@@ -70,6 +70,7 @@ struct client {
     enum kind kind;
     int fd;
     bool upgraded;
+    bool want_out; /* EPOLLOUT registered */
     char in[IN_CAP];
     size_t in_len;
     char out[OUT_CAP];
@@ -142,7 +143,11 @@ static void client_flush(struct client *c)
     }
     memmove(c->out, c->out + off, c->out_len - off);
     c->out_len -= off;
-    ep_ctl(EPOLL_CTL_MOD, c->fd, EPOLLIN | (c->out_len ? EPOLLOUT : 0), c);
+    bool want_out = c->out_len != 0;
+    if (want_out != c->want_out) { /* a syscall only when the interest changes */
+        c->want_out = want_out;
+        ep_ctl(EPOLL_CTL_MOD, c->fd, EPOLLIN | (want_out ? EPOLLOUT : 0), c);
+    }
 }
 
 /* Queue one unmasked server frame; false when the output buffer is full (a slow reader). */
