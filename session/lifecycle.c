@@ -156,7 +156,7 @@ static void on_open(struct conn *c)
     struct session *s = xcalloc(1, sizeof(*s));
     s->c = c;
     s->sw = sw;
-    s->user = sw->pending_sub[0] ? xstrdup(sw->pending_sub) : no_user;
+    s->user_sub = sw->pending_sub[0] ? xstrdup(sw->pending_sub) : no_user;
     sw->pending_sub[0] = '\0';
     s->rate_tokens = (uint64_t)sw->conf->rate_messages * 1000;
     s->rate_at_ms = loop_now_ms(worker_loop(conn_worker(c)));
@@ -186,8 +186,8 @@ static void on_close(struct conn *c)
     session_history_free(s);
     conn_set_app(c, NULL);
     metric_sub(&s->sw->m.sessions_open, 1);
-    if (s->user != no_user)
-        xfree((char *)s->user);
+    if (s->user_sub != no_user)
+        xfree((char *)s->user_sub);
     xfree(s);
 }
 
