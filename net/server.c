@@ -134,6 +134,11 @@ static struct conn *conn_alloc(struct worker *w, int fd)
     return c;
 }
 
+/* The per-connection budget of an idle WebSocket session, with struct session (see
+ * session/lifecycle.c): a mimalloc size class of 512 bytes. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct conn) <= 512,
+               "struct conn outgrew its per-idle-session budget (512 bytes)");
+
 static struct conn *conn_lookup(struct worker *w, uint64_t ud)
 {
     uint32_t idx = loop_ud_idx(ud);
