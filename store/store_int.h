@@ -89,6 +89,7 @@ struct store {
 
     struct tlist queue;
     bool flush_now;
+    bool draining; /* store_flush: no group-commit window any more */
     struct timer flush_timer;
     struct timer batch_timer;
     struct wbatch *inflight;

@@ -443,7 +443,7 @@ static void start_append(struct store *st)
 
 static bool queue_due(struct store *st)
 {
-    return st->queue.n >= STORE_BATCH_MAX || st->flush_now ||
+    return st->queue.n >= STORE_BATCH_MAX || st->flush_now || st->draining ||
            loop_now_ms(st->l) >= st->queue.head->queued_ms + STORE_BATCH_WINDOW_MS;
 }
 
@@ -595,6 +595,15 @@ bool store_accepting(const struct store *st)
 bool store_degraded(const struct store *st)
 {
     return st && __atomic_load_n(&st->stats.degraded, __ATOMIC_RELAXED) != 0;
+}
+
+/* Drain: no group-commit window from now on; see store.h. */
+void store_flush(struct store *st)
+{
+    if (!st || st->draining)
+        return;
+    st->draining = true;
+    kick(st);
 }
 
 /* Nothing waits to become durable. */
