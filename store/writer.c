@@ -6,8 +6,10 @@
  * arrived, whichever comes first:
  *
  *   direct   (PostgreSQL up, journal empty): one pipelined transaction for the whole batch,
- *            BEGIN; inserts; COMMIT; Sync - one round trip. One batch in flight at a time; the
- *            next accumulates meanwhile. Success: every callback gets 0.
+ *            BEGIN; inserts; COMMIT; Sync - one round trip, on one of the worker's writer
+ *            connections ([store] batches_in_flight of them, one batch each); the queue
+ *            accumulates while all are busy. Replies are settled in the order the batches
+ *            started, so callbacks run in queue order. Success: every callback gets 0.
  *   spill    (PostgreSQL down, or the journal not yet empty): the batch's records are appended
  *            to the journal with one writev + one fdatasync; then every callback gets 0.
  *
