@@ -340,35 +340,6 @@ def paced_client(port, n, duration, rate, conn):
     asyncio.run(run())
 
 
-def pgbench_at_rate(pgdir, rate, clients, duration):
-    """PostgreSQL alone committing one turn per transaction at `rate` (pgbench -R, the same
-    rows as the store's): p50/p99 of its transaction latency, the floor under a commit."""
-    logdir = tempfile.mkdtemp(prefix="trilemma-bench-log-")
-    os.chmod(logdir, 0o777)
-    path = os.path.join(pgdir, "bench-rate-%d.sql" % os.getpid())
-    with open(path, "w") as f:
-        f.write(turn_script())
-    os.chmod(path, 0o644)
-    cmd = as_pg([os.path.join(PG_BIN, "pgbench"), "-n", "-h", pgdir, "-U", "postgres",
-                 "-M", "prepared", "-c", str(clients), "-j", str(os.cpu_count()),
-                 "-R", "%.1f" % rate, "-T", str(int(duration)), "-l",
-                 "--log-prefix", os.path.join(logdir, "tx"), "-f", path, "trilemma"])
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
-    os.unlink(path)
-    lat = []
-    for name in os.listdir(logdir):
-        with open(os.path.join(logdir, name)) as f:
-            lat += [int(line.split()[2]) for line in f if line.strip()]
-        os.unlink(os.path.join(logdir, name))
-    os.rmdir(logdir)
-    if r.returncode != 0 or not lat:
-        raise RuntimeError("pgbench -R: %s\n%s" % (r.stderr, r.stdout[-2000:]))
-    lat.sort()
-    return {"turns_per_s": round(len(lat) / duration, 1),
-            "commit_ms_p50": round(lat[len(lat) // 2] / 1000, 2),
-            "commit_ms_p99": round(lat[int(len(lat) * 0.99)] / 1000, 2)}
-
-
 def run_at_rate(a, binary, url, workers, rate, extra_store=None):
     """One trilemmad (binary) at `rate` turns/s: commit latency from its histogram."""
     harness.Args.server = os.path.abspath(binary)
@@ -397,10 +368,12 @@ def run_at_rate(a, binary, url, workers, rate, extra_store=None):
         for c in pipes:
             c.recv()
         m0 = store_metrics(srv)
+        scpu0, (mbusy0, mtotal0) = proc_cpu_seconds(srv.proc.pid), machine_cpu()
         for c in pipes:
             c.send("go")
         reports = [c.recv() for c in pipes]
         m1 = store_metrics(srv)
+        scpu, (mbusy1, mtotal1) = proc_cpu_seconds(srv.proc.pid) - scpu0, machine_cpu()
         for pr in procs:
             pr.join()
     finally:
@@ -428,6 +401,9 @@ def run_at_rate(a, binary, url, workers, rate, extra_store=None):
                                 / max(1, d.get("trilemma_store_commit_seconds_count", 0)), 2),
         "turn_ms_p50": round(1000 * lat[len(lat) // 2], 2) if lat else None,
         "turn_ms_p99": round(1000 * lat[int(len(lat) * 0.99)], 2) if lat else None,
+        "server_cpu_cores": round(scpu / elapsed, 2),
+        "client_cpu_cores": round(sum(r["cpu"] for r in reports) / elapsed, 2),
+        "machine_cpu_busy": round((mbusy1 - mbusy0) / max(1, mtotal1 - mtotal0), 2),
     }
 
 
@@ -468,14 +444,6 @@ def rates_main(a, cores):
                 r.update({"fraction": f, "which": name, "loadavg_before": load})
                 result["runs"].append(r)
                 print("  %3.0f%% %-8s %s" % (100 * f, name, json.dumps(r)), flush=True)
-            if k >= len(fractions) or not a.pgbench_rate:
-                continue  # once per fraction
-            r = pgbench_at_rate(pgdir, f * ceiling, min(a.concurrency, 150), a.duration)
-            r.update({"fraction": f, "which": "pgbench -R (1 turn/txn)",
-                      "target_turns_per_s": round(f * ceiling, 1), "avg_batch_turns": 1,
-                      "commit_ms_mean": None, "turn_ms_p50": None, "turn_ms_p99": None})
-            result["runs"].append(r)
-            print("  %3.0f%% pgbench  %s" % (100 * f, json.dumps(r)), flush=True)
     finally:
         subprocess.run([CLUSTER, "stop", pgdir], capture_output=True)
     print()
@@ -538,9 +506,6 @@ def main():
                    help="with --fractions: a second trilemmad to compare, run back to back")
     p.add_argument("--rounds", type=int, default=1,
                    help="with --fractions: repeat everything, report medians (default 1)")
-    p.add_argument("--pgbench-rate", action="store_true",
-                   help="with --fractions: also pgbench alone at each rate, one turn per "
-                        "transaction (pgbench -R)")
     p.add_argument("--batches-in-flight", default="",
                    help="with --fractions: also run --server with [store] batches_in_flight = "
                         "each of these (e.g. 1,2)")
