@@ -318,7 +318,7 @@ static void batch_transient(struct store *st, struct wbatch *b, const struct pg_
          * again: with the connection still up (a refusal such as disk full), kick_pg would
          * otherwise find the journal empty and resend them at once, forever. The replay path
          * retries PostgreSQL with backoff. */
-        if (b->turns.tail->seq > st->requeued_seq)
+        if (b->turns.tail && b->turns.tail->seq > st->requeued_seq)
             st->requeued_seq = b->turns.tail->seq;
         tl_merge(&st->queue, &b->turns);
         st->spill = true;
