@@ -106,7 +106,8 @@ struct store {
     unsigned nw;                        /* ... [store] batches_in_flight of them */
     struct pg *r;                       /* reads */
     json_doc *jd;
-    struct pg_query q;
+    struct pg_query q;    /* the request being built ... */
+    struct pg_query rows; /* ... from the turns' single-row statements (turn_sql_columnar) */
 
     struct tlist queue;
     bool flush_now;

@@ -130,13 +130,13 @@ static void fail_turns(struct store *st, struct tlist *l, enum store_err why)
 
 /* ---- building a batch's statements ---- */
 
-/* Add the turns' statements to st->q. A record that does not decode (it was encoded here, so
- * never) is dropped from the list and failed. */
+/* Add the turns' statements to st->q (one per table for the whole batch). A record that does not
+ * decode (it was encoded here, so never) is dropped from the list and failed. */
 static void build_query(struct store *st, struct tlist *turns)
 {
     struct tlist keep = {0};
     struct wturn *t;
-    pg_query_reset(&st->q);
+    pg_query_reset(&st->rows);
     while ((t = tl_pop(turns))) {
         struct rec_turn rt;
         if (rec_decode(t->rec, t->len, &rt) < 0) {
@@ -145,11 +145,12 @@ static void build_query(struct store *st, struct tlist *turns)
             turn_done(st, t, -EIO);
             continue;
         }
-        turn_sql_append(&st->q, &rt.t, st->jd);
+        turn_sql_append(&st->rows, &rt.t, st->jd);
         rec_turn_free(&rt);
         tl_push(&keep, t);
     }
     *turns = keep;
+    turn_sql_columnar(&st->rows, &st->q);
 }
 
 static void on_batch_done(void *ctx, const struct pg_result *r);
@@ -793,6 +794,7 @@ struct store *store_create(struct loop *l, const struct config *conf, int worker
     st->replay_backoff_ms = STORE_RETRY_MIN_MS;
     st->jd = json_doc_create();
     pg_query_init(&st->q);
+    pg_query_init(&st->rows);
     st->j = journal_open_own(st->journal_dir, worker_index, err, sizeof(err));
     if (!st->j)
         log_error("store.w%d: %s: turns cannot be kept while PostgreSQL is away", worker_index,
@@ -913,6 +915,7 @@ void store_destroy(struct store *st)
     journal_close(st->j, st->j && st->j->size == 0);
     journal_close(st->orphan, false);
     pg_query_free(&st->q);
+    pg_query_free(&st->rows);
     json_doc_destroy(st->jd);
     xfree(st);
 }

@@ -576,9 +576,51 @@ static long conv_turns(struct T *t, unsigned conv)
     return q1(t->db, sql);
 }
 
+/* Text that array literals must escape (a batch travels as one array per column), in two
+ * turns of one batch (one conversation upserted once per statement). */
+static const char tricky[] = "say \"NULL\", {a,b} \\ back\\slash\n'quote' \xc3\xbc end";
+static const char tricky_args[] = "{\"q\":\"he said \\\"hi\\\" {x}, \\\\ y\"}";
+
+static void s_tricky(struct T *t)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        struct tb b;
+        make_turn(&b, 90, i, 30);
+        b.t.user_text = tricky;
+        b.t.user_len = strlen(tricky);
+        b.t.client_msg_id = tricky + 4;
+        b.tools[0].arguments = tricky_args;
+        b.tools[0].arguments_len = strlen(tricky_args);
+        t->pending++;
+        store_commit_turn(t->st, &b.t, on_commit, t);
+    }
+    t->expected_turns += 2;
+}
+
+static void check_tricky(struct T *t)
+{
+    char sql[400];
+    snprintf(sql, sizeof(sql),
+             "SELECT m.content, t.client_msg_id, c.arguments::text, c.arguments->>'q' FROM "
+             "messages m JOIN turns t ON t.id = m.turn_id JOIN tool_calls c ON c.turn_id = t.id "
+             "AND c.ordinal = 0 WHERE m.conversation_id = '%08x%08x0000000000000000' AND "
+             "m.ordinal = 0 ORDER BY t.id",
+             run_tag, 90u);
+    char *got = qtext(t->db, sql);
+    struct buf want = {0};
+    for (int i = 0; i < 2; i++)
+        buf_printf(&want, "%s|%s|%s|%s\n", tricky, tricky + 4,
+                   "{\"q\": \"he said \\\"hi\\\" {x}, \\\\ y\"}", "he said \"hi\" {x}, \\ y");
+    buf_append(&want, "", 1);
+    CHECKF(strcmp(got, buf_begin(&want)) == 0, "stored:\n%s\nwanted:\n%s", got, buf_begin(&want));
+    buf_free(&want);
+    xfree(got);
+}
+
 /* Three full batches go out at once, on three connections; the first waits for the blocker. */
 static void s_inorder(struct T *t)
 {
+    check_tricky(t);
     t->nacks = 0;
     block_conversation(t, 80);
     for (int i = 0; i < 192; i++)
@@ -815,6 +857,7 @@ static const struct step script[] = {
     {"idempotent", s_idem, no_pending, 30000},
     {"rejected rows", s_reject, no_pending, 30000},
     {"load", s_load, s_load_done, 30000},
+    {"escaping", s_tricky, no_pending, 30000},
     {"in flight: three batches", s_inorder, s_inorder_blocked, 30000},
     {"in flight: acknowledged in order", s_inorder_release, no_pending, 30000},
     {"in flight: one rejected", s_inflight_reject, s_inflight_reject_blocked, 30000},
