@@ -13,6 +13,7 @@
 enum {
     STORE_BATCH_MAX = 64,          /* turns per group commit */
     STORE_BATCH_WINDOW_MS = 2,     /* a batch leaves this long after its first turn at most */
+    STORE_OVERLAP_MS = 10,         /* ... or this long while another batch is in flight */
     STORE_REPLAY_MAX = 256,        /* journal records per replay batch ... */
     STORE_REPLAY_BYTES = 1u << 20, /* ... and about this many bytes */
     STORE_RETRY_MIN_MS = 100,      /* replay retry after a failed replay batch, doubling */

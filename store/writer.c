@@ -545,10 +545,21 @@ static void start_append(struct store *st)
 
 /* ---- scheduling ---- */
 
+/* When the queue may leave (on a free connection, or to the journal): at once when it holds a
+ * full batch (or is what a full batch left, or the store drains); else STORE_BATCH_WINDOW_MS
+ * after its oldest turn arrived, or STORE_OVERLAP_MS while a batch of new turns is in flight: a
+ * second transaction at the same time pays off only once waiting for the first costs more than
+ * the extra commit (at low load one batch at a time commits in fewer WAL flushes). */
+static uint64_t queue_due_at(const struct store *st)
+{
+    if (st->queue.n >= STORE_BATCH_MAX || st->flush_now || st->draining)
+        return 0;
+    return st->queue.head->queued_ms + (st->nflight_new ? STORE_OVERLAP_MS : STORE_BATCH_WINDOW_MS);
+}
+
 static bool queue_due(struct store *st)
 {
-    return st->queue.n >= STORE_BATCH_MAX || st->flush_now || st->draining ||
-           loop_now_ms(st->l) >= st->queue.head->queued_ms + STORE_BATCH_WINDOW_MS;
+    return loop_now_ms(st->l) >= queue_due_at(st);
 }
 
 static void on_parts_done(void *ctx, const struct pg_result *r)
@@ -695,8 +706,7 @@ static void kick(struct store *st)
     st->in_kick = false;
     /* A due queue waits for a completion (which kicks again), not for the timer. */
     if (st->queue.n && !queue_due(st) && !timer_armed(&st->flush_timer))
-        timer_arm(st->l, &st->flush_timer, st->queue.head->queued_ms + STORE_BATCH_WINDOW_MS,
-                  on_flush_timer);
+        timer_arm(st->l, &st->flush_timer, queue_due_at(st), on_flush_timer);
     update_gauges(st);
 }
 

@@ -415,8 +415,9 @@ def rates_main(a, cores):
     env = dict(os.environ, PG_CLUSTER_OPTS=a.pg_opts)
     url = subprocess.run([CLUSTER, "start", pgdir], capture_output=True, text=True, env=env,
                          check=True).stdout.strip().splitlines()[-1]
-    binaries = [("before", a.before, None), ("after", a.server, None)] if a.before else [
-        ("after", a.server, None)]
+    befores = [b for b in a.before.split(",") if b]
+    binaries = [("before" if i == 0 else os.path.basename(b), b, None)
+                for i, b in enumerate(befores)] + [("after", a.server, None)]
     for n in (int(x) for x in a.batches_in_flight.split(",") if x):
         binaries.append(("after:%d" % n, a.server, {"batches_in_flight": n}))
     result = {"cores": cores, "workers": workers, "sessions": a.concurrency,
@@ -503,7 +504,8 @@ def main():
                    help="instead of the closed loop: commit latency at these shares of pgbench's "
                         "ceiling, e.g. 0.25,0.5,0.9 (open loop, paced turns)")
     p.add_argument("--before", default="",
-                   help="with --fractions: a second trilemmad to compare, run back to back")
+                   help="with --fractions: other trilemmad binaries to compare (comma-separated; "
+                        "the first is called before), run back to back")
     p.add_argument("--rounds", type=int, default=1,
                    help="with --fractions: repeat everything, report medians (default 1)")
     p.add_argument("--batches-in-flight", default="",
