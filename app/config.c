@@ -142,7 +142,7 @@ void config_defaults(struct config *c)
     strcpy(c->usd_to_inr, "84.0");
     strcpy(c->journal_dir, ".run/journal");
     c->journal_max_bytes = 64u << 20;
-    c->batches_in_flight = 4;
+    c->batches_in_flight = 2;
 }
 
 static bool known_section(const char *name)

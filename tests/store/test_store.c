@@ -512,7 +512,7 @@ static bool s_load_done(struct T *t)
     return t->loads_done == 2;
 }
 
-/* ---- several batches in flight (batches_in_flight = 4 by default) ---- */
+/* ---- several batches in flight (batches_in_flight = 3 here) ---- */
 
 struct ack {
     struct T *t;
@@ -936,6 +936,7 @@ static int run_checks(void)
     snprintf(t.conf.database_url, sizeof(t.conf.database_url), "%s", db_url);
     snprintf(t.conf.price_file, sizeof(t.conf.price_file), "%s/config/prices.csv", src_dir);
     snprintf(t.conf.journal_dir, sizeof(t.conf.journal_dir), "%s/a", work_dir);
+    t.conf.batches_in_flight = 3; /* the in-flight steps need three at once */
     t.conf2 = t.conf;
     snprintf(t.conf2.journal_dir, sizeof(t.conf2.journal_dir), "%s/b", work_dir);
     t.conf2.journal_max_bytes = 65536;
