@@ -214,6 +214,17 @@ static void on_drain(struct worker *w)
             conn_close(s->c, WS_CLOSE_GOING_AWAY, "server shutting down");
         s = next;
     }
+    store_flush(sw->store); /* turns ending from now on need not wait for company */
+}
+
+/* Drain, and the worker's last connection is gone: the turns cut by the drain (or whose
+ * clients left) are being committed. The worker stops once they are durable, in PostgreSQL
+ * while it answers: in a pod the spill journal is a volume deleted with it. */
+static bool may_stop(struct worker *w)
+{
+    struct sess_worker *sw = worker_app(w);
+    store_flush(sw->store);
+    return store_idle(sw->store);
 }
 
 /* A running worker's session state, for the metrics and readiness hooks (net/ holds every
@@ -413,6 +424,7 @@ void session_hooks(struct server_hooks *h)
     h->on_close = on_close;
     h->on_drain = on_drain;
     h->on_writable = on_writable;
+    h->may_stop = may_stop;
     h->metrics = metrics;
     h->ready = ready;
     h->on_request = on_request;
