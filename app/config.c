@@ -105,6 +105,7 @@ static const struct key_def keys[] = {
     STR("orchestrator", agents_file),
     STR("store", journal_dir),
     U32("store", journal_max_bytes, 65536, 4294967295u),
+    U32("store", batches_in_flight, 1, 16),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -164,6 +165,7 @@ void config_defaults(struct config *c)
     strcpy(c->usd_to_inr, "84.0");
     strcpy(c->journal_dir, ".run/journal");
     c->journal_max_bytes = 64u << 20;
+    c->batches_in_flight = 2;
 }
 
 static bool known_section(const char *name)

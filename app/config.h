@@ -84,6 +84,8 @@ struct config {
     /* [store] - PostgreSQL writes and the spill journal (docs/store.md) */
     char journal_dir[1024];     /* env TRILEMMA_JOURNAL_DIR; default ".run/journal" */
     uint32_t journal_max_bytes; /* per worker; default 64 MiB (full: new turns are refused) */
+    uint32_t batches_in_flight; /* group commits in flight per worker, one writer connection
+                                   each; default 2 */
 
     /* [log] */
     int log_level; /* enum log_level, default info */

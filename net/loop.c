@@ -248,9 +248,20 @@ void timer_disarm(struct loop *l, struct timer *t)
 
 void timer_arm(struct loop *l, struct timer *t, uint64_t deadline_ms, timer_fn fn)
 {
-    timer_disarm(l, t);
-    t->deadline_ms = deadline_ms;
     t->fn = fn;
+    if (t->heap_idx) {
+        /* Re-arming an armed timer - a stall deadline pushed on every provider read, curl's
+         * timeout restated on every call - moves it within the heap instead of removing and
+         * re-inserting it; the same deadline again costs nothing. */
+        uint64_t old = t->deadline_ms;
+        t->deadline_ms = deadline_ms;
+        if (deadline_ms < old)
+            heap_up(l, t->heap_idx - 1);
+        else if (deadline_ms > old)
+            heap_down(l, t->heap_idx - 1);
+        return;
+    }
+    t->deadline_ms = deadline_ms;
     if (l->heap_len == l->heap_cap) {
         l->heap_cap = l->heap_cap ? 2 * l->heap_cap : 256;
         l->heap = xrealloc(l->heap, l->heap_cap * sizeof(*l->heap));

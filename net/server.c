@@ -134,6 +134,11 @@ static struct conn *conn_alloc(struct worker *w, int fd)
     return c;
 }
 
+/* The per-connection budget of an idle WebSocket session, with struct session (see
+ * session/lifecycle.c): a mimalloc size class of 512 bytes. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct conn) <= 512,
+               "struct conn outgrew its per-idle-session budget (512 bytes)");
+
 static struct conn *conn_lookup(struct worker *w, uint64_t ud)
 {
     uint32_t idx = loop_ud_idx(ud);
@@ -141,6 +146,8 @@ static struct conn *conn_lookup(struct worker *w, uint64_t ud)
         return NULL;
     return w->conns[idx];
 }
+
+static void drain_maybe_stop(struct worker *w);
 
 /* Release the slot once nothing in the kernel refers to the connection any more. */
 static void conn_maybe_free(struct conn *c)
@@ -161,8 +168,7 @@ static void conn_maybe_free(struct conn *c)
     atomic_fetch_sub(&w->s->conns_total_open, 1);
     metric_sub(&w->m.conns_open, 1);
     xfree(c);
-    if (w->draining && !w->nconns)
-        loop_stop(w->loop);
+    drain_maybe_stop(w);
 }
 
 /* Stop everything on c: the application is told (once), in-flight requests are cancelled,
@@ -360,6 +366,7 @@ static void on_turn(struct loop *l, void *ctx)
         c->dirty = false;
         flush_conn(c); /* may free c */
     }
+    drain_maybe_stop(w); /* the application's work may have finished in this turn */
 }
 
 /* ---- accept ---- */
@@ -481,6 +488,28 @@ static void on_accept(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
 
 /* ---- drain ---- */
 
+/* A draining worker with no connection left stops once the application has nothing in flight
+ * (its may_stop hook: e.g. turns still being committed), or once that wait is over. */
+static void drain_maybe_stop(struct worker *w)
+{
+    if (!w->draining || w->nconns)
+        return;
+    if (w->stop_forced || !w->s->hooks.may_stop || w->s->hooks.may_stop(w))
+        loop_stop(w->loop);
+}
+
+static void drain_give_up(struct loop *l, struct timer *t)
+{
+    (void)l;
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, drain_timer));
+    if (!w->nconns)
+        log_warn("worker %d: drain: the application was still busy %u ms after the deadline: "
+                 "stopping anyway",
+                 w->index, (unsigned)w->s->conf.close_timeout_ms);
+    w->stop_forced = true;
+    drain_maybe_stop(w);
+}
+
 static void drain_deadline(struct loop *l, struct timer *t)
 {
     (void)l;
@@ -495,6 +524,10 @@ static void drain_deadline(struct loop *l, struct timer *t)
         else if (c->state == CS_HTTP)
             conn_teardown(c);
     }
+    /* Turns cut here are committed as their connections go: give that as long as the close
+     * handshakes get, then stop whatever the application says. */
+    timer_arm(w->loop, &w->drain_timer, loop_now_ms(w->loop) + w->s->conf.close_timeout_ms,
+              drain_give_up);
 }
 
 static void start_drain(struct worker *w)
@@ -521,8 +554,7 @@ static void start_drain(struct worker *w)
         w->s->hooks.on_drain(w);
     timer_arm(w->loop, &w->drain_timer, loop_now_ms(w->loop) + w->s->conf.drain_timeout_ms,
               drain_deadline);
-    if (!w->nconns)
-        loop_stop(w->loop);
+    drain_maybe_stop(w);
 }
 
 static void arm_wake(struct worker *w)

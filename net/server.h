@@ -48,6 +48,12 @@ struct server_hooks {
     void (*on_writable)(struct conn *c);
     /* Drain started on this worker: the application closes what it can (conn_close 1001). */
     void (*on_drain)(struct worker *w);
+    /* Drain, and the worker's last connection is gone: may the worker stop now? Return false
+     * while the application still has work that must finish first (turns being written to a
+     * database); it is asked again after every loop turn (each completion wakes the loop) until
+     * it says true, at the latest until close_timeout_ms after the drain deadline, when the
+     * worker stops anyway. NULL: stop at once. */
+    bool (*may_stop)(struct worker *w);
     /* Append application metrics (Prometheus text) for the whole process. */
     void (*metrics)(struct server *s, struct buf *out);
     /* Any HTTP request that net/ does not answer itself (everything but /ws, /healthz, /readyz,

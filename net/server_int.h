@@ -79,6 +79,7 @@ struct worker {
     bool accepting;
     bool draining;
     bool drain_deadline_passed;
+    bool stop_forced; /* drain: the application's may_stop is no longer waited for */
     struct timer drain_timer;
     struct timer accept_timer;
     void *app;

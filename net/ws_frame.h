@@ -70,10 +70,10 @@ struct ws_parser {
     uint8_t mask[4];
     uint8_t masked;
     uint8_t failed;
+    uint8_t msg_opcode; /* TEXT/BINARY while a fragmented message is open, else 0 */
     uint64_t payload_len;
     uint64_t payload_done;
-    uint8_t msg_opcode; /* TEXT/BINARY while a fragmented message is open, else 0 */
-    uint64_t msg_len;   /* declared payload bytes of the open message so far */
+    uint64_t msg_len; /* declared payload bytes of the open message so far */
     struct utf8_state utf8;
     uint8_t ctrl[125];
     uint64_t frames; /* frames whose header was accepted (statistics) */

@@ -142,13 +142,22 @@ static int on_upgrade(struct conn *c, const struct http_request *req, struct upg
     return 0;
 }
 
+/* What an idle WebSocket session holds in user space is its struct conn (net/) and this struct
+ * session, each in one allocation (docs/loadtest.md, "Memory per idle session"). Allocators
+ * round to size classes (mimalloc: ..., 192, 224, 256, ..., 448, 512, 640): the two together stay
+ * within 1 KiB only while session fits 256 and conn 512 (checked in net/server.c). */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct session) <= 256,
+               "struct session outgrew its per-idle-session budget (256 bytes)");
+
+static const char no_user[] = "";
+
 static void on_open(struct conn *c)
 {
     struct sess_worker *sw = worker_app(conn_worker(c));
     struct session *s = xcalloc(1, sizeof(*s));
     s->c = c;
     s->sw = sw;
-    memcpy(s->user, sw->pending_sub, sizeof(s->user));
+    s->user_sub = sw->pending_sub[0] ? xstrdup(sw->pending_sub) : no_user;
     sw->pending_sub[0] = '\0';
     s->rate_tokens = (uint64_t)sw->conf->rate_messages * 1000;
     s->rate_at_ms = loop_now_ms(worker_loop(conn_worker(c)));
@@ -180,6 +189,8 @@ static void on_close(struct conn *c)
     xfree(s->memo);
     conn_set_app(c, NULL);
     metric_sub(&s->sw->m.sessions_open, 1);
+    if (s->user_sub != no_user)
+        xfree((char *)s->user_sub);
     xfree(s);
 }
 
@@ -204,6 +215,17 @@ static void on_drain(struct worker *w)
             conn_close(s->c, WS_CLOSE_GOING_AWAY, "server shutting down");
         s = next;
     }
+    store_flush(sw->store); /* turns ending from now on need not wait for company */
+}
+
+/* Drain, and the worker's last connection is gone: the turns cut by the drain (or whose
+ * clients left) are being committed. The worker stops once they are durable, in PostgreSQL
+ * while it answers: in a pod the spill journal is a volume deleted with it. */
+static bool may_stop(struct worker *w)
+{
+    struct sess_worker *sw = worker_app(w);
+    store_flush(sw->store);
+    return store_idle(sw->store);
 }
 
 /* A running worker's session state, for the metrics and readiness hooks (net/ holds every
@@ -403,6 +425,7 @@ void session_hooks(struct server_hooks *h)
     h->on_close = on_close;
     h->on_drain = on_drain;
     h->on_writable = on_writable;
+    h->may_stop = may_stop;
     h->metrics = metrics;
     h->ready = ready;
     h->on_request = on_request;

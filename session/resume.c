@@ -147,7 +147,7 @@ static void on_loaded(void *ctx, int result, const struct store_conversation *c)
         session_send_error(s, "unknown_conversation", "no such conversation", NULL, 0, NULL);
         return;
     }
-    if (strcmp(c->user_sub, s->user) != 0) {
+    if (strcmp(c->user_sub, s->user_sub) != 0) {
         session_send_error(s, "forbidden", "this conversation belongs to another user", NULL, 0,
                            NULL);
         return;

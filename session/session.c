@@ -203,7 +203,7 @@ void session_send_event_session(struct session *s)
     jw_obj_begin(&w);
     jw_kstr(&w, "type", "session");
     jw_kstr(&w, "conversation_id", s->conversation_id);
-    jw_kstr(&w, "user", s->user);
+    jw_kstr(&w, "user", s->user_sub);
     jw_kint(&w, "protocol", 1);
     jw_key(&w, "limits");
     jw_obj_begin(&w);

@@ -48,7 +48,10 @@ struct session {
     struct sess_worker *sw;
     struct session *prev, *next; /* the worker's sessions */
     char conversation_id[33];
-    char user[AUTH_SUB_MAX];
+    /* The authenticated subject: owned (set in on_open), or a shared "" without auth - most
+     * sessions, which would otherwise each carry AUTH_SUB_MAX bytes of zeros. A pointer, not
+     * an array: copy it with a string copy, never with sizeof. */
+    const char *user_sub;
     uint64_t rate_tokens; /* thousandths of a message */
     uint64_t rate_at_ms;
     struct turn *turn;

@@ -379,7 +379,7 @@ void session_start_turn(struct session *s, const struct chat_msg *m)
     memcpy(t->client_id, m->id, m->id_len);
     t->client_id[m->id_len] = '\0';
     memcpy(t->conversation_id, s->conversation_id, sizeof(t->conversation_id));
-    memcpy(t->user, s->user, sizeof(t->user));
+    snprintf(t->user, sizeof(t->user), "%s", s->user_sub);
     t->user_text = xstrndup(m->text, m->text_len);
     t->user_len = m->text_len;
     t->started_ms = loop_now_ms(turn_loop(t));

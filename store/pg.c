@@ -59,6 +59,8 @@ struct req_list {
 struct pg {
     struct loop *l;
     uint8_t op;
+    bool shared_op; /* pg_create_shared: the owner routes the op's completions */
+    uint32_t tag;   /* the poll's user_data idx: tells connections on one op apart */
     char *conninfo;
     char *name;
     const struct pg_stmt_def *stmts;
@@ -337,7 +339,7 @@ static void cancel_poll(struct pg *p)
     if (!p->armed)
         return;
     struct io_uring_sqe *sqe = loop_sqe(p->l, loop_ud(p->op, 0xFFFFFF, 0xFFFFFFFF));
-    io_uring_prep_poll_remove(sqe, loop_ud(p->op, p->gen, 0));
+    io_uring_prep_poll_remove(sqe, loop_ud(p->op, p->gen, p->tag));
     p->armed = false;
 }
 
@@ -351,7 +353,7 @@ static void arm_poll(struct pg *p, int fd, unsigned mask)
         p->gen = 0; /* 0xFFFFFF marks poll_remove completions */
     p->poll_fd = fd;
     p->poll_mask = mask;
-    io_uring_prep_poll_add(loop_sqe(p->l, loop_ud(p->op, p->gen, 0)), fd, mask);
+    io_uring_prep_poll_add(loop_sqe(p->l, loop_ud(p->op, p->gen, p->tag)), fd, mask);
     p->armed = true;
 }
 
@@ -625,12 +627,11 @@ static void fail_conn(struct pg *p, const char *why)
         p->state_fn(p->state_ctx, false);
 }
 
-static void on_poll(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
+/* A poll completion of p's op code; see pg.h. */
+void pg_on_completion(struct pg *p, struct io_uring_cqe *cqe)
 {
-    (void)l;
-    struct pg *p = ctx;
     if (!p || !p->armed || loop_ud_gen(cqe->user_data) != p->gen ||
-        loop_ud_idx(cqe->user_data) != 0)
+        loop_ud_idx(cqe->user_data) != p->tag)
         return; /* a replaced poll, or a poll_remove's own completion */
     p->armed = false;
     if (p->state == ST_CONNECTING) {
@@ -639,6 +640,12 @@ static void on_poll(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
     }
     if (p->state == ST_PREPARING || p->state == ST_UP)
         on_io(p);
+}
+
+static void on_poll(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
+{
+    (void)l;
+    pg_on_completion(ctx, cqe);
 }
 
 static void on_fail_timer(struct loop *l, struct timer *t)
@@ -655,14 +662,14 @@ static void on_fail_timer(struct loop *l, struct timer *t)
 
 /* ---- public ---- */
 
-/* Create and start connecting; see pg.h. */
-struct pg *pg_create(struct loop *l, uint8_t op, const char *conninfo, const char *name,
-                     const struct pg_stmt_def *stmts, uint16_t nstmts, pg_state_fn state_fn,
-                     void *state_ctx)
+static struct pg *pg_new(struct loop *l, uint8_t op, uint32_t tag, const char *conninfo,
+                         const char *name, const struct pg_stmt_def *stmts, uint16_t nstmts,
+                         pg_state_fn state_fn, void *state_ctx)
 {
     struct pg *p = xcalloc(1, sizeof(*p));
     p->l = l;
     p->op = op;
+    p->tag = tag;
     p->conninfo = xstrdup(conninfo);
     p->name = xstrdup(name);
     p->stmts = stmts;
@@ -671,7 +678,27 @@ struct pg *pg_create(struct loop *l, uint8_t op, const char *conninfo, const cha
     p->state_ctx = state_ctx;
     p->backoff_ms = BACKOFF_MIN_MS;
     p->rnd = (uint32_t)(uintptr_t)p ^ (uint32_t)loop_now_ms(l);
+    return p;
+}
+
+/* Create and start connecting; see pg.h. */
+struct pg *pg_create(struct loop *l, uint8_t op, const char *conninfo, const char *name,
+                     const struct pg_stmt_def *stmts, uint16_t nstmts, pg_state_fn state_fn,
+                     void *state_ctx)
+{
+    struct pg *p = pg_new(l, op, 0, conninfo, name, stmts, nstmts, state_fn, state_ctx);
     loop_set_handler(l, op, on_poll, p);
+    start_connect(p);
+    return p;
+}
+
+/* Create one of several connections on one op code; see pg.h. */
+struct pg *pg_create_shared(struct loop *l, uint8_t op, uint32_t tag, const char *conninfo,
+                            const char *name, const struct pg_stmt_def *stmts, uint16_t nstmts,
+                            pg_state_fn state_fn, void *state_ctx)
+{
+    struct pg *p = pg_new(l, op, tag, conninfo, name, stmts, nstmts, state_fn, state_ctx);
+    p->shared_op = true;
     start_connect(p);
     return p;
 }
@@ -682,7 +709,8 @@ void pg_destroy(struct pg *p)
     if (!p)
         return;
     cancel_poll(p);
-    loop_set_handler(p->l, p->op, NULL, NULL); /* completions still in flight are ignored */
+    if (!p->shared_op) /* completions still in flight are ignored (the owner's, by tag) */
+        loop_set_handler(p->l, p->op, NULL, NULL);
     timer_disarm(p->l, &p->retry_timer);
     timer_disarm(p->l, &p->fail_timer);
     struct req_list *lists[] = {&p->sent, &p->waiting, &p->doomed};

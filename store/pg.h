@@ -96,6 +96,15 @@ typedef void (*pg_state_fn)(void *ctx, bool up);
 struct pg *pg_create(struct loop *l, uint8_t op, const char *conninfo, const char *name,
                      const struct pg_stmt_def *stmts, uint16_t nstmts, pg_state_fn state_fn,
                      void *state_ctx);
+/* Like pg_create, for several connections sharing one op code (a worker has few): no handler
+ * is registered; the owner registers one for op and hands each completion whose
+ * loop_ud_idx(cqe->user_data) is tag to pg_on_completion(p, cqe) (other idx values, such as a
+ * poll_remove's own completion, are for nobody). tag < 0xFFFFFFFF. Never NULL. */
+struct pg *pg_create_shared(struct loop *l, uint8_t op, uint32_t tag, const char *conninfo,
+                            const char *name, const struct pg_stmt_def *stmts, uint16_t nstmts,
+                            pg_state_fn state_fn, void *state_ctx);
+/* A completion of the connection's op code (pg_create_shared); stale ones are ignored. */
+void pg_on_completion(struct pg *p, struct io_uring_cqe *cqe);
 /* Close the connection. Pending requests are dropped without their callbacks. */
 void pg_destroy(struct pg *p);
 

@@ -140,9 +140,13 @@ struct store_op *store_load_conversation(struct store *st, const char *conversat
 /* The callback of op will not run. op must still be pending (its callback has not run). */
 void store_cancel(struct store_op *op);
 
-/* Nothing queued, being committed or being written to the journal (drain waits for this before
- * store_destroy; turns still pending at store_destroy are written to the journal, blocking,
- * without their callbacks). */
+/* Drain: from now on queued turns leave at once instead of after the group-commit window, so
+ * that store_idle() comes as soon as PostgreSQL has them. NULL is fine. */
+void store_flush(struct store *st);
+
+/* Nothing queued, being committed, replayed or written to the journal. A draining worker waits
+ * for this (server_hooks.may_stop) before it stops: turns still pending at store_destroy are
+ * written to the journal, blocking, which in a pod means a volume deleted with it. */
 bool store_idle(const struct store *st);
 
 /* Append the stores' Prometheus metrics (summed over the workers; NULL entries are skipped) to

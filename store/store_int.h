@@ -13,12 +13,14 @@
 enum {
     STORE_BATCH_MAX = 64,          /* turns per group commit */
     STORE_BATCH_WINDOW_MS = 2,     /* a batch leaves this long after its first turn at most */
+    STORE_OVERLAP_MS = 10,         /* ... or this long while another batch is in flight */
     STORE_REPLAY_MAX = 256,        /* journal records per replay batch ... */
     STORE_REPLAY_BYTES = 1u << 20, /* ... and about this many bytes */
     STORE_RETRY_MIN_MS = 100,      /* replay retry after a failed replay batch, doubling */
     STORE_RETRY_MAX_MS = 5000,
     STORE_PARTITIONS_EVERY_MS = 12 * 3600 * 1000,
     STORE_BATCH_TIMEOUT_MS = 15000, /* no reply: the connection is taken for broken */
+    STORE_WRITERS_MAX = 16,         /* [store] batches_in_flight at most */
 };
 
 enum store_err {
@@ -57,6 +59,7 @@ struct wturn {
     void *ctx;
     uint64_t queued_ms; /* loop clock */
     uint64_t queued_ns;
+    uint64_t seq; /* queue order: kept when a failed batch's turns are queued again */
     char turn_id[33];
 };
 
@@ -67,14 +70,32 @@ struct tlist {
 
 enum batch_kind { B_NEW, B_REPLAY };
 
-/* One group commit in flight on the writer connection. */
+struct wconn;
+
+/* One group commit in flight: on a writer connection, or answered and waiting for the batches
+ * started before it (outcomes are handled, and callbacks run, in the order batches started). */
 struct wbatch {
+    struct wbatch *next; /* the in-flight list, oldest first */
     struct store *st;
     enum batch_kind kind;
     struct tlist turns;
     struct journal *src; /* B_REPLAY: the journal it came from ... */
     uint64_t end;        /* ... and the offset after its records */
     bool split;          /* committing turn by turn after a rejected batch */
+    bool resend;         /* split: its next turn waits for a free connection */
+    struct wconn *on;    /* the connection carrying it; NULL once answered */
+    bool answered;       /* the reply below is in */
+    enum pg_status status;
+    char sqlstate[6];
+    char *message; /* NULL when empty */
+};
+
+/* A writer connection: at most one batch on it at a time. */
+struct wconn {
+    struct store *st;
+    struct pg *pg;
+    struct wbatch *batch;
+    struct timer batch_timer;
 };
 
 struct store {
@@ -82,16 +103,23 @@ struct store {
     int worker;
     char journal_dir[1024];
     uint64_t journal_max;
-    struct pg *w; /* writes: group commits, replays */
-    struct pg *r; /* reads */
+    struct wconn wc[STORE_WRITERS_MAX]; /* writes: group commits, replays ... */
+    unsigned nw;                        /* ... [store] batches_in_flight of them */
+    struct pg *r;                       /* reads */
     json_doc *jd;
-    struct pg_query q;
+    struct pg_query q;    /* the request being built ... */
+    struct pg_query rows; /* ... from the turns' single-row statements (turn_sql_columnar) */
 
     struct tlist queue;
     bool flush_now;
+    bool draining; /* store_flush: no group-commit window any more */
     struct timer flush_timer;
-    struct timer batch_timer;
-    struct wbatch *inflight;
+    struct wbatch *fl_head, *fl_tail; /* in flight, oldest first (at most nw) */
+    unsigned nflight;
+    unsigned nflight_new; /* of which B_NEW: the journal waits for them (queue order) */
+    uint64_t next_seq;
+    uint64_t requeued_seq; /* turns up to here came back from a failed batch: journal them */
+    uint8_t op_writers;    /* the op code the writer connections share */
 
     struct journal *j;      /* ours; NULL if it could not be opened */
     struct journal *orphan; /* a dead process's, being replayed */

@@ -57,6 +57,64 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                       "ON CONFLICT DO NOTHING",
                       11},
     [SQL_W_PARTITIONS] = {"tri_w_parts", "SELECT trilemma_ensure_partitions(now(), 2)", 0},
+    /* A conversation appears once per statement (ON CONFLICT DO UPDATE may not touch a row
+     * twice), in id order (two batches lock their conversations in the same order). */
+    [SQL_W_CONVERSATION_N] = {"tri_w_conv_n",
+                              "INSERT INTO conversations (id, user_sub, created_at, updated_at) "
+                              "SELECT id, min(sub), min(c), max(u) FROM unnest($1::text[], "
+                              "$2::text[], $3::timestamptz[], $4::timestamptz[]) AS x(id, sub, c, "
+                              "u) GROUP BY id ORDER BY id ON CONFLICT (id) DO UPDATE "
+                              "SET updated_at = EXCLUDED.updated_at "
+                              "WHERE conversations.updated_at < EXCLUDED.updated_at",
+                              4},
+    [SQL_W_TURN_N] = {"tri_w_turn_n",
+                      "INSERT INTO turns (id, started_at, conversation_id, client_msg_id, "
+                      "finish_reason, delta_ends, answer_bytes, first_token_ms, total_ms, "
+                      "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
+                      "reasoning_tokens, cost_micros, currency, usd_to_inr_micros) "
+                      "SELECT a, b, c, d, e, f::integer[], g, h, i, j, k, l, m, n, o, p, q "
+                      "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], "
+                      "$5::text[], $6::text[], $7::integer[], $8::bigint[], $9::bigint[], "
+                      "$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], "
+                      "$15::bigint[], $16::text[], $17::bigint[]) "
+                      "AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q) "
+                      "ON CONFLICT DO NOTHING",
+                      17},
+    [SQL_W_MESSAGE_N] = {"tri_w_msg_n",
+                         "INSERT INTO messages (turn_id, ordinal, created_at, conversation_id, "
+                         "role, content) SELECT * FROM unnest($1::text[], $2::integer[], "
+                         "$3::timestamptz[], $4::text[], $5::text[], $6::text[]) "
+                         "ON CONFLICT DO NOTHING",
+                         6},
+    [SQL_W_LLM_CALL_N] = {"tri_w_call_n",
+                          "INSERT INTO llm_calls (turn_id, ordinal, started_at, conversation_id, "
+                          "provider, model, tier, attempt, role, status, error, http_status, "
+                          "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
+                          "reasoning_tokens, usage_reported, ttft_ms, duration_ms, cost_micros, "
+                          "currency, usd_to_inr_micros) SELECT * FROM unnest($1::text[], "
+                          "$2::integer[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], "
+                          "$7::text[], $8::integer[], $9::text[], $10::text[], $11::text[], "
+                          "$12::integer[], $13::bigint[], $14::bigint[], $15::bigint[], "
+                          "$16::bigint[], $17::bigint[], $18::boolean[], $19::bigint[], "
+                          "$20::bigint[], $21::bigint[], $22::text[], $23::bigint[]) "
+                          "ON CONFLICT DO NOTHING",
+                          23},
+    [SQL_W_TOOL_CALL_N] = {"tri_w_tool_n",
+                           "INSERT INTO tool_calls (turn_id, ordinal, started_at, "
+                           "conversation_id, name, arguments, result_bytes, cache_hit, "
+                           "duration_ms, status, cost_micros) SELECT * FROM unnest($1::text[], "
+                           "$2::integer[], $3::timestamptz[], $4::text[], $5::text[], "
+                           "$6::jsonb[], $7::bigint[], $8::boolean[], $9::bigint[], $10::text[], "
+                           "$11::bigint[]) ON CONFLICT DO NOTHING",
+                           11},
+    [SQL_W_LEDGER_N] = {"tri_w_ledger_n",
+                        "INSERT INTO ledger (turn_id, line, created_at, conversation_id, kind, "
+                        "description, provider, model, amount_micros, currency, "
+                        "usd_to_inr_micros) SELECT * FROM unnest($1::text[], $2::integer[], "
+                        "$3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], "
+                        "$8::text[], $9::bigint[], $10::text[], $11::bigint[]) "
+                        "ON CONFLICT DO NOTHING",
+                        11},
 };
 
 const struct pg_stmt_def turn_sql_read[SQL_R__COUNT] = {
@@ -257,6 +315,66 @@ void turn_sql_append(struct pg_query *q, const struct store_turn *t, json_doc *j
     for (uint32_t i = 0; i < t->n_tools; i++)
         append_tool(q, t, ts, i, jd);
     append_ledger(q, t, ts);
+}
+
+/* ---- a batch as one statement per table ---- */
+
+enum { COLUMNAR_TABLES = 6, COLUMNAR_MAX_COLS = 23 };
+
+/* Append one array literal element to b (which holds "{" and the elements so far): quoted, with
+ * " and \ escaped, so any text survives (commas, braces, the word NULL); SQL NULL unquoted. */
+static void array_elem(struct buf *b, const char *s)
+{
+    if (buf_size(b) > 1)
+        buf_append(b, ",", 1);
+    if (!s) {
+        buf_append(b, "NULL", 4);
+        return;
+    }
+    buf_append(b, "\"", 1);
+    for (const char *p = s; *p;) {
+        size_t run = strcspn(p, "\"\\");
+        buf_append(b, p, run);
+        p += run;
+        if (*p) {
+            buf_append(b, "\\", 1);
+            buf_append(b, p++, 1);
+        }
+    }
+    buf_append(b, "\"", 1);
+}
+
+/* Rewrite single-row statements as one multi-row statement per table; see turn_sql.h. */
+void turn_sql_columnar(const struct pg_query *in, struct pg_query *out)
+{
+    struct buf cols[COLUMNAR_TABLES][COLUMNAR_MAX_COLS];
+    bool used[COLUMNAR_TABLES] = {false};
+    memset(cols, 0, sizeof(cols));
+    for (uint32_t i = 0; i < in->nstmts; i++) {
+        const struct pg_stmt *st = &in->stmts[i];
+        if (st->def > SQL_W_LEDGER || st->nparams != turn_sql_write[st->def].nparams)
+            continue; /* not a row of a turn (partitions): never in a batch */
+        if (!used[st->def]) {
+            used[st->def] = true;
+            for (uint16_t k = 0; k < st->nparams; k++)
+                buf_append(&cols[st->def][k], "{", 1);
+        }
+        for (uint16_t k = 0; k < st->nparams; k++) {
+            uint32_t off = in->offs[st->first + k];
+            array_elem(&cols[st->def][k], off == PG_NULL_PARAM ? NULL : buf_begin(&in->vals) + off);
+        }
+    }
+    pg_query_reset(out);
+    for (uint16_t t = 0; t < COLUMNAR_TABLES; t++) {
+        if (!used[t])
+            continue;
+        pg_query_stmt(out, (uint16_t)(SQL_W_CONVERSATION_N + t));
+        for (int k = 0; k < turn_sql_write[t].nparams; k++) {
+            buf_append(&cols[t][k], "}", 1);
+            pg_query_param(out, buf_begin(&cols[t][k]), buf_size(&cols[t][k]));
+            buf_free(&cols[t][k]);
+        }
+    }
 }
 
 /* ---- reading ---- */

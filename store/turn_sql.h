@@ -22,6 +22,13 @@ enum {
     SQL_W_TOOL_CALL,
     SQL_W_LEDGER,
     SQL_W_PARTITIONS,
+    /* the same rows for a whole batch: one statement per table (turn_sql_columnar) */
+    SQL_W_CONVERSATION_N,
+    SQL_W_TURN_N,
+    SQL_W_MESSAGE_N,
+    SQL_W_LLM_CALL_N,
+    SQL_W_TOOL_CALL_N,
+    SQL_W_LEDGER_N,
     SQL_W__COUNT,
 };
 
@@ -39,6 +46,12 @@ extern const struct pg_stmt_def turn_sql_read[SQL_R__COUNT];
  * lines) to q, in foreign-key order. jd (scratch) checks tool arguments: text that is not valid
  * JSON is stored as a JSON string rather than failing the jsonb column. */
 void turn_sql_append(struct pg_query *q, const struct store_turn *t, json_doc *jd);
+
+/* Rewrite in, the single-row statements of one or more turns (turn_sql_append), into out (reset
+ * first) as one statement per table: INSERT .. SELECT FROM unnest() of one array parameter per
+ * column, the same rows with the same ON CONFLICT, conversations first and the ledger last.
+ * PostgreSQL then runs six statements per batch instead of six or more per turn. */
+void turn_sql_columnar(const struct pg_query *in, struct pg_query *out);
 
 /* Format unix milliseconds as a UTC timestamptz literal ("2025-01-31 23:59:59.123+00"). */
 void turn_sql_time(int64_t unix_ms, char out[40]);

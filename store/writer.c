@@ -6,8 +6,10 @@
  * arrived, whichever comes first:
  *
  *   direct   (PostgreSQL up, journal empty): one pipelined transaction for the whole batch,
- *            BEGIN; inserts; COMMIT; Sync - one round trip. One batch in flight at a time; the
- *            next accumulates meanwhile. Success: every callback gets 0.
+ *            BEGIN; inserts; COMMIT; Sync - one round trip, on one of the worker's writer
+ *            connections ([store] batches_in_flight of them, one batch each); the queue
+ *            accumulates while all are busy. Replies are settled in the order the batches
+ *            started, so callbacks run in queue order. Success: every callback gets 0.
  *   spill    (PostgreSQL down, or the journal not yet empty): the batch's records are appended
  *            to the journal with one writev + one fdatasync; then every callback gets 0.
  *
@@ -76,6 +78,25 @@ static void tl_prepend(struct tlist *l, struct tlist *front)
     front->n = 0;
 }
 
+/* Put the turns of `back` after those of l. */
+static void tl_concat(struct tlist *l, struct tlist *back)
+{
+    struct wturn *t;
+    while ((t = tl_pop(back)))
+        tl_push(l, t);
+}
+
+/* Merge the turns of `add` into l; both are in queue order (seq), and so is the result. */
+static void tl_merge(struct tlist *l, struct tlist *add)
+{
+    struct tlist out = {0};
+    while (l->n || add->n) {
+        struct tlist *from = !add->n ? l : !l->n ? add : l->head->seq < add->head->seq ? l : add;
+        tl_push(&out, tl_pop(from));
+    }
+    *l = out;
+}
+
 static void wturn_free(struct wturn *t)
 {
     xfree(t->rec);
@@ -109,13 +130,13 @@ static void fail_turns(struct store *st, struct tlist *l, enum store_err why)
 
 /* ---- building a batch's statements ---- */
 
-/* Add the turns' statements to st->q. A record that does not decode (it was encoded here, so
- * never) is dropped from the list and failed. */
+/* Add the turns' statements to st->q (one per table for the whole batch). A record that does not
+ * decode (it was encoded here, so never) is dropped from the list and failed. */
 static void build_query(struct store *st, struct tlist *turns)
 {
     struct tlist keep = {0};
     struct wturn *t;
-    pg_query_reset(&st->q);
+    pg_query_reset(&st->rows);
     while ((t = tl_pop(turns))) {
         struct rec_turn rt;
         if (rec_decode(t->rec, t->len, &rt) < 0) {
@@ -124,30 +145,74 @@ static void build_query(struct store *st, struct tlist *turns)
             turn_done(st, t, -EIO);
             continue;
         }
-        turn_sql_append(&st->q, &rt.t, st->jd);
+        turn_sql_append(&st->rows, &rt.t, st->jd);
         rec_turn_free(&rt);
         tl_push(&keep, t);
     }
     *turns = keep;
+    turn_sql_columnar(&st->rows, &st->q);
 }
 
 static void on_batch_done(void *ctx, const struct pg_result *r);
 
 static void replay_source_done(struct store *st, struct wbatch *b);
 
+/* ---- batches in flight: started in order, settled in order ---- */
+
+static void flight_push(struct store *st, struct wbatch *b, bool front)
+{
+    if (front) {
+        b->next = st->fl_head;
+        st->fl_head = b;
+        if (!st->fl_tail)
+            st->fl_tail = b;
+    } else {
+        b->next = NULL;
+        if (st->fl_tail)
+            st->fl_tail->next = b;
+        else
+            st->fl_head = b;
+        st->fl_tail = b;
+    }
+    st->nflight++;
+    st->nflight_new += b->kind == B_NEW;
+}
+
+static void flight_unlink(struct store *st, struct wbatch *b)
+{
+    struct wbatch **pp = &st->fl_head, *prev = NULL;
+    while (*pp && *pp != b)
+        prev = *pp, pp = &(*pp)->next;
+    if (!*pp)
+        return;
+    *pp = b->next;
+    if (st->fl_tail == b)
+        st->fl_tail = prev;
+    b->next = NULL;
+    st->nflight--;
+    st->nflight_new -= b->kind == B_NEW;
+}
+
+static void batch_release(struct wbatch *b)
+{
+    xfree(b->message);
+    xfree(b);
+}
+
 /* A batch without an answer for this long means a hung connection: drop it (the batch fails
  * with PG_DOWN and is spilled or retried like any connection loss). */
 static void on_batch_timeout(struct loop *l, struct timer *t)
 {
     (void)l;
-    struct store *st = (struct store *)((char *)t - offsetof(struct store, batch_timer));
-    log_warn("store.w%d: no reply to a batch in %u ms: reconnecting", st->worker,
+    struct wconn *wc = (struct wconn *)((char *)t - offsetof(struct wconn, batch_timer));
+    log_warn("store.w%d: no reply to a batch in %u ms: reconnecting", wc->st->worker,
              (unsigned)STORE_BATCH_TIMEOUT_MS);
-    pg_reset(st->w);
+    pg_reset(wc->pg);
 }
 
-/* Send the batch (in split mode: its first turn alone) as one transaction. */
-static void submit_batch(struct store *st, struct wbatch *b)
+/* Send b, already on the in-flight list (in split mode: its first turn alone), as one
+ * transaction on wc, a free writer connection. */
+static void send_batch(struct store *st, struct wbatch *b, struct wconn *wc)
 {
     if (b->split) {
         struct tlist one = {0};
@@ -160,15 +225,33 @@ static void submit_batch(struct store *st, struct wbatch *b)
         build_query(st, &b->turns);
     }
     if (!b->turns.n) { /* nothing decodable was left */
+        flight_unlink(st, b);
         if (b->kind == B_REPLAY)
             replay_source_done(st, b);
-        xfree(b);
+        batch_release(b);
         return;
     }
-    st->inflight = b;
-    timer_arm(st->l, &st->batch_timer, loop_now_ms(st->l) + STORE_BATCH_TIMEOUT_MS,
+    b->resend = false;
+    b->on = wc;
+    wc->batch = b;
+    timer_arm(st->l, &wc->batch_timer, loop_now_ms(st->l) + STORE_BATCH_TIMEOUT_MS,
               on_batch_timeout);
-    pg_submit(st->w, &st->q, true, on_batch_done, b);
+    pg_submit(wc->pg, &st->q, true, on_batch_done, b);
+}
+
+/* The reply is kept until every batch started before b is settled (see flight_settle). */
+static void on_batch_done(void *ctx, const struct pg_result *r)
+{
+    struct wbatch *b = ctx;
+    struct store *st = b->st;
+    timer_disarm(st->l, &b->on->batch_timer);
+    b->on->batch = NULL;
+    b->on = NULL;
+    b->answered = true;
+    b->status = r->status;
+    snprintf(b->sqlstate, sizeof(b->sqlstate), "%s", r->sqlstate ? r->sqlstate : "");
+    b->message = r->message && r->message[0] ? xstrdup(r->message) : NULL;
+    kick(st);
 }
 
 /* ---- batch outcomes ---- */
@@ -189,7 +272,7 @@ static void batch_free(struct store *st, struct wbatch *b)
     struct wturn *t;
     while ((t = tl_pop(&b->turns)))
         turn_done(st, t, -EIO);
-    xfree(b);
+    batch_release(b);
 }
 
 static void batch_ok(struct store *st, struct wbatch *b)
@@ -202,7 +285,7 @@ static void batch_ok(struct store *st, struct wbatch *b)
     }
     while ((t = tl_pop(&b->turns)))
         turn_done(st, t, 0);
-    xfree(b);
+    batch_release(b);
 }
 
 static void on_replay_timer(struct loop *l, struct timer *t)
@@ -232,22 +315,23 @@ static void batch_transient(struct store *st, struct wbatch *b, const struct pg_
     if (b->kind == B_NEW && st->j) {
         log_warn("store.w%d: batch of %u turns not committed (%s): spilling to the journal",
                  st->worker, (unsigned)b->turns.n, r->message);
-        tl_prepend(&st->queue, &b->turns);
+        /* Back in the queue in their place, and to the journal before anything goes direct
+         * again: with the connection still up (a refusal such as disk full), kick_pg would
+         * otherwise find the journal empty and resend them at once, forever. The replay path
+         * retries PostgreSQL with backoff. */
+        if (b->turns.tail && b->turns.tail->seq > st->requeued_seq)
+            st->requeued_seq = b->turns.tail->seq;
+        tl_merge(&st->queue, &b->turns);
         st->spill = true;
         st->flush_now = true;
-        xfree(b);
-        /* To the journal now: with the connection still up (a refusal such as disk full),
-         * kick_pg would otherwise find the journal empty, go direct again and resend at once,
-         * forever. The replay path retries PostgreSQL with backoff. */
-        if (!journal_append_busy(&st->app) && !st->appending.n)
-            start_append(st);
+        batch_release(b);
         return;
     }
     if (b->kind == B_NEW) {
         log_error("store.w%d: batch of %u turns not committed (%s) and no journal", st->worker,
                   (unsigned)b->turns.n, r->message);
         fail_turns(st, &b->turns, SE_NO_JOURNAL);
-        xfree(b);
+        batch_release(b);
         return;
     }
     if (r->status != PG_DOWN)
@@ -269,6 +353,16 @@ static void reject_turn(struct store *st, struct wbatch *b, struct wturn *t,
     wturn_free(t);
 }
 
+/* Split mode: b's next turn goes out alone, on the next free connection (kick_pg), still
+ * ahead of every other batch. */
+static void batch_resend(struct store *st, struct wbatch *b)
+{
+    xfree(b->message);
+    b->message = NULL;
+    b->resend = true;
+    flight_push(st, b, true);
+}
+
 /* Split mode: one turn was tried alone. */
 static void split_step(struct store *st, struct wbatch *b, const struct pg_result *r)
 {
@@ -282,37 +376,45 @@ static void split_step(struct store *st, struct wbatch *b, const struct pg_resul
         reject_turn(st, b, t, r);
     }
     if (b->turns.n) {
-        submit_batch(st, b);
+        batch_resend(st, b);
         return;
     }
     if (b->kind == B_REPLAY)
         replay_source_done(st, b);
-    xfree(b);
+    batch_release(b);
 }
 
-static void on_batch_done(void *ctx, const struct pg_result *r)
+/* The outcome of b, the oldest batch in flight, whose reply is in. */
+static void batch_outcome(struct store *st, struct wbatch *b)
 {
-    struct wbatch *b = ctx;
-    struct store *st = b->st;
-    st->inflight = NULL;
-    timer_disarm(st->l, &st->batch_timer);
-    if (r->status == PG_OK) {
+    const struct pg_result r = {
+        .status = b->status, .sqlstate = b->sqlstate, .message = b->message ? b->message : ""};
+    flight_unlink(st, b);
+    b->answered = false;
+    if (r.status == PG_OK) {
         if (b->split)
-            split_step(st, b, r);
+            split_step(st, b, &r);
         else
             batch_ok(st, b);
-    } else if (r->status == PG_DOWN || pg_error_transient(r->sqlstate)) {
-        batch_transient(st, b, r);
+    } else if (r.status == PG_DOWN || pg_error_transient(r.sqlstate)) {
+        batch_transient(st, b, &r);
     } else if (b->split || b->turns.n == 1) {
         b->split = true;
-        split_step(st, b, r);
+        split_step(st, b, &r);
     } else {
         log_warn("store.w%d: batch of %u turns rejected (%s): committing them one by one",
-                 st->worker, (unsigned)b->turns.n, r->message);
+                 st->worker, (unsigned)b->turns.n, r.message);
         b->split = true;
-        submit_batch(st, b);
+        batch_resend(st, b);
     }
-    kick(st);
+}
+
+/* Handle the replies that are in, oldest batch first, up to the first still on the wire: so
+ * callbacks run in the order turns were queued, whichever connection answered first. */
+static void flight_settle(struct store *st)
+{
+    while (st->fl_head && st->fl_head->answered)
+        batch_outcome(st, st->fl_head);
 }
 
 /* ---- starting batches ---- */
@@ -325,17 +427,18 @@ static struct wbatch *batch_new(struct store *st, enum batch_kind kind)
     return b;
 }
 
-static void start_new(struct store *st)
+static void start_new(struct store *st, struct wconn *wc)
 {
     struct wbatch *b = batch_new(st, B_NEW);
     while (st->queue.n && b->turns.n < STORE_BATCH_MAX)
         tl_push(&b->turns, tl_pop(&st->queue));
     st->flush_now = st->queue.n > 0;
-    submit_batch(st, b);
+    flight_push(st, b, false);
+    send_batch(st, b, wc);
 }
 
-/* Replay the next records of src through the batch path. */
-static void start_replay(struct store *st, struct journal *src)
+/* Replay the next records of src through the batch path, on wc. */
+static void start_replay(struct store *st, struct journal *src, struct wconn *wc)
 {
     struct buf data = {0};
     uint64_t end;
@@ -380,7 +483,8 @@ static void start_replay(struct store *st, struct journal *src)
         left -= len;
     }
     buf_free(&data);
-    submit_batch(st, b);
+    flight_push(st, b, false);
+    send_batch(st, b, wc);
 }
 
 /* ---- the journal side ---- */
@@ -441,10 +545,21 @@ static void start_append(struct store *st)
 
 /* ---- scheduling ---- */
 
+/* When the queue may leave (on a free connection, or to the journal): at once when it holds a
+ * full batch (or is what a full batch left, or the store drains); else STORE_BATCH_WINDOW_MS
+ * after its oldest turn arrived, or STORE_OVERLAP_MS while a batch of new turns is in flight: a
+ * second transaction at the same time pays off only once waiting for the first costs more than
+ * the extra commit (at low load one batch at a time commits in fewer WAL flushes). */
+static uint64_t queue_due_at(const struct store *st)
+{
+    if (st->queue.n >= STORE_BATCH_MAX || st->flush_now || st->draining)
+        return 0;
+    return st->queue.head->queued_ms + (st->nflight_new ? STORE_OVERLAP_MS : STORE_BATCH_WINDOW_MS);
+}
+
 static bool queue_due(struct store *st)
 {
-    return st->queue.n >= STORE_BATCH_MAX || st->flush_now ||
-           loop_now_ms(st->l) >= st->queue.head->queued_ms + STORE_BATCH_WINDOW_MS;
+    return loop_now_ms(st->l) >= queue_due_at(st);
 }
 
 static void on_parts_done(void *ctx, const struct pg_result *r)
@@ -454,48 +569,100 @@ static void on_parts_done(void *ctx, const struct pg_result *r)
         log_warn("store.w%d: creating partitions ahead failed: %s", st->worker, r->message);
 }
 
-/* What the writer connection should do next, if it is free. */
+static bool writers_up(const struct store *st)
+{
+    for (unsigned i = 0; i < st->nw; i++)
+        if (pg_up(st->wc[i].pg))
+            return true;
+    return false;
+}
+
+/* A writer connection that is up and carries no batch, or NULL. */
+static struct wconn *free_writer(struct store *st)
+{
+    for (unsigned i = 0; i < st->nw; i++)
+        if (!st->wc[i].batch && pg_up(st->wc[i].pg))
+            return &st->wc[i];
+    return NULL;
+}
+
+/* A split batch waits at the head for a free connection; with none up, it fails as a lost
+ * connection would (to the journal). Returns false while it has to wait. */
+static bool kick_resend(struct store *st, struct wconn *wc)
+{
+    struct wbatch *b = st->fl_head;
+    if (!b || !b->resend)
+        return true;
+    if (wc) {
+        send_batch(st, b, wc);
+        return true;
+    }
+    if (!writers_up(st)) {
+        flight_unlink(st, b);
+        batch_transient(st, b,
+                        &(struct pg_result){PG_DOWN, "", "not connected to PostgreSQL", NULL, 0});
+    }
+    return false;
+}
+
+/* Leave spill mode once the journal is replayed (nothing in flight, nothing being appended,
+ * no turn of a failed batch waiting for the journal). Returns true when commits go direct. */
+static bool spill_done(struct store *st, struct wconn *wc)
+{
+    if (st->nflight)
+        return false; /* the replay is one batch at a time; direct batches settle first */
+    if (st->j->replay_off < st->j->size) {
+        if (!st->replay_wait)
+            start_replay(st, st->j, wc);
+        return false;
+    }
+    if (journal_append_busy(&st->app) || st->appending.n)
+        return false;
+    if (st->queue.n && st->queue.head->seq <= st->requeued_seq)
+        return false; /* kick_journal takes them first */
+    if (journal_truncate(st->j) < 0) {
+        log_error("store.w%d: cannot truncate %s: %s", st->worker, st->j->path, strerror(errno));
+        return false;
+    }
+    log_info("store.w%d: journal replayed: committing to PostgreSQL directly again", st->worker);
+    st->spill = false;
+    st->full = false;
+    st->full_by_size = false;
+    return true;
+}
+
+/* What the writer connections should do next: settle answered batches, then start batches on
+ * free connections, at most nw in flight. */
 static void kick_pg(struct store *st)
 {
-    if (st->inflight || !pg_up(st->w))
+    flight_settle(st);
+    struct wconn *wc = free_writer(st);
+    if (!kick_resend(st, wc) || !(wc = free_writer(st)))
         return;
     if (loop_now_ms(st->l) >= st->parts_due_ms) {
         st->parts_due_ms = loop_now_ms(st->l) + STORE_PARTITIONS_EVERY_MS;
         pg_query_reset(&st->q);
         pg_query_stmt(&st->q, SQL_W_PARTITIONS);
-        pg_submit(st->w, &st->q, false, on_parts_done, st);
+        pg_submit(wc->pg, &st->q, false, on_parts_done, st);
     }
-    if (st->spill) {
-        if (st->j->replay_off < st->j->size) {
-            if (!st->replay_wait)
-                start_replay(st, st->j);
-            return;
-        }
-        if (journal_append_busy(&st->app) || st->appending.n)
-            return;
-        if (journal_truncate(st->j) < 0) {
-            log_error("store.w%d: cannot truncate %s: %s", st->worker, st->j->path,
-                      strerror(errno));
-            return;
-        }
-        log_info("store.w%d: journal replayed: committing to PostgreSQL directly again",
-                 st->worker);
-        st->spill = false;
-        st->full = false;
-        st->full_by_size = false;
+    if (st->spill && !spill_done(st, wc))
+        return;
+    while (wc && st->queue.n && queue_due(st) && st->nflight < st->nw) {
+        start_new(st, wc);
+        wc = free_writer(st);
     }
-    if (st->queue.n && queue_due(st))
-        start_new(st);
-    else if (!st->queue.n && st->orphan && !st->replay_wait)
-        start_replay(st, st->orphan);
+    if (wc && !st->queue.n && !st->nflight && st->orphan && !st->replay_wait)
+        start_replay(st, st->orphan, wc);
 }
 
 static void kick_journal(struct store *st)
 {
     if (!st->queue.n || journal_append_busy(&st->app) || st->appending.n)
         return;
-    if (!st->spill && pg_up(st->w))
-        return; /* direct: the queue waits for the batch in flight */
+    if (!st->spill && writers_up(st))
+        return; /* direct: the queue waits for a free connection */
+    if (st->nflight_new)
+        return; /* older turns are in flight: they may come back to be journaled first */
     if (queue_due(st))
         start_append(st);
 }
@@ -511,7 +678,7 @@ static bool accepting_now(const struct store *st)
     if (st->full)
         return false;
     if (!st->j)
-        return pg_up(st->w);
+        return writers_up(st);
     return !st->spill || st->j->size + st->journal_max / 16 < st->journal_max;
 }
 
@@ -519,7 +686,7 @@ static bool accepting_now(const struct store *st)
 static void update_gauges(struct store *st)
 {
     metric_set(&st->stats.journal_bytes, st->j ? st->j->size : 0);
-    metric_set(&st->stats.degraded, (st->spill || !pg_up(st->w)) ? 1 : 0);
+    metric_set(&st->stats.degraded, (st->spill || !writers_up(st)) ? 1 : 0);
     metric_set(&st->accepting, accepting_now(st) ? 1 : 0);
 }
 
@@ -539,8 +706,7 @@ static void kick(struct store *st)
     st->in_kick = false;
     /* A due queue waits for a completion (which kicks again), not for the timer. */
     if (st->queue.n && !queue_due(st) && !timer_armed(&st->flush_timer))
-        timer_arm(st->l, &st->flush_timer, st->queue.head->queued_ms + STORE_BATCH_WINDOW_MS,
-                  on_flush_timer);
+        timer_arm(st->l, &st->flush_timer, queue_due_at(st), on_flush_timer);
     update_gauges(st);
 }
 
@@ -603,11 +769,30 @@ bool store_degraded(const struct store *st)
     return st && __atomic_load_n(&st->stats.degraded, __ATOMIC_RELAXED) != 0;
 }
 
+/* Drain: no group-commit window from now on; see store.h. */
+void store_flush(struct store *st)
+{
+    if (!st || st->draining)
+        return;
+    st->draining = true;
+    kick(st);
+}
+
 /* Nothing waits to become durable. */
 bool store_idle(const struct store *st)
 {
     return !st ||
-           (!st->queue.n && !st->inflight && !st->appending.n && !journal_append_busy(&st->app));
+           (!st->queue.n && !st->nflight && !st->appending.n && !journal_append_busy(&st->app));
+}
+
+/* The writer connections share one op code: the poll's idx says whose completion it is. */
+static void on_writer_poll(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
+{
+    (void)l;
+    struct store *st = ctx;
+    uint32_t idx = loop_ud_idx(cqe->user_data);
+    if (idx < st->nw)
+        pg_on_completion(st->wc[idx].pg, cqe);
 }
 
 /* Create a worker's store; see store.h. */
@@ -625,6 +810,7 @@ struct store *store_create(struct loop *l, const struct config *conf, int worker
     st->replay_backoff_ms = STORE_RETRY_MIN_MS;
     st->jd = json_doc_create();
     pg_query_init(&st->q);
+    pg_query_init(&st->rows);
     st->j = journal_open_own(st->journal_dir, worker_index, err, sizeof(err));
     if (!st->j)
         log_error("store.w%d: %s: turns cannot be kept while PostgreSQL is away", worker_index,
@@ -633,9 +819,17 @@ struct store *store_create(struct loop *l, const struct config *conf, int worker
         st->spill = true; /* left by an earlier process with our pid: replay it first */
     journal_append_init(&st->app, l, (uint8_t)(op_base + 2));
     st->orphan = journal_adopt(st->journal_dir, st->j ? st->j->path : NULL);
-    snprintf(name, sizeof(name), "store.w%d.writer", worker_index);
-    st->w = pg_create(l, op_base, conf->database_url, name, turn_sql_write, SQL_W__COUNT,
-                      on_writer_state, st);
+    st->op_writers = op_base;
+    st->nw = conf->batches_in_flight < 1                   ? 1
+             : conf->batches_in_flight > STORE_WRITERS_MAX ? STORE_WRITERS_MAX
+                                                           : conf->batches_in_flight;
+    loop_set_handler(l, op_base, on_writer_poll, st);
+    for (unsigned i = 0; i < st->nw; i++) {
+        snprintf(name, sizeof(name), "store.w%d.writer%u", worker_index, i);
+        st->wc[i].st = st;
+        st->wc[i].pg = pg_create_shared(l, op_base, i, conf->database_url, name, turn_sql_write,
+                                        SQL_W__COUNT, on_writer_state, st);
+    }
     snprintf(name, sizeof(name), "store.w%d.reader", worker_index);
     st->r = pg_create(l, (uint8_t)(op_base + 1), conf->database_url, name, turn_sql_read,
                       SQL_R__COUNT, NULL, NULL);
@@ -676,20 +870,25 @@ void store_destroy(struct store *st)
     if (!st)
         return;
     timer_disarm(st->l, &st->flush_timer);
-    timer_disarm(st->l, &st->batch_timer);
     timer_disarm(st->l, &st->replay_timer);
     store_reads_drop(st);
-    pg_destroy(st->w);
-    pg_destroy(st->r);
-    /* oldest first: the append in flight, the batch in flight, the queue */
-    struct tlist pending = st->queue;
-    st->queue = (struct tlist){0};
-    if (st->inflight) {
-        if (st->inflight->kind == B_NEW)
-            tl_prepend(&pending, &st->inflight->turns);
-        batch_free(st, st->inflight); /* replayed records: still in their journal */
-        st->inflight = NULL;
+    for (unsigned i = 0; i < st->nw; i++) {
+        timer_disarm(st->l, &st->wc[i].batch_timer);
+        pg_destroy(st->wc[i].pg);
     }
+    loop_set_handler(st->l, st->op_writers, NULL, NULL);
+    pg_destroy(st->r);
+    /* oldest first: the append in flight, the batches in flight, the queue (a batch answered
+     * but not settled may be committed: its records replay as no-ops) */
+    struct tlist pending = {0};
+    struct wbatch *b;
+    while ((b = st->fl_head)) {
+        flight_unlink(st, b);
+        if (b->kind == B_NEW)
+            tl_concat(&pending, &b->turns);
+        batch_free(st, b); /* replayed records: still in their journal */
+    }
+    tl_concat(&pending, &st->queue);
     if (st->appending.n) {
         /* The kernel may still read these records for the append in flight: rewrite copies at
          * the same offset (same bytes) and leave the originals alone (leaked, at shutdown). */
@@ -732,6 +931,7 @@ void store_destroy(struct store *st)
     journal_close(st->j, st->j && st->j->size == 0);
     journal_close(st->orphan, false);
     pg_query_free(&st->q);
+    pg_query_free(&st->rows);
     json_doc_destroy(st->jd);
     xfree(st);
 }

@@ -27,21 +27,33 @@ Prints a table with ratios and writes the numbers as JSON (--json).
 """
 
 import argparse
+import asyncio
 import json
 import multiprocessing as mp
 import os
 import platform
+import random
 import re
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402  (the integration tests' server runner)
-from bench_gateway import machine_cpu, proc_cpu_seconds, split, turn_client  # noqa: E402
+from bench_gateway import (  # noqa: E402
+    cpu_seconds,
+    machine_cpu,
+    masked_text_frame,
+    open_session,
+    proc_cpu_seconds,
+    read_frame,
+    split,
+    turn_client,
+)
 
 PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
 CLUSTER = os.path.join(ROOT, "tests", "store", "pg_cluster.sh")
@@ -271,6 +283,200 @@ def run_trilemma(a, pgdir, url, cores):
 
 
 # ------------------------------------------------------------------------------------------
+# commit latency at a given rate (--fractions): open-loop turns paced to a target rate
+
+
+def paced_client(port, n, duration, rate, conn):
+    """Child process: n sessions sharing `rate` turns/s, each sending its next turn on its own
+    schedule (period n / rate, random phase), or at once when it is behind (one turn at a time
+    per session: turn_end is the acknowledgement)."""
+
+    async def session_loop(reader, writer, frame, t0, period, lat):
+        turns, due = 0, t0 + random.uniform(0, period)
+        while True:
+            now = time.monotonic()
+            if min(due, t0 + duration) > now:
+                await asyncio.sleep(min(due, t0 + duration) - now)
+            if time.monotonic() >= t0 + duration:
+                return turns
+            start = time.monotonic()
+            writer.write(frame)
+            while True:
+                op, payload = await read_frame(reader)
+                if op == 9:
+                    writer.write(bytes([0x8A, 0x80 | len(payload)]) + b"\0\0\0\0" + payload)
+                elif op == 1 and b'"turn_end"' in payload:
+                    break
+                elif op == 1 and b'"type":"error"' in payload:
+                    raise RuntimeError("error event: %r" % payload[:200])
+                elif op == 8:
+                    raise RuntimeError("closed by the server: %r" % payload[:40])
+            turns += 1
+            lat.append(time.monotonic() - start)
+            due = max(due + period, time.monotonic() - period)  # no burst to catch up
+
+    async def run():
+        sem = asyncio.Semaphore(256)
+        sessions = await asyncio.gather(*(open_session(port, sem) for _ in range(n)))
+        msg = json.dumps({"type": "user_message", "id": "b", "text": "hello benchmark world"})
+        frames = [masked_text_frame(msg.encode()) for _ in range(n)]
+        conn.send({"ready": True})
+        conn.recv()  # "go"
+        cpu0, t0, lat = cpu_seconds(), time.monotonic(), []
+        period = n / rate
+        results = await asyncio.gather(
+            *(session_loop(r, w, f, t0, period, lat) for (r, w), f in zip(sessions, frames)),
+            return_exceptions=True)
+        elapsed, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
+        errors = [x for x in results if isinstance(x, BaseException)]
+        for _, w in sessions:
+            w.close()
+        lat.sort()
+        conn.send({"turns": sum(x for x in results if not isinstance(x, BaseException)),
+                   "elapsed": elapsed, "cpu": cpu, "errors": len(errors),
+                   "first_error": repr(errors[0]) if errors else None,
+                   "lat_sample": lat[:: max(1, len(lat) // 2000)]})
+
+    asyncio.run(run())
+
+
+def run_at_rate(a, binary, url, workers, rate, extra_store=None):
+    """One trilemmad (binary) at `rate` turns/s: commit latency from its histogram."""
+    harness.Args.server = os.path.abspath(binary)
+    config = {
+        "server": {"max_connections": 100000, "max_connections_per_ip": 100000},
+        "websocket": {"ping_interval_ms": 600000, "idle_timeout_ms": 3600000},
+        "session": {"echo_delay_ms": 0, "rate_messages": 1000000, "rate_window_ms": 1},
+        "log": {"level": "warn"},
+    }
+    if extra_store:
+        config["store"] = dict(extra_store)
+    srv = harness.Server(config=config, env={"DATABASE_URL": url}, workers=workers, name="rate")
+    srv.start()
+    try:
+        harness.wait_until(lambda: store_metrics(srv).get("trilemma_store_degraded", 1) == 0,
+                           "the store to connect", timeout=30)
+        pipes, procs = [], []
+        for share in split(a.concurrency, a.procs):
+            parent, child = mp.Pipe()
+            pr = mp.Process(target=paced_client, args=(srv.port, share, a.duration,
+                                                       rate * share / a.concurrency, child),
+                            daemon=True)
+            pr.start()
+            pipes.append(parent)
+            procs.append(pr)
+        for c in pipes:
+            c.recv()
+        m0 = store_metrics(srv)
+        scpu0, (mbusy0, mtotal0) = proc_cpu_seconds(srv.proc.pid), machine_cpu()
+        for c in pipes:
+            c.send("go")
+        reports = [c.recv() for c in pipes]
+        m1 = store_metrics(srv)
+        scpu, (mbusy1, mtotal1) = proc_cpu_seconds(srv.proc.pid) - scpu0, machine_cpu()
+        for pr in procs:
+            pr.join()
+    finally:
+        try:
+            srv.stop()
+        except AssertionError as e:
+            print("note: %s" % str(e).splitlines()[0])
+        srv.kill()
+        srv.cleanup()
+    elapsed = max(r["elapsed"] for r in reports)
+    d = {k: m1.get(k, 0) - m0.get(k, 0) for k in m1 if k != "buckets"}
+    commits, batches = d.get("trilemma_store_commits_total", 0), d.get(
+        "trilemma_store_batches_total", 0)
+    p50, p99 = quantile(m0, m1, 0.5), quantile(m0, m1, 0.99)
+    lat = sorted(x for r in reports for x in r["lat_sample"])
+    return {
+        "binary": binary, "target_turns_per_s": round(rate, 1),
+        "turns_per_s": round(commits / elapsed, 1),
+        "turn_errors": sum(r["errors"] for r in reports),
+        "first_error": next((r["first_error"] for r in reports if r["first_error"]), None),
+        "avg_batch_turns": round(commits / batches, 1) if batches else None,
+        "commit_ms_p50": round(1000 * p50, 2) if p50 is not None else None,
+        "commit_ms_p99": round(1000 * p99, 2) if p99 is not None else None,
+        "commit_ms_mean": round(1000 * d.get("trilemma_store_commit_seconds_sum", 0)
+                                / max(1, d.get("trilemma_store_commit_seconds_count", 0)), 2),
+        "turn_ms_p50": round(1000 * lat[len(lat) // 2], 2) if lat else None,
+        "turn_ms_p99": round(1000 * lat[int(len(lat) * 0.99)], 2) if lat else None,
+        "server_cpu_cores": round(scpu / elapsed, 2),
+        "client_cpu_cores": round(sum(r["cpu"] for r in reports) / elapsed, 2),
+        "machine_cpu_busy": round((mbusy1 - mbusy0) / max(1, mtotal1 - mtotal0), 2),
+    }
+
+
+def rates_main(a, cores):
+    """--fractions: pgbench's ceiling for the store's rows first, then each fraction of it,
+    the --before binary and --server back to back (alternating which goes first)."""
+    workers = a.workers or cores
+    pgdir = tempfile.mkdtemp(prefix="trilemma-bench-pg-")
+    env = dict(os.environ, PG_CLUSTER_OPTS=a.pg_opts)
+    url = subprocess.run([CLUSTER, "start", pgdir], capture_output=True, text=True, env=env,
+                         check=True).stdout.strip().splitlines()[-1]
+    befores = [b for b in a.before.split(",") if b]
+    binaries = [("before" if i == 0 else os.path.basename(b), b, None)
+                for i, b in enumerate(befores)] + [("after", a.server, None)]
+    for n in (int(x) for x in a.batches_in_flight.split(",") if x):
+        binaries.append(("after:%d" % n, a.server, {"batches_in_flight": n}))
+    result = {"cores": cores, "workers": workers, "sessions": a.concurrency,
+              "pg_opts": a.pg_opts or "(defaults: fsync on)", "duration_s": a.duration,
+              "ceiling": {}, "runs": []}
+    try:
+        # the schema: a server migrates at start
+        harness.Args.server = os.path.abspath(a.server)
+        with harness.Server(env={"DATABASE_URL": url}, workers=1, name="migrate"):
+            pass
+        for clients in sorted({workers, 2 * workers, 4 * workers}):
+            r = pgbench(pgdir, batch_script(a.batch), clients, a.duration)
+            result["ceiling"]["batch_%d_clients" % clients] = round(r["tps"] * a.batch, 1)
+        ceiling = max(result["ceiling"].values())
+        result["ceiling_turns_per_s"] = ceiling
+        print("pgbench ceiling (%d-turn pipelined transactions): %s turns/s -> %.0f" % (
+            a.batch, result["ceiling"], ceiling), flush=True)
+        fractions = [float(x) for x in a.fractions.split(",")]
+        for k, f in enumerate(f for _ in range(a.rounds) for f in fractions):
+            order = binaries if k % 2 == 0 else binaries[::-1]
+            for name, binary, extra in order:
+                with open("/proc/loadavg") as fh:
+                    load = float(fh.read().split()[0])
+                r = run_at_rate(a, binary, url, workers, f * ceiling, extra)
+                r.update({"fraction": f, "which": name, "loadavg_before": load})
+                result["runs"].append(r)
+                print("  %3.0f%% %-8s %s" % (100 * f, name, json.dumps(r)), flush=True)
+    finally:
+        subprocess.run([CLUSTER, "stop", pgdir], capture_output=True)
+    print()
+    print("Medians over %d rounds (each round: every binary back to back at each share):" %
+          a.rounds)
+    print("| share of ceiling | target turns/s | which | turns/s | avg batch | commit p50 ms | "
+          "commit p99 ms | turn p99 ms (client) |")
+    print("|---|---|---|---|---|---|---|---|")
+
+    def med(xs):
+        xs = sorted(x for x in xs if x is not None)
+        return xs[len(xs) // 2] if xs else None
+
+    keys = []
+    for r in result["runs"]:
+        if (r["fraction"], r["which"]) not in keys:
+            keys.append((r["fraction"], r["which"]))
+    for f, which in sorted(keys, key=lambda k: (k[0], k[1])):
+        rs = [r for r in result["runs"] if r["fraction"] == f and r["which"] == which]
+        each = lambda k: "/".join("%.0f" % r[k] for r in rs if r[k] is not None)  # noqa: E731
+        print("| %.0f %% | %.0f | %s | %.0f | %s | %s (%s) | %s (%s) | %s |" % (
+            100 * f, rs[0]["target_turns_per_s"], which, med(r["turns_per_s"] for r in rs),
+            med(r["avg_batch_turns"] for r in rs), med(r["commit_ms_p50"] for r in rs),
+            each("commit_ms_p50"), med(r["commit_ms_p99"] for r in rs), each("commit_ms_p99"),
+            med(r["turn_ms_p99"] for r in rs)))
+    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump(result, f, indent=2)
+    print("\nJSON: %s" % a.json)
+
+
+# ------------------------------------------------------------------------------------------
 
 
 def table(rows, title):
@@ -294,11 +500,24 @@ def main():
     p.add_argument("--batch", type=int, default=64, help="turns per pgbench batch (default 64)")
     p.add_argument("--pg-opts", default="", help="PostgreSQL options (PG_CLUSTER_OPTS)")
     p.add_argument("--json", default=os.path.join(ROOT, "build", "bench_store.json"))
+    p.add_argument("--fractions", default="",
+                   help="instead of the closed loop: commit latency at these shares of pgbench's "
+                        "ceiling, e.g. 0.25,0.5,0.9 (open loop, paced turns)")
+    p.add_argument("--before", default="",
+                   help="with --fractions: other trilemmad binaries to compare (comma-separated; "
+                        "the first is called before), run back to back")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --fractions: repeat everything, report medians (default 1)")
+    p.add_argument("--batches-in-flight", default="",
+                   help="with --fractions: also run --server with [store] batches_in_flight = "
+                        "each of these (e.g. 1,2)")
     a = p.parse_args()
 
     harness.Args.server = os.path.abspath(a.server)
     harness.Args.source = os.path.abspath(a.source)
     cores = os.cpu_count()
+    if a.fractions:
+        return rates_main(a, cores)
     with open("/proc/loadavg") as f:
         load = float(f.read().split()[0])
     if load > 0.5:

@@ -335,6 +335,24 @@ async def test_concurrent_turns_all_reach_an_http1_upstream_at_once():
             up.stop()
 
 
+@suite.test
+async def test_a_whole_long_answer_in_one_write_arrives_complete():
+    # The provider writes 20,000 tokens (several MB of SSE) at once, so curl's reads meet a full
+    # socket many times over and may stop (its bound of 100 reads per call) with bytes left that
+    # no later byte will announce to an edge-triggered poll (http_client.c). Whether that bound
+    # is reached depends on the kernel's buffer sizes, so this does not pin the re-check; it
+    # checks that such an answer arrives whole, in order, with the upstream polled multishot.
+    n = 20000
+    with relay_server("openai", config={"websocket": {"outbound_limit_bytes": 64 << 20},
+                                          "model": {"max_tokens": n}}) as srv:
+        ws = await open_session(srv)
+        deltas, errors, end = await run_turn(ws, "[[sim:tokens=%d]] [[sim:tps=0]] q" % n)
+        assert not errors and end["finish_reason"] == "stop", (errors, end)
+        assert len(deltas) == n and end["usage"]["output_tokens"] == n, (len(deltas), end)
+        check_seqs(deltas)
+        await ws.close()
+
+
 @suite.on_teardown
 def stop_sim():
     if SIM is not None:

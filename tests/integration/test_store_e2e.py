@@ -15,6 +15,8 @@ socket only, torn down at the end).
     folder stores every one of them exactly once
   - journal full: new turns get storage_unavailable and nothing of them is written, while
     every turn that ended is stored once PostgreSQL is back
+  - drain: SIGTERM with turns cut by the drain deadline and turns whose clients just left:
+    every one of them is in PostgreSQL when the process exits, and the journal is empty
 
 No sleep stands in for synchronisation: a test waits for frames, for a condition on /readyz,
 /metrics or the database (harness.wait_until), or for a process; TIMEOUT only bounds the wait.
@@ -28,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -665,6 +668,61 @@ async def test_a_full_journal_refuses_new_turns_and_writes_nothing_of_them():
         srv.stop()
     finally:
         await asyncio.to_thread(pg().ensure_running)
+        srv.kill()
+
+
+@suite.test
+async def test_drain_stores_cut_turns_in_postgresql_and_leaves_the_journal_empty():
+    """SIGTERM with turns running until the drain deadline cuts them, and turns whose clients
+    left right before the signal (their commits queued in the group-commit window): each one
+    reaches PostgreSQL before its worker stops, and nothing is left in the spill journal (in a
+    pod, a volume deleted with it)."""
+    journal = tempfile.mkdtemp(prefix="trilemma-e2e-drain-journal-")
+    cfg = {"server": {"drain_timeout_ms": 300}, "websocket": {"close_timeout_ms": 5000},
+           "session": {"echo_delay_ms": 200, "rate_messages": 100000}}
+    srv = Server(config=cfg, env=db_env(TRILEMMA_JOURNAL_DIR=journal), name="drain-store").start()
+    try:
+        text = " ".join("w%d" % i for i in range(300))  # a minute of echo: the deadline cuts it
+        running = [await Chat.connect(srv) for _ in range(8)]
+        leaving = [await Chat.connect(srv) for _ in range(8)]
+        started = []
+        for k, c in enumerate(running + leaving):
+            await c.send({"type": "user_message", "id": "m%d" % k, "text": text})
+        for c in running + leaving:
+            ev = await c.recv()
+            assert ev["type"] == "turn_start", ev
+            started.append(ev["turn_id"])
+            assert (await c.recv())["type"] == "delta"
+        for c in leaving:
+            c.ws.transport.abort()  # gone without a close: the turn is cancelled and committed
+        srv.send_signal(signal.SIGTERM)
+        for c in running:  # deltas until the deadline, then close 1001 (no turn_end)
+            try:
+                while True:
+                    ev = await c.recv()
+                    assert ev["type"] == "delta", ev
+            except websockets.ConnectionClosed as e:
+                assert e.rcvd is not None and e.rcvd.code == 1001, e
+        rc = await asyncio.to_thread(srv.wait_exit)
+        assert rc == 0, srv.stderr_tail()
+        left = {f: os.path.getsize(os.path.join(journal, f)) for f in os.listdir(journal)}
+        assert not any(left.values()), "turns left in the journal at exit: %r\n%s" % (
+            left, srv.stderr_tail())
+        counts = stored_counts(started)
+        missing = {i: c for i, c in counts.items() if c[0] != 1 or c[2:] != [1, 1]}
+        assert not missing, "%d of %d turns not in PostgreSQL after the drain: %r" % (
+            len(missing), len(started), missing)
+        rows = pg().psql("SELECT DISTINCT finish_reason FROM turns WHERE id = ANY(%s)"
+                         % ids_literal(started))
+        assert rows == [["cancelled"]], rows
+        check_stored = pg().psql(
+            "SELECT count(*) FROM turns t WHERE t.id = ANY(%s) AND t.cost_micros <> (SELECT "
+            "coalesce(sum(amount_micros), 0) FROM ledger l WHERE l.turn_id = t.id)"
+            % ids_literal(started))
+        assert check_stored == [["0"]], check_stored
+        srv.stop()
+        shutil.rmtree(journal, ignore_errors=True)
+    finally:
         srv.kill()
 
 

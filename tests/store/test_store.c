@@ -314,6 +314,10 @@ struct T {
     long expected_turns;     /* distinct turns acknowledged with 0 */
     int results[8];
     uint64_t batches_before;
+    /* batches in flight: acknowledgement order */
+    PGconn *blocker; /* holds a conversation row so that the batch writing it waits */
+    int order[192], acked[192], nacks;
+    uint64_t rejected_before;
     /* reads */
     int loads_done;
     bool cancelled_ran;
@@ -391,7 +395,7 @@ static void s_create(struct T *t)
 
 static bool s_create_done(struct T *t)
 {
-    return pg_up(t->st->w) && pg_up(t->st->r);
+    return pg_up(t->st->wc[0].pg) && pg_up(t->st->r);
 }
 
 /* step: 200 turns at once go out in full batches */
@@ -508,11 +512,225 @@ static bool s_load_done(struct T *t)
     return t->loads_done == 2;
 }
 
+/* ---- several batches in flight (batches_in_flight = 3 here) ---- */
+
+struct ack {
+    struct T *t;
+    int i;
+};
+static struct ack acks[192];
+
+static void on_ack(void *ctx, int result)
+{
+    struct ack *a = ctx;
+    a->t->order[a->t->nacks++] = a->i;
+    a->t->acked[a->i] = result;
+    a->t->pending--;
+}
+
+/* Acknowledgement i of this round: turn idx of conversation conv (bad: rows PostgreSQL
+ * refuses, a negative cost). */
+static void commit_acked(struct T *t, int i, unsigned conv, unsigned idx, bool bad)
+{
+    struct tb b;
+    make_turn(&b, conv, idx, 30);
+    if (bad) {
+        b.calls[1].cost_micros = -5;
+        b.t.cost_micros = 0;
+    }
+    acks[i] = (struct ack){t, i};
+    t->acked[i] = 1;
+    t->pending++;
+    store_commit_turn(t->st, &b.t, on_ack, &acks[i]);
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    CHECKF(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+/* The blocker inserts conversation conv without committing: the batch whose first turn upserts
+ * it waits for the blocker's transaction, while the batches after it commit. */
+static void block_conversation(struct T *t, unsigned conv)
+{
+    char sql[256];
+    if (!t->blocker)
+        t->blocker = connect_db("trilemma");
+    exec_ok(t->blocker, "BEGIN");
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO conversations (id, user_sub, created_at, updated_at) VALUES "
+             "('%08x%08x0000000000000000', 'alice', now(), now())",
+             run_tag, conv);
+    exec_ok(t->blocker, sql);
+}
+
+static long conv_turns(struct T *t, unsigned conv)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM turns WHERE conversation_id = "
+             "'%08x%08x0000000000000000'",
+             run_tag, conv);
+    return q1(t->db, sql);
+}
+
+/* Text that array literals must escape (a batch travels as one array per column), in two
+ * turns of one batch (one conversation upserted once per statement). */
+static const char tricky[] = "say \"NULL\", {a,b} \\ back\\slash\n'quote' \xc3\xbc end";
+static const char tricky_args[] = "{\"q\":\"he said \\\"hi\\\" {x}, \\\\ y\"}";
+
+static void s_tricky(struct T *t)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        struct tb b;
+        make_turn(&b, 90, i, 30);
+        b.t.user_text = tricky;
+        b.t.user_len = strlen(tricky);
+        b.t.client_msg_id = tricky + 4;
+        b.tools[0].arguments = tricky_args;
+        b.tools[0].arguments_len = strlen(tricky_args);
+        t->pending++;
+        store_commit_turn(t->st, &b.t, on_commit, t);
+    }
+    t->expected_turns += 2;
+}
+
+static void check_tricky(struct T *t)
+{
+    char sql[400];
+    snprintf(sql, sizeof(sql),
+             "SELECT m.content, t.client_msg_id, c.arguments::text, c.arguments->>'q' FROM "
+             "messages m JOIN turns t ON t.id = m.turn_id JOIN tool_calls c ON c.turn_id = t.id "
+             "AND c.ordinal = 0 WHERE m.conversation_id = '%08x%08x0000000000000000' AND "
+             "m.ordinal = 0 ORDER BY t.id",
+             run_tag, 90u);
+    char *got = qtext(t->db, sql);
+    struct buf want = {0};
+    for (int i = 0; i < 2; i++)
+        buf_printf(&want, "%s|%s|%s|%s\n", tricky, tricky + 4,
+                   "{\"q\": \"he said \\\"hi\\\" {x}, \\\\ y\"}", "he said \"hi\" {x}, \\ y");
+    buf_append(&want, "", 1);
+    CHECKF(strcmp(got, buf_begin(&want)) == 0, "stored:\n%s\nwanted:\n%s", got, buf_begin(&want));
+    buf_free(&want);
+    xfree(got);
+}
+
+/* Three full batches go out at once, on three connections; the first waits for the blocker. */
+static void s_inorder(struct T *t)
+{
+    check_tricky(t);
+    t->nacks = 0;
+    block_conversation(t, 80);
+    for (int i = 0; i < 192; i++)
+        commit_acked(t, i, 80 + (unsigned)i / 64, (unsigned)i % 64, false);
+    t->expected_turns += 192;
+}
+
+static bool s_inorder_blocked(struct T *t)
+{
+    return conv_turns(t, 81) + conv_turns(t, 82) == 128;
+}
+
+/* The second and third batches are committed, yet nothing is acknowledged before the first. */
+static void s_inorder_release(struct T *t)
+{
+    CHECKF(t->nacks == 0, "acknowledged before the first batch: %d", t->nacks);
+    CHECKF(t->st->nflight == 3, "batches in flight: %u", t->st->nflight);
+    exec_ok(t->blocker, "COMMIT");
+}
+
+static void check_order(struct T *t, int n, int bad)
+{
+    CHECKF(t->nacks == n, "acknowledged %d of %d", t->nacks, n);
+    for (int i = 0; i < t->nacks; i++) {
+        CHECKF(t->order[i] == i, "acknowledgement %d was turn %d", i, t->order[i]);
+        CHECKF(t->acked[i] == (i == bad ? -EIO : 0), "turn %d: %d", i, t->acked[i]);
+    }
+}
+
+/* A batch rejected (one bad turn) while a later one is in flight: committed turn by turn, the
+ * later batch acknowledged after it. */
+static void s_inflight_reject(struct T *t)
+{
+    check_order(t, 192, -1);
+    CHECK(conv_turns(t, 80) == 64);
+    t->nacks = 0;
+    t->rejected_before = t->st->stats.errors[SE_REJECTED];
+    block_conversation(t, 83);
+    for (int i = 0; i < 128; i++)
+        commit_acked(t, i, 83 + (unsigned)i / 64, (unsigned)i % 64, i == 5);
+    t->expected_turns += 127;
+}
+
+static bool s_inflight_reject_blocked(struct T *t)
+{
+    return conv_turns(t, 84) == 64;
+}
+
+static void s_inflight_reject_release(struct T *t)
+{
+    CHECKF(t->nacks == 0, "acknowledged before the first batch: %d", t->nacks);
+    exec_ok(t->blocker, "COMMIT");
+}
+
+/* The connection carrying the first batch breaks while the second is committed: the first
+ * goes to the journal and is replayed; every turn is acknowledged (in queue order within each
+ * batch; a batch that went to the journal when its append is durable) and stored once. */
+static void s_inflight_reconnect(struct T *t)
+{
+    check_order(t, 128, 5);
+    CHECK(t->st->stats.errors[SE_REJECTED] - t->rejected_before == 1);
+    CHECK(conv_turns(t, 83) == 63);
+    t->nacks = 0;
+    block_conversation(t, 85);
+    for (int i = 0; i < 128; i++)
+        commit_acked(t, i, 85 + (unsigned)i / 64, (unsigned)i % 64, false);
+    t->expected_turns += 128;
+}
+
+static bool s_inflight_reconnect_blocked(struct T *t)
+{
+    return conv_turns(t, 86) == 64;
+}
+
+static void s_inflight_reconnect_break(struct T *t)
+{
+    CHECKF(t->nacks == 0, "acknowledged before the first batch: %d", t->nacks);
+    CHECK(t->st->fl_head && t->st->fl_head->on);
+    if (t->st->fl_head && t->st->fl_head->on)
+        pg_reset(t->st->fl_head->on->pg);
+    exec_ok(t->blocker, "COMMIT");
+}
+
+static bool s_inflight_reconnect_done(struct T *t)
+{
+    return no_pending(t) && !store_degraded(t->st) && t->st->j->size == 0;
+}
+
+static void s_inflight_reconnect_check(struct T *t)
+{
+    CHECKF(t->nacks == 128, "acknowledged %d of 128", t->nacks);
+    int last[2] = {-1, -1};
+    for (int i = 0; i < t->nacks; i++) {
+        int k = t->order[i] / 64;
+        CHECKF(t->order[i] > last[k], "turn %d acknowledged after %d", t->order[i], last[k]);
+        last[k] = t->order[i];
+        CHECK(t->acked[t->order[i]] == 0);
+    }
+    CHECK(t->st->stats.journaled >= 64);
+    CHECK(conv_turns(t, 85) == 64 && conv_turns(t, 86) == 64);
+    PQfinish(t->blocker);
+    t->blocker = NULL;
+}
+
 static void commit2(struct T *t, unsigned from, unsigned n);
 
 /* PostgreSQL dies with a batch in flight; commits go on; a second store fills its journal. */
 static void s_outage(struct T *t)
 {
+    s_inflight_reconnect_check(t);
     CHECK(!t->cancelled_ran);
     CHECK(t->conv.found && strcmp(t->conv.user, "alice") == 0);
     CHECKF(t->conv.n == 5, "messages loaded: %d", t->conv.n);
@@ -616,7 +834,7 @@ static void s_verify(struct T *t)
     store_metrics(both, 3, &m);
     buf_append(&m, "", 1);
     CHECK(strstr(buf_begin(&m), "trilemma_store_degraded 0\n") != NULL);
-    CHECK(strstr(buf_begin(&m), "trilemma_store_errors_total{kind=\"rejected\"} 2\n") != NULL);
+    CHECK(strstr(buf_begin(&m), "trilemma_store_errors_total{kind=\"rejected\"} 3\n") != NULL);
     CHECK(strstr(buf_begin(&m), "trilemma_store_commit_seconds_bucket{le=\"+Inf\"}") != NULL);
     buf_free(&m);
 }
@@ -639,6 +857,13 @@ static const struct step script[] = {
     {"idempotent", s_idem, no_pending, 30000},
     {"rejected rows", s_reject, no_pending, 30000},
     {"load", s_load, s_load_done, 30000},
+    {"escaping", s_tricky, no_pending, 30000},
+    {"in flight: three batches", s_inorder, s_inorder_blocked, 30000},
+    {"in flight: acknowledged in order", s_inorder_release, no_pending, 30000},
+    {"in flight: one rejected", s_inflight_reject, s_inflight_reject_blocked, 30000},
+    {"in flight: split, then the next", s_inflight_reject_release, no_pending, 30000},
+    {"in flight: reconnect", s_inflight_reconnect, s_inflight_reconnect_blocked, 30000},
+    {"in flight: broken connection", s_inflight_reconnect_break, s_inflight_reconnect_done, 60000},
     {"outage", s_outage, no_pending, 60000},
     {"keep committing", s_keep_going, no_pending, 60000},
     {"recover", s_recover, s_recover_done, 120000},
@@ -711,6 +936,7 @@ static int run_checks(void)
     snprintf(t.conf.database_url, sizeof(t.conf.database_url), "%s", db_url);
     snprintf(t.conf.price_file, sizeof(t.conf.price_file), "%s/config/prices.csv", src_dir);
     snprintf(t.conf.journal_dir, sizeof(t.conf.journal_dir), "%s/a", work_dir);
+    t.conf.batches_in_flight = 3; /* the in-flight steps need three at once */
     t.conf2 = t.conf;
     snprintf(t.conf2.journal_dir, sizeof(t.conf2.journal_dir), "%s/b", work_dir);
     t.conf2.journal_max_bytes = 65536;
