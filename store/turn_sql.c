@@ -71,15 +71,18 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                       "INSERT INTO turns (id, started_at, conversation_id, client_msg_id, "
                       "finish_reason, delta_ends, answer_bytes, first_token_ms, total_ms, "
                       "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
-                      "reasoning_tokens, cost_micros, currency, usd_to_inr_micros) "
-                      "SELECT a, b, c, d, e, f::integer[], g, h, i, j, k, l, m, n, o, p, q "
+                      "reasoning_tokens, cost_micros, currency, usd_to_inr_micros, query_type, "
+                      "agent, flags) "
+                      "SELECT a, b, c, d, e, f::integer[], g, h, i, j, k, l, m, n, o, p, q, r, s, "
+                      "string_to_array(t, ',') "
                       "FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], "
                       "$5::text[], $6::text[], $7::integer[], $8::bigint[], $9::bigint[], "
                       "$10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], "
-                      "$15::bigint[], $16::text[], $17::bigint[]) "
-                      "AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q) "
+                      "$15::bigint[], $16::text[], $17::bigint[], $18::text[], $19::text[], "
+                      "$20::text[]) "
+                      "AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t) "
                       "ON CONFLICT DO NOTHING",
-                      17},
+                      20},
     [SQL_W_MESSAGE_N] = {"tri_w_msg_n",
                          "INSERT INTO messages (turn_id, ordinal, created_at, conversation_id, "
                          "role, content) SELECT * FROM unnest($1::text[], $2::integer[], "
@@ -91,14 +94,16 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                           "provider, model, tier, attempt, role, status, error, http_status, "
                           "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
                           "reasoning_tokens, usage_reported, ttft_ms, duration_ms, cost_micros, "
-                          "currency, usd_to_inr_micros) SELECT * FROM unnest($1::text[], "
+                          "currency, usd_to_inr_micros, agent, prompt_version) SELECT * FROM "
+                          "unnest($1::text[], "
                           "$2::integer[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], "
                           "$7::text[], $8::integer[], $9::text[], $10::text[], $11::text[], "
                           "$12::integer[], $13::bigint[], $14::bigint[], $15::bigint[], "
                           "$16::bigint[], $17::bigint[], $18::boolean[], $19::bigint[], "
-                          "$20::bigint[], $21::bigint[], $22::text[], $23::bigint[]) "
+                          "$20::bigint[], $21::bigint[], $22::text[], $23::bigint[], $24::text[], "
+                          "$25::text[]) "
                           "ON CONFLICT DO NOTHING",
-                          23},
+                          25},
     [SQL_W_TOOL_CALL_N] = {"tri_w_tool_n",
                            "INSERT INTO tool_calls (turn_id, ordinal, started_at, "
                            "conversation_id, name, arguments, result_bytes, cache_hit, "
@@ -319,7 +324,7 @@ void turn_sql_append(struct pg_query *q, const struct store_turn *t, json_doc *j
 
 /* ---- a batch as one statement per table ---- */
 
-enum { COLUMNAR_TABLES = 6, COLUMNAR_MAX_COLS = 23 };
+enum { COLUMNAR_TABLES = 6, COLUMNAR_MAX_COLS = 25 };
 
 /* Append one array literal element to b (which holds "{" and the elements so far): quoted, with
  * " and \ escaped, so any text survives (commas, braces, the word NULL); SQL NULL unquoted. */

@@ -589,7 +589,7 @@ static void s_tricky(struct T *t)
         b.t.user_text = tricky;
         b.t.user_len = strlen(tricky);
         b.t.client_msg_id = tricky + 4;
-        b.tools[0].arguments = tricky_args;
+        memcpy(b.tools[0].arguments, tricky_args, sizeof(tricky_args));
         b.tools[0].arguments_len = strlen(tricky_args);
         t->pending++;
         store_commit_turn(t->st, &b.t, on_commit, t);
