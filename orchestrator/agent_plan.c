@@ -782,11 +782,13 @@ static void cls_complete(void *ctx, const struct model_result *r)
         /* The classifier decides, except that its "other" does not overrule a type the rules
          * recognise with confidence (a small model misses follow-ups like "the second one"). */
         if (query_parse_classifier(buf_begin(&at->cls_text), buf_size(&at->cls_text),
-                                   h[hn - 1].text, h[hn - 1].len, &g, err, sizeof(err)) == 0 &&
-            !(g.type == QT_OTHER && at->guess.type != QT_OTHER && at->guess.confidence >= 0.65f))
-            at->guess = g;
-        else
+                                   h[hn - 1].text, h[hn - 1].len, &g, err, sizeof(err)) < 0)
             log_info("classifier: %s; the rules decide", err);
+        else if (g.type == QT_OTHER && at->guess.type != QT_OTHER && at->guess.confidence >= 0.65f)
+            log_info("classifier: says other; the rules' %s stands",
+                     query_type_name(at->guess.type));
+        else
+            at->guess = g;
     } else if (r->outcome == MODEL_CANCELLED) {
         turn_add_flag(at->t, "classifier_late");
     }
