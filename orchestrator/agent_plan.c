@@ -522,7 +522,12 @@ static size_t build_messages(struct agent_turn *at, const struct agent *a)
     at->msgs = xrealloc(at->msgs, (k + at->n_ex + 3) * sizeof(*at->msgs));
     size_t m = 0;
     at->msgs[m++] = (struct llm_message){"system", a->prompt, a->prompt_len};
-    const struct slate *sl = at->slate.n ? &at->slate : &at->prev;
+    /* A chosen-product question ("the second one") points into the slate the customer saw
+     * before this turn, not at what this turn's preload fetched (that slate has the chosen
+     * product only, so an ordinal above one resolved to nothing). */
+    const struct slate *sl = a->context == CTX_CHOSEN_PRODUCT && at->prev.n ? &at->prev
+                             : at->slate.n                                  ? &at->slate
+                                                                            : &at->prev;
     if (sl->n && hn)
         m += slate_note(at, a, sl, &h[hn - 1], &at->msgs[m]);
     for (size_t i = 0; i < k; i++)
