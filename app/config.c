@@ -21,8 +21,9 @@
 #include "base/ini_strict.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "store/record.h"
 
-enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ORIGINS, K_LEVEL };
+enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ORIGINS, K_LEVEL, K_CIDRS };
 
 struct key_def {
     const char *section;
@@ -31,44 +32,63 @@ struct key_def {
     size_t off;  /* offsetof the field in struct config */
     size_t size; /* K_STR: sizeof the field */
     uint32_t min, max;
+    const char *why; /* appended to a range error, or NULL */
 };
 
 #define U32(sec, key, lo, hi)                                                                      \
     {                                                                                              \
-        sec, #key, K_U32, offsetof(struct config, key), 0, lo, hi                                  \
+        sec, #key, K_U32, offsetof(struct config, key), 0, lo, hi, NULL                            \
     }
+#define U32_WHY(sec, key, lo, hi, why)                                                             \
+    {                                                                                              \
+        sec, #key, K_U32, offsetof(struct config, key), 0, lo, hi, why                             \
+    }
+
+/* A turn is stored as one record of at most REC_MAX_PAYLOAD (64 MiB): its user text and an
+ * answer of max_tokens tokens (a generous 60 bytes each, plus 4 for its delta offset) stay within
+ * half of it. An answer that defies the estimate is still refused by rec_encode (-EMSGSIZE):
+ * that one turn fails to be stored, nothing else. */
+#define MAX_TEXT_BYTES_CAP (16u << 20)
+#define MAX_TOKENS_CAP 262144u
+#define RECORD_WHY "a turn must fit one stored record of 64 MiB"
+_Static_assert((uint64_t)MAX_TEXT_BYTES_CAP + (uint64_t)MAX_TOKENS_CAP * 64 <= REC_MAX_PAYLOAD / 2,
+               "the caps of max_text_bytes and max_tokens must keep a turn within one record");
+_Static_assert(REC_MAX_PAYLOAD == 64u << 20, "RECORD_WHY names the record limit");
+
 #define STR(sec, key)                                                                              \
     {                                                                                              \
-        sec, #key, K_STR, offsetof(struct config, key), sizeof(((struct config *)0)->key), 0, 0    \
+        sec, #key, K_STR, offsetof(struct config, key), sizeof(((struct config *)0)->key), 0, 0,   \
+            NULL                                                                                   \
     }
 
 static const struct key_def keys[] = {
-    {"server", "listen", K_LISTEN, 0, 0, 0, 0},
-    {"server", "workers", K_INT, offsetof(struct config, workers), 0, 0, 1024},
+    {"server", "listen", K_LISTEN, 0, 0, 0, 0, NULL},
+    {"server", "workers", K_INT, offsetof(struct config, workers), 0, 0, 1024, NULL},
     STR("server", web_root),
     U32("server", max_connections, 1, 10000000),
     U32("server", max_connections_per_ip, 1, 10000000),
     U32("server", max_header_bytes, 1024, 1048576),
     U32("server", handshake_timeout_ms, 10, 3600000),
     U32("server", drain_timeout_ms, 0, 3600000),
+    {"server", "trusted_proxies", K_CIDRS, 0, 0, 0, 0, NULL},
     U32("websocket", max_message_bytes, 125, 67108864),
     U32("websocket", ping_interval_ms, 10, 86400000),
     U32("websocket", idle_timeout_ms, 10, 86400000),
     U32("websocket", close_timeout_ms, 10, 600000),
     U32("websocket", outbound_limit_bytes, 4096, 1073741824),
-    U32("session", max_text_bytes, 1, 67108864),
+    U32_WHY("session", max_text_bytes, 1, MAX_TEXT_BYTES_CAP, RECORD_WHY),
     U32("session", rate_messages, 1, 1000000),
     U32("session", rate_window_ms, 1, 86400000),
     U32("session", echo_delay_ms, 0, 60000),
     STR("auth", jwt_secret),
     STR("auth", jwt_issuer),
     STR("auth", jwt_audience),
-    {"auth", "allowed_origins", K_ORIGINS, 0, 0, 0, 0},
-    {"log", "level", K_LEVEL, 0, 0, 0, 0},
+    {"auth", "allowed_origins", K_ORIGINS, 0, 0, 0, 0, NULL},
+    {"log", "level", K_LEVEL, 0, 0, 0, 0, NULL},
     STR("model", model),
     STR("model", fallbacks),
     STR("model", system_prompt),
-    U32("model", max_tokens, 1, 1000000),
+    U32_WHY("model", max_tokens, 1, MAX_TOKENS_CAP, RECORD_WHY),
     U32("model", max_retries, 0, 10),
     U32("model", retry_base_ms, 1, 60000),
     U32("model", connect_timeout_ms, 10, 600000),
@@ -140,7 +160,6 @@ void config_defaults(struct config *c)
     strcpy(c->anthropic_base_url, "https://api.anthropic.com");
     strcpy(c->gemini_base_url, "https://generativelanguage.googleapis.com");
     strcpy(c->price_file, "config/prices.csv");
-    strcpy(c->tools_file, "config/tools.json");
     strcpy(c->currency, "INR");
     strcpy(c->usd_to_inr, "84.0");
     strcpy(c->journal_dir, ".run/journal");
@@ -324,8 +343,9 @@ static int set_key(struct config *c, const struct key_def *k, const char *value,
     case K_U32:
     case K_INT:
         if (!parse_uint(value, k->min, k->max, &v)) {
-            seterr(err, errlen, "bad value for '%s': expected an integer %u..%u", k->name,
-                   (unsigned)k->min, (unsigned)k->max);
+            seterr(err, errlen, "bad value for '%s': expected an integer %u..%u%s%s%s", k->name,
+                   (unsigned)k->min, (unsigned)k->max, k->why ? " (" : "", k->why ? k->why : "",
+                   k->why ? ")" : "");
             return -1;
         }
         if (k->kind == K_INT)
@@ -345,6 +365,14 @@ static int set_key(struct config *c, const struct key_def *k, const char *value,
         return 0;
     case K_ORIGINS:
         return set_origins(c, value, err, errlen);
+    case K_CIDRS: {
+        char why[160];
+        if (cidr_list_parse(&c->trusted_proxies, value, why, sizeof(why)) < 0) {
+            seterr(err, errlen, "bad value for '%s': %s", k->name, why);
+            return -1;
+        }
+        return 0;
+    }
     case K_LEVEL:
         if (!log_parse_level(value, &lvl)) {
             seterr(err, errlen, "bad value for 'level': expected debug, info, warn or error");
@@ -467,10 +495,12 @@ static const struct {
     {"TRILEMMA_JWT_ISSUER", "auth", "jwt_issuer"},
     {"TRILEMMA_JWT_AUDIENCE", "auth", "jwt_audience"},
     {"TRILEMMA_ALLOWED_ORIGINS", "auth", "allowed_origins"},
+    {"TRILEMMA_TRUSTED_PROXIES", "server", "trusted_proxies"},
     {"TRILEMMA_LOG_LEVEL", "log", "level"},
     {"TRILEMMA_MODEL", "model", "model"},
     {"TRILEMMA_FALLBACKS", "model", "fallbacks"},
     {"TRILEMMA_AGENTS_FILE", "orchestrator", "agents_file"},
+    {"TRILEMMA_TOOLS_FILE", "tools", "tools_file"},
     {"OPENAI_BASE_URL", "providers", "openai_base_url"},
     {"ANTHROPIC_BASE_URL", "providers", "anthropic_base_url"},
     {"GEMINI_BASE_URL", "providers", "gemini_base_url"},

@@ -8,19 +8,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/cidr.h"
+
 #define CONFIG_MAX_ORIGINS 32
 
 struct config {
     /* [server] */
     char listen_host[256]; /* listen = HOST:PORT, default 0.0.0.0:8080; "[::1]:8080" for v6 */
     uint16_t listen_port;
-    int workers;                     /* 0 = one per CPU */
-    char web_root[1024];             /* static files, default "web" */
-    uint32_t max_connections;        /* per process, default 20000 */
-    uint32_t max_connections_per_ip; /* default 1024 */
-    uint32_t max_header_bytes;       /* request head limit, default 8192 (431 above) */
-    uint32_t handshake_timeout_ms;   /* whole HTTP request head must arrive, default 10000 */
-    uint32_t drain_timeout_ms;       /* SIGTERM: running turns may finish within, default 25000 */
+    int workers;                      /* 0 = one per CPU */
+    char web_root[1024];              /* static files, default "web" */
+    uint32_t max_connections;         /* per process, default 20000 */
+    uint32_t max_connections_per_ip;  /* default 1024 */
+    uint32_t max_header_bytes;        /* request head limit, default 8192 (431 above) */
+    uint32_t handshake_timeout_ms;    /* whole HTTP request head must arrive, default 10000 */
+    uint32_t drain_timeout_ms;        /* SIGTERM: running turns may finish within, default 25000 */
+    struct cidr_list trusted_proxies; /* X-Forwarded-For is believed from these; default none */
 
     /* [websocket] */
     uint32_t max_message_bytes;    /* default 65536 -> 1009 above */
@@ -73,7 +76,7 @@ struct config {
     char gemini_api_key[512];
 
     /* [tools] - tools the model may call (docs/tools.md) */
-    char tools_file[1024]; /* default "config/tools.json" ({"tools": []}: none) */
+    char tools_file[1024]; /* "" (default) = no tools; the agents need one (config/tools.json) */
 
     /* [orchestrator] - agents and routing (docs/routing.md); env TRILEMMA_AGENTS_FILE */
     char agents_file[1024]; /* "" (default) = one model call per turn (the relay) */
@@ -100,6 +103,7 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
 
 /* Apply environment overrides: TRILEMMA_LISTEN, TRILEMMA_WORKERS, TRILEMMA_JWT_SECRET,
  * TRILEMMA_JWT_ISSUER, TRILEMMA_JWT_AUDIENCE, TRILEMMA_ALLOWED_ORIGINS (comma list),
+ * TRILEMMA_TRUSTED_PROXIES (comma list),
  * TRILEMMA_LOG_LEVEL, DATABASE_URL. An empty variable counts as unset. Bad values are errors
  * naming the variable (never showing the value); on error c is unchanged. Returns 0 or -1 with
  * err. */

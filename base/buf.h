@@ -32,6 +32,11 @@ static inline char *buf_begin(const struct buf *b)
     static char empty[1]; /* never NULL: NULL + 0 is undefined behaviour */
     return b->data ? b->data + b->off : empty;
 }
+/* Keep the first n bytes of the content (n <= buf_size): undo appends that turned out wrong. */
+static inline void buf_truncate(struct buf *b, size_t n)
+{
+    b->len = b->off + n;
+}
 void buf_reset(struct buf *b);
 /* Free the memory (the buffer is empty and reusable afterwards). */
 void buf_free(struct buf *b);

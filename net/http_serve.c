@@ -283,6 +283,8 @@ static bool serve_request(struct conn *c, const struct http_request *req, const 
         http_error(c, 400, "bad_request", "exactly one Host header is required", NULL);
         return false;
     }
+    if (c->via_proxy)
+        conn_attribute_client(c, req);
     if (c->refuse_status) {
         http_error(c, c->refuse_status, "too_many_connections", "too many connections",
                    "Retry-After: 1\r\n");
@@ -417,6 +419,7 @@ void conn_http_stream_start(struct conn *c, int status, const char *content_type
                      c->keep_alive ? "" : "Connection: close\r\n");
     conn_queue(c, head, (size_t)n);
     c->http_streaming = true;
+    c->http_deferred = false; /* a deferred answer may turn out to be a stream */
 }
 
 void conn_http_stream_write(struct conn *c, const char *data, size_t len)

@@ -15,8 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/cidr.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "net/forwarded.h"
 
 /* ---- per-IP connection counts, shared by the workers (touched on accept and close only) ---- */
 
@@ -338,6 +340,12 @@ static void on_send(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
     }
     if (c->state == CS_HTTP && buf_size(&c->rbuf) && !buf_size(&c->out) && !c->close_after_flush)
         http_resume(c); /* pipelined requests held back while answers were queued */
+    if (c->want_writable && c->state == CS_WS &&
+        conn_queued(c) <= c->w->s->conf.outbound_limit_bytes / 2) {
+        c->want_writable = false;
+        if (w->s->hooks.on_writable)
+            w->s->hooks.on_writable(c); /* may queue more: sent by the flush below */
+    }
     flush_conn(c);
 }
 
@@ -378,21 +386,48 @@ void http_deadline(struct loop *l, struct timer *t)
     conn_teardown(c);
 }
 
-static void peer_address(struct conn *c)
+/* The TCP peer of fd (IPv4 as v4-mapped); all zero when unknown. */
+static void sock_peer(int fd, struct in6_addr *out)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
-    memset(&c->peer, 0, sizeof(c->peer));
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+    memset(out, 0, sizeof(*out));
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
         return;
     if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
-        c->peer.s6_addr[10] = c->peer.s6_addr[11] = 0xff;
-        memcpy(&c->peer.s6_addr[12], &in->sin_addr, 4);
-        inet_ntop(AF_INET, &in->sin_addr, c->peer_str, sizeof(c->peer_str));
+        out->s6_addr[10] = out->s6_addr[11] = 0xff;
+        memcpy(&out->s6_addr[12], &((struct sockaddr_in *)&ss)->sin_addr, 4);
     } else if (ss.ss_family == AF_INET6) {
-        c->peer = ((struct sockaddr_in6 *)&ss)->sin6_addr;
-        inet_ntop(AF_INET6, &c->peer, c->peer_str, sizeof(c->peer_str));
+        *out = ((struct sockaddr_in6 *)&ss)->sin6_addr;
+    }
+}
+
+static void set_peer(struct conn *c, const struct in6_addr *a)
+{
+    c->peer = *a;
+    ip_format(a, c->peer_str, sizeof(c->peer_str));
+}
+
+/* A request from a trusted proxy names its client in X-Forwarded-For (net/forwarded.h): the
+ * connection counts against that client's max_connections_per_ip from now on. A proxy may carry
+ * several clients' requests on one keep-alive connection, so the count moves with each request.
+ * Over the limit, the request gets 503 and the connection closes after it. */
+void conn_attribute_client(struct conn *c, const struct http_request *req)
+{
+    const struct config *conf = &c->w->s->conf;
+    struct in6_addr tcp, client;
+    sock_peer(c->fd, &tcp);
+    forwarded_client(&conf->trusted_proxies, req, &tcp, &client);
+    if (c->counted_ip && memcmp(&client, &c->peer, sizeof(client)) == 0)
+        return;
+    if (c->counted_ip)
+        ip_release(c->w->s->ips, &c->peer);
+    set_peer(c, &client);
+    c->counted_ip = ip_acquire(c->w->s->ips, &client, conf->max_connections_per_ip);
+    if (!c->counted_ip) {
+        metric_add(&c->w->m.errors[NERR_CONN_LIMIT], 1);
+        c->refuse_status = 503;
+        c->keep_alive = false;
     }
 }
 
@@ -404,11 +439,17 @@ static void accept_conn(struct worker *w, int fd)
     struct conn *c = conn_alloc(w, fd);
     metric_add(&w->m.conns_open, 1);
     metric_add(&w->m.conns_total, 1);
-    peer_address(c);
+    struct in6_addr peer;
+    sock_peer(fd, &peer);
+    set_peer(c, &peer);
+    /* Behind a trusted proxy the client is known only from the request (conn_attribute_client):
+     * the proxy's own address is not limited per IP. */
+    c->via_proxy = cidr_list_match(&conf->trusted_proxies, &peer);
     c->last_rx_ms = loop_now_ms(w->loop);
     unsigned total = atomic_fetch_add(&w->s->conns_total_open, 1) + 1;
     if (total > conf->max_connections ||
-        !(c->counted_ip = ip_acquire(w->s->ips, &c->peer, conf->max_connections_per_ip))) {
+        (!c->via_proxy &&
+         !(c->counted_ip = ip_acquire(w->s->ips, &c->peer, conf->max_connections_per_ip)))) {
         /* Answered once the request head is in: closing before reading it would make the
          * kernel reset the connection and the client might never see the 503. */
         metric_add(&w->m.errors[NERR_CONN_LIMIT], 1);
@@ -797,4 +838,9 @@ const char *conn_peer(const struct conn *c)
 size_t conn_queued(const struct conn *c)
 {
     return buf_size(&c->out) + buf_size(&c->inflight);
+}
+
+void conn_want_writable(struct conn *c)
+{
+    c->want_writable = true;
 }

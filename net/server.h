@@ -42,6 +42,10 @@ struct server_hooks {
     /* The WebSocket is gone (closed by either side, failed, or reset). No call follows and the
      * application must drop every reference to c before returning. */
     void (*on_close)(struct conn *c);
+    /* A WebSocket that asked with conn_want_writable has at most half of outbound_limit_bytes
+     * queued again (a send completed). Lets a long burst follow the client's reading instead
+     * of passing the limit. */
+    void (*on_writable)(struct conn *c);
     /* Drain started on this worker: the application closes what it can (conn_close 1001). */
     void (*on_drain)(struct worker *w);
     /* Append application metrics (Prometheus text) for the whole process. */
@@ -109,11 +113,15 @@ bool conn_is_open(const struct conn *c);
 const char *conn_peer(const struct conn *c);
 /* Bytes queued for the peer and not yet written to the socket. */
 size_t conn_queued(const struct conn *c);
+/* Ask for one on_writable call once conn_queued is at most half of outbound_limit_bytes. Only
+ * while something is queued: the completion of its send makes the call. */
+void conn_want_writable(struct conn *c);
 
 /* ---- HTTP responses from on_request ---- */
 
 /* The answer comes later (after an asynchronous read): no further request on this connection
- * is served until conn_http_reply; on_http_close runs if the client leaves first. */
+ * is served until conn_http_reply (or conn_http_stream_start, then conn_http_stream_end);
+ * on_http_close runs if the client leaves first. */
 void conn_http_defer(struct conn *c);
 /* A complete response. extra_headers: lines each ending in "\r\n", or NULL. */
 void conn_http_reply(struct conn *c, int status, const char *content_type, const char *body,

@@ -45,6 +45,8 @@ struct conn {
     bool reset;      /* abortive close (RST) */
     bool keep_alive; /* HTTP: keep the connection after this response */
     bool counted_ip;
+    bool via_proxy;      /* the TCP peer is a trusted proxy: the client comes from each request */
+    bool want_writable;  /* on_writable is owed once the queue is down to half the limit */
     int refuse_status;   /* answer every request with this status (connection limits) */
     bool http_streaming; /* a chunked response is being written by the application */
     bool http_deferred;  /* the application answers later (conn_http_defer) */
@@ -60,7 +62,7 @@ struct conn {
     uint64_t last_ping_ms;
     struct conn *next_dirty;
     void *app;
-    struct in6_addr peer; /* IPv4 as v4-mapped */
+    struct in6_addr peer; /* the client (IPv4 as v4-mapped): TCP peer, or X-Forwarded-For */
     char peer_str[48];
 };
 
@@ -116,6 +118,7 @@ void conn_mark_dirty(struct conn *c);
 void conn_queue(struct conn *c, const void *p, size_t n);
 void conn_arm_timer(struct conn *c, uint64_t delay_ms, timer_fn fn);
 void conn_close_after_flush(struct conn *c);
+void conn_attribute_client(struct conn *c, const struct http_request *req);
 
 /* http_serve.c */
 void http_on_data(struct conn *c, const uint8_t *p, size_t n);

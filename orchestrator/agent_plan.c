@@ -129,7 +129,10 @@ static void record_attempts(struct agent_turn *at, const struct model_result *r)
     const struct agent *a = at->agent >= 0 ? &at->c->orch->agents[at->agent] : NULL;
     for (uint32_t i = 0; i < r->n_attempts; i++) {
         struct llm_call_record rec = r->attempts[i];
-        (void)a;
+        if (a) { /* the classifier works for no agent */
+            snprintf(rec.agent, sizeof(rec.agent), "%s", a->name);
+            snprintf(rec.prompt_version, sizeof(rec.prompt_version), "%s", a->prompt_version);
+        }
         turn_add_call(at->t, &rec);
     }
 }

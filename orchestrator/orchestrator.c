@@ -80,6 +80,11 @@ static int setup_agents(struct orchestrator *o, const struct config *c, char *er
         snprintf(err, errlen, "agents: %s", e);
         return -1;
     }
+    if (!c->tools_file[0]) {
+        snprintf(err, errlen, "agents: [orchestrator] agents_file needs [tools] tools_file "
+                              "(config/tools.json for the commerce API)");
+        return -1;
+    }
     o->tools = tool_set_load(c->tools_file, e, sizeof(e));
     if (!o->tools) {
         snprintf(err, errlen, "tools: %s", e);

@@ -33,6 +33,7 @@ static const char *const error_codes[SESS_ERROR_CODES] = {
     "forbidden",
     "provider_error",
     "provider_unavailable",
+    "turn_too_large",
     "other",
 };
 
@@ -172,6 +173,7 @@ static void on_close(struct conn *c)
     if (s->load_op)
         store_cancel(s->load_op);
     timer_disarm(worker_loop(conn_worker(c)), &s->resume_timer);
+    session_replay_free(s);
     s->prev->next = s->next;
     s->next->prev = s->prev;
     session_history_free(s);
@@ -179,6 +181,14 @@ static void on_close(struct conn *c)
     conn_set_app(c, NULL);
     metric_sub(&s->sw->m.sessions_open, 1);
     xfree(s);
+}
+
+/* A resume's replay waited for the client to read (resume.c). */
+static void on_writable(struct conn *c)
+{
+    struct session *s = conn_app(c);
+    if (s && s->replay)
+        session_replay_more(s);
 }
 
 /* Drain: idle sessions close now; sessions with a running turn close when it ends. */
@@ -392,6 +402,7 @@ void session_hooks(struct server_hooks *h)
     h->on_message = on_message_hook;
     h->on_close = on_close;
     h->on_drain = on_drain;
+    h->on_writable = on_writable;
     h->metrics = metrics;
     h->ready = ready;
     h->on_request = on_request;

@@ -1,5 +1,7 @@
-/* session.c - chat sessions on top of net/: the upgrade decision (origin, JWT), the session
- * event, client messages (parse, rate limit, dispatch), turns and their events, drain.
+/* session.c - what a session says and hears: the session event, the delta / turn_end / error
+ * events, client messages (parse, rate limit, dispatch to a turn or a cancel), and the
+ * conversation history kept for the next turn. The upgrade decision, session creation and drain
+ * are in lifecycle.c; a turn's life in turn.c; resume in resume.c.
  *
  * A session belongs to the worker that accepted its connection; all of this runs on that
  * worker's thread with no locks. At most one turn runs per session at a time. */
@@ -234,9 +236,9 @@ static bool rate_allow(struct session *s)
 
 static void on_user_message(struct session *s, const struct chat_msg *m)
 {
-    if (s->load_op || s->resume_waiting) {
-        session_send_error(s, "turn_in_progress", "a resume is still being read", m->id, m->id_len,
-                           NULL);
+    if (s->load_op || s->resume_waiting || s->replay) {
+        session_send_error(s, "turn_in_progress", "a resume is still being read or replayed", m->id,
+                           m->id_len, NULL);
         return;
     }
     if (s->turn) {

@@ -63,6 +63,7 @@ struct session {
     struct timer resume_timer; /* waits for a departed turn of the conversation to be stored */
     uint64_t resume_deadline;
     bool resume_waiting;
+    struct replay *replay; /* a resume's replay still going out (resume.c), or NULL */
 };
 
 enum {
@@ -73,7 +74,7 @@ enum {
     SESS_FINISH__N
 };
 
-#define SESS_ERROR_CODES 18
+#define SESS_ERROR_CODES 19
 
 #define SESS_TTFT_BUCKETS 10
 #define SESS_CALL_ROWS 32
@@ -156,6 +157,9 @@ void session_send_status(struct session *s, const char *turn_id, const char *sta
                          const char *tool);
 void session_send_products(struct session *s, const char *turn_id, const char *items, size_t len);
 void session_resume(struct session *s, const struct chat_msg *m);
+/* A resume's paced replay: go on once output drained (on_writable); drop it (on_close). */
+void session_replay_more(struct session *s);
+void session_replay_free(struct session *s);
 void session_history_free(struct session *s);
 const struct responder *session_responder(void);
 void on_message_hook(struct conn *c, char *text, size_t len);

@@ -253,7 +253,11 @@ static void turn_committed(void *ctx, int result)
         pending_del(t->conversation_id);
     sess_count_finish(t->sw, t->finish);
     if (s) {
-        if (result < 0 && result != -ESHUTDOWN)
+        if (result == -EMSGSIZE)
+            session_send_error(s, "turn_too_large",
+                               "the turn is too large to be stored; it is missing from the history",
+                               t->client_id, strlen(t->client_id), t->turn_id);
+        else if (result < 0 && result != -ESHUTDOWN)
             session_send_error(s, "storage_unavailable",
                                "the turn could not be stored; it may be missing from the history",
                                t->client_id, strlen(t->client_id), t->turn_id);
@@ -272,6 +276,10 @@ static void commit(struct turn *t)
         turn_committed(t, 0);
         return;
     }
+    char flags[TURN_MAX_FLAGS * 33] = "";
+    size_t fl = 0;
+    for (uint32_t i = 0; i < t->n_flags; i++)
+        fl += (size_t)snprintf(flags + fl, sizeof(flags) - fl, "%s%s", i ? "," : "", t->flags[i]);
     struct store_turn rec = {
         .conversation_id = t->conversation_id,
         .user_sub = t->user,
@@ -295,6 +303,9 @@ static void commit(struct turn *t)
         .n_tools = t->n_tools,
         .usage = t->usage,
         .cost_micros = t->cost_micros,
+        .query_type = t->query_type,
+        .agent = t->agent,
+        .flags = flags,
     };
     store_commit_turn(st, &rec, turn_committed, t);
 }

@@ -23,6 +23,9 @@
 
 /* ---- opening ---- */
 
+/* The journal folder itself is private (0700: it holds conversations), but the folders created
+ * above it are ordinary ones (0755, less the umask): the default .run/journal shares .run with
+ * scripts/run.sh's PostgreSQL cluster, which runs as another user and must pass through .run. */
 static int mkdir_p(const char *dir)
 {
     char tmp[PATH_MAX];
@@ -32,7 +35,7 @@ static int mkdir_p(const char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
             return -errno;
         *p = '/';
     }

@@ -21,7 +21,7 @@
 #include "base/mem.h"
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
-#define REC_VERSION 1
+#define REC_VERSION 2         /* 2 appends the route, the flags and each call's agent and prompt */
 #define STR_NULL 0xFFFFFFFFu
 #define REC_MAX_TOOLS 4096 /* tool calls in one turn */
 
@@ -108,9 +108,22 @@ static uint32_t rec_crc(const char *payload, uint32_t len)
     return (uint32_t)crc32(c, (const Bytef *)payload, len);
 }
 
-/* Append t as one record; see record.h. */
-void rec_encode(struct buf *out, const struct store_turn *t)
+/* The big parts of a record (texts, delta offsets) exceed the limit on their own: refuse before
+ * copying them. The exact size is checked once encoded. */
+static bool surely_too_big(const struct store_turn *t)
 {
+    uint64_t n = (uint64_t)(t->user_text ? t->user_len : 0) +
+                 (uint64_t)(t->answer ? t->answer_len : 0) + 4ull * t->n_deltas;
+    for (uint32_t i = 0; i < t->n_tools; i++)
+        n += t->tools[i].arguments_len;
+    return n > REC_MAX_PAYLOAD;
+}
+
+/* Append t as one record; see record.h. */
+int rec_encode(struct buf *out, const struct store_turn *t)
+{
+    if (surely_too_big(t))
+        return -EMSGSIZE;
     size_t start = buf_size(out);
     buf_reserve(out, REC_HEADER);
     buf_commit(out, REC_HEADER);
@@ -138,14 +151,27 @@ void rec_encode(struct buf *out, const struct store_turn *t)
     put_u32(out, t->n_tools);
     for (uint32_t i = 0; i < t->n_tools; i++)
         put_tool(out, &t->tools[i]);
+    put_str(out, t->query_type ? t->query_type : "");
+    put_str(out, t->agent ? t->agent : "");
+    put_str(out, t->flags ? t->flags : "");
+    for (uint32_t i = 0; i < t->n_calls; i++) {
+        put_str(out, t->calls[i].agent);
+        put_str(out, t->calls[i].prompt_version);
+    }
 
+    size_t payload = buf_size(out) - start - REC_HEADER;
+    if (payload > REC_MAX_PAYLOAD) {
+        buf_truncate(out, start);
+        return -EMSGSIZE;
+    }
     char *h = buf_begin(out) + start;
-    uint32_t len = (uint32_t)(buf_size(out) - start - REC_HEADER);
+    uint32_t len = (uint32_t)payload;
     uint32_t crc = rec_crc(h + REC_HEADER, len);
     uint32_t words[3] = {REC_MAGIC, len, crc};
     for (int w = 0; w < 3; w++)
         for (int k = 0; k < 4; k++)
             h[4 * w + k] = (char)(words[w] >> (8 * k));
+    return 0;
 }
 
 /* ---- decoding ---- */
@@ -311,7 +337,8 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     if (len < REC_HEADER + 1)
         return -EBADMSG;
     struct rd r = {(const uint8_t *)rec + REC_HEADER, len - REC_HEADER, false};
-    if (get_u8(&r) != REC_VERSION)
+    uint8_t version = get_u8(&r);
+    if (version != 1 && version != REC_VERSION) /* a journal of the previous release replays */
         return -EBADMSG;
     get_head(&r, &o->t);
     if (get_counted(&r, &o->t.n_deltas, 4) < 0)
@@ -331,6 +358,15 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     o->tools = xcalloc(o->t.n_tools ? o->t.n_tools : 1, sizeof(*o->tools));
     o->t.tools = o->tools;
     get_tools(&r, o);
+    if (version >= 2) {
+        o->t.query_type = get_str(&r, NULL);
+        o->t.agent = get_str(&r, NULL);
+        o->t.flags = get_str(&r, NULL);
+        for (uint32_t i = 0; i < o->t.n_calls && !r.bad; i++) {
+            get_str_into(&r, o->calls[i].agent, sizeof(o->calls[i].agent));
+            get_str_into(&r, o->calls[i].prompt_version, sizeof(o->calls[i].prompt_version));
+        }
+    }
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
         goto out_bad;

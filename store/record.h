@@ -19,8 +19,10 @@
 #define REC_MAX_PAYLOAD (64u << 20)
 
 /* Append t as one record to out. Bytes PostgreSQL text cannot hold (NUL) become spaces, so
- * offsets into the answer stay valid. */
-void rec_encode(struct buf *out, const struct store_turn *t);
+ * offsets into the answer stay valid. Returns 0, or -EMSGSIZE when the payload would exceed
+ * REC_MAX_PAYLOAD (out is then left as it was): such a record would read back as a torn tail
+ * and hide every record after it. */
+int rec_encode(struct buf *out, const struct store_turn *t);
 
 /* Look at the record at p[0..n): returns its total length (header included) when it is complete
  * and its checksum matches, 0 when more bytes are needed (a torn tail if the file ends here),

@@ -57,6 +57,9 @@ struct store_turn {
     int64_t cost_micros;    /* the sum over calls and tools (= the sum of the ledger lines) */
     const struct tool_call_record *tools;
     uint32_t n_tools;
+    const char *query_type; /* NULL or "" when the turn was not routed (the relay, echo) */
+    const char *agent;      /* the agent that answered; NULL or "" = none */
+    const char *flags;      /* comma-separated flags of the turn's checks; NULL or "" = none */
 };
 
 /* ---- what a conversation reads back ---- */
@@ -88,8 +91,10 @@ struct store_conversation {
 };
 
 /* result: 0 = committed to PostgreSQL or to the spill journal (durable), -EIO = neither could
- * take it (the journal is full or failing): the turn is not stored; -ESHUTDOWN = the worker is
- * stopping (store_destroy): the turn was written to the journal, replayed at the next start. */
+ * take it (the journal is full or failing): the turn is not stored; -EMSGSIZE = the turn is
+ * larger than one record (REC_MAX_PAYLOAD) and is not stored (called before store_commit_turn
+ * returns); -ESHUTDOWN = the worker is stopping (store_destroy): the turn was written to the
+ * journal, replayed at the next start. */
 typedef void (*store_commit_fn)(void *ctx, int result);
 /* result: 0 (c valid during the call; c->found false for an unknown id), or -EIO. */
 typedef void (*store_read_fn)(void *ctx, int result, const struct store_conversation *c);

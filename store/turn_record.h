@@ -33,6 +33,8 @@ struct llm_call_record {
     int64_t ttft_ms;     /* -1 when no token */
     int64_t duration_ms;
     int64_t cost_micros;
+    char agent[32];          /* the agent the call worked for; "" = none (the relay) */
+    char prompt_version[16]; /* that agent's prompt version (hash of its text); "" = none */
 };
 
 /* One tool call made for the turn (one tool_calls row and one "tool" ledger line). */

@@ -26,10 +26,11 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                     "INSERT INTO turns (id, started_at, conversation_id, client_msg_id, "
                     "finish_reason, delta_ends, answer_bytes, first_token_ms, total_ms, "
                     "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
-                    "reasoning_tokens, cost_micros, currency, usd_to_inr_micros) "
+                    "reasoning_tokens, cost_micros, currency, usd_to_inr_micros, query_type, "
+                    "agent, flags) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-                    "$16, $17) ON CONFLICT DO NOTHING",
-                    17},
+                    "$16, $17, $18, $19, string_to_array($20, ',')) ON CONFLICT DO NOTHING",
+                    20},
     [SQL_W_MESSAGE] = {"tri_w_msg",
                        "INSERT INTO messages (turn_id, ordinal, created_at, conversation_id, "
                        "role, content) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -39,10 +40,10 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                         "provider, model, tier, attempt, role, status, error, http_status, "
                         "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
                         "reasoning_tokens, usage_reported, ttft_ms, duration_ms, cost_micros, "
-                        "currency, usd_to_inr_micros) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-                        "$9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
-                        "$23) ON CONFLICT DO NOTHING",
-                        23},
+                        "currency, usd_to_inr_micros, agent, prompt_version) VALUES ($1, $2, $3, "
+                        "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
+                        "$20, $21, $22, $23, $24, $25) ON CONFLICT DO NOTHING",
+                        25},
     [SQL_W_TOOL_CALL] = {"tri_w_tool",
                          "INSERT INTO tool_calls (turn_id, ordinal, started_at, conversation_id, "
                          "name, arguments, result_bytes, cache_hit, duration_ms, status, "
@@ -144,6 +145,9 @@ static void append_turn_row(struct pg_query *q, const struct store_turn *t, cons
     usage_params(q, &t->usage);
     pg_query_param_i64(q, t->cost_micros);
     money_params(q, t);
+    pg_query_param_str(q, t->query_type ? t->query_type : "");
+    pg_query_param_str(q, t->agent ? t->agent : "");
+    pg_query_param_str(q, t->flags ? t->flags : "");
 }
 
 static void append_call(struct pg_query *q, const struct store_turn *t, const char *ts, uint32_t i)
@@ -170,6 +174,8 @@ static void append_call(struct pg_query *q, const struct store_turn *t, const ch
     pg_query_param_i64(q, c->duration_ms);
     pg_query_param_i64(q, c->cost_micros);
     money_params(q, t);
+    pg_query_param_str(q, c->agent);
+    pg_query_param_str(q, c->prompt_version);
 }
 
 static void append_tool(struct pg_query *q, const struct store_turn *t, const char *ts, uint32_t i,

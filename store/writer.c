@@ -571,7 +571,13 @@ void store_commit_turn(struct store *st, const struct store_turn *t, store_commi
         return;
     }
     struct buf rec = {0};
-    rec_encode(&rec, t);
+    if (rec_encode(&rec, t) < 0) {
+        /* Refused here, alone: queued, it could never be journaled or replayed whole. */
+        log_error("store.w%d: turn %s is larger than one record (%u MiB): not stored", st->worker,
+                  t->turn_id ? t->turn_id : "?", REC_MAX_PAYLOAD >> 20);
+        fn(ctx, -EMSGSIZE);
+        return;
+    }
     struct wturn *w = xcalloc(1, sizeof(*w));
     w->len = (uint32_t)buf_size(&rec);
     w->rec = rec.data; /* the buffer's memory becomes the record (offset 0) */

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -338,6 +339,17 @@ static void process_deferred(struct hc *h)
     }
 }
 
+/* Whether a transfer to url may share a connection (HTTP/2, offered by ALPN over TLS). Plain
+ * http:// is HTTP/1.1 here (what vLLM, llama.cpp or Ollama serve): one transfer per connection.
+ * There CURLOPT_PIPEWAIT must stay off: with it, a transfer that finds a connection to the host
+ * whose protocol curl does not know yet (not connected, or no response head yet - Go servers
+ * send it with the first token) waits for it, and once it turns out to be HTTP/1.1 goes on
+ * waiting until some transfer on it ends: a whole answer later. */
+static bool may_multiplex(const char *url)
+{
+    return strncasecmp(url, "https://", 8) == 0;
+}
+
 static CURL *make_easy(struct hc_req *r, const struct hc_request *req)
 {
     CURL *e = curl_easy_init();
@@ -350,8 +362,14 @@ static CURL *make_easy(struct hc_req *r, const struct hc_request *req)
      * the lookup thread (curl #2975): the whole worker would stall on a slow resolver. */
     curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->err);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    bool mux = may_multiplex(req->url);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     mux ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    /* Over TLS, waiting for the first connection's ALPN answer saves opening one connection per
+     * stream to an HTTP/2 provider. Known weakness: an HTTP/1.1 answer wakes one waiter, whose
+     * own connection's answer wakes the next, so a burst to an HTTPS HTTP/1.1-only server
+     * connects one TLS handshake after another (handshakes, never whole answers). */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, mux ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
@@ -440,6 +458,11 @@ struct hc *hc_create(struct loop *l, uint8_t op_poll)
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    /* N transfers at once to an HTTP/1.1 host need N connections: no per-host or total limit,
+     * which would park the rest in curl's pending queue until a transfer ends. MAXCONNECTS only
+     * bounds the connection cache (idle ones kept for reuse, the oldest closed beyond it). */
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 4096L);
     loop_set_handler(l, op_poll, on_poll, h);
     return h;

@@ -535,6 +535,7 @@ const ERROR_TEXT = {
   rate_limited: 'You are sending messages too quickly. Please wait a few seconds and try again.',
   storage_unavailable: 'The chat cannot save messages right now, so new questions are paused. Please try again in a minute.',
   provider_error: 'The answer was cut off by a problem with the AI service. You can ask again.',
+  turn_too_large: 'This answer was too long to be saved, so the assistant will not remember it.',
   provider_unavailable: 'The assistant is unavailable right now. Please try again in a moment.',
   text_too_long: 'That message is too long. Please shorten it and send it again.',
   draining: 'The assistant is restarting. Your message was not sent — please send it again in a moment.',
@@ -579,6 +580,89 @@ function formatMs(ms) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Work in progress (`status` events) and product slates (`products` events). Both come from the
+// server, not from the model, but are treated as untrusted all the same: every string goes into
+// the DOM as text, image URLs are parsed and kept only when they are http(s).
+
+const STAGE_TEXT = {
+  classifying: 'Understanding your question…',
+  searching: 'Searching products…',
+  answering: 'Writing the answer…',
+};
+// what "Checking …" says for the reference deployment's tools; other tools get their own name
+const TOOL_TEXT = {
+  get_product: 'product details',
+  get_offers: 'prices and delivery',
+  get_policy: 'store policies',
+  get_order: 'your order',
+};
+const MAX_PRODUCTS = 10;
+const MAX_SPECS = 3;
+
+// The status line's words for a `status` event. Unknown stages (a newer server) get a generic
+// line; a tool name that is not a plain identifier is not shown at all.
+export function statusText(stage, tool) {
+  if (stage !== 'calling_tool') return STAGE_TEXT[stage] || 'Working…';
+  if (typeof tool !== 'string' || !/^[A-Za-z][\w.-]{0,63}$/.test(tool)) return 'Checking details…';
+  if (tool === 'search_products') return STAGE_TEXT.searching;
+  const name = TOOL_TEXT[tool] || tool.replace(/^(?:get|fetch|lookup|find)(?:[_.-]|(?=[A-Z]))/, '')
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_.-]+/g, ' ').trim().toLowerCase();
+  return 'Checking ' + (name || 'details') + '…';
+}
+
+// An image URL as the widget will load it: parsed by the browser's URL parser (relative paths
+// against `base`, the chat server's http(s) address) and kept only when the result is http: or
+// https:. javascript:, data:, blob: and anything malformed give null.
+export function safeImageUrl(raw, base) {
+  if (typeof raw !== 'string' || !raw.trim() || raw.length > 2048) return null;
+  try {
+    const u = base ? new URL(raw.trim(), base) : new URL(raw.trim());
+    if (u.protocol === 'http:' || u.protocol === 'https:') return u.href;
+  } catch { /* not a URL */ }
+  return null;
+}
+
+const cleanText = (v, max) => (typeof v === 'string' ? [...v.replace(/\s+/g, ' ').trim()].slice(0, max).join('') : '');
+
+// A `products` event's items as the cards show them: at most ten, each with a non-empty id and
+// title; every other member is kept only when it has the documented type and range.
+export function normalizeProducts(items, base) {
+  const out = [];
+  if (!Array.isArray(items)) return out;
+  for (const x of items) {
+    if (out.length >= MAX_PRODUCTS) break;
+    if (!x || typeof x !== 'object') continue;
+    // the id is opaque (handed back in trilemma-product as sent), so it is checked, not cleaned
+    const id = Number.isSafeInteger(x.id) ? String(x.id) : typeof x.id === 'string' && x.id.trim() && x.id.length <= 200 ? x.id : '';
+    const title = cleanText(x.title, 300);
+    if (!id || !title) continue;
+    const p = { id, title };
+    const brand = cleanText(x.brand, 120);
+    if (brand) p.brand = brand;
+    if (typeof x.price === 'number' && Number.isFinite(x.price) && x.price >= 0) p.price = x.price;
+    if (typeof x.currency === 'string' && /^[A-Za-z]{3}$/.test(x.currency)) p.currency = x.currency.toUpperCase();
+    if (typeof x.rating === 'number' && x.rating >= 0 && x.rating <= 5) p.rating = x.rating;
+    const image = safeImageUrl(x.image, base);
+    if (image) p.image = image;
+    const specs = Array.isArray(x.specs) ? x.specs.map((s) => cleanText(s, 80)).filter(Boolean).slice(0, MAX_SPECS) : [];
+    if (specs.length) p.specs = specs;
+    out.push(p);
+  }
+  return out;
+}
+
+// Whole units in the currency's own format (en-IN for INR: ₹18,999); paise only when present.
+export function formatPrice(price, currency) {
+  const digits = Number.isInteger(price) ? 0 : 2;
+  const opts = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+  const locale = !currency || currency === 'INR' ? 'en-IN' : undefined;
+  try {
+    if (currency) return new Intl.NumberFormat(locale, { ...opts, style: 'currency', currency }).format(price);
+  } catch { /* a currency code this browser does not know */ }
+  return new Intl.NumberFormat(locale, opts).format(price) + (currency ? ' ' + currency : '');
+}
+
+// ---------------------------------------------------------------------------------------------
 // The element.
 
 // Icons as data, built with createElementNS: the widget never parses markup.
@@ -588,6 +672,9 @@ const ICON = {
   send: [['path', { d: 'M4.4 11.2 18.7 4.6c.9-.4 1.8.5 1.4 1.4l-6.6 14.3c-.4.9-1.7.8-1.9-.2l-1.3-5.3a1 1 0 0 0-.7-.7l-5.3-1.3c-1-.2-1.1-1.5-.2-1.9Z', fill: 'currentColor' }]],
   stop: [['rect', { x: '6', y: '6', width: '12', height: '12', rx: '2', fill: 'currentColor' }]],
   reset: [['path', { d: 'M4 12a8 8 0 1 0 2.6-5.9M4 4v4.5h4.5', stroke: 'currentColor', 'stroke-width': '2', 'stroke-linecap': 'round', 'stroke-linejoin': 'round', fill: 'none' }]],
+  image: [['rect', { x: '3.5', y: '5', width: '17', height: '14', rx: '2.5', stroke: 'currentColor', 'stroke-width': '1.6', fill: 'none' }],
+          ['circle', { cx: '9', cy: '10', r: '1.7', fill: 'currentColor' }],
+          ['path', { d: 'm4.5 17.5 5-5 3.5 3.5 2.5-2.5 4 4', stroke: 'currentColor', 'stroke-width': '1.6', 'stroke-linejoin': 'round', fill: 'none' }]],
 };
 
 function icon(name) {
@@ -602,6 +689,88 @@ function icon(name) {
     svg.appendChild(e);
   }
   return svg;
+}
+
+function imagePlaceholder() {
+  const ph = document.createElement('div');
+  ph.className = 'product-ph';
+  ph.appendChild(icon('image'));
+  return ph;
+}
+
+// One product card (a normalized product, see normalizeProducts). The title is a button whose
+// ::after covers the card, so the whole card is one click target and one Tab stop, and Enter or
+// Space on it is a click; `onPick(p)` runs for each.
+function productCard(p, onPick) {
+  const li = document.createElement('li');
+  li.className = 'product';
+  li.dataset.productId = p.id;
+  const media = document.createElement('div');
+  media.className = 'product-media';
+  if (p.image) {
+    const img = document.createElement('img');
+    // a broken image becomes the placeholder (listener first: the error can come at once)
+    img.addEventListener('error', () => img.replaceWith(imagePlaceholder()), { once: true });
+    img.setAttribute('alt', p.title);
+    img.setAttribute('loading', 'lazy');
+    img.setAttribute('decoding', 'async');
+    img.setAttribute('referrerpolicy', 'no-referrer');
+    img.setAttribute('src', p.image);
+    media.appendChild(img);
+  } else media.appendChild(imagePlaceholder());
+  const info = document.createElement('div');
+  info.className = 'product-info';
+  const title = document.createElement('p');
+  title.className = 'product-title';
+  const btn = document.createElement('button');
+  btn.type = 'button';
+  btn.className = 'product-btn';
+  const name = document.createElement('span');
+  name.className = 'product-name'; // clamped to two lines; the button's name is the whole title
+  name.textContent = p.title;
+  btn.appendChild(name);
+  btn.addEventListener('click', () => onPick(p));
+  title.appendChild(btn);
+  info.appendChild(title);
+  if (p.brand) {
+    const brand = document.createElement('p');
+    brand.className = 'product-brand';
+    brand.textContent = p.brand;
+    info.appendChild(brand);
+  }
+  if (p.price !== undefined || p.rating !== undefined) {
+    const row = document.createElement('p');
+    row.className = 'product-row';
+    if (p.price !== undefined) {
+      const price = document.createElement('span');
+      price.className = 'product-price';
+      price.textContent = formatPrice(p.price, p.currency);
+      row.appendChild(price);
+    }
+    if (p.rating !== undefined) {
+      const r = p.rating.toFixed(1);
+      const rating = document.createElement('span');
+      rating.className = 'product-rating';
+      rating.setAttribute('role', 'img');
+      rating.setAttribute('aria-label', `Rated ${r} out of 5`);
+      rating.textContent = r + ' ★';
+      row.appendChild(rating);
+    }
+    info.appendChild(row);
+  }
+  if (p.specs) {
+    const specs = document.createElement('ul');
+    specs.className = 'product-specs';
+    specs.setAttribute('aria-label', 'Key specs');
+    for (const s of p.specs) {
+      const item = document.createElement('li');
+      item.textContent = s;
+      specs.appendChild(item);
+    }
+    info.appendChild(specs);
+  }
+  li.append(media, info);
+  return li;
 }
 
 const STYLE = `
@@ -678,7 +847,35 @@ height:min(640px,calc(100vh - 112px));box-shadow:0 18px 48px rgba(0,0,0,.25),0 4
 .typing span{width:.45rem;height:.45rem;border-radius:50%;background:var(--tc-muted);opacity:.35;animation:tc-blink 1.2s infinite}
 .typing span:nth-child(2){animation-delay:.2s}.typing span:nth-child(3){animation-delay:.4s}
 @keyframes tc-blink{0%,80%,100%{opacity:.3;transform:translateY(0)}40%{opacity:1;transform:translateY(-2px)}}
-@media (prefers-reduced-motion:reduce){.typing span{animation:none;opacity:.7}.launcher{transition:none}}
+.work-line{display:flex;align-items:center;gap:.55rem;padding:.3rem .15rem;font-size:.85rem;color:var(--tc-muted)}
+.work-dots{display:inline-flex;gap:.22rem}
+.work-dots span{width:.38rem;height:.38rem;border-radius:50%;background:var(--tc-accent);opacity:.35;animation:tc-blink 1.2s infinite}
+.work-dots span:nth-child(2){animation-delay:.2s}.work-dots span:nth-child(3){animation-delay:.4s}
+.products{list-style:none;display:flex;gap:.6rem;margin:0 0 .45rem;padding:6px 6px 10px;overflow-x:auto;
+scroll-snap-type:x proximity;scroll-padding:6px;scrollbar-width:thin;overscroll-behavior-x:contain}
+.product{position:relative;flex:0 0 9.5rem;min-width:0;display:flex;flex-direction:column;background:var(--tc-bg);
+border:1px solid var(--tc-border);border-radius:12px;scroll-snap-align:start;transition:box-shadow .15s ease,border-color .15s ease}
+.product:hover{border-color:#a9b3af;box-shadow:0 4px 14px rgba(0,0,0,.1)}
+.product-media{aspect-ratio:4/3;display:grid;place-items:center;background:#fff;border-radius:11px 11px 0 0;overflow:hidden;border-bottom:1px solid var(--tc-border)}
+.product-media img{width:100%;height:100%;object-fit:contain;padding:.45rem}
+.product-ph{width:100%;height:100%;display:grid;place-items:center;background:var(--tc-surface);color:var(--tc-muted)}
+.product-ph svg{width:34px;height:34px;opacity:.75}
+.product-info{display:flex;flex-direction:column;gap:.2rem;padding:.5rem .65rem .65rem;font-size:.82rem;line-height:1.35;overflow-wrap:anywhere}
+.product-info p{margin:0}
+.product-btn{display:block;width:100%;padding:0;border:0;background:none;font-weight:650;font-size:.86rem;line-height:1.3;text-align:left;color:var(--tc-text)}
+.product-name{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:2;overflow:hidden}
+.product-btn::after{content:"";position:absolute;inset:0;border-radius:12px}
+.product-btn:focus-visible{outline:none}
+.product-btn:focus-visible::after{outline:3px solid var(--tc-focus);outline-offset:2px}
+.product:hover .product-btn{text-decoration:underline;text-underline-offset:2px}
+.product-brand{color:var(--tc-muted);font-size:.78rem}
+.product-row{display:flex;flex-wrap:wrap;align-items:center;gap:.25rem .45rem}
+.product-price{font-weight:700;font-size:.98rem;color:var(--tc-text)}
+.product-rating{display:inline-block;padding:0 .35rem;border-radius:5px;background:#1d6b35;color:#fff;font-size:.74rem;font-weight:650;line-height:1.5}
+.product-specs{list-style:none;margin:.15rem 0 0;padding:0;color:var(--tc-muted);font-size:.76rem}
+.product-specs li{position:relative;padding-left:.7rem}
+.product-specs li::before{content:"";position:absolute;left:.1rem;top:.55em;width:.25rem;height:.25rem;border-radius:50%;background:currentColor}
+@media (prefers-reduced-motion:reduce){.typing span,.work-dots span{animation:none;opacity:.7}.launcher,.product{transition:none}}
 .suggestions{display:flex;flex-wrap:wrap;gap:.45rem;margin-top:.15rem}
 .chip{border:1px solid var(--tc-accent);background:var(--tc-bg);color:var(--tc-accent);border-radius:999px;padding:.3rem .75rem;font-size:.85rem;text-align:left}
 .chip:hover{background:var(--tc-surface)}
@@ -1215,6 +1412,10 @@ export class TrilemmaChat extends HTMLElement {
       m.append(sr, b);
       it.node = m;
       it.body = b;
+      it.typingEl = null;
+      it.workEl = null;
+      it.productsEl = null;
+      it.productsShown = null;
       this._renderAssistant(it);
     }
     thread.appendChild(it.node);
@@ -1229,10 +1430,14 @@ export class TrilemmaChat extends HTMLElement {
     if (it.finish) m.dataset.finish = it.finish;
     m.setAttribute('aria-busy', it.done ? 'false' : 'true');
     renderMarkdown(it.body, it.text, !it.done);
+    this._renderProducts(it);
+    this._renderWork(it);
     const empty = it.done && !it.text;
-    it.body.hidden = empty;
-    m.classList.toggle('widen', !!it.body.querySelector('.md-table,pre'));
-    const typing = !it.done && !it.text;
+    const hasProducts = !!(it.products && it.products.length);
+    // while a status line stands in for the answer, the empty bubble is not shown
+    it.body.hidden = empty || (!it.text && !!it.status);
+    m.classList.toggle('widen', hasProducts || !!it.body.querySelector('.md-table,pre'));
+    const typing = !it.done && !it.text && !it.status;
     if (typing && !it.typingEl) {
       const t = document.createElement('div');
       t.className = 'typing';
@@ -1251,7 +1456,62 @@ export class TrilemmaChat extends HTMLElement {
     if (noteText && !note) { note = document.createElement('p'); note.className = 'msg-note'; m.appendChild(note); }
     if (note) { if (noteText) note.textContent = noteText; else note.remove(); }
     this._renderMeta(it);
-    m.hidden = empty && !noteText && !(this.debug && it.meta);
+    m.hidden = empty && !noteText && !hasProducts && !(this.debug && it.meta);
+  }
+
+  // The status line of a turn in progress: a role="status" region that exists from the start of
+  // the turn (a live region announces changes, not its own insertion) and holds the latest
+  // stage's words until the first delta, the turn's end or an error. Removed when the turn ends.
+  _renderWork(it) {
+    if (it.done) {
+      if (it.workEl) { it.workEl.remove(); it.workEl = null; }
+      return;
+    }
+    let w = it.workEl;
+    if (!w) {
+      w = it.workEl = document.createElement('div');
+      w.className = 'work';
+      w.setAttribute('role', 'status');
+      w.setAttribute('aria-live', 'polite');
+      w.setAttribute('aria-atomic', 'true');
+      it.body.parentNode.insertBefore(w, it.body);
+    }
+    const text = it.status ? statusText(it.status.stage, it.status.tool) : '';
+    if (w.dataset.text === text) return;
+    w.dataset.text = text;
+    w.dataset.stage = it.status ? String(it.status.stage) : '';
+    w.textContent = '';
+    if (!text) return;
+    const line = document.createElement('div');
+    line.className = 'work-line';
+    const dots = document.createElement('span');
+    dots.className = 'work-dots';
+    dots.setAttribute('aria-hidden', 'true');
+    dots.append(document.createElement('span'), document.createElement('span'), document.createElement('span'));
+    const words = document.createElement('span');
+    words.className = 'work-text';
+    words.textContent = text;
+    line.append(dots, words);
+    w.appendChild(line);
+  }
+
+  // The turn's product slate, above the answer; rebuilt only when a new slate arrives.
+  _renderProducts(it) {
+    if (it.productsShown === (it.products || null)) return;
+    it.productsShown = it.products || null;
+    if (it.productsEl) { it.productsEl.remove(); it.productsEl = null; }
+    if (!it.products || !it.products.length) return;
+    const ul = document.createElement('ul');
+    ul.className = 'products';
+    ul.setAttribute('role', 'list'); // list-style:none drops the list role in some browsers
+    ul.setAttribute('aria-label', it.products.length === 1 ? '1 product' : it.products.length + ' products');
+    for (const p of it.products) ul.appendChild(productCard(p, (x) => this._pickProduct(x)));
+    it.body.parentNode.insertBefore(ul, it.workEl || it.body);
+    it.productsEl = ul;
+  }
+
+  _pickProduct(p) {
+    this.dispatchEvent(new CustomEvent('trilemma-product', { detail: { id: p.id, title: p.title }, bubbles: true, composed: true }));
   }
 
   _renderMeta(it) {
@@ -1324,6 +1584,9 @@ export class TrilemmaChat extends HTMLElement {
         const rec = { kind: 'assistant', turnId: typeof x.turnId === 'string' ? x.turnId : null, text: x.text,
           seq: Number.isInteger(x.seq) ? x.seq : 0, done: !!x.done, finish: x.finish || undefined,
           note: typeof x.note === 'string' ? x.note : '', meta: x.meta || null, userId: x.userId || null };
+        // stored image URLs are absolute already; the slate is checked again like a new one
+        const products = normalizeProducts(x.products, null);
+        if (products.length) rec.products = products;
         if (!rec.turnId && !rec.done) continue; // a placeholder that never got a turn
         this._items.push(rec);
         if (rec.turnId) this._byTurn.set(rec.turnId, rec);
@@ -1350,7 +1613,7 @@ export class TrilemmaChat extends HTMLElement {
       if (i.kind === 'user') return { kind: 'user', id: i.id, text: i.text, failed: !!i.failed };
       if (i.kind === 'notice') return { kind: 'notice', level: i.level, text: i.text };
       return { kind: 'assistant', turnId: i.turnId, text: i.text, seq: i.seq, done: i.done, finish: i.finish,
-               note: i.note || '', meta: i.meta || null, userId: i.userId || null };
+               note: i.note || '', meta: i.meta || null, userId: i.userId || null, products: i.products || null };
     });
     const waiting = !!(this._current && !this._current.rec?.turnId) || !!(this._pending && !this._pending.rec);
     const data = { v: VERSION, cid: this._cid, items, total: this._total, waiting,
@@ -1434,9 +1697,11 @@ export class TrilemmaChat extends HTMLElement {
     this._resumeSent = false;
     this._replaying = null;
     this._discardTurn = null;
-    // a turn in flight is continued by resume once the connection is back
+    // a turn in flight is continued by resume once the connection is back; what it was doing
+    // is not known any more (the typing indicator stands in until the answer resumes)
     if (this._current) {
       const cur = this._current;
+      this._clearWorkStatus(cur.rec);
       this._pending = { userId: cur.userId, rec: cur.placeholder ? null : cur.rec, placeholder: cur.placeholder ? cur.rec : null,
                         text: this._items.find((i) => i.kind === 'user' && i.id === cur.userId)?.text, stopRequested: cur.stopRequested };
       this._current = null;
@@ -1457,6 +1722,8 @@ export class TrilemmaChat extends HTMLElement {
       case 'session': return this._onSession(m);
       case 'resumed': return this._onResumed(m);
       case 'turn_start': return this._onTurnStart(m);
+      case 'status': return this._onWorkStatus(m);
+      case 'products': return this._onProducts(m);
       case 'delta': return this._onDelta(m);
       case 'turn_end': return this._onTurnEnd(m);
       case 'error': return this._onError(m);
@@ -1600,6 +1867,49 @@ export class TrilemmaChat extends HTMLElement {
     if (cur.stopRequested) this._wsSend({ type: 'cancel', turn_id: m.turn_id });
   }
 
+  // `status`: what the assistant is doing before its answer starts; the latest one wins, and
+  // none is shown once the first delta has arrived.
+  _onWorkStatus(m) {
+    if (m.turn_id === this._discardTurn) return;
+    const rec = this._byTurn.get(m.turn_id);
+    if (!rec || rec.done || rec.seq > 0) return;
+    rec.status = { stage: typeof m.stage === 'string' ? m.stage : '', tool: typeof m.tool === 'string' ? m.tool : undefined };
+    this._renderAssistant(rec);
+    this._scrollToEnd();
+    this._emit('stage', { turnId: m.turn_id, stage: rec.status.stage, tool: rec.status.tool, text: statusText(rec.status.stage, rec.status.tool) });
+  }
+
+  // `products`: the slate the answer is about, shown as cards above it (a later slate of the
+  // same turn replaces the earlier one). A slate with no usable item is ignored.
+  _onProducts(m) {
+    if (m.turn_id === this._discardTurn) return;
+    const rec = this._byTurn.get(m.turn_id);
+    if (!rec || rec.done) return;
+    const items = normalizeProducts(m.items, this._imageBase());
+    if (!items.length) return;
+    rec.products = items;
+    this._renderAssistant(rec);
+    this._scrollToEnd();
+    this._saveSoon();
+    this._emit('products', { turnId: m.turn_id, items: items.map((p) => ({ ...p, specs: p.specs && [...p.specs] })) });
+  }
+
+  // relative image paths are relative to the chat server that sent them (its http(s) address)
+  _imageBase() {
+    try {
+      const u = new URL(this.server);
+      return (u.protocol === 'wss:' ? 'https://' : 'http://') + u.host + '/';
+    } catch {
+      return null;
+    }
+  }
+
+  _clearWorkStatus(rec) {
+    if (!rec || !rec.status) return;
+    rec.status = null;
+    this._renderAssistant(rec);
+  }
+
   _onDelta(m) {
     if (m.turn_id === this._discardTurn) return;
     const rec = this._byTurn.get(m.turn_id);
@@ -1607,6 +1917,7 @@ export class TrilemmaChat extends HTMLElement {
     if (m.seq <= rec.seq) return; // already shown (a replay of what we rendered)
     rec.text += m.text;
     rec.seq = m.seq;
+    rec.status = null; // the answer itself replaces the status line
     this._renderAssistant(rec);
     this._scrollToEnd();
     this._saveSoon();
@@ -1619,6 +1930,7 @@ export class TrilemmaChat extends HTMLElement {
     const replay = this._replaying;
     if (rec && !rec.done) {
       rec.done = true;
+      rec.status = null;
       rec.finish = m.finish_reason;
       rec.meta = { usage: m.usage, cost: m.cost, latency_ms: m.latency_ms };
       const stopped = (this._current && this._current.rec === rec && this._current.stopRequested) ||
@@ -1648,6 +1960,9 @@ export class TrilemmaChat extends HTMLElement {
   _onError(m) {
     const code = typeof m.code === 'string' ? m.code : 'internal';
     this._emit('error', { code, message: m.message, id: m.id, turnId: m.turn_id });
+    // an error ends the status line of the turn it is about
+    this._clearWorkStatus(typeof m.turn_id === 'string' ? this._byTurn.get(m.turn_id) : null);
+    if (this._current && m.id && m.id === this._current.userId) this._clearWorkStatus(this._current.rec);
     // resume failures (errors about a resume carry no message id)
     if (this._resumeSent && !m.id) {
       this._resumeSent = false;

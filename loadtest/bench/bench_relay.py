@@ -14,7 +14,11 @@ million relayed tokens (utime+stime of trilemmad from /proc, divided by the delt
 read from its /metrics). Prints a table and writes JSON.
 
   /usr/bin/python3 loadtest/bench/bench_relay.py [--build build] [--levels 100,1000,5000]
-      [--duration 20] [--tps 20] [--tokens 40] [--ttft-ms 200] [--json FILE]
+      [--duration 20] [--tps 20] [--tokens 40] [--ttft-ms 200] [--late-headers] [--json FILE]
+
+The simulated provider is plain HTTP/1.1 only (like vLLM, llama.cpp, Ollama: one stream per
+connection); --late-headers makes it send each response head with the first token, as Go's
+net/http (Ollama) does (trilemma-sim --late-headers, docs/sim.md).
 
 A process here holds at most ~20,000 file descriptors: at 5,000 streams trilemmad holds 10,000
 (client + upstream), which fits. Absolute times on a shared 2-core machine are noisy: read the
@@ -91,7 +95,7 @@ def level(a, n, tmp):
     sim = subprocess.Popen(
         [os.path.join(a.build, "trilemma-sim"), "--listen", "127.0.0.1:%d" % sim_port,
          "--workers", "1", "--ttft-ms", str(a.ttft_ms), "--ttft-jitter-ms", "0", "--tps",
-         str(a.tps), "--tokens", str(a.tokens)],
+         str(a.tps), "--tokens", str(a.tokens), *(["--late-headers"] if a.late_headers else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     srv = None
     try:
@@ -143,6 +147,8 @@ def main():
     ap.add_argument("--tokens", type=int, default=40)
     ap.add_argument("--ttft-ms", type=int, default=200)
     ap.add_argument("--think-ms", type=int, default=500)
+    ap.add_argument("--late-headers", action="store_true",
+                    help="the HTTP/1.1 sim sends each response head with the first token")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-relay-")
@@ -161,7 +167,8 @@ def main():
             r["streams"], trio("ttft_p50"), trio("ttft_p99"), trio("gap_p50"), trio("gap_p99"),
             x["cpu_s_per_mtok"], d["errors"], x["errors"]))
     out = {"cores": os.cpu_count(), "sim": {"ttft_ms": a.ttft_ms, "tps": a.tps,
-                                             "tokens": a.tokens}, "levels": rows}
+                                             "tokens": a.tokens, "late_headers": a.late_headers},
+           "levels": rows}
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -47,6 +47,9 @@ static void usage(FILE *f)
             "  --cheap-mistake-rate P  sim-cheap: share of answers with a mistake (default 0.3)\n"
             "  --classifier-error-rate P  sim-classifier: share of wrong types (default 0)\n"
             "  --classifier-ms MS      sim-classifier: time to its answer (default 30)\n"
+            "  --late-headers          send the response head with the first token, not at once\n"
+            "                          (as Go's net/http, e.g. Ollama, does)\n"
+            "Plain HTTP/1.1 only (no TLS, no HTTP/2): one stream per connection at a time.\n"
             "See docs/sim.md for the [[sim:...]] directives.\n");
 }
 
@@ -70,7 +73,7 @@ struct flags {
     uint32_t drain_ms;
 };
 
-enum flag_kind { FLAG_STR, FLAG_INT, FLAG_U32, FLAG_U64, FLAG_DBL, FLAG_ENDPOINT };
+enum flag_kind { FLAG_STR, FLAG_INT, FLAG_U32, FLAG_U64, FLAG_DBL, FLAG_ENDPOINT, FLAG_BOOL };
 
 struct flag_def {
     const char *name;
@@ -93,6 +96,10 @@ static void set_flag(const struct flag_def *d, const char *v)
                     d->name, v);
             exit(2);
         }
+        return;
+    }
+    if (d->kind == FLAG_BOOL) {
+        *(bool *)d->dst = true;
         return;
     }
     double x = num(d->name, v, d->lo, d->hi);
@@ -131,11 +138,14 @@ static void parse_flags(int argc, char **argv, struct flags *f, struct sim_opts 
         {"cheap-mistake-rate", FLAG_DBL, &o->cheap_mistake_rate, 0, 1},
         {"classifier-error-rate", FLAG_DBL, &o->classifier_error_rate, 0, 1},
         {"classifier-ms", FLAG_U32, &o->classifier_ms, 0, 600000},
+        {"late-headers", FLAG_BOOL, &o->late_headers, 0, 0},
     };
     enum { NDEFS = sizeof(defs) / sizeof(defs[0]), FIRST = 256 };
     struct option opts[NDEFS + 2];
     for (int i = 0; i < NDEFS; i++)
-        opts[i] = (struct option){defs[i].name, required_argument, NULL, FIRST + i};
+        opts[i] = (struct option){defs[i].name,
+                                  defs[i].kind == FLAG_BOOL ? no_argument : required_argument, NULL,
+                                  FIRST + i};
     opts[NDEFS] = (struct option){"help", no_argument, NULL, 'h'};
     opts[NDEFS + 1] = (struct option){NULL, 0, NULL, 0};
     int ch;

@@ -25,6 +25,7 @@ struct sim_stream {
     struct sim_plan plan;
     uint32_t next; /* index of the next step */
     double due_ms; /* when the next step is due, on the loop clock */
+    bool head_out; /* the HTTP response head is queued */
     bool started;  /* the opening events are out */
     bool aborting; /* a reset waits for queued bytes to reach the socket */
     bool held;     /* complete, body held open (plan.hold_open) until the client leaves */
@@ -159,9 +160,22 @@ static void run_steps(struct sim_stream *st, struct loop *l)
     timer_arm(l, &st->timer, (uint64_t)ceil(st->due_ms), tick);
 }
 
+/* Queue the response head (once): at the start, or with the first token (--late-headers). */
+static void send_head(struct sim_stream *st)
+{
+    if (st->head_out)
+        return;
+    st->head_out = true;
+    conn_http_stream_start(st->c, 200,
+                           st->plan.sse ? sim_wire_stream_type(st->resp.fmt)
+                                        : "application/json; charset=utf-8",
+                           NULL);
+}
+
 static void tick(struct loop *l, struct timer *t)
 {
     struct sim_stream *st = of_timer(t);
+    send_head(st);
     if (st->aborting) {
         stream_abort(st);
         return;
@@ -200,9 +214,12 @@ void sim_stream_begin(struct sim_worker *sw, struct conn *c, const struct sim_re
     st->plan = *plan;
     conn_set_app(c, st);
     atomic_fetch_add_explicit(&sw->st->active, 1, memory_order_relaxed);
-    conn_http_stream_start(
-        c, 200, plan->sse ? sim_wire_stream_type(resp->fmt) : "application/json; charset=utf-8",
-        NULL);
+    /* A late head keeps the client from knowing even the protocol version until the first
+     * token: a client that waits to learn whether it may multiplex waits that long. */
+    if (sw->sim->o.late_headers)
+        conn_http_defer(c);
+    else
+        send_head(st);
     uint64_t delay = plan->ttft_ms;
     if (!plan->sse) /* a whole response comes when the last token would have */
         delay += (uint64_t)(plan->gap_ms * st->ans.nsteps);

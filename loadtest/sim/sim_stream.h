@@ -1,7 +1,8 @@
-/* sim_stream.h - one simulated generation on one HTTP connection: the response head at once,
- * the first token after the time to first token, then one token per tick of the stream's own
- * timer, each token its own SSE event in its own HTTP chunk, then the closing events. Faults
- * (reset, stall, error event) happen where the plan says.
+/* sim_stream.h - one simulated generation on one HTTP connection: the response head at once
+ * (with the first token under --late-headers), the first token after the time to first token,
+ * then one token per tick of the stream's own timer, each token its own SSE event in its own
+ * HTTP chunk, then the closing events. Faults (reset, stall, error event) happen where the plan
+ * says.
  *
  * A stream belongs to its connection (conn_set_app) and to its worker's loop (its timer); it is
  * freed when it ends or when the client goes away first (sim_stream_closed from on_http_close). */
@@ -32,9 +33,9 @@ struct sim_plan {
                            * leaves (a proxy that never ends the response) */
 };
 
-/* Begin the response on c: the HTTP head is queued now, the rest follows on the stream's timer.
- * Takes over *ans (left zeroed) and copies *resp. The generation must have been admitted with
- * sim_capacity_admit; the stream releases it when it ends. */
+/* Begin the response on c: the HTTP head is queued now (or deferred), the rest follows on the
+ * stream's timer. Takes over *ans (left zeroed) and copies *resp. The generation must have been
+ * admitted with sim_capacity_admit; the stream releases it when it ends. */
 void sim_stream_begin(struct sim_worker *sw, struct conn *c, const struct sim_resp *resp,
                       struct sim_answer *ans, const struct sim_plan *plan);
 

@@ -108,6 +108,7 @@ static void test_every_key(void)
                        "max_header_bytes = 16384\n"
                        "handshake_timeout_ms = 5000\n"
                        "drain_timeout_ms = 0\n"
+                       "trusted_proxies = 10.0.0.0/8, fd00::/8 ,192.0.2.7\n"
                        "[websocket]\n"
                        "max_message_bytes = 131072\n"
                        "ping_interval_ms = 1000\n"
@@ -135,6 +136,8 @@ static void test_every_key(void)
     CHECK(c.max_connections == 5000 && c.max_connections_per_ip == 50);
     CHECK(c.max_header_bytes == 16384 && c.handshake_timeout_ms == 5000);
     CHECK(c.drain_timeout_ms == 0);
+    CHECK(c.trusted_proxies.n == 3 && c.trusted_proxies.nets[0].bits == 96 + 8 &&
+          c.trusted_proxies.nets[1].bits == 8 && c.trusted_proxies.nets[2].bits == 128);
     CHECK(c.max_message_bytes == 131072 && c.ping_interval_ms == 1000);
     CHECK(c.idle_timeout_ms == 3000 && c.close_timeout_ms == 200);
     CHECK(c.outbound_limit_bytes == 262144);
@@ -242,6 +245,18 @@ static void test_value_errors(void)
                  "2: bad value for 'workers': expected an integer 0..1024");
     EXPECT_ERROR("[server]\nworkers = 4;four\n",
                  "2: bad value for 'workers': expected an integer 0..1024");
+    EXPECT_ERROR("[server]\ntrusted_proxies = 10.0.0.0/8, ingress.local\n",
+                 "2: bad value for 'trusted_proxies': entry 2: expected an IPv4 or IPv6 address "
+                 "or ADDRESS/BITS with no host bits set");
+    EXPECT_ERROR("[server]\ntrusted_proxies =\n",
+                 "2: bad value for 'trusted_proxies': empty value");
+    /* a turn is stored as one record (store/record.h): the keys that size it are capped */
+    EXPECT_ERROR("[session]\nmax_text_bytes = 16777217\n",
+                 "2: bad value for 'max_text_bytes': expected an integer 1..16777216 (a turn "
+                 "must fit one stored record of 64 MiB)");
+    EXPECT_ERROR("[model]\nmax_tokens = 262145\n",
+                 "2: bad value for 'max_tokens': expected an integer 1..262144 (a turn must fit "
+                 "one stored record of 64 MiB)");
     /* the first error wins */
     EXPECT_ERROR("[server]\nworkers = x\nbogus = 1\n[nope]\n",
                  "2: bad value for 'workers': expected an integer 0..1024");
@@ -453,13 +468,15 @@ static void test_listen(void)
     }
 }
 
-static const char *const env_vars[] = {
-    "TRILEMMA_LISTEN",     "TRILEMMA_WORKERS",      "TRILEMMA_JWT_SECRET",
-    "TRILEMMA_JWT_ISSUER", "TRILEMMA_JWT_AUDIENCE", "TRILEMMA_ALLOWED_ORIGINS",
-    "TRILEMMA_LOG_LEVEL",  "DATABASE_URL",          "TRILEMMA_MODEL",
-    "TRILEMMA_FALLBACKS",  "OPENAI_BASE_URL",       "ANTHROPIC_BASE_URL",
-    "GEMINI_BASE_URL",     "OPENAI_API_KEY",        "ANTHROPIC_API_KEY",
-    "GEMINI_API_KEY"};
+static const char *const env_vars[] = {"TRILEMMA_LISTEN",         "TRILEMMA_WORKERS",
+                                       "TRILEMMA_JWT_SECRET",     "TRILEMMA_JWT_ISSUER",
+                                       "TRILEMMA_JWT_AUDIENCE",   "TRILEMMA_ALLOWED_ORIGINS",
+                                       "TRILEMMA_LOG_LEVEL",      "DATABASE_URL",
+                                       "TRILEMMA_MODEL",          "TRILEMMA_FALLBACKS",
+                                       "OPENAI_BASE_URL",         "ANTHROPIC_BASE_URL",
+                                       "GEMINI_BASE_URL",         "OPENAI_API_KEY",
+                                       "ANTHROPIC_API_KEY",       "GEMINI_API_KEY",
+                                       "TRILEMMA_TRUSTED_PROXIES"};
 
 static void clear_env(void)
 {
@@ -484,6 +501,7 @@ static void test_env(void)
     setenv("TRILEMMA_JWT_AUDIENCE", "chat", 1);
     setenv("TRILEMMA_ALLOWED_ORIGINS", "https://a.example,https://b.example", 1);
     setenv("TRILEMMA_LOG_LEVEL", "debug", 1);
+    setenv("TRILEMMA_TRUSTED_PROXIES", "10.244.0.0/16", 1);
     setenv("DATABASE_URL", "postgres://u:pw@db/trilemma", 1);
     CHECKF(config_apply_env(&c, err, sizeof(err)) == 0, "%s", err);
     CHECK(strcmp(c.listen_host, "::1") == 0 && c.listen_port == 9001);
@@ -492,6 +510,7 @@ static void test_env(void)
     CHECK(strcmp(c.jwt_issuer, "https://idp") == 0 && strcmp(c.jwt_audience, "chat") == 0);
     CHECK(c.num_allowed_origins == 2 && strcmp(c.allowed_origins[1], "https://b.example") == 0);
     CHECK(c.log_level == LOG_DEBUG);
+    CHECK(c.trusted_proxies.n == 1 && c.trusted_proxies.nets[0].bits == 96 + 16);
     CHECK(strcmp(c.database_url, "postgres://u:pw@db/trilemma") == 0);
     CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err);
 
@@ -538,6 +557,9 @@ static void test_env(void)
         {"TRILEMMA_ALLOWED_ORIGINS", "*",
          "TRILEMMA_ALLOWED_ORIGINS: bad value for 'allowed_origins': entry 1: expected "
          "scheme://host[:port] (no path, at most 255 bytes)"},
+        {"TRILEMMA_TRUSTED_PROXIES", "10.0.0.0/8, 10.0.0.1/8",
+         "TRILEMMA_TRUSTED_PROXIES: bad value for 'trusted_proxies': entry 2: expected an IPv4 "
+         "or IPv6 address or ADDRESS/BITS with no host bits set"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         clear_env();

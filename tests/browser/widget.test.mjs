@@ -507,7 +507,7 @@ test('Markdown subset: exact DOM for each construct, incremental re-render keeps
 
   const errs = await page.evaluate(async () => {
     const { errorText } = await import('/widget.js');
-    const codes = ['rate_limited', 'storage_unavailable', 'provider_error', 'provider_unavailable', 'text_too_long', 'draining',
+    const codes = ['rate_limited', 'storage_unavailable', 'provider_error', 'turn_too_large', 'provider_unavailable', 'text_too_long', 'draining',
       'turn_in_progress', 'unknown_turn', 'resume_unavailable', 'unknown_conversation', 'forbidden', 'invalid_json',
       'invalid_message', 'unknown_type', 'missing_field', 'invalid_field', 'internal', 'some_future_code'];
     return codes.map((c) => [c, errorText(c, { max_text_bytes: 16000 })]);

@@ -376,7 +376,11 @@ class Conn:
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
+        try:
+            self.sock.connect((host, port))
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.eof = False
@@ -446,6 +450,19 @@ class Conn:
 
     def read_response(self, timeout=None, head_only=False):
         return read_http_response(self, timeout=timeout, head_only=head_only)
+
+
+def try_connect(port, cls=Conn, **kw):
+    """(cls(port, **kw), None) - a Conn or RawWS - or (None, 'refused' | 'reset') when the server
+    does not accept the TCP connection. Both are "not accepted": a closed listener refuses new
+    SYNs, and one closed while our SYN waited in its queue (a server starting to drain, or
+    stopping) answers it with RST, which connect() itself reports as ECONNRESET."""
+    try:
+        return cls(port, **kw), None
+    except ConnectionRefusedError:
+        return None, "refused"
+    except ConnectionResetError:
+        return None, "reset"
 
 
 def read_http_response(conn, timeout=None, head_only=False):

@@ -120,6 +120,65 @@ def connections_per_ip_limit_503():
 
 
 @suite.test
+def connections_per_ip_behind_a_trusted_proxy_use_x_forwarded_for():
+    """[server] trusted_proxies: from a listed peer (the ingress), max_connections_per_ip counts
+    the client named by X-Forwarded-For, not the proxy; from any other peer the header is
+    ignored and the TCP peer is counted. Sources are loopback addresses of this machine."""
+    proxy, other = "127.0.0.9", "127.0.0.8"
+    cfg = {"server": {"max_connections_per_ip": 2, "trusted_proxies": "10.0.0.0/8, %s" % proxy}}
+    srv = Server(config=cfg, name="proxy").start()
+    try:
+        def upgrade(source, xff):
+            ws = RawWS(srv.port, source=source)
+            r = ws.handshake(headers={"X-Forwarded-For": xff}, expect=None)
+            if r.status == 101:
+                assert ws.recv_json()["type"] == "session"
+            return ws, r.status
+
+        # through the proxy: two clients, two connections each; the proxy holds four
+        kept = []
+        for client in ("203.0.113.5", "203.0.113.6"):
+            for _ in range(2):
+                ws, status = upgrade(proxy, "%s, 10.1.2.3" % client)  # via an inner proxy too
+                assert status == 101, (client, status)
+                kept.append(ws)
+        # a third from the same client is over its limit, whichever forged entries it adds
+        for xff in ("203.0.113.5", "198.51.100.1, 203.0.113.5"):
+            ws, status = upgrade(proxy, xff)
+            assert status == 503, (xff, status)
+            ws.close()
+
+        # not a trusted peer: X-Forwarded-For is ignored, its own address is counted
+        for i in range(2):
+            ws, status = upgrade(other, "192.0.2.%d" % (10 + i))
+            assert status == 101, status
+            kept.append(ws)
+        ws, status = upgrade(other, "192.0.2.99")
+        assert status == 503, status
+        ws.close()
+        assert metric(srv, 'trilemma_errors_total{kind="connection_limit"}') == 3
+
+        # a client that leaves frees its slot for its next connection through the proxy
+        first = kept.pop(0)
+        first.send_close(1000)
+        assert first.expect_close()[0] == 1000
+        first.expect_eof()
+        first.close()
+
+        def slot_free():
+            ws, status = upgrade(proxy, "203.0.113.5")
+            ws.close()
+            assert status in (101, 503), status
+            return status == 101
+
+        harness.wait_until(slot_free, "the forwarded client's freed slot")
+        for ws in kept:
+            ws.close()
+    finally:
+        srv.stop()
+
+
+@suite.test
 def server_connection_limit_503():
     # 2 per IP, 4 in all: clients from 127.0.0.2, .3, .4 ... reach the server-wide limit first
     srv = Server(config={"server": {"max_connections": 4, "max_connections_per_ip": 2}}, name="max-conn").start()

@@ -299,6 +299,42 @@ async def test_the_end_marker_ends_the_call_when_the_body_stays_open():
             await ws.close()
 
 
+@suite.test
+async def test_concurrent_turns_all_reach_an_http1_upstream_at_once():
+    """Issue 10 item 1: trilemma-sim speaks plain HTTP/1.1 only, like a self-hosted vLLM,
+    llama.cpp or Ollama server, so N streams at once need N connections. A transfer must never
+    wait for a busy connection in the hope that it turns out to multiplex: with --late-headers
+    (the response head comes with the first token, as Go's net/http sends it) such a wait lasted
+    a whole answer. Proof by the provider's own count of generations in flight: every request
+    arrived while all the others were still waiting for their first token (which, at ten
+    minutes, none of them gets during the test)."""
+    n = 24
+    for late in (["--late-headers"], []):
+        up = Sim("--ttft-ms", "600000", *late)
+        try:
+            env = dict(up.base_urls(), TRILEMMA_MODEL="openai/sim-shopper")
+            cfg = {"model": {"first_token_timeout_ms": 3600000, "stall_timeout_ms": 3600000}}
+            with Server(config=cfg, env=env, workers=1, name="relay-http1") as srv:
+                clients = [await open_session(srv) for _ in range(n)]
+                await asyncio.gather(*(ws.send(json.dumps(
+                    {"type": "user_message", "id": "m%d" % i, "text": "question %d" % i}))
+                    for i, ws in enumerate(clients)))
+                try:
+                    wait_until(lambda: up.metric("trilemma_sim_streams_active") == n,
+                               "all %d requests at the HTTP/1.1 provider at once" % n)
+                except AssertionError:
+                    raise AssertionError("%s: only %d of %d requests reached the provider" % (
+                        late, up.metric("trilemma_sim_streams_active"), n)) from None
+                assert up.metric('trilemma_sim_requests_total{format="openai"}') == n
+                for ws in clients:
+                    await ws.close()
+                # the clients left: every upstream transfer is aborted, none is left behind
+                wait_until(lambda: up.metric("trilemma_sim_streams_active") == 0,
+                           "the provider to see every transfer aborted")
+        finally:
+            up.stop()
+
+
 @suite.on_teardown
 def stop_sim():
     if SIM is not None:

@@ -523,6 +523,36 @@ async def test_resume_is_for_the_owner_only_and_replays_after_after_seq_exactly(
 
 
 @suite.test
+async def test_a_resume_larger_than_the_outbound_limit_is_paced_not_dropped():
+    """Issue 10 item 5: the unseen deltas of a long answer (1,500 deltas, ~110 KB of events)
+    far exceed outbound_limit_bytes (8 KiB). The replay follows the client's reading instead
+    of queueing them all at once (which closed the connection with 1008, and the widget
+    resumed again, forever): every delta arrives, split and numbered as first sent."""
+    words = ["w%d " % (i % 10) for i in range(1500)]
+    text = "".join(words)
+    cfg = {"websocket": {"max_message_bytes": 8192, "outbound_limit_bytes": 8192},
+           "session": {"max_text_bytes": 8000, "echo_delay_ms": 1}}
+    with Server(config=cfg, env=db_env(), name="paced-resume") as srv:
+        a = await Chat.connect(srv)
+        tid, deltas, end = await a.ok_turn("m1", text)
+        assert "".join(d["text"] for d in deltas) == text and len(deltas) == 1500
+        await a.close()
+
+        for after in (700, 0):
+            b = await Chat.connect(srv)
+            await b.send({"type": "resume", "conversation_id": a.cid, "after_seq": after})
+            ev = await b.recv()
+            assert ev["type"] == "resumed" and ev["turn_id"] == tid, ev
+            again = [await b.recv() for _ in range(1500 - after)]
+            assert again == deltas[after:], [e for e in again if e.get("type") != "delta"][:3]
+            replayed = await b.recv()
+            assert replayed["type"] == "turn_end" and replayed["replayed"] is True, replayed
+            if after == 0:  # the connection is alive and the conversation goes on
+                await b.ok_turn("m2", "still here")
+            await b.close()
+
+
+@suite.test
 async def test_outage_mid_load_every_turn_that_ended_is_stored_exactly_once():
     srv = Server(config=LOAD, env=db_env(TRILEMMA_ADMIN_TOKEN=ADMIN), name="outage").start()
     try:

@@ -454,7 +454,7 @@ def main():
         sys.exit(77)
     for tool in ("buildah", "debootstrap"):
         if not shutil.which(tool):
-            print("image test: %s is missing (scripts/deps.sh installs it)" % tool)
+            print("image test: %s is missing (scripts/deps.sh --test installs it)" % tool)
             sys.exit(1)
     if TRACE_OUT:
         suite.tests = [image_builds_offline_with_buildah_and_its_config_is_what_kubernetes_expects,

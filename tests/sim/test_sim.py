@@ -913,6 +913,51 @@ def keep_alive_serves_the_next_request(sim):
 
 
 @test
+def http1_only(sim):
+    """Plain HTTP/1.1 only (docs/sim.md): an h2c upgrade offer is ignored (the answer is an
+    HTTP/1.1 stream, not 101), an HTTP/2 prior-knowledge preface is a bad request."""
+    c = Conn(sim.port)
+    c.send("POST", "/v1/chat/completions", openai_req([{"role": "user", "content": "x"}]),
+           {"Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c",
+            "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"})
+    status, headers = c.read_head()
+    assert status == 200 and headers.get("transfer-encoding") == "chunked", (status, headers)
+    c.close()
+    c = Conn(sim.port)
+    c.s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    status, _ = c.read_head()
+    assert status == 400, status
+    c.close()
+
+
+@test
+def late_headers_come_with_the_first_token(sim):
+    late = Sim("--late-headers")
+    try:
+        # admitted (the stream is counted) but nothing sent before the first token is due
+        c = Conn(late.port)
+        c.send("POST", "/v1/chat/completions",
+               openai_req([{"role": "user", "content": "[[sim:ttft=600000]] wait " + nonce()}]))
+        wait_until(lambda: late.metric("streams_active") == 1, "the request to be admitted")
+        readable, _, _ = select.select([c.s], [], [], 0.3)
+        assert not readable, "the response head came before the first token"
+        c.close()
+        wait_until(lambda: late.metric("streams_active") == 0, "the stream to be freed")
+        # then a whole stream, and keep-alive serves the next request on the connection
+        for fmt in FORMATS:
+            r = chat(late, fmt, "late " + nonce())
+            assert r.status == 200 and r.ended and Stream(fmt, r).tokens == 20, fmt
+            r.conn.close()
+        r = post(late, "openai", openai_req([{"role": "user", "content": "one " + nonce()}]))
+        r2 = post(late, "openai", openai_req([{"role": "user", "content": "two " + nonce()}]),
+                  conn=r.conn)
+        assert r.ended and r2.status == 200 and r2.ended and Stream("openai", r2).tokens == 20
+        r.conn.close()
+    finally:
+        late.stop()
+
+
+@test
 def bad_requests(sim):
     r = request(sim.port, "POST", "/v1/messages", anthropic_req([{"role": "user",
                                                                    "content": "x"}]))

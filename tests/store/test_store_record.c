@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -105,6 +106,58 @@ static void test_round_trip(void)
     buf_free(&b);
 }
 
+/* Version 2: the route, the flags and each call's agent and prompt version come back. */
+static void test_route_and_flags(void)
+{
+    struct store_turn t = sample();
+    struct llm_call_record c2[2] = {calls[0], calls[1]};
+    snprintf(c2[1].agent, sizeof(c2[1].agent), "search");
+    snprintf(c2[1].prompt_version, sizeof(c2[1].prompt_version), "0123456789ab");
+    t.calls = c2;
+    t.query_type = "product_search";
+    t.agent = "search";
+    t.flags = "ungrounded_number,narration_removed";
+    struct buf b = {0};
+    rec_encode(&b, &t);
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(!strcmp(rt.t.query_type, "product_search") && !strcmp(rt.t.agent, "search"));
+    CHECK(!strcmp(rt.t.flags, "ungrounded_number,narration_removed"));
+    CHECK(rt.t.calls[0].agent[0] == '\0' && !strcmp(rt.t.calls[1].agent, "search"));
+    CHECK(!strcmp(rt.t.calls[1].prompt_version, "0123456789ab"));
+    rec_turn_free(&rt);
+    buf_free(&b);
+}
+
+/* A record of version 1 (the journal a previous release left) still replays: it is a version 2
+ * record without the tail (three empty strings and two per call, 5 bytes each). */
+static void test_version_1_replays(void)
+{
+    struct store_turn t = sample();
+    struct buf b = {0};
+    rec_encode(&b, &t);
+    size_t tail = 5 * (3 + 2 * t.n_calls);
+    uint8_t *p = (uint8_t *)buf_begin(&b);
+    uint32_t len = (uint32_t)(buf_size(&b) - 12 - tail);
+    p[12] = 1;
+    uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+    for (int k = 0; k < 4; k++)
+        p[4 + k] = l[k], p[8 + k] = (uint8_t)(crc >> (8 * k));
+    CHECK(rec_check(buf_begin(&b), 12 + len) == (long)(12 + len));
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
+    CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.n_calls == 2);
+    CHECK(rt.t.calls[1].agent[0] == '\0');
+    rec_turn_free(&rt);
+    p[12] = 3; /* a version from the future is refused */
+    crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+    for (int k = 0; k < 4; k++)
+        p[8 + k] = (uint8_t)(crc >> (8 * k));
+    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == -EBADMSG);
+    buf_free(&b);
+}
+
 /* Any single flipped byte is caught; any prefix is "incomplete" or caught. */
 static void test_corruption(void)
 {
@@ -189,9 +242,66 @@ static void test_locking(void)
     buf_free(&b);
 }
 
+/* A turn too large for one record (REC_MAX_PAYLOAD) is refused by rec_encode and adds nothing:
+ * written, it would read back as a torn tail and hide every record after it. The largest record
+ * that fits is accepted and reads back whole. */
+static void test_oversized_record_refused(void)
+{
+    struct store_turn t = sample();
+    struct buf probe = {0};
+    CHECK(rec_encode(&probe, &t) == 0);
+    size_t room = REC_MAX_PAYLOAD - (buf_size(&probe) - REC_HEADER); /* answer bytes left */
+    buf_free(&probe);
+    size_t big_len = t.answer_len + room + 1;
+    char *big = xmalloc(big_len);
+    memset(big, 'a', big_len);
+    uint32_t big_deltas[3] = {5, 11, (uint32_t)big_len};
+
+    struct store_turn huge = t;
+    huge.answer = big;
+    huge.answer_len = big_len;
+    huge.delta_ends = big_deltas;
+    struct buf recs = {0};
+    CHECK(rec_encode(&recs, &t) == 0);
+    size_t one = buf_size(&recs);
+    CHECK(rec_encode(&recs, &huge) == -EMSGSIZE);
+    CHECK(buf_size(&recs) == one); /* nothing appended */
+    CHECK(rec_encode(&recs, &t) == 0);
+
+    /* the journal around the refused turn loses nothing */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/2-w0.journal", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK(write(fd, buf_begin(&recs), buf_size(&recs)) == (ssize_t)buf_size(&recs));
+    close(fd);
+    struct journal *j = journal_adopt(dir, NULL);
+    CHECK(j != NULL && j->size == buf_size(&recs) && j->dropped == 0);
+    if (j) {
+        struct buf out = {0};
+        uint64_t end;
+        CHECK(journal_read(j, 0, 100, 1 << 20, &out, &end) == 2 && end == buf_size(&recs));
+        buf_free(&out);
+        journal_close(j, true);
+    }
+
+    /* one byte less: exactly REC_MAX_PAYLOAD, accepted and whole */
+    huge.answer_len = big_len - 1;
+    big_deltas[2] = (uint32_t)huge.answer_len;
+    struct buf edge = {0};
+    CHECK(rec_encode(&edge, &huge) == 0);
+    CHECK(buf_size(&edge) == REC_HEADER + (size_t)REC_MAX_PAYLOAD);
+    CHECK(rec_check(buf_begin(&edge), buf_size(&edge)) == (long)buf_size(&edge));
+    buf_free(&edge);
+    buf_free(&recs);
+    xfree(big);
+}
+
 /* Runs every check; exit 0 when all pass (77: skipped). */
 int main(void)
 {
+    test_route_and_flags();
+    test_version_1_replays();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
     test_corruption();
@@ -201,6 +311,7 @@ int main(void)
     }
     test_torn_tail();
     test_locking();
+    test_oversized_record_refused();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
