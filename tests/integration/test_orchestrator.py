@@ -173,8 +173,7 @@ def orch_server(s, agents=None, tools=None, extra_env=None, name="orch", config=
                      "first_token_timeout_ms": 10000, "stall_timeout_ms": 10000},
            "orchestrator": {"agents_file": agents or os.path.join(Args.source, "config",
                                                                    "agents.ini")}}
-    if tools:
-        cfg["tools"] = {"tools_file": tools}
+    cfg["tools"] = {"tools_file": tools or os.path.join(Args.source, "config", "tools.json")}
     for k, v in (config or {}).items():
         cfg.setdefault(k, {}).update(v)
     return Server(config=cfg, env=env, workers=1, name=name)
@@ -833,6 +832,101 @@ async def test_cancel_during_tool_call_stops_the_transfer():
         t = await turn(ws, "hello there", "m2")
         t.check_stop()
         await ws.close()
+
+
+# --------------------------------------------------------------------------------------------
+# what is stored: model calls with their cascade role, tool calls with their status
+
+
+PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+
+
+class Cluster:
+    """A private PostgreSQL cluster (tests/store/pg_cluster.sh), deleted at the end."""
+
+    def __init__(self):
+        self.script = os.path.join(Args.source, "tests", "store", "pg_cluster.sh")
+        self.dir = tempfile.mkdtemp(prefix="trilemma-orch-pg-")
+        self.url = self._run("start").splitlines()[-1]
+
+    def _run(self, cmd):
+        r = subprocess.run([self.script, cmd, self.dir], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, "pg_cluster.sh %s failed:\n%s" % (cmd, r.stderr)
+        return r.stdout.strip()
+
+    def psql(self, sql):
+        cmd = [os.path.join(PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-F", "|", "-v",
+               "ON_ERROR_STOP=1", "-h", self.dir, "-U", "postgres", "-d", "trilemma"]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        r = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=TIMEOUT,
+                           cwd="/")
+        assert r.returncode == 0, "psql failed: %s\n%s" % (r.stderr, sql[:500])
+        return [line.split("|") for line in r.stdout.splitlines() if line]
+
+    def stop(self):
+        self._run("stop")
+
+
+def rows(db, table, cols, turn_id):
+    assert re.fullmatch(r"[0-9a-f]{32}", turn_id), turn_id
+    return db.psql("SELECT %s FROM %s WHERE turn_id = '%s' ORDER BY ordinal" %
+                   (cols, table, turn_id))
+
+
+@suite.test
+async def test_calls_and_tools_stored_with_roles_and_statuses():
+    if not os.access(os.path.join(PG_BIN, "initdb"), os.X_OK):
+        print("  (PostgreSQL binaries not found in %s: this test checks nothing)" % PG_BIN)
+        return
+    db = Cluster()
+    try:
+        s = sim("failing_policy", "--catalog-policy", "error_rate=1,status=503")
+        secs = shipped_agents()
+        section(secs, "agent specialist")["escalate_on_tool_failure"] = "yes"
+        with orch_server(s, agents=write_agents(secs),
+                         extra_env={"DATABASE_URL": db.url}) as srv:
+            ws = await open_session(srv)
+            t = await turn(ws, "what is the return policy", "m1")
+            t.check_stop()
+            assert "escalated:tool_failed" in t.flags, t.end
+            tid = t.end["turn_id"]
+            calls = rows(db, "llm_calls", "model, role, status", tid)
+            agent_calls = [c for c in calls if c[0] != "sim-classifier"]
+            assert agent_calls[0][:2] == ["sim-cheap", "model"], calls
+            assert ["sim-frontier", "escalation", "ok"] in agent_calls, calls
+            tools = rows(db, "tool_calls", "name, status", tid)
+            assert tools and all(x == ["get_policy", "error"] for x in tools), tools
+            assert ["sim-classifier", "classifier", "ok"] in calls, calls
+            kinds = [k for (k,) in db.psql("SELECT kind FROM ledger WHERE turn_id = '%s'" % tid)]
+            assert "escalation" in kinds and "tool" in kinds and "classifier" in kinds, kinds
+            # the turn's route and flags, as turn_end showed them
+            (qt, agent, flags), = db.psql("SELECT query_type, agent, array_to_string(flags, ',') "
+                                          "FROM turns WHERE id = '%s'" % tid)
+            assert (qt, agent) == (t.route["query_type"], t.route["agent"]), (qt, agent)
+            assert sorted(flags.split(",")) == sorted(t.flags), (flags, t.flags)
+            await ws.close()
+        s = sim("hanging_order", "--catalog-order", "timeout_rate=1")
+        with orch_server(s, extra_env={"DATABASE_URL": db.url}) as srv:
+            ws = await open_session(srv)
+            await send(ws, "where is order 1234-5678", "m1")
+            tid = None
+            while True:
+                m = await recv(ws)
+                tid = m.get("turn_id", tid)
+                if m["type"] == "status" and m["stage"] == "calling_tool":
+                    break
+            await ws.send(json.dumps({"type": "cancel", "turn_id": tid}))
+            while m["type"] != "turn_end":
+                m = await recv(ws)
+            assert m["finish_reason"] == "cancelled", m
+            assert rows(db, "tool_calls", "name, status", tid) == [["get_order", "cancelled"]]
+            assert db.psql("SELECT finish_reason FROM turns WHERE id = '%s'" % tid) == \
+                [["cancelled"]]
+            await ws.close()
+    finally:
+        db.stop()
 
 
 if __name__ == "__main__":
