@@ -800,10 +800,25 @@ async def test_three_provider_formats_with_tools():
 # 12. cancel during a tool call
 
 
+def tools_with_slow_order_timeout(path):
+    """The shipped tools file, get_order waiting as long as a tool may and never retried: only a
+    cancel can end its request within a test's bound."""
+    with open(os.path.join(Args.source, "config", "tools.json")) as f:
+        doc = json.load(f)
+    for t in doc["tools"]:
+        if t["name"] == "get_order":
+            t["timeout_ms"], t["retries"] = 60000, 0
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path
+
+
 @suite.test
 async def test_cancel_during_tool_call_stops_the_transfer():
     s = sim("hanging_order", "--catalog-order", "timeout_rate=1")
-    with orch_server(s) as srv:
+    d = tempfile.mkdtemp(prefix="trilemma-tools-")
+    tools = tools_with_slow_order_timeout(os.path.join(d, "tools.json"))
+    with orch_server(s, tools=tools) as srv:
         ws = await open_session(srv)
         cseq = s.catalog_seq()
         await send(ws, "where is order 1234-5678", "m1")
@@ -823,7 +838,8 @@ async def test_cancel_during_tool_call_stops_the_transfer():
                 break
             assert m["type"] in ("status",), m
         assert m["finish_reason"] == "cancelled", m
-        # the simulator saw the client leave the order request (status 0), and only once
+        # the simulator saw the client leave the order request (status 0), and only once; the
+        # tool's own timeout (60 s) is beyond the wait's bound: the cancel closed it
         entries = wait_until(lambda: [e for e in s.catalog_log(cseq) if e["endpoint"] == "order"],
                              "the order request to end")
         assert len(entries) == 1 and entries[0]["status"] == 0, entries
