@@ -659,7 +659,7 @@ static bool preload(struct agent_turn *at)
     }
     at->n_calls = 0;
     for (size_t i = 0; i < k; i++) {
-        char args[160], id[32];
+        char args[160], id[40]; /* "call_preload_" and any size_t */
         struct buf b = {0};
         struct jsonw w;
         jw_init(&w, &b);
