@@ -393,11 +393,12 @@ static void send_slate(struct agent_turn *at)
 static void tools_done(void *ctx, struct tool_batch *b)
 {
     struct agent_turn *at = ctx;
-    const struct llm_message *asked = &at->ex[at->n_ex - 1].m;
+    /* the calls array is owned apart from at->ex, which ex_add below may move */
+    const struct llm_msg_tool_call *asked = at->ex[at->n_ex - 1].m.tool_calls;
     uint32_t failed = 0;
     for (size_t i = 0; i < tool_batch_count(b); i++) {
         const struct tool_result *r = tool_batch_result(b, i);
-        const struct llm_msg_tool_call *c = &asked->tool_calls[i];
+        const struct llm_msg_tool_call *c = &asked[i];
         record_tool(at, c->name, c->arguments, c->arguments_len, r);
         failed += r->status != TOOL_OK;
         const char *text = keep(at, buf_begin(&r->text), buf_size(&r->text));
