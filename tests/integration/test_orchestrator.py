@@ -24,7 +24,7 @@ import tempfile
 
 import websockets
 
-from harness import TIMEOUT, Args, Server, Suite, http_request, wait_until
+from harness import SANITIZER_MARKERS, TIMEOUT, Args, Server, Suite, http_request, wait_until
 
 suite = Suite("orchestrator")
 
@@ -87,6 +87,8 @@ class Sim:
         self.proc.send_signal(signal.SIGTERM)
         rc = self.proc.wait(timeout=TIMEOUT)
         self.log.close()
+        text = open(self.log_path, errors="replace").read()
+        assert not [m for m in SANITIZER_MARKERS if m in text], text[-4000:]
         assert rc == 0, "trilemma-sim exited with %s" % rc
 
 
