@@ -8,6 +8,9 @@ route and flags) and from the simulator's own records: the catalog's request log
 the client left) and the provider's request-body log (GET /v1/_requests: the body of every model
 request, so max_tokens and the context each agent received are read from what was sent).
 
+One test starts a private PostgreSQL (tests/store/pg_cluster.sh) to read the stored calls, tool
+calls and ledger; without PostgreSQL's binaries it says so and checks nothing.
+
 Nothing depends on the catalog's data or the simulator's wording: products, titles and prices are
 read from the events and logs of the same run. No sleep stands in for synchronisation, and no
 test asserts a duration: concurrency is read from the catalog's own timestamps.
