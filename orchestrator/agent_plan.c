@@ -395,11 +395,12 @@ static void send_slate(struct agent_turn *at)
 static void tools_done(void *ctx, struct tool_batch *b)
 {
     struct agent_turn *at = ctx;
-    const struct llm_message *asked = &at->ex[at->n_ex - 1].m;
+    /* the calls array is owned apart from at->ex, which ex_add below may move */
+    const struct llm_msg_tool_call *asked = at->ex[at->n_ex - 1].m.tool_calls;
     uint32_t failed = 0;
     for (size_t i = 0; i < tool_batch_count(b); i++) {
         const struct tool_result *r = tool_batch_result(b, i);
-        const struct llm_msg_tool_call *c = &asked->tool_calls[i];
+        const struct llm_msg_tool_call *c = &asked[i];
         record_tool(at, c->name, c->arguments, c->arguments_len, r);
         failed += r->status != TOOL_OK;
         const char *text = keep(at, buf_begin(&r->text), buf_size(&r->text));
@@ -529,7 +530,12 @@ static size_t build_messages(struct agent_turn *at, const struct agent *a)
     at->msgs = xrealloc(at->msgs, (k + at->n_ex + 3) * sizeof(*at->msgs));
     size_t m = 0;
     at->msgs[m++] = (struct llm_message){"system", a->prompt, a->prompt_len};
-    const struct slate *sl = at->slate.n ? &at->slate : &at->prev;
+    /* A chosen-product question ("the second one") points into the slate the customer saw
+     * before this turn, not at what this turn's preload fetched (that slate has the chosen
+     * product only, so an ordinal above one resolved to nothing). */
+    const struct slate *sl = a->context == CTX_CHOSEN_PRODUCT && at->prev.n ? &at->prev
+                             : at->slate.n                                  ? &at->slate
+                                                                            : &at->prev;
     if (sl->n && hn)
         m += slate_note(at, a, sl, &h[hn - 1], &at->msgs[m]);
     for (size_t i = 0; i < k; i++)
@@ -677,7 +683,7 @@ static bool preload(struct agent_turn *at)
     }
     at->n_calls = 0;
     for (size_t i = 0; i < k; i++) {
-        char args[160], id[32];
+        char args[160], id[40]; /* "call_preload_" and any size_t */
         struct buf b = {0};
         struct jsonw w;
         jw_init(&w, &b);
@@ -808,11 +814,13 @@ static void cls_complete(void *ctx, const struct model_result *r)
         /* The classifier decides, except that its "other" does not overrule a type the rules
          * recognise with confidence (a small model misses follow-ups like "the second one"). */
         if (query_parse_classifier(buf_begin(&at->cls_text), buf_size(&at->cls_text),
-                                   h[hn - 1].text, h[hn - 1].len, &g, err, sizeof(err)) == 0 &&
-            !(g.type == QT_OTHER && at->guess.type != QT_OTHER && at->guess.confidence >= 0.65f))
-            at->guess = g;
-        else
+                                   h[hn - 1].text, h[hn - 1].len, &g, err, sizeof(err)) < 0)
             log_info("classifier: %s; the rules decide", err);
+        else if (g.type == QT_OTHER && at->guess.type != QT_OTHER && at->guess.confidence >= 0.65f)
+            log_info("classifier: says other; the rules' %s stands",
+                     query_type_name(at->guess.type));
+        else
+            at->guess = g;
     } else if (r->outcome == MODEL_CANCELLED) {
         turn_add_flag(at->t, "classifier_late");
     }

@@ -361,7 +361,7 @@ static void call(struct sim_answer *a, const struct sim_req *r, json_doc *d, enu
     jw_obj_begin(&w);
     bool schema = tool->props[0] && json_count(d, tool->props, &n) == 0 && n > 0;
     for (size_t i = 0; schema ? i < n && i < 16 : i < 7 && canon[t][i]; i++) {
-        const char *k = canon[t][i], *v;
+        const char *k = i < 7 ? canon[t][i] : NULL, *v; /* a schema may have more than 7 */
         size_t kn = k ? strlen(k) : 0;
         if (schema &&
             (json_key_at(d, tool->props, i, &k, &kn) < 0 || kn >= sizeof(key) || strpbrk(k, "~/")))

@@ -17,6 +17,7 @@
 #include "loadtest/sim/sim.h"
 #include "loadtest/sim/sim_catalog.h"
 #include "loadtest/sim/sim_catalog_api.h"
+#include "loadtest/sim/sim_reqlog.h"
 
 #ifndef TRILEMMA_SIM_CATALOG
 #define TRILEMMA_SIM_CATALOG "loadtest/sim/catalog/catalog.jsonl"
@@ -290,5 +291,6 @@ int main(int argc, char **argv)
     int ret = run(&sim, &conf, &set);
     sim_capacity_fini(&sim);
     sim_catalog_destroy(sim.catalog);
+    sim_reqlog_fini();
     return ret;
 }

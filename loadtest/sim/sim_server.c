@@ -15,6 +15,7 @@
 #include "loadtest/sim/sim_answer.h"
 #include "loadtest/sim/sim_catalog_api.h"
 #include "loadtest/sim/sim_hash.h"
+#include "loadtest/sim/sim_reqlog.h"
 #include "loadtest/sim/sim_request.h"
 #include "loadtest/sim/sim_stream.h"
 #include "loadtest/sim/sim_table.h"
@@ -264,7 +265,9 @@ static void generate(struct sim_worker *sw, struct conn *c, const struct http_re
     atomic_fetch_add_explicit(&sw->st->requests[rt->fmt], 1, memory_order_relaxed);
     if (!err && json_doc_load(sw->doc, body, len) < 0)
         err = "The request body is not valid JSON.";
-    if (!err && sim_req_parse(&r, sw->doc, body, len, &err) == 0) {
+    bool parsed = !err && sim_req_parse(&r, sw->doc, body, len, &err) == 0;
+    sim_reqlog_add(req->path, req->path_len, r.model[0] ? r.model : rt->model, body, len);
+    if (parsed) {
         struct sim_answer a;
         if (!sim_agent_answer(&a, &r, sw->doc, sw->aux, &sw->sim->o))
             sim_answer_build(&a, &r, sw->doc, sw->sim->o.tokens);
@@ -322,7 +325,7 @@ static bool on_request(struct conn *c, const struct http_request *req, const cha
 {
     struct sim_worker *sw = worker_app(conn_worker(c));
     struct route rt;
-    if (sim_catalog_api_request(sw, c, req))
+    if (sim_catalog_api_request(sw, c, req) || sim_reqlog_request(c, req))
         return true;
     if (path_is(req, "/v1/models") && method_is(req, "GET")) {
         models(c, req);

@@ -1051,6 +1051,41 @@ def random_faults_from_flags(sim):
 # ---------------------------------------------------------------------------------------------
 
 
+@test
+def request_body_log(sim):
+    """GET /v1/_requests?since=SEQ: the bodies the provider received, with path and model."""
+    def log(since):
+        r = request(sim.port, "GET", "/v1/_requests?since=%d" % since)
+        assert r.status == 200, r.status
+        return json.loads(r.body)
+
+    last = log(0)["last"]
+    sent = {"openai": openai_req([{"role": "user", "content": "logged " + nonce()}],
+                                 max_tokens=7),
+            "anthropic": anthropic_req([{"role": "user", "content": "logged " + nonce()}]),
+            "gemini": gemini_req([{"role": "user", "content": "logged " + nonce()}])}
+    for fmt, body in sent.items():
+        assert post(sim, fmt, body).status == 200, fmt
+    got = log(last)
+    assert got["last"] == last + 3 and len(got["requests"]) == 3, got
+    for (fmt, body), e in zip(sent.items(), got["requests"]):
+        assert json.loads(e["body"]) == body and not e["truncated"], (fmt, e)
+    assert [e["path"] for e in got["requests"]] == [
+        "/v1/chat/completions", "/v1/messages", GEMINI_STREAM.split("?")[0]]
+    assert [e["model"] for e in got["requests"]] == [
+        "gpt-4.1-mini", "claude-sonnet-4-5", "gemini-2.5-flash"]
+    assert [e["seq"] for e in got["requests"]] == [last + 1, last + 2, last + 3]
+    assert log(last + 3)["requests"] == []
+    # a refused request is logged too; a body over 256 KiB is kept cut, and says so
+    big = {"messages": [{"role": "user", "content": "x" * (300 << 10)}]}  # no model: 400
+    assert post(sim, "openai", big).status == 400
+    e = log(last + 3)["requests"][0]
+    assert e["truncated"] and len(e["body"].encode()) == 256 << 10, len(e["body"])
+    assert e["body"].encode() == json.dumps(big).encode()[:256 << 10]
+    r = request(sim.port, "POST", "/v1/_requests", {})
+    assert r.status == 405, r.status
+
+
 def main():
     global SIM
     ap = argparse.ArgumentParser()

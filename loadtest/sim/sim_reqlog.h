@@ -1,0 +1,30 @@
+/* sim_reqlog.h - the bodies of the last generation requests the simulated provider received, so
+ * that a test can assert what a client sent (max_tokens, the messages of each call, the tools
+ * on offer): GET /v1/_requests?since=SEQ. Process-wide, bounded (SIM_REQLOG_CAP entries, each
+ * body cut at SIM_REQLOG_BODY_MAX bytes), shared by the workers under one mutex taken once per
+ * request. See docs/sim.md. */
+#ifndef TRILEMMA_SIM_REQLOG_H
+#define TRILEMMA_SIM_REQLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "net/server.h"
+
+enum {
+    SIM_REQLOG_CAP = 256,              /* entries kept (the oldest are dropped) */
+    SIM_REQLOG_BODY_MAX = 256u << 10u, /* body bytes kept per entry (the rest is cut) */
+};
+
+/* Record one generation request: its path (as sent, without the query), the model it names
+ * ("" when unknown) and its body. Copies everything; callable from any worker. */
+void sim_reqlog_add(const char *path, size_t path_len, const char *model, const char *body,
+                    size_t len);
+
+/* Answer GET /v1/_requests[?since=SEQ] (returns true), or return false for any other request. */
+bool sim_reqlog_request(struct conn *c, const struct http_request *req);
+
+/* Free the entries (at exit, after the workers stopped). */
+void sim_reqlog_fini(void);
+
+#endif
