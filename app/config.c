@@ -627,3 +627,15 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         return 0;
     return -1;
 }
+
+/* The store's configuration; see the header. */
+struct store_conf config_store(const struct config *c)
+{
+    return (struct store_conf){
+        .database_url = c->database_url,
+        .journal_dir = c->journal_dir,
+        .price_file = c->price_file,
+        .journal_max_bytes = c->journal_max_bytes,
+        .batches_in_flight = c->batches_in_flight,
+    };
+}

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/store.h"
+
 #include "base/cidr.h"
 
 #define CONFIG_MAX_ORIGINS 32
@@ -127,5 +129,8 @@ int config_parse_listen(struct config *c, const char *value);
 /* Cross-field checks after everything is applied (e.g. ping interval < idle timeout).
  * Returns 0 or -1 with err. */
 int config_validate(const struct config *c, char *err, size_t errlen);
+
+/* The store's part of c (store/store.h); its strings point into c, which must outlive it. */
+struct store_conf config_store(const struct config *c);
 
 #endif

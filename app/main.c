@@ -12,7 +12,7 @@
 #include <curl/curl.h>
 
 #include "app/config.h"
-#include "orchestrator/orchestrator.h"
+#include "app/orch_setup.h"
 #include "orchestrator/tool.h"
 #include "base/log.h"
 #include "net/server.h"
@@ -139,7 +139,8 @@ static int migrate_and_exit(const struct config *conf, const char *dir)
         fprintf(stderr, "trilemmad: --migrate needs DATABASE_URL\n");
         return 2;
     }
-    if (store_migrate(conf, dir, err, sizeof(err)) < 0) {
+    struct store_conf sc = config_store(conf);
+    if (store_migrate(&sc, dir, err, sizeof(err)) < 0) {
         fprintf(stderr, "trilemmad: migrate: %s\n", err);
         return 1;
     }
@@ -157,9 +158,10 @@ static void prepare_store(const struct config *conf, const char *dir, bool migra
         log_warn("store: no DATABASE_URL - conversations are not stored, resume is unavailable");
         return;
     }
-    if (migrate && store_migrate(conf, dir, err, sizeof(err)) < 0)
+    struct store_conf sc = config_store(conf);
+    if (migrate && store_migrate(&sc, dir, err, sizeof(err)) < 0)
         log_error("store: migrations not applied (%s); writes are journaled until they are", err);
-    int n = store_replay_journals(conf, err, sizeof(err));
+    int n = store_replay_journals(&sc, err, sizeof(err));
     if (n < 0)
         log_error("store: journal replay: %s", err);
     else if (n > 0)

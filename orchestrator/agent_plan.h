@@ -15,7 +15,7 @@
 #include "orchestrator/tool_run.h"
 #include "session/session.h"
 
-/* Read-only after set-up (orchestrator.c). */
+/* Read-only after set-up (app/orch_setup.c). */
 struct agent_plan_conf {
     const struct orch_conf *orch;
     const struct tool_set *tools;

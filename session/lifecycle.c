@@ -73,7 +73,8 @@ static void *worker_init(struct worker *w)
     sw->usd_to_inr_micros = decimal_parse_micros(conf->usd_to_inr, strlen(conf->usd_to_inr));
     if (conf->database_url[0]) {
         uint8_t op = loop_op_alloc(worker_loop(w), STORE_LOOP_OPS);
-        sw->store = op ? store_create(worker_loop(w), conf, worker_index(w), op) : NULL;
+        sw->store_conf = config_store(conf);
+        sw->store = op ? store_create(worker_loop(w), &sw->store_conf, worker_index(w), op) : NULL;
     }
     return sw;
 }

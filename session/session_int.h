@@ -112,7 +112,8 @@ struct store_op;
 
 struct sess_worker {
     struct worker *w;
-    struct store *store; /* NULL without DATABASE_URL */
+    struct store *store;          /* NULL without DATABASE_URL */
+    struct store_conf store_conf; /* points into the server's config */
     int64_t usd_to_inr_micros;
     const struct config *conf;
     const struct responder *responder;

@@ -270,7 +270,7 @@ static PGconn *connect_blocking(const char *url, char *err, size_t errlen)
 }
 
 /* Migrate, make partitions ahead, load prices; see store.h. */
-int store_migrate(const struct config *conf, const char *migrations_dir, char *err, size_t errlen)
+int store_migrate(const struct store_conf *conf, const char *migrations_dir, char *err, size_t errlen)
 {
     if (!conf->database_url[0]) {
         snprintf(err, errlen, "DATABASE_URL is not set");
@@ -407,7 +407,7 @@ int store_replay_dir(PGconn *conn, const char *dir, char *err, size_t errlen)
 
 /* Replay journals left by earlier processes; see store.h. PostgreSQL being away is not an
  * error: the files stay, and the workers adopt and replay them once it is back. */
-int store_replay_journals(const struct config *conf, char *err, size_t errlen)
+int store_replay_journals(const struct store_conf *conf, char *err, size_t errlen)
 {
     if (!conf->database_url[0])
         return 0;

@@ -13,12 +13,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/config.h"
 #include "net/loop.h"
 #include "store/turn_record.h"
 #include "stream/llm.h"
 
 struct store;
+
+/* What the store needs of the configuration (app/ fills it: config_store). The strings must
+ * outlive every store and call made with it (the store reconnects with database_url). */
+struct store_conf {
+    const char *database_url; /* "" = no database: the store is off */
+    const char *journal_dir;  /* the spill journal's folder */
+    const char *price_file;   /* loaded into the prices table by store_migrate */
+    uint32_t journal_max_bytes;
+    uint32_t batches_in_flight; /* group commits in flight per worker (1..16) */
+};
 
 /* True for a well-formed conversation or turn id: 32 lowercase hex digits (128 random bits), as
  * the schema's CHECK constraints require. */
@@ -105,18 +114,19 @@ struct store_op; /* a pending read, cancellable */
 
 /* Apply store/migrations/NNN_*.sql in order under an advisory lock (many pods may start at
  * once), and load the price file into the prices table. Blocking. Returns 0 or -1 with err. */
-int store_migrate(const struct config *conf, const char *migrations_dir, char *err, size_t errlen);
+int store_migrate(const struct store_conf *conf, const char *migrations_dir, char *err,
+                  size_t errlen);
 
 /* Replay every worker's spill journal left by an earlier process (after a crash or kill -9)
  * into PostgreSQL, then truncate them. Blocking; PostgreSQL being away is not an error (the
  * workers replay later). Returns the number of turns replayed, or -1 with err. */
-int store_replay_journals(const struct config *conf, char *err, size_t errlen);
+int store_replay_journals(const struct store_conf *conf, char *err, size_t errlen);
 
 /* ---- per worker ---- */
 
 /* NULL when no DATABASE_URL is configured (the store is off: commits succeed at once, reads
  * find nothing). op_base..op_base+3 are the loop op codes the store may use. */
-struct store *store_create(struct loop *l, const struct config *conf, int worker_index,
+struct store *store_create(struct loop *l, const struct store_conf *conf, int worker_index,
                            uint8_t op_base);
 /* How many op codes from op_base the store uses (loop_op_alloc). */
 #define STORE_LOOP_OPS 4

@@ -796,7 +796,7 @@ static void on_writer_poll(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
 }
 
 /* Create a worker's store; see store.h. */
-struct store *store_create(struct loop *l, const struct config *conf, int worker_index,
+struct store *store_create(struct loop *l, const struct store_conf *conf, int worker_index,
                            uint8_t op_base)
 {
     if (!conf->database_url[0])

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "app/config.h"
 #include "store/migrate.h"
 #include "store/record.h"
 #include "store/store_int.h"
@@ -184,8 +185,9 @@ static void test_migrations(void)
 static void test_migrate_entry(const struct config *conf)
 {
     char err[512];
-    CHECKF(store_migrate(conf, mig_dir(), err, sizeof(err)) == 0, "store_migrate: %s", err);
-    CHECKF(store_migrate(conf, mig_dir(), err, sizeof(err)) == 0, "again: %s", err);
+    struct store_conf sc = config_store(conf);
+    CHECKF(store_migrate(&sc, mig_dir(), err, sizeof(err)) == 0, "store_migrate: %s", err);
+    CHECKF(store_migrate(&sc, mig_dir(), err, sizeof(err)) == 0, "again: %s", err);
     PGconn *c = connect_db("trilemma");
     long prices = q1(c, "SELECT count(*) FROM prices");
     CHECKF(prices >= 10, "prices loaded: %ld", prices);
@@ -302,6 +304,7 @@ struct step {
 struct T {
     struct loop *l;
     struct config conf, conf2;
+    struct store_conf sc, sc2;
     struct store *st, *st2;
     PGconn *db;
     const struct step *steps;
@@ -389,7 +392,8 @@ static bool no_pending(struct T *t)
 /* step: both connections up */
 static void s_create(struct T *t)
 {
-    t->st = store_create(t->l, &t->conf, 0, 8);
+    t->sc = config_store(&t->conf);
+    t->st = store_create(t->l, &t->sc, 0, 8);
     CHECK(t->st != NULL);
 }
 
@@ -749,7 +753,8 @@ static void s_outage(struct T *t)
     for (unsigned i = 0; i < 64; i++)
         commit(t, 40, i, 30); /* a full batch: sent at once */
     CHECK(cluster("pause", NULL, 0) == 0);
-    t->st2 = store_create(t->l, &t->conf2, 1, 12);
+    t->sc2 = config_store(&t->conf2);
+    t->st2 = store_create(t->l, &t->sc2, 1, 12);
     commit2(t, 0, 10); /* 10 x ~4 KiB: fits in the 64 KiB journal */
 }
 
@@ -912,7 +917,8 @@ static void test_replay_at_start(const struct config *base)
     snprintf(conf.journal_dir, sizeof(conf.journal_dir), "%s/crashed", work_dir);
     write_orphan(conf.journal_dir, "4242-w0.journal", 70, 7, 30);
     write_orphan(conf.journal_dir, "4242-w1.journal", 71, 3, 0);
-    int n = store_replay_journals(&conf, err, sizeof(err));
+    struct store_conf sc = config_store(&conf);
+    int n = store_replay_journals(&sc, err, sizeof(err));
     CHECKF(n == 10, "replayed at start: %d (%s)", n, err);
     PGconn *c = connect_db("trilemma");
     CHECK(q1(c, "SELECT count(*) FROM turns WHERE conversation_id LIKE '%00000046%' OR "
@@ -922,7 +928,7 @@ static void test_replay_at_start(const struct config *base)
     snprintf(path, sizeof(path), "%s/4242-w0.journal", conf.journal_dir);
     CHECK(access(path, F_OK) != 0);
     /* again: nothing left */
-    CHECK(store_replay_journals(&conf, err, sizeof(err)) == 0);
+    CHECK(store_replay_journals(&sc, err, sizeof(err)) == 0);
 }
 
 /* All the checks, in a child process (see main). */

@@ -1,10 +1,10 @@
-/* orchestrator.h - the orchestrator's process-wide state, built once at start-up from the
+/* orch_setup.h - the orchestrator's process-wide state, built once at start-up from the
  * application's configuration and read-only afterwards: the routes (model, then fallbacks), the
  * retry and deadline policy, the price table, and the session responder that uses them (a turn
  * plan, or the built-in echo when the model is "echo"). Workers get it by pointer through the
  * responder; nothing here is a global. */
-#ifndef TRILEMMA_ORCHESTRATOR_ORCHESTRATOR_H
-#define TRILEMMA_ORCHESTRATOR_ORCHESTRATOR_H
+#ifndef TRILEMMA_APP_ORCH_SETUP_H
+#define TRILEMMA_APP_ORCH_SETUP_H
 
 #include <stddef.h>
 

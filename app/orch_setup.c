@@ -1,5 +1,7 @@
-/* orchestrator.c - set-up of the orchestrator's state from the configuration (see the header). */
-#include "orchestrator/orchestrator.h"
+/* orch_setup.c - set-up of the orchestrator's state from the application's configuration (see
+ * the header). It lives in app/ so that orchestrator/ never includes app/config.h: the modules
+ * take their own structs (turn_plan_conf, agent_plan_conf, model routes), filled here. */
+#include "app/orch_setup.h"
 
 #include <stdio.h>
 #include <string.h>
