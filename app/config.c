@@ -639,3 +639,27 @@ struct store_conf config_store(const struct config *c)
         .batches_in_flight = c->batches_in_flight,
     };
 }
+
+/* The server's configuration; see the header. */
+struct server_conf config_server(const struct config *c)
+{
+    struct server_conf s = {
+        .listen_port = c->listen_port,
+        .workers = c->workers,
+        .max_connections = c->max_connections,
+        .max_connections_per_ip = c->max_connections_per_ip,
+        .max_header_bytes = c->max_header_bytes,
+        .handshake_timeout_ms = c->handshake_timeout_ms,
+        .drain_timeout_ms = c->drain_timeout_ms,
+        .trusted_proxies = c->trusted_proxies,
+        .max_message_bytes = c->max_message_bytes,
+        .ping_interval_ms = c->ping_interval_ms,
+        .idle_timeout_ms = c->idle_timeout_ms,
+        .close_timeout_ms = c->close_timeout_ms,
+        .outbound_limit_bytes = c->outbound_limit_bytes,
+        .app = c,
+    };
+    snprintf(s.listen_host, sizeof(s.listen_host), "%s", c->listen_host);
+    snprintf(s.web_root, sizeof(s.web_root), "%s", c->web_root);
+    return s;
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/server.h"
 #include "store/store.h"
 
 #include "base/cidr.h"
@@ -132,5 +133,8 @@ int config_validate(const struct config *c, char *err, size_t errlen);
 
 /* The store's part of c (store/store.h); its strings point into c, which must outlive it. */
 struct store_conf config_store(const struct config *c);
+
+/* The server's part of c (net/server.h), with c itself as the application's configuration. */
+struct server_conf config_server(const struct config *c);
 
 #endif

@@ -216,7 +216,8 @@ int main(int argc, char **argv)
 
     struct server_hooks hooks;
     session_hooks(&hooks);
-    struct server *srv = server_create(&conf, &hooks);
+    struct server_conf sconf = config_server(&conf);
+    struct server *srv = server_create(&sconf, &hooks);
     if (!srv) {
         orchestrator_destroy(orch);
         return 1;

@@ -304,7 +304,7 @@ static bool serve_request(struct conn *c, const struct http_request *req, const 
 /* Parse and answer the requests in rbuf, one at a time. Returns false when waiting. */
 static bool next_request(struct conn *c)
 {
-    const struct config *conf = &c->w->s->conf;
+    const struct server_conf *conf = &c->w->s->conf;
     struct http_request req;
     size_t avail = buf_size(&c->rbuf);
     int r = http_parse_request(buf_begin(&c->rbuf), avail, c->http_last_len, &req);
@@ -361,7 +361,7 @@ void http_on_data(struct conn *c, const uint8_t *p, size_t n)
 {
     if (c->close_after_flush)
         return; /* answered already; the rest is ignored until the close */
-    const struct config *conf = &c->w->s->conf;
+    const struct server_conf *conf = &c->w->s->conf;
     /* Requests pipelined behind one still being answered wait in rbuf: bounded. */
     if (buf_size(&c->rbuf) + n > (size_t)conf->max_header_bytes + c->w->s->hooks.max_body +
                                      (size_t)conf->outbound_limit_bytes) {

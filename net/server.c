@@ -421,7 +421,7 @@ static void set_peer(struct conn *c, const struct in6_addr *a)
  * Over the limit, the request gets 503 and the connection closes after it. */
 void conn_attribute_client(struct conn *c, const struct http_request *req)
 {
-    const struct config *conf = &c->w->s->conf;
+    const struct server_conf *conf = &c->w->s->conf;
     struct in6_addr tcp, client;
     sock_peer(c->fd, &tcp);
     forwarded_client(&conf->trusted_proxies, req, &tcp, &client);
@@ -440,7 +440,7 @@ void conn_attribute_client(struct conn *c, const struct http_request *req)
 
 static void accept_conn(struct worker *w, int fd)
 {
-    const struct config *conf = &w->s->conf;
+    const struct server_conf *conf = &w->s->conf;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct conn *c = conn_alloc(w, fd);
@@ -583,7 +583,7 @@ static void on_ignore(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
 
 /* ---- workers ---- */
 
-static int open_listener(const struct config *conf)
+static int open_listener(const struct server_conf *conf)
 {
     struct sockaddr_storage ss = {0};
     socklen_t len;
@@ -699,7 +699,7 @@ bool worker_alive(const struct worker *w)
 }
 
 /* Create the server; see the header. */
-struct server *server_create(const struct config *conf, const struct server_hooks *hooks)
+struct server *server_create(const struct server_conf *conf, const struct server_hooks *hooks)
 {
     struct server *s = xcalloc(1, sizeof(*s));
     s->conf = *conf;
@@ -802,9 +802,14 @@ bool server_draining(const struct server *s)
     return atomic_load(&((struct server *)s)->draining);
 }
 
-const struct config *server_config(const struct server *s)
+const struct server_conf *server_config(const struct server *s)
 {
     return &s->conf;
+}
+
+const void *server_app(const struct server *s)
+{
+    return s->conf.app;
 }
 
 int server_worker_count(const struct server *s)

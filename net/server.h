@@ -11,14 +11,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/config.h"
 #include "base/buf.h"
+#include "base/cidr.h"
 #include "net/http_parser.h"
 #include "net/loop.h"
 
 struct server;
 struct worker;
 struct conn;
+
+/* What the server needs of the configuration (app/ fills it: config_server). */
+struct server_conf {
+    char listen_host[256]; /* "0.0.0.0", "::1", a name */
+    uint16_t listen_port;  /* 0 = the kernel's choice (server_port tells) */
+    int workers;           /* 0 = one per CPU */
+    char web_root[1024];   /* static files */
+    uint32_t max_connections;
+    uint32_t max_connections_per_ip;
+    uint32_t max_header_bytes;        /* request head limit (431 above) */
+    uint32_t handshake_timeout_ms;    /* the whole HTTP request head must arrive within */
+    uint32_t drain_timeout_ms;        /* SIGTERM: running work may finish within */
+    struct cidr_list trusted_proxies; /* X-Forwarded-For is believed from these */
+    uint32_t max_message_bytes;       /* WebSocket message limit (1009 above) */
+    uint32_t ping_interval_ms;
+    uint32_t idle_timeout_ms;      /* no frame at all from the client */
+    uint32_t close_timeout_ms;     /* wait for the peer's close reply */
+    uint32_t outbound_limit_bytes; /* queued unsent bytes per connection (1008 above) */
+    const void *app; /* the application's own configuration, for its hooks (server_app) */
+};
 
 /* How on_upgrade refuses a WebSocket upgrade. */
 struct upgrade_reply {
@@ -74,7 +94,7 @@ struct server_hooks {
 
 /* Create the server from the configuration. Listening sockets are opened by the workers.
  * Returns NULL on failure (logged). */
-struct server *server_create(const struct config *conf, const struct server_hooks *hooks);
+struct server *server_create(const struct server_conf *conf, const struct server_hooks *hooks);
 void server_destroy(struct server *s);
 
 /* Start the worker threads; returns 0 once every worker listens, or -errno. */
@@ -87,7 +107,9 @@ void server_wait(struct server *s);
 
 bool server_draining(const struct server *s);
 uint16_t server_port(const struct server *s);
-const struct config *server_config(const struct server *s);
+const struct server_conf *server_config(const struct server *s);
+/* The application's configuration given in server_conf.app. */
+const void *server_app(const struct server *s);
 int server_worker_count(const struct server *s);
 struct worker *server_worker(struct server *s, int i);
 

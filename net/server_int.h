@@ -21,7 +21,8 @@ enum conn_op {
     /* modules (curl polls, libpq, the journal) take theirs with loop_op_alloc */
     OP__NET_END,
 };
-_Static_assert((int)OP__NET_END <= (int)LOOP_NET_OPS, "net/'s op codes must stay below LOOP_NET_OPS");
+_Static_assert((int)OP__NET_END <= (int)LOOP_NET_OPS,
+               "net/'s op codes must stay below LOOP_NET_OPS");
 
 enum conn_state {
     CS_HTTP,    /* reading request heads */
@@ -104,7 +105,7 @@ struct worker {
 struct ip_table;
 
 struct server {
-    struct config conf;
+    struct server_conf conf;
     struct server_hooks hooks;
     struct static_files *web;
     struct worker *workers;

@@ -23,7 +23,7 @@ static void close_timeout(struct loop *l, struct timer *t)
 
 static void arm_tick(struct conn *c)
 {
-    const struct config *conf = &c->w->s->conf;
+    const struct server_conf *conf = &c->w->s->conf;
     uint64_t idle_at = c->last_rx_ms + conf->idle_timeout_ms;
     uint64_t ping_at = c->last_ping_ms + conf->ping_interval_ms;
     timer_arm(c->w->loop, &c->timer, idle_at < ping_at ? idle_at : ping_at, ws_tick);
@@ -33,7 +33,7 @@ static void arm_tick(struct conn *c)
 void ws_tick(struct loop *l, struct timer *t)
 {
     struct conn *c = timer_conn(t);
-    const struct config *conf = &c->w->s->conf;
+    const struct server_conf *conf = &c->w->s->conf;
     uint64_t now = loop_now_ms(l);
     if (c->state != CS_WS)
         return;
@@ -52,7 +52,7 @@ void ws_tick(struct loop *l, struct timer *t)
 /* The connection has just been upgraded. */
 void ws_conn_open(struct conn *c)
 {
-    const struct config *conf = &c->w->s->conf;
+    const struct server_conf *conf = &c->w->s->conf;
     c->state = CS_WS;
     ws_parser_init(&c->wsp, conf->max_message_bytes, false);
     c->last_ping_ms = c->last_rx_ms = loop_now_ms(c->w->loop);

@@ -57,7 +57,7 @@ void sess_count_finish(struct sess_worker *sw, const char *finish)
 static void *worker_init(struct worker *w)
 {
     struct sess_worker *sw = xcalloc(1, sizeof(*sw));
-    const struct config *conf = server_config(worker_server(w));
+    const struct config *conf = server_app(worker_server(w));
     sw->w = w;
     sw->conf = conf;
     sw->responder = session_responder();

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "app/config.h" /* known weakness: session/ still reads the application's config */
 #include "net/server.h"
 #include "store/turn_record.h"
 #include "stream/llm.h"

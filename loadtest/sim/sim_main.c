@@ -235,7 +235,8 @@ static int run(struct sim *sim, const struct config *conf, sigset_t *set)
 {
     struct server_hooks hooks;
     sim_server_hooks(&hooks, sim);
-    struct server *srv = server_create(conf, &hooks);
+    struct server_conf sconf = config_server(conf);
+    struct server *srv = server_create(&sconf, &hooks);
     if (!srv)
         return 1;
     sim->nworkers = server_worker_count(srv);

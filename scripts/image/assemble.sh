@@ -5,7 +5,8 @@
 #   scripts/image/assemble.sh server   ROOTFS BUILD_DIR DEST
 #   scripts/image/assemble.sh loadtest ROOTFS BUILD_DIR DEST
 #
-# server:   /usr/local/bin/trilemmad, /opt/trilemma/{store/migrations,config/prices.csv,web},
+# server:   /usr/local/bin/trilemmad, /opt/trilemma/{store/migrations,config/{prices.csv,tools.json,
+#           agents.ini,prompts},web},
 #           /var/lib/trilemma/journal (owned by 10001)
 # loadtest: /usr/local/bin/trilemma-load, /usr/local/bin/trilemma-sim,
 #           /opt/trilemma/loadtest/corpus
@@ -56,6 +57,9 @@ if [ "$variant" = server ]; then
     install -d -m 0755 "$dest/opt/trilemma/store" "$dest/opt/trilemma/config"
     cp -r "$ROOT/store/migrations" "$dest/opt/trilemma/store/migrations"
     install -m 0644 "$ROOT/config/prices.csv" "$dest/opt/trilemma/config/prices.csv"
+    install -m 0644 "$ROOT/config/tools.json" "$dest/opt/trilemma/config/tools.json"
+    install -m 0644 "$ROOT/config/agents.ini" "$dest/opt/trilemma/config/agents.ini"
+    cp -r "$ROOT/config/prompts" "$dest/opt/trilemma/config/prompts"
     cp -r "$ROOT/web" "$dest/opt/trilemma/web"
     install -d -m 0755 "$dest/var/lib/trilemma"
     install -d -m 0700 -o 10001 -g 10001 "$dest/var/lib/trilemma/journal"
