@@ -644,6 +644,51 @@ static bool slate_names(const struct slate *s, const char *word)
     return false;
 }
 
+/* Which products of the previous slate the message refers to, into idx[0..4): none when it
+ * asks for a new search instead. Returns how many. */
+static size_t preload_picks(struct agent_turn *at, size_t idx[4])
+{
+    enum query_type qt = at->guess.type;
+    const struct history_msg *h;
+    size_t hn = turn_history(at->t, &h);
+    struct slate_ref refs[SLATE_MAX];
+    for (int i = 0; i < at->prev.n; i++)
+        refs[i] = (struct slate_ref){at->prev.items[i].id, at->prev.items[i].title,
+                                     at->prev.items[i].price_micros / 1000000};
+    const char *text = h[hn - 1].text;
+    size_t len = h[hn - 1].len, n = (size_t)at->prev.n;
+    if (qt == QT_COMPARISON) {
+        /* "compare the two cheapest laptops under 100000" after a search for headphones asks for
+         * a new search, not for what was shown: a new budget, or a kind of product no shown
+         * title names, goes to the agent's own tools */
+        char kind[24];
+        if (at->guess.slots.max_price >= 0 || at->guess.slots.min_price >= 0 ||
+            (query_product_kind(text, len, kind, sizeof(kind)) && !slate_names(&at->prev, kind)))
+            return 0;
+        return context_pick_products(text, len, refs, n, idx, 4);
+    }
+    int pick = context_resolve_product(text, len, refs, n);
+    if (pick < 0 && n == 1)
+        pick = 0; /* "it": the one product the last answer was about */
+    idx[0] = (size_t)pick;
+    return pick >= 0 ? 1 : 0;
+}
+
+/* "can it be delivered to 560001?": the offer of the chosen product for that pincode too. */
+static void preload_offer(struct agent_turn *at, const struct agent *a, size_t pick)
+{
+    const char *offers = "get_offers";
+    const struct tool_def *od = tool_set_find(at->c->tools, offers, strlen(offers));
+    if (!od || !orch_agent_has_tool(a, offers) || strchr(at->prev.items[pick].id, '"'))
+        return;
+    char args[200], err[160];
+    snprintf(args, sizeof(args), "{\"id\":\"%s\",\"pincode\":\"%s\"}", at->prev.items[pick].id,
+             at->guess.slots.pincode);
+    if (tool_check_args(od, at->env.doc, args, strlen(args), err, sizeof(err)) == 0)
+        at->calls[at->n_calls++] = (struct llm_msg_tool_call){
+            "call_preload_offers", offers, keep(at, args, strlen(args)), strlen(args)};
+}
+
 /* A follow-up about products shown before ("compare the two cheapest", "battery of the second
  * one"): the agent gets those products' details at once (get_product for each, all at once), as
  * if it had asked, instead of the whole earlier conversation. Returns true when tools started. */
@@ -656,31 +701,7 @@ static bool preload(struct agent_turn *at)
     if (!at->prev.n || !td || !orch_agent_has_tool(a, tool) ||
         (qt != QT_COMPARISON && qt != QT_PRODUCT_FACT))
         return false;
-    const struct history_msg *h;
-    size_t hn = turn_history(at->t, &h);
-    struct slate_ref refs[SLATE_MAX];
-    for (int i = 0; i < at->prev.n; i++)
-        refs[i] = (struct slate_ref){at->prev.items[i].id, at->prev.items[i].title,
-                                     at->prev.items[i].price_micros / 1000000};
-    /* "compare the two cheapest laptops under 100000" after a search for headphones asks for a
-     * new search, not for what was shown: a new budget, or a kind of product no shown title
-     * names, goes to the agent's own tools */
-    char kind[24];
-    if (qt == QT_COMPARISON &&
-        (at->guess.slots.max_price >= 0 || at->guess.slots.min_price >= 0 ||
-         (query_product_kind(h[hn - 1].text, h[hn - 1].len, kind, sizeof(kind)) &&
-          !slate_names(&at->prev, kind))))
-        return false;
-    size_t idx[4], k;
-    if (qt == QT_COMPARISON) {
-        k = context_pick_products(h[hn - 1].text, h[hn - 1].len, refs, (size_t)at->prev.n, idx, 4);
-    } else {
-        int pick = context_resolve_product(h[hn - 1].text, h[hn - 1].len, refs, (size_t)at->prev.n);
-        if (pick < 0 && at->prev.n == 1)
-            pick = 0; /* "it": the one product the last answer was about */
-        k = pick >= 0 ? 1 : 0;
-        idx[0] = (size_t)pick;
-    }
+    size_t idx[4], k = preload_picks(at, idx);
     at->n_calls = 0;
     for (size_t i = 0; i < k; i++) {
         char args[160], id[40]; /* "call_preload_" and any size_t */
@@ -699,19 +720,8 @@ static bool preload(struct agent_turn *at)
         at->calls[at->n_calls++] = (struct llm_msg_tool_call){
             keep(at, id, strlen(id)), tool, keep(at, args, strlen(args)), strlen(args)};
     }
-    const char *offers = "get_offers";
-    const struct tool_def *od = tool_set_find(at->c->tools, offers, strlen(offers));
-    if (qt == QT_PRODUCT_FACT && k == 1 && at->guess.slots.pincode[0] && od &&
-        orch_agent_has_tool(a, offers)) {
-        /* "can it be delivered to 560001?": the offer for that pincode too */
-        char args[200], err[160];
-        snprintf(args, sizeof(args), "{\"id\":\"%s\",\"pincode\":\"%s\"}",
-                 at->prev.items[idx[0]].id, at->guess.slots.pincode);
-        if (strchr(at->prev.items[idx[0]].id, '"') == NULL &&
-            tool_check_args(od, at->env.doc, args, strlen(args), err, sizeof(err)) == 0)
-            at->calls[at->n_calls++] = (struct llm_msg_tool_call){
-                "call_preload_offers", offers, keep(at, args, strlen(args)), strlen(args)};
-    }
+    if (qt == QT_PRODUCT_FACT && k == 1 && at->guess.slots.pincode[0])
+        preload_offer(at, a, idx[0]);
     if (!at->n_calls)
         return false;
     run_tools(at);
