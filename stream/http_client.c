@@ -1,21 +1,15 @@
 /* http_client.c - libcurl multi driven by the worker's io_uring through the socket API.
  *
- * Each socket curl tells us about gets a slot; its wish (in, out, both) becomes a poll request
- * on the ring. A wish to read - a provider stream, most of a socket's life - is a multishot poll:
- * it stays armed across completions, so a token costs one completion and curl's own reads, not
- * a poll re-armed through the ring each time. Writing wishes (connect, sending the request) stay
- * one-shot: a writable socket would otherwise complete on every ACK that frees buffer space.
- *
- * Multishot poll is level-triggered when armed and edge-triggered afterwards: it completes when
- * bytes arrive, not while unread bytes sit in the socket. That is safe only if curl drains the
- * socket on each call, and curl does not promise it. What it does (7.88, checked with strace):
- * HTTP/1.x reads, then polls the socket with a zero timeout and reads again while it is readable;
- * HTTP/2 reads until EAGAIN; TLS also asks the TLS library for buffered bytes. So after a call
- * the socket was empty at curl's last look, and any later byte brings a new completion. The
- * exception is curl's bound of 100 reads per call: a call that delivered HC_RECHECK_BYTES or more
- * may have stopped early, so its socket's poll is replaced by a new one, level-triggered at
- * arming. A paused transfer does not occur here (we never pause), and a finished one leaves no
- * bytes that anyone waits for (no HTTP/1.1 pipelining).
+ * Each socket curl tells us about gets a slot; its wish (in, out, both) becomes a one-shot poll
+ * request on the ring, re-armed after each completion while curl still wants the socket.
+ * One-shot rather than multishot: multishot poll is edge-triggered after its first event, and
+ * curl does not promise to drain a socket on every call, so a level-triggered re-arm is the one
+ * that can never miss readiness. A multishot poll for reading was tried (issue 10 item 2) and
+ * backed out: a transfer cancelled while its multishot poll was armed sometimes left the socket
+ * established after curl had closed the descriptor (the poll request still held the file, so the
+ * provider never saw the client leave and went on generating; test_orchestrator's
+ * test_cancel_during_tool_call_stops_the_transfer failed about one run in four). Its saving, one
+ * poll request per token, was below what this machine can measure.
  *
  * Every (re-)arm takes a fresh generation, so completions of a poll that was replaced are
  * recognised and dropped.
@@ -34,18 +28,12 @@
 #include "base/log.h"
 #include "base/mem.h"
 
-/* Bytes handed to us by one curl call (body and headers) above which curl may have stopped
- * reading before the socket was empty: 100 reads of its smallest buffer (1 KiB) is 100 KiB, the
- * default buffer (16 KiB) 1.6 MiB. Token streams deliver a few hundred bytes per call. */
-#define HC_RECHECK_BYTES (64u * 1024)
-
 struct hc_sock {
     int fd;
     int what; /* CURL_POLL_IN / OUT / INOUT */
     uint32_t gen;
     bool in_use;
     bool armed;
-    bool multishot; /* the armed poll stays armed across completions */
 };
 
 struct hc_req {
@@ -71,8 +59,7 @@ struct hc {
     struct hc_sock *socks;
     uint32_t nsocks;
     unsigned active;
-    int depth;           /* > 0 while inside curl */
-    size_t action_bytes; /* delivered by the current socket action (HC_RECHECK_BYTES) */
+    int depth; /* > 0 while inside curl */
     struct hc_req *to_add;
     struct hc_req *to_free;
 };
@@ -91,12 +78,7 @@ static void arm_poll(struct hc *h, uint32_t idx)
     if (s->what & CURL_POLL_OUT)
         mask |= POLLOUT;
     s->gen = (s->gen + 1) & 0xFFFFFF;
-    struct io_uring_sqe *sqe = loop_sqe(h->l, loop_ud(h->op, s->gen, idx));
-    s->multishot = s->what == CURL_POLL_IN;
-    if (s->multishot)
-        io_uring_prep_poll_multishot(sqe, s->fd, mask);
-    else
-        io_uring_prep_poll_add(sqe, s->fd, mask);
+    io_uring_prep_poll_add(loop_sqe(h->l, loop_ud(h->op, s->gen, idx)), s->fd, mask);
     s->armed = true;
 }
 
@@ -176,8 +158,7 @@ static void on_poll(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
     struct hc_sock *s = &h->socks[idx];
     if (!s->in_use || !s->armed || s->gen != loop_ud_gen(cqe->user_data))
         return; /* replaced or removed */
-    if (!s->multishot || !(cqe->flags & IORING_CQE_F_MORE))
-        s->armed = false; /* a one-shot poll, or a multishot poll the kernel ended */
+    s->armed = false;
     int ev = 0;
     if (cqe->res < 0) {
         ev = CURL_CSELECT_ERR;
@@ -190,15 +171,11 @@ static void on_poll(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
             ev |= CURL_CSELECT_ERR;
     }
     int fd = s->fd;
-    h->action_bytes = 0;
     action(h, fd, ev);
     s = &h->socks[idx];
     if (!s->in_use || s->fd != fd)
         return;
-    /* curl may have left bytes behind (see the top of the file): look again, level-triggered. */
-    if (s->armed && s->multishot && h->action_bytes >= HC_RECHECK_BYTES)
-        cancel_poll(h, idx);
-    /* Still wanted and not armed (re-armed by curl's socket callback otherwise): wait again. */
+    /* Still wanted and not re-armed by curl's socket callback: wait again (level-triggered). */
     if (!s->armed)
         arm_poll(h, idx);
 }
@@ -231,7 +208,6 @@ static size_t header_cb(char *p, size_t size, size_t n, void *userdata)
     size_t len = size * n;
     if (r->cancelled)
         return 0;
-    r->h->action_bytes += len;
     if (len > 12 && strncasecmp(p, "retry-after:", 12) == 0 && !r->responded) {
         char v[64];
         size_t vl = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
@@ -264,7 +240,6 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userdata)
     size_t len = size * n;
     if (r->cancelled)
         return 0;
-    r->h->action_bytes += len;
     if (r->cb.on_body && r->cb.on_body(r->ctx, p, len) != 0)
         return 0;
     return len;

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 
@@ -46,6 +47,9 @@ static uint64_t now_us(void)
     return clock_now_ns() / 1000u;
 }
 
+/* Answers held now, all workers: a test waits for its request to be in before it acts. */
+static _Atomic uint64_t held_now;
+
 static void log_add(struct logent *e)
 {
     pthread_mutex_lock(&log_lock);
@@ -69,6 +73,7 @@ static void log_reply(const struct http_request *req, struct buf *out)
     if (since + 1 > first)
         first = since + 1;
     jw_kuint(&w, "last", log_seq);
+    jw_kuint(&w, "held", held_now); /* requests arrived and not answered yet */
     jw_key(&w, "requests");
     jw_arr_begin(&w);
     for (uint64_t s = first; s <= log_seq; s++) {
@@ -105,6 +110,7 @@ struct sim_pending {
 
 static void pending_unlink(struct sim_pending *p)
 {
+    held_now--;
     *p->pprev = p->next;
     if (p->next)
         p->next->pprev = p->pprev;
@@ -707,6 +713,7 @@ bool sim_catalog_api_request(struct sim_worker *sw, struct conn *c, const struct
         return true;
     }
     conn_http_defer(c);
+    held_now++;
     p->next = sw->pending;
     p->pprev = &sw->pending;
     if (sw->pending)

@@ -72,6 +72,10 @@ class Sim:
     def catalog_seq(self):
         return self.get_json("/catalog/_log?since=0")["last"]
 
+    def catalog_held(self):
+        """Catalog requests that arrived and are not answered yet (the simulator's own count)."""
+        return self.get_json("/catalog/_log?since=0")["held"]
+
     def catalog_log(self, since):
         return self.get_json("/catalog/_log?since=%d" % since)["requests"]
 
@@ -836,6 +840,9 @@ async def test_cancel_during_tool_call_stops_the_transfer():
                 assert m.get("tool") == "get_order", m
                 break
             assert m["type"] in ("turn_start", "status"), m
+        # the status goes out when the call starts, before curl has sent the request: cancel
+        # once the API holds it (a cancel before that leaves the API nothing to see)
+        wait_until(lambda: s.catalog_held() == 1, "the order request to reach the API")
         await ws.send(json.dumps({"type": "cancel", "turn_id": turn_id}))
         while True:
             m = await recv(ws)
