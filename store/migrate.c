@@ -270,7 +270,8 @@ static PGconn *connect_blocking(const char *url, char *err, size_t errlen)
 }
 
 /* Migrate, make partitions ahead, load prices; see store.h. */
-int store_migrate(const struct store_conf *conf, const char *migrations_dir, char *err, size_t errlen)
+int store_migrate(const struct store_conf *conf, const char *migrations_dir, char *err,
+                  size_t errlen)
 {
     if (!conf->database_url[0]) {
         snprintf(err, errlen, "DATABASE_URL is not set");

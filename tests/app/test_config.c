@@ -158,9 +158,10 @@ static void test_structure_errors(void)
     EXPECT_ERROR("[server]\nworkers = 1\n[serverr]\nworkers = 2\n",
                  "3: unknown section [serverr] (known: server, websocket, session, auth, log, "
                  "model, providers, pricing, tools, orchestrator, store)");
-    EXPECT_ERROR("[Server]\n", "1: unknown section [Server] (known: server, websocket, "
-                               "session, auth, log, model, providers, pricing, tools, orchestrator, "
-                               "store)");
+    EXPECT_ERROR("[Server]\n",
+                 "1: unknown section [Server] (known: server, websocket, "
+                 "session, auth, log, model, providers, pricing, tools, orchestrator, "
+                 "store)");
     EXPECT_ERROR("\n\n[server]\nmax_conections = 5\n",
                  "4: unknown key 'max_conections' in [server]");
     EXPECT_ERROR("[websocket]\nworkers = 5\n", "2: unknown key 'workers' in [websocket]");
