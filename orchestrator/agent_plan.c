@@ -74,7 +74,7 @@ struct agent_turn {
     /* the turn's exchange and evidence */
     struct exch_msg *ex;
     size_t n_ex;
-    char **owned;
+    void **owned; /* what the exchange points into: freed with the plan */
     size_t n_owned;
     struct slate slate; /* products shown in this turn */
     struct slate prev;  /* the slate of an earlier turn of the session (follow-ups) */
@@ -91,12 +91,18 @@ static void plan_state(struct agent_turn *at, enum ap_state to)
     at->state = to;
 }
 
+/* The turn takes p (xmalloc'd): freed with the plan. Returns p. */
+static void *own(struct agent_turn *at, void *p)
+{
+    at->owned = xrealloc(at->owned, (at->n_owned + 1) * sizeof(*at->owned));
+    at->owned[at->n_owned++] = p;
+    return p;
+}
+
+/* A copy of p[0..n) the turn owns. */
 static const char *keep(struct agent_turn *at, const char *p, size_t n)
 {
-    char *s = xstrndup(p ? p : "", p ? n : 0);
-    at->owned = xrealloc(at->owned, (at->n_owned + 1) * sizeof(*at->owned));
-    at->owned[at->n_owned++] = s;
-    return s;
+    return own(at, xstrndup(p ? p : "", p ? n : 0));
 }
 
 static void ex_add(struct agent_turn *at, struct llm_message m)
@@ -352,11 +358,8 @@ static void run_tools(struct agent_turn *at)
         escalate(at, ESC_INVALID_TOOL_CALL);
         return;
     }
-    struct llm_msg_tool_call *calls = xmalloc(at->n_calls * sizeof(*calls));
+    struct llm_msg_tool_call *calls = own(at, xmalloc(at->n_calls * sizeof(*calls)));
     memcpy(calls, at->calls, at->n_calls * sizeof(*calls));
-    keep(at, NULL, 0); /* the slot below owns calls through the owned list */
-    xfree(at->owned[at->n_owned - 1]);
-    at->owned[at->n_owned - 1] = (char *)calls;
     ex_add(at, (struct llm_message){.role = "assistant",
                                     .content = "",
                                     .len = 0,
@@ -614,9 +617,7 @@ static void use_prefetch(struct agent_turn *at)
     if (r->status != TOOL_OK || !orch_agent_has_tool(a, name) ||
         at->guess.type != QT_PRODUCT_SEARCH)
         return;
-    struct llm_msg_tool_call *c = xcalloc(1, sizeof(*c));
-    at->owned = xrealloc(at->owned, (at->n_owned + 1) * sizeof(*at->owned));
-    at->owned[at->n_owned++] = (char *)c;
+    struct llm_msg_tool_call *c = own(at, xcalloc(1, sizeof(*c)));
     c->id = "call_prefetch";
     c->name = name;
     c->arguments = keep(at, at->prefetch_args, strlen(at->prefetch_args));
