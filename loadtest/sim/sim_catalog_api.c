@@ -19,6 +19,7 @@
 #include "base/mem.h"
 #include "loadtest/sim/sim_catalog.h"
 #include "loadtest/sim/sim_hash.h"
+#include "loadtest/sim/sim_reqlog.h"
 #include "stream/jsonw.h"
 
 enum { LOG_CAP = 4096, TARGET_MAX = 256, RID_MAX = 64, SEARCH_MAX_LIMIT = 50, ID_MAX = 64 };
@@ -61,17 +62,12 @@ static void log_add(struct logent *e)
 /* GET /catalog/_log?since=N: the entries after seq N still in the ring, oldest first. */
 static void log_reply(const struct http_request *req, struct buf *out)
 {
-    char v[24];
-    uint64_t since = 0;
-    if (req->query && http_query_param(req->query, req->query_len, "since", v, sizeof(v)) > 0)
-        since = strtoull(v, NULL, 10);
+    uint64_t since = sim_log_since(req);
     struct jsonw w;
     jw_init(&w, out);
     jw_obj_begin(&w);
     pthread_mutex_lock(&log_lock);
-    uint64_t first = log_seq > LOG_CAP ? log_seq - LOG_CAP + 1 : 1;
-    if (since + 1 > first)
-        first = since + 1;
+    uint64_t first = sim_log_first(since, log_seq, LOG_CAP);
     jw_kuint(&w, "last", log_seq);
     jw_kuint(&w, "held", held_now); /* requests arrived and not answered yet */
     jw_key(&w, "requests");

@@ -53,19 +53,22 @@ static bool path_is(const struct http_request *req, const char *p)
 
 /* {"last": SEQ, "requests": [{seq, path, model, body, truncated}]}, oldest first; the body is
  * the request's JSON text as a string (a cut body would not be JSON). */
-static void reply(const struct http_request *req, struct buf *out)
+uint64_t sim_log_since(const struct http_request *req)
 {
     char v[24];
-    uint64_t since = 0;
     if (req->query && http_query_param(req->query, req->query_len, "since", v, sizeof(v)) > 0)
-        since = strtoull(v, NULL, 10);
+        return strtoull(v, NULL, 10);
+    return 0;
+}
+
+static void reply(const struct http_request *req, struct buf *out)
+{
+    uint64_t since = sim_log_since(req);
     struct jsonw w;
     jw_init(&w, out);
     jw_obj_begin(&w);
     pthread_mutex_lock(&reqlog_lock);
-    uint64_t first = reqlog_seq > SIM_REQLOG_CAP ? reqlog_seq - SIM_REQLOG_CAP + 1 : 1;
-    if (since + 1 > first)
-        first = since + 1;
+    uint64_t first = sim_log_first(since, reqlog_seq, SIM_REQLOG_CAP);
     jw_kuint(&w, "last", reqlog_seq);
     jw_key(&w, "requests");
     jw_arr_begin(&w);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "net/server.h"
 
@@ -23,6 +24,16 @@ void sim_reqlog_add(const char *path, size_t path_len, const char *model, const 
 
 /* Answer GET /v1/_requests[?since=SEQ] (returns true), or return false for any other request. */
 bool sim_reqlog_request(struct conn *c, const struct http_request *req);
+
+/* The sim's request logs are rings of sequence-numbered entries read with ?since=SEQ: the SEQ
+ * of req's query (0 when absent). */
+uint64_t sim_log_since(const struct http_request *req);
+/* The first seq to list after `since` in a ring of cap entries whose newest is `last`. */
+static inline uint64_t sim_log_first(uint64_t since, uint64_t last, uint64_t cap)
+{
+    uint64_t first = last > cap ? last - cap + 1 : 1;
+    return since + 1 > first ? since + 1 : first;
+}
 
 /* Free the entries (at exit, after the workers stopped). */
 void sim_reqlog_fini(void);
