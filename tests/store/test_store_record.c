@@ -242,7 +242,6 @@ static void test_corruption(void)
     buf_free(&b);
 }
 
-
 /* A dead process's journal with a torn tail of every possible length. */
 static void test_torn_tail(void)
 {
