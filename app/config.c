@@ -99,6 +99,10 @@ static const struct key_def keys[] = {
     U32("session", history_max_bytes, 1024, 1073741824),
     U32("session", history_budget_bytes, 65536, 4294967295u),
     U32("session", max_session_age_s, 1, 31536000),
+    U32("session", detach_grace_ms, 0, 600000),
+    U32("session", detach_buffer_bytes, 1024, 67108864),
+    U32("session", turn_lease_ms, 300, 600000),
+    U32("session", resume_wait_ms, 0, 3600000),
     STR("auth", jwt_secret),
     STR("auth", jwt_issuer),
     STR("auth", jwt_audience),
@@ -180,6 +184,10 @@ void config_defaults(struct config *c)
     c->max_session_age_s = 86400;
     c->jwt_require_exp = true;
     c->jwt_leeway_s = 30;
+    c->detach_grace_ms = 15000;
+    c->detach_buffer_bytes = 262144;
+    c->turn_lease_ms = 10000;
+    c->resume_wait_ms = 60000;
     c->log_level = LOG_INFO;
     c->max_tokens = 1024;
     c->max_retries = 2;

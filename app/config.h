@@ -60,6 +60,11 @@ struct config {
     uint32_t history_max_bytes;         /* in-memory history per session, default 65536 */
     uint32_t history_budget_bytes;      /* in-memory history per process, default 256 MiB */
     uint32_t max_session_age_s;         /* a session is closed (4002) at this age, default 1 day */
+    /* detach grace and resume of running turns (docs/session.md) */
+    uint32_t detach_grace_ms;     /* a turn whose client left runs on this long, default 15000 */
+    uint32_t detach_buffer_bytes; /* ... producing at most this much more answer, default 256 KiB */
+    uint32_t turn_lease_ms;       /* a running turn's row lives this long unrenewed, 10000 */
+    uint32_t resume_wait_ms;      /* a resume waits this long for a running turn, 60000 */
 
     /* [auth] */
     char jwt_secret[512];     /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */

@@ -19,11 +19,12 @@
 #include "session/session_int.h"
 #include "store/store.h"
 
-/* The user_message that waits for its history (s->held). */
+/* The user_message that waits for its history (s->held), and the read under way. */
 struct held_msg {
     struct chat_msg m;
     char id[CHAT_ID_MAX + 1];
     char *text;
+    struct store_op *op;
 };
 
 static uint64_t g_bytes; /* text bytes held in every session's history (atomic) */
@@ -68,14 +69,14 @@ static void to_tail(struct session *s)
 }
 
 /* Drop whole histories of this worker's idle sessions, least recently active first, until len
- * more bytes fit the budget (or none is left to drop). Only sessions with no turn, resume or
- * reload in progress: a running turn's context points into its history. */
+ * more bytes fit the budget (or none is left to drop). Only sessions with no turn, resume,
+ * replay or reload in progress: a running turn's context points into its history. */
 static void make_room(struct session *self, size_t len, uint64_t budget)
 {
     struct sess_worker *sw = self->sw;
     for (struct session *o = sw->head.next; o != &sw->head && history_bytes_held() + len > budget;
          o = o->next) {
-        if (o == self || !o->history_len || o->turn || o->load_op || o->resume_waiting || o->replay)
+        if (o == self || !o->history_len || o->turn || o->rs || o->replay || o->held)
             continue;
         session_history_free(o);
         o->history_dropped = sw->store != NULL; /* without a store there is nothing to reload */
@@ -110,12 +111,14 @@ void history_add(struct session *s, const char *role, const char *text, size_t l
     to_tail(s);
 }
 
+/* The client left while its history was being read: forget the read and the message. */
 void history_held_free(struct session *s)
 {
     struct held_msg *h = s->held;
     if (!h)
         return;
     s->held = NULL;
+    store_cancel(h->op);
     xfree(h->text);
     xfree(h);
 }
@@ -125,7 +128,8 @@ void history_held_free(struct session *s)
 static void on_reloaded(void *ctx, int result, const struct store_conversation *c)
 {
     struct session *s = ctx;
-    s->load_op = NULL;
+    struct held_msg *h = s->held;
+    s->held = NULL;
     s->history_dropped = false;
     if (result < 0)
         log_warn("session: history of %s not reloaded (%s): the turn starts without it",
@@ -137,8 +141,6 @@ static void on_reloaded(void *ctx, int result, const struct store_conversation *
                         c->messages[i].text, c->messages[i].len);
         metric_add(&s->sw->m.history_reloads, 1);
     }
-    struct held_msg *h = s->held;
-    s->held = NULL;
     if (h) {
         h->m.id = h->id;
         h->m.text = h->text;
@@ -158,14 +160,7 @@ bool history_reload_first(struct session *s, const struct chat_msg *m)
     memcpy(h->id, m->id, m->id_len);
     h->text = xstrndup(m->text, m->text_len);
     s->held = h;
-    s->load_op = store_load_conversation(s->sw->store, s->conversation_id,
-                                         s->sw->conf->history_messages, on_reloaded, s);
-    if (!s->load_op) { /* no read could be started: go on without the history */
-        s->history_dropped = false;
-        s->held = NULL;
-        xfree(h->text);
-        xfree(h);
-        return false;
-    }
+    h->op = store_load_conversation(s->sw->store, s->conversation_id, s->sw->conf->history_messages,
+                                    on_reloaded, s);
     return true;
 }

@@ -121,6 +121,8 @@ void session_send_turn_end(struct session *s, const struct turn_end_info *e)
     }
     if (e->replayed)
         jw_kbool(&w, "replayed", true);
+    if (e->resumed)
+        jw_kbool(&w, "resumed", true);
     jw_obj_end(&w);
     session_send_doc(s, &s->sw->scratch);
 }
@@ -220,7 +222,7 @@ static bool rate_allow(struct session *s, uint64_t *retry_ms)
  * it was dropped, history.c) a new turn. */
 void on_user_message(struct session *s, const struct chat_msg *m)
 {
-    if (s->load_op || s->resume_waiting || s->replay) {
+    if (session_resume_busy(s) || s->held) {
         session_send_error(s, "turn_in_progress", "a resume is still being read or replayed", m->id,
                            m->id_len, NULL);
         return;
