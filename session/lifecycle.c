@@ -316,6 +316,8 @@ static void metrics_calls(struct server *srv, struct buf *out)
     buf_free(&tok);
 }
 
+static const struct responder *g_responder;
+
 static void metrics(struct server *srv, struct buf *out)
 {
     buf_printf(out,
@@ -324,6 +326,8 @@ static void metrics(struct server *srv, struct buf *out)
                TRILEMMA_VERSION);
     metrics_ttft(srv, out);
     metrics_calls(srv, out);
+    if (g_responder->metrics)
+        g_responder->metrics(g_responder->arg, out);
     buf_printf(out,
                "# HELP trilemma_sessions_open Open chat sessions.\n"
                "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",
