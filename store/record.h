@@ -2,7 +2,7 @@
  * journal holds, and what replay reads back.
  *
  *   header (12 bytes, little endian): magic "TRJ1" | payload length u32 | crc32 u32
- *   payload: version u8 (3), the database's identity, then the turn's fields in a fixed order
+ *   payload: version u8 (4), the database's identity, then the turn's fields in a fixed order
  *   (record.c)
  *
  * The crc32 (zlib) covers the length field and the payload, so a torn or corrupted tail (a
@@ -42,6 +42,7 @@ struct rec_turn {
     uint32_t *delta_ends;
     struct llm_call_record *calls;
     struct tool_call_record *tools;
+    struct cache_saving_record *savings;
 };
 
 /* Decode a record rec_check accepted. Returns 0 or -EBADMSG. Free with rec_turn_free. */

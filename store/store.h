@@ -80,8 +80,11 @@ struct store_turn {
     const char *query_type; /* NULL or "" when the turn was not routed (the relay, echo) */
     const char *agent;      /* the agent that answered; NULL or "" = none */
     const char *flags;      /* comma-separated flags of the turn's checks; NULL or "" = none */
-    uint64_t db_system_id;  /* the database the journal record belongs to (0 = unknown) ... */
-    const char *db_name;    /* ... set by the writer, read back from the journal */
+    /* cache hits: one "cache_saving" ledger line each, outside cost_micros */
+    const struct cache_saving_record *savings;
+    uint32_t n_savings;
+    uint64_t db_system_id; /* the database the journal record belongs to (0 = unknown) ... */
+    const char *db_name;   /* ... set by the writer, read back from the journal */
 };
 
 /* ---- what a conversation reads back ---- */

@@ -130,13 +130,14 @@ static void test_route_and_flags(void)
     buf_free(&b);
 }
 
-/* Rewrite a version 3 record (identity: u64 0 and an empty string, 13 bytes after the version)
- * as the version an earlier release wrote: without the identity, and for version 1 without the
- * version 2 tail (three empty strings and two per call, 5 bytes each). Returns its length. */
+/* Rewrite a version 4 record (identity: u64 0 and an empty string, 13 bytes after the version)
+ * as the version an earlier release wrote: without the identity; for version 2 also without
+ * version 3's tail (a zero count of savings, 4 bytes), for version 1 also without version 2's
+ * (three empty strings and two per call, 5 bytes each). Returns its length. */
 static size_t downgrade(struct buf *b, uint8_t version, uint32_t n_calls)
 {
     uint8_t *p = (uint8_t *)buf_begin(b);
-    size_t tail = version == 1 ? 5 * (3 + 2 * (size_t)n_calls) : 0;
+    size_t tail = (version <= 2 ? 4 : 0) + (version == 1 ? 5 * (3 + 2 * (size_t)n_calls) : 0);
     memmove(p + 13, p + 13 + 13, buf_size(b) - 13 - 13);
     uint32_t len = (uint32_t)(buf_size(b) - 13 - 12 - tail);
     p[12] = version;
@@ -147,12 +148,38 @@ static size_t downgrade(struct buf *b, uint8_t version, uint32_t n_calls)
     return 12 + len;
 }
 
-/* Records of versions 1 and 2 (journals previous releases left) still replay, without a
+/* Cache savings (version 3) travel with the turn; a version 2 record (without them) replays. */
+static void test_savings_round_trip(void)
+{
+    struct store_turn t = sample();
+    struct cache_saving_record sv[2] = {{"exact", "exact cache: answer of specialist", -1234},
+                                        {"tool", "tool get_policy", 0}};
+    t.savings = sv;
+    t.n_savings = 2;
+    struct buf b = {0};
+    CHECK(rec_encode(&b, &t) == 0);
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(rt.t.n_savings == 2 && !strcmp(rt.t.savings[0].layer, "exact") &&
+          rt.t.savings[0].amount_micros == -1234 && !strcmp(rt.t.savings[1].layer, "tool") &&
+          !strcmp(rt.t.savings[1].description, "tool get_policy"));
+    rec_turn_free(&rt);
+    buf_free(&b);
+    t.n_savings = 0;
+    rec_encode(&b, &t);
+    size_t n = downgrade(&b, 2, t.n_calls);
+    CHECK(rec_decode(buf_begin(&b), n, &rt) == 0);
+    CHECK(rt.t.n_savings == 0 && rt.t.n_calls == t.n_calls);
+    rec_turn_free(&rt);
+    buf_free(&b);
+}
+
+/* Records of versions 1 to 3 (journals previous releases left) still replay, without a
  * database identity; a version from the future is refused. */
 static void test_version_1_replays(void)
 {
     struct store_turn t = sample();
-    for (uint8_t v = 1; v <= 2; v++) {
+    for (uint8_t v = 1; v <= 3; v++) {
         struct buf b = {0};
         rec_encode(&b, &t);
         size_t n = downgrade(&b, v, t.n_calls);
@@ -167,7 +194,7 @@ static void test_version_1_replays(void)
             CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.calls[1].agent[0] == '\0');
         rec_turn_free(&rt);
         uint8_t *p = (uint8_t *)buf_begin(&b);
-        p[12] = 4; /* a version from the future is refused */
+        p[12] = 5; /* a version from the future is refused */
         uint32_t len = (uint32_t)(n - 12);
         uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
                         (uint8_t)(len >> 24)};
@@ -181,7 +208,7 @@ static void test_version_1_replays(void)
 
 static char dir[] = "/tmp/trilemma-journal-test.XXXXXX";
 
-/* Version 3: each record names its database; journal_adopt_for adopts only its own database's
+/* Version 4: each record names its database; journal_adopt_for adopts only its own database's
  * orphans (or ones that name none) and counts the others, which stay as they were. */
 static void test_database_identity(void)
 {
@@ -360,6 +387,7 @@ int main(void)
 {
     test_route_and_flags();
     test_version_1_replays();
+    test_savings_round_trip();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
     test_corruption();
