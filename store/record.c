@@ -10,6 +10,9 @@
  *       i32 http_status; usage; u8 usage_reported; i64 ttft_ms, duration_ms, cost_micros
  *   u32 n_tools, then per tool: str name, arguments, status; u64 result_bytes; u8 cache_hit;
  *       i64 duration_ms, cost_micros
+ * v2 appends: str query_type, agent, flags; per call: str agent, prompt_version
+ * v3 appends: str trace_id; u32 n_spans, then per span: str span_id, parent_span_id, kind, name,
+ *     status, status_message, attributes, events; i64 start_us, end_us
  * A str is u32 length (0xFFFFFFFF = NULL) then the bytes and a NUL, so decoded strings point
  * into the record as C strings. */
 #include "store/record.h"
@@ -21,9 +24,11 @@
 #include "base/mem.h"
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
-#define REC_VERSION 2         /* 2 appends the route, the flags and each call's agent and prompt */
+#define REC_VERSION                                                                                \
+    3 /* 2 appends the route, the flags and each call's agent and prompt; 3 the trace */
 #define STR_NULL 0xFFFFFFFFu
-#define REC_MAX_TOOLS 4096 /* tool calls in one turn */
+#define REC_MAX_TOOLS 4096  /* tool calls in one turn */
+#define REC_MAX_SPANS 65536 /* spans in one turn's trace */
 
 /* ---- encoding ---- */
 
@@ -101,6 +106,20 @@ static void put_tool(struct buf *b, const struct tool_call_record *c)
     put_u64(b, (uint64_t)c->cost_micros);
 }
 
+static void put_span(struct buf *b, const struct span_record *s)
+{
+    put_str(b, s->span_id);
+    put_str(b, s->parent_span_id);
+    put_str(b, s->kind);
+    put_str(b, s->name);
+    put_str(b, s->status);
+    put_str(b, s->status_message);
+    put_strn(b, s->attributes ? s->attributes : "{}", s->attributes ? s->attributes_len : 2);
+    put_strn(b, s->events ? s->events : "[]", s->events ? s->events_len : 2);
+    put_u64(b, (uint64_t)s->start_us);
+    put_u64(b, (uint64_t)s->end_us);
+}
+
 static uint32_t rec_crc(const char *payload, uint32_t len)
 {
     uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
@@ -116,6 +135,8 @@ static bool surely_too_big(const struct store_turn *t)
                  (uint64_t)(t->answer ? t->answer_len : 0) + 4ull * t->n_deltas;
     for (uint32_t i = 0; i < t->n_tools; i++)
         n += t->tools[i].arguments_len;
+    for (uint32_t i = 0; i < t->n_spans; i++)
+        n += t->spans[i].attributes_len + t->spans[i].events_len;
     return n > REC_MAX_PAYLOAD;
 }
 
@@ -158,6 +179,10 @@ int rec_encode(struct buf *out, const struct store_turn *t)
         put_str(out, t->calls[i].agent);
         put_str(out, t->calls[i].prompt_version);
     }
+    put_str(out, t->trace_id ? t->trace_id : "");
+    put_u32(out, t->n_spans);
+    for (uint32_t i = 0; i < t->n_spans; i++)
+        put_span(out, &t->spans[i]);
 
     size_t payload = buf_size(out) - start - REC_HEADER;
     if (payload > REC_MAX_PAYLOAD) {
@@ -312,6 +337,37 @@ static void get_tools(struct rd *r, struct rec_turn *o)
     }
 }
 
+static void get_spans(struct rd *r, struct rec_turn *o)
+{
+    for (uint32_t i = 0; i < o->t.n_spans && !r->bad; i++) {
+        struct span_record *s = &o->spans[i];
+        get_str_into(r, s->span_id, sizeof(s->span_id));
+        get_str_into(r, s->parent_span_id, sizeof(s->parent_span_id));
+        get_str_into(r, s->kind, sizeof(s->kind));
+        get_str_into(r, s->name, sizeof(s->name));
+        get_str_into(r, s->status, sizeof(s->status));
+        get_str_into(r, s->status_message, sizeof(s->status_message));
+        s->attributes = get_str(r, &s->attributes_len);
+        s->events = get_str(r, &s->events_len);
+        s->start_us = (int64_t)get_u64(r);
+        s->end_us = (int64_t)get_u64(r);
+        if (!s->attributes || !s->events)
+            r->bad = true;
+    }
+}
+
+/* v3: the trace id and the spans. */
+static int get_trace(struct rd *r, struct rec_turn *o)
+{
+    o->t.trace_id = get_str(r, NULL);
+    if (get_counted(r, &o->t.n_spans, 48) < 0 || o->t.n_spans > REC_MAX_SPANS)
+        return -EBADMSG;
+    o->spans = xcalloc(o->t.n_spans ? o->t.n_spans : 1, sizeof(*o->spans));
+    o->t.spans = o->spans;
+    get_spans(r, o);
+    return 0;
+}
+
 static void get_head(struct rd *r, struct store_turn *t)
 {
     t->conversation_id = get_str(r, NULL);
@@ -338,7 +394,7 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
         return -EBADMSG;
     struct rd r = {(const uint8_t *)rec + REC_HEADER, len - REC_HEADER, false};
     uint8_t version = get_u8(&r);
-    if (version != 1 && version != REC_VERSION) /* a journal of the previous release replays */
+    if (version < 1 || version > REC_VERSION) /* journals of earlier releases replay */
         return -EBADMSG;
     get_head(&r, &o->t);
     if (get_counted(&r, &o->t.n_deltas, 4) < 0)
@@ -367,6 +423,8 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
             get_str_into(&r, o->calls[i].prompt_version, sizeof(o->calls[i].prompt_version));
         }
     }
+    if (version >= 3 && get_trace(&r, o) < 0)
+        goto out_bad;
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
         goto out_bad;
@@ -383,5 +441,6 @@ void rec_turn_free(struct rec_turn *rt)
     xfree(rt->delta_ends);
     xfree(rt->calls);
     xfree(rt->tools);
+    xfree(rt->spans);
     memset(rt, 0, sizeof(*rt));
 }

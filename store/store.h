@@ -26,7 +26,8 @@ struct store_conf {
     const char *journal_dir;  /* the spill journal's folder */
     const char *price_file;   /* loaded into the prices table by store_migrate */
     uint32_t journal_max_bytes;
-    uint32_t batches_in_flight; /* group commits in flight per worker (1..16) */
+    uint32_t batches_in_flight;    /* group commits in flight per worker (1..16) */
+    uint32_t trace_retention_days; /* span partitions older than this are dropped (0 = never) */
 };
 
 /* True for a well-formed conversation or turn id: 32 lowercase hex digits (128 random bits), as
@@ -69,6 +70,10 @@ struct store_turn {
     const char *query_type; /* NULL or "" when the turn was not routed (the relay, echo) */
     const char *agent;      /* the agent that answered; NULL or "" = none */
     const char *flags;      /* comma-separated flags of the turn's checks; NULL or "" = none */
+    /* the turn's trace (trace/trace.h): none when n_spans is 0 (capture off, or not sampled) */
+    const char *trace_id; /* 32 hex */
+    const struct span_record *spans;
+    uint32_t n_spans;
 };
 
 /* ---- what a conversation reads back ---- */

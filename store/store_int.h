@@ -103,6 +103,7 @@ struct store {
     int worker;
     char journal_dir[1024];
     uint64_t journal_max;
+    uint32_t trace_retention_days;      /* [trace] retention_days: older span partitions dropped */
     struct wconn wc[STORE_WRITERS_MAX]; /* writes: group commits, replays ... */
     unsigned nw;                        /* ... [store] batches_in_flight of them */
     struct pg *r;                       /* reads */

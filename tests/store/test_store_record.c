@@ -129,28 +129,96 @@ static void test_route_and_flags(void)
     buf_free(&b);
 }
 
-/* A record of version 1 (the journal a previous release left) still replays: it is a version 2
- * record without the tail (three empty strings and two per call, 5 bytes each). */
+/* Rewrite the record in b as version `version` cut `tail` bytes short (its later fields), with
+ * its length and checksum fixed. Returns the new record length. */
+static uint32_t as_version(struct buf *b, uint8_t version, size_t tail)
+{
+    uint8_t *p = (uint8_t *)buf_begin(b);
+    uint32_t len = (uint32_t)(buf_size(b) - 12 - tail);
+    p[12] = version;
+    uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+    for (int k = 0; k < 4; k++)
+        p[4 + k] = l[k], p[8 + k] = (uint8_t)(crc >> (8 * k));
+    return len;
+}
+
+/* Version 3: the trace id and the spans (attributes and events as JSON text) come back. */
+static void test_spans(void)
+{
+    struct store_turn t = sample();
+    struct span_record sp[2] = {
+        {.span_id = "00f067aa0ba902b7",
+         .kind = "turn",
+         .name = "turn",
+         .status = "ok",
+         .start_us = 1700000000000000,
+         .end_us = 1700000000500000,
+         .attributes = "{\"a\":1}",
+         .attributes_len = 7,
+         .events = "[]",
+         .events_len = 2},
+        {.span_id = "0000000000000001",
+         .parent_span_id = "00f067aa0ba902b7",
+         .kind = "tool",
+         .name = "execute_tool get_product",
+         .status = "error",
+         .status_message = "HTTP 503",
+         .start_us = 1700000000100000,
+         .end_us = 1700000000200000,
+         .attributes = "{}",
+         .attributes_len = 2,
+         .events = "[{\"name\":\"x\"}]",
+         .events_len = 14},
+    };
+    t.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    t.spans = sp;
+    t.n_spans = 2;
+    struct buf b = {0};
+    CHECK(rec_encode(&b, &t) == 0);
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(!strcmp(rt.t.trace_id, t.trace_id) && rt.t.n_spans == 2);
+    CHECK(!strcmp(rt.t.spans[0].span_id, sp[0].span_id) && rt.t.spans[0].parent_span_id[0] == 0);
+    CHECK(!strcmp(rt.t.spans[1].parent_span_id, sp[0].span_id));
+    CHECK(!strcmp(rt.t.spans[1].status_message, "HTTP 503") && !strcmp(rt.t.spans[1].kind, "tool"));
+    CHECK(rt.t.spans[1].attributes_len == 2 && !strcmp(rt.t.spans[1].events, sp[1].events));
+    CHECK(!strcmp(rt.t.spans[0].attributes, "{\"a\":1}"));
+    CHECK(rt.t.spans[0].start_us == sp[0].start_us && rt.t.spans[1].end_us == sp[1].end_us);
+    rec_turn_free(&rt);
+    /* a version 2 record (the previous release) is this one without the trace: no spans */
+    size_t v3 = 5 + 32 + 4;     /* the trace id, the span count */
+    for (int i = 0; i < 2; i++) /* 8 strings (length and NUL: 5 bytes each), 2 times */
+        v3 += 8 * 5 + 16 + 16 + strlen(sp[i].parent_span_id) + strlen(sp[i].kind) +
+              strlen(sp[i].name) + strlen(sp[i].status) + strlen(sp[i].status_message) +
+              sp[i].attributes_len + sp[i].events_len;
+    uint32_t len = as_version(&b, 2, v3);
+    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
+    CHECK(rt.t.n_spans == 0 && rt.t.trace_id == NULL && rt.t.n_calls == 2);
+    rec_turn_free(&rt);
+    buf_free(&b);
+}
+
+/* A record of version 1 (the journal a previous release left) still replays: it is a version 3
+ * record without the tail (three empty strings and two per call, 5 bytes each; the empty trace
+ * id and the span count, 9). */
 static void test_version_1_replays(void)
 {
     struct store_turn t = sample();
     struct buf b = {0};
     rec_encode(&b, &t);
-    size_t tail = 5 * (3 + 2 * t.n_calls);
+    size_t tail = 5 * (3 + 2 * t.n_calls) + 9;
     uint8_t *p = (uint8_t *)buf_begin(&b);
-    uint32_t len = (uint32_t)(buf_size(&b) - 12 - tail);
-    p[12] = 1;
+    uint32_t len = as_version(&b, 1, tail);
     uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
-    uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
-    for (int k = 0; k < 4; k++)
-        p[4 + k] = l[k], p[8 + k] = (uint8_t)(crc >> (8 * k));
+    uint32_t crc;
     CHECK(rec_check(buf_begin(&b), 12 + len) == (long)(12 + len));
     struct rec_turn rt;
     CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
     CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.n_calls == 2);
     CHECK(rt.t.calls[1].agent[0] == '\0');
     rec_turn_free(&rt);
-    p[12] = 3; /* a version from the future is refused */
+    p[12] = 4; /* a version from the future is refused */
     crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
     for (int k = 0; k < 4; k++)
         p[8 + k] = (uint8_t)(crc >> (8 * k));
@@ -301,6 +369,7 @@ static void test_oversized_record_refused(void)
 int main(void)
 {
     test_route_and_flags();
+    test_spans();
     test_version_1_replays();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
