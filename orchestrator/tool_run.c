@@ -24,6 +24,7 @@ struct tool_runner {
     struct hc *h;
     json_doc *doc; /* scratch for arguments and results: calls run one callback at a time */
     struct tool_runner_stats st;
+    char traceparent[64]; /* sent with the calls started while it is set ("" = none) */
 };
 
 struct tool_call {
@@ -35,7 +36,8 @@ struct tool_call {
     void *ctx;
     struct tool_result res;
     struct buf url, body, raw;
-    const char *headers[TOOL_MAX_HEADERS + 3];
+    const char *headers[TOOL_MAX_HEADERS + 4];
+    char tp_header[80]; /* "traceparent: ..." when the runner had one at the start */
     struct hc_req *req;
     struct timer timer; /* backoff, or the deferred end */
     uint64_t start_ns, deadline_ms;
@@ -271,6 +273,10 @@ static int prepare(struct tool_call *c, const char *args, size_t len)
         buf_append(&c->body, "", 1);
         c->body.len--;
     }
+    if (c->r->traceparent[0]) {
+        snprintf(c->tp_header, sizeof(c->tp_header), "traceparent: %s", c->r->traceparent);
+        c->headers[h++] = c->tp_header;
+    }
     c->headers[h] = NULL;
     return 0;
 }
@@ -319,6 +325,12 @@ void tool_call_cancel(struct tool_call *c)
     }
     set_text(c, "%s: cancelled", c->name);
     finalize(c, TOOL_CANCELLED);
+}
+
+/* See tool_run.h. */
+void tool_runner_set_traceparent(struct tool_runner *r, const char *tp)
+{
+    snprintf(r->traceparent, sizeof(r->traceparent), "%s", tp ? tp : "");
 }
 
 const struct tool_result *tool_call_result(const struct tool_call *c)

@@ -60,6 +60,9 @@ struct tool_runner *tool_runner_create(struct loop *l, struct hc *h);
 /* Every call and batch must have been freed first. */
 void tool_runner_destroy(struct tool_runner *r);
 void tool_runner_stats(const struct tool_runner *r, struct tool_runner_stats *out);
+/* The W3C traceparent value the calls started from now on send ("" or NULL: none); a call
+ * keeps the one it started with through its retries. */
+void tool_runner_set_traceparent(struct tool_runner *r, const char *tp);
 
 /* ---- one call ---- */
 

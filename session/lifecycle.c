@@ -64,6 +64,7 @@ static void *worker_init(struct worker *w)
     if (sw->responder->worker_create)
         sw->rworker = sw->responder->worker_create(sw->responder->arg, worker_loop(w), conf);
     sw->doc = json_doc_create();
+    sess_trace_worker_init(sw, worker_loop(w));
     sw->head.next = sw->head.prev = &sw->head;
     sw->auth.secret = conf->jwt_secret;
     sw->auth.secret_len = strlen(conf->jwt_secret);
@@ -83,6 +84,7 @@ static void worker_fini(struct worker *w, void *state)
 {
     (void)w;
     struct sess_worker *sw = state;
+    sess_trace_worker_fini(sw); /* before the responder: it may use the responder's client */
     if (sw->responder->worker_destroy)
         sw->responder->worker_destroy(sw->rworker);
     store_destroy(sw->store);
@@ -140,6 +142,7 @@ static int on_upgrade(struct conn *c, const struct http_request *req, struct upg
         metric_add(&sw->m.auth_failures, 1);
         return -1;
     }
+    sess_trace_upgrade(sw, req);
     return 0;
 }
 
@@ -160,6 +163,7 @@ static void on_open(struct conn *c)
     s->sw = sw;
     s->user_sub = sw->pending_sub[0] ? xstrdup(sw->pending_sub) : no_user;
     sw->pending_sub[0] = '\0';
+    sess_trace_open(sw, s);
     s->rate_tokens = (uint64_t)sw->conf->rate_messages * 1000;
     s->rate_at_ms = loop_now_ms(worker_loop(conn_worker(c)));
     session_new_conversation(s);
@@ -188,6 +192,7 @@ static void on_close(struct conn *c)
     s->next->prev = s->prev;
     session_history_free(s);
     xfree(s->memo);
+    xfree(s->tp);
     conn_set_app(c, NULL);
     metric_sub(&s->sw->m.sessions_open, 1);
     if (s->user_sub != no_user)
@@ -366,6 +371,7 @@ static void metrics(struct server *srv, struct buf *out)
     for (int i = 0; i < SESS_ERROR_CODES; i++)
         buf_printf(out, "trilemma_chat_errors_total{code=\"%s\"} %llu\n", error_codes[i],
                    (unsigned long long)SUM(errors[i]));
+    sess_trace_metrics(srv, held_app, out);
 }
 
 static const struct responder *g_responder = &echo_responder;
@@ -402,10 +408,8 @@ static bool ready(struct server *srv, struct buf *out)
 
 static bool on_request(struct conn *c, const struct http_request *req, const char *body, size_t len)
 {
-    (void)body;
-    (void)len;
     struct sess_worker *sw = worker_app(conn_worker(c));
-    return store_api_request(sw->store, c, req, sw->conf->admin_token);
+    return store_api_request(sw->store, c, req, body, len, sw->conf->admin_token);
 }
 
 static void on_http_close(struct conn *c)
@@ -426,6 +430,7 @@ void session_hooks(struct server_hooks *h)
     h->on_close = on_close;
     h->on_drain = on_drain;
     h->on_writable = on_writable;
+    h->max_body = STORE_API_MAX_BODY; /* the admin API's POSTs; larger bodies get 413 */
     h->may_stop = may_stop;
     h->metrics = metrics;
     h->ready = ready;

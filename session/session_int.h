@@ -8,6 +8,9 @@
 #include "session/session.h"
 #include "stream/json.h"
 #include "stream/llm.h"
+#include "store/store.h"
+#include "trace/flags.h"
+#include "trace/otlp.h"
 
 struct turn {
     struct session *s; /* NULL once the client is gone (the turn still gets stored) */
@@ -30,6 +33,7 @@ struct turn {
     char flags[TURN_MAX_FLAGS][32];
     uint32_t n_flags;
     char last_status[80]; /* stage + tool of the last status event sent */
+    struct trace *tr;     /* the turn's trace (turn_trace.c); NULL when capture is off */
     bool sent_products;
     char turn_id[33];
     char client_id[CHAT_ID_MAX + 1];
@@ -67,6 +71,7 @@ struct session {
     uint64_t resume_deadline;
     bool resume_waiting;
     struct replay *replay; /* a resume's replay still going out (resume.c), or NULL */
+    struct trace_ctx *tp;  /* the upgrade's traceparent (owned), or NULL: turn_trace.c */
 };
 
 enum {
@@ -81,6 +86,7 @@ enum {
 
 #define SESS_TTFT_BUCKETS 10
 #define SESS_CALL_ROWS 32
+#define SESS_FLAG_KINDS 9
 
 /* Model calls by provider/model (a small table: rows are claimed once, never freed). */
 struct call_row {
@@ -105,6 +111,8 @@ struct sess_metrics {
     uint64_t events_out;
     uint64_t errors[SESS_ERROR_CODES];
     uint64_t auth_failures;
+    uint64_t flags[SESS_FLAG_KINDS]; /* turns flagged, by kind (turn_trace.c) */
+    uint64_t traces_kept, traces_sampled_out;
 };
 
 struct store;
@@ -123,6 +131,12 @@ struct sess_worker {
     struct session head; /* list sentinel */
     struct auth_conf auth;
     char pending_sub[AUTH_SUB_MAX]; /* from on_upgrade to on_open (same call chain) */
+    struct trace_ctx pending_tp;    /* the same for a valid traceparent header ... */
+    bool has_pending_tp;            /* ... when there was one */
+    struct trace_conf trace;        /* [trace] */
+    struct cost_windows costs;      /* recent turn costs per query type (cost_outlier) */
+    struct otlp_exporter *otlp;     /* NULL without [trace] otlp_endpoint */
+    struct hc *otlp_hc;             /* the exporter's client when the responder has none */
     struct sess_metrics m;
 };
 
@@ -168,5 +182,20 @@ void session_history_free(struct session *s);
 const struct responder *session_responder(void);
 void on_message_hook(struct conn *c, char *text, size_t len);
 void sess_count_finish(struct sess_worker *sw, const char *finish);
+
+/* turn_trace.c: the turn's trace from start to commit, the anomaly flags, export. */
+void sess_trace_worker_init(struct sess_worker *sw, struct loop *l);
+void sess_trace_worker_fini(struct sess_worker *sw);
+void sess_trace_upgrade(struct sess_worker *sw, const struct http_request *req);
+void sess_trace_open(struct sess_worker *sw, struct session *s);
+void turn_trace_start(struct turn *t);
+/* The anomaly flags, computed and added to the turn (and counted) once the responder is done. */
+void turn_trace_flags(struct turn *t);
+/* The spans (if the trace is kept) into rec, pointing into text and *spans (free both after
+ * store_commit_turn), and to the exporter. */
+void turn_trace_finish(struct turn *t, struct store_turn *rec, struct buf *text,
+                       struct span_record **spans);
+void sess_trace_metrics(struct server *srv, struct sess_worker *(*app)(struct server *, int),
+                        struct buf *out);
 
 #endif
