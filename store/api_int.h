@@ -25,6 +25,9 @@ struct store_api_sub {
     void (*abort)(struct store *st, struct conn *c);
 };
 
+/* api_admin.c: GET /v1/turns (search), POST /v1/golden (a turn into the golden set). */
+extern const struct store_api_sub store_api_admin;
+
 /* api_trace.c: GET /v1/turns/{id}/trace, /v1/conversations/{id}/trace, /v1/flags. */
 extern const struct store_api_sub store_api_trace;
 

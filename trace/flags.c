@@ -33,9 +33,13 @@ bool flags_answer_admits_failure(const char *answer, size_t len)
         "not find",    "no product",    "try again",  "isn't working", "is down",
         "not found",   "no matching",
     };
-    char *s = strndup(answer ? answer : "", len);
+    char *s = malloc(len + 1); /* answer is not NUL-terminated: a copy that is */
+    if (!s)
+        return false;
+    memcpy(s, answer ? answer : "", answer ? len : 0);
+    s[answer ? len : 0] = '\0';
     bool hit = false;
-    for (size_t i = 0; s && i < sizeof(words) / sizeof(words[0]) && !hit; i++)
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]) && !hit; i++)
         hit = strcasestr(s, words[i]) != NULL;
     free(s);
     return hit;

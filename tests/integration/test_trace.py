@@ -190,6 +190,17 @@ def api_json(srv, path):
     return json.loads(r.body)
 
 
+def turn_trace(srv, tid):
+    """The turn's trace once the turn is in PostgreSQL: turn_end comes once it is durable, which
+    may be in the spill journal (a turn that came before the store's first connection), replayed
+    moments later."""
+    def get():
+        r = api(srv, "/v1/turns/%s/trace" % tid)
+        assert r.status in (200, 404), (r.status, r.body[:300])
+        return json.loads(r.body) if r.status == 200 else None
+    return wait_until(get, "turn %s in PostgreSQL" % tid)
+
+
 async def session(srv, traceparent=None):
     hdrs = {"traceparent": traceparent} if traceparent else None
     ws = await websockets.connect(srv.ws_url(), max_size=None, extra_headers=hdrs)
@@ -278,7 +289,7 @@ async def test_trace_of_a_turn_with_parallel_tools_a_failure_and_an_escalation()
             tid = t.end["turn_id"]
             await ws.close()
 
-            tr = api_json(srv, "/v1/turns/%s/trace" % tid)
+            tr = turn_trace(srv, tid)
             assert tr["turn_id"] == tid and tr["trace_id"] == TRACE_ID, tr["trace_id"]
             assert tr["capture"] == "full" and tr["status"] == "ok", tr
             assert tr["query_type"] == t.route["query_type"] == "comparison", tr["query_type"]
@@ -326,7 +337,8 @@ async def test_trace_of_a_turn_with_parallel_tools_a_failure_and_an_escalation()
             assert [m["role"] for m in inp2 if m["role"] == "tool"] == ["tool", "tool"], inp2
             text2 = "".join(p.get("content", "") for p in
                             json.loads(m2["attributes"]["gen_ai.output.messages"])[0]["parts"])
-            assert text2 == t.text, (text2, t.text)
+            if "narration_removed" not in t.flags:  # else the guard cut sentences out of it
+                assert text2 == t.text, (text2, t.text)
             # the two tools: children of the first step, started together, one failed (404)
             tools = children(tr, steps[0], "tool")
             assert len(tools) == 2, [sp["name"] for sp in tr["spans"]]
@@ -423,7 +435,7 @@ async def test_capture_metadata_stores_no_text_and_off_no_spans():
         t.check_stop()
         tid = t.end["turn_id"]
         await ws.close()
-        tr = api_json(srv, "/v1/turns/%s/trace" % tid)
+        tr = turn_trace(srv, tid)
         assert tr["capture"] == "metadata" and HEX32.fullmatch(tr["trace_id"]), tr
         check_tree(tr)
         kinds = {sp["kind"] for sp in tr["spans"]}
@@ -443,7 +455,7 @@ async def test_capture_metadata_stores_no_text_and_off_no_spans():
         t = await orch.turn(ws, "hello there", "m1")
         t.check_stop()
         await ws.close()
-        tr = api_json(srv, "/v1/turns/%s/trace" % t.end["turn_id"])
+        tr = turn_trace(srv, t.end["turn_id"])
         assert tr["spans"] == [] and tr["trace_id"] is None and tr["capture"] == "off", tr
 
 
@@ -463,8 +475,8 @@ async def test_sampling_keeps_flagged_turns():
         flagged = await orch.turn(ws, "[[sim:tokens=0]] hello", "m2")  # empty: escalates
         assert "escalated:empty" in flagged.flags, flagged.end
         await ws.close()
-        assert api_json(srv, "/v1/turns/%s/trace" % plain.end["turn_id"])["spans"] == []
-        tr = api_json(srv, "/v1/turns/%s/trace" % flagged.end["turn_id"])
+        assert turn_trace(srv, plain.end["turn_id"])["spans"] == []
+        tr = turn_trace(srv, flagged.end["turn_id"])
         assert tr["spans"] and "escalated:empty" in tr["flags"], tr
         m = http_request(srv.port, "GET", "/metrics").body.decode()
         assert re.search(r'trilemma_traces_total\{outcome="sampled_out"\} [1-9]', m), m
