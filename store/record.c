@@ -11,7 +11,8 @@
  *   u32 n_tools, then per tool: str name, arguments, status; u64 result_bytes; u8 cache_hit;
  *       i64 duration_ms, cost_micros
  * v2 appends: str query_type, agent, flags; per call: str agent, prompt_version
- * v3 appends: str trace_id; u32 n_spans, then per span: str span_id, parent_span_id, kind, name,
+ * v3 appends: u32 n_savings, then per saving: str layer, description; i64 amount_micros
+ * v4 appends: str trace_id; u32 n_spans, then per span: str span_id, parent_span_id, kind, name,
  *     status, status_message, attributes, events; i64 start_us, end_us
  * A str is u32 length (0xFFFFFFFF = NULL) then the bytes and a NUL, so decoded strings point
  * into the record as C strings. */
@@ -24,8 +25,9 @@
 #include "base/mem.h"
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
-#define REC_VERSION                                                                                \
-    3 /* 2 appends the route, the flags and each call's agent and prompt; 3 the trace */
+/* 2 appends the route, the flags and each call's agent and prompt; 3 the cache savings; 4 the
+ * trace */
+#define REC_VERSION 4
 #define STR_NULL 0xFFFFFFFFu
 #define REC_MAX_TOOLS 4096  /* tool calls in one turn */
 #define REC_MAX_SPANS 65536 /* spans in one turn's trace */
@@ -178,6 +180,12 @@ int rec_encode(struct buf *out, const struct store_turn *t)
     for (uint32_t i = 0; i < t->n_calls; i++) {
         put_str(out, t->calls[i].agent);
         put_str(out, t->calls[i].prompt_version);
+    }
+    put_u32(out, t->n_savings);
+    for (uint32_t i = 0; i < t->n_savings; i++) {
+        put_str(out, t->savings[i].layer);
+        put_str(out, t->savings[i].description);
+        put_u64(out, (uint64_t)t->savings[i].amount_micros);
     }
     put_str(out, t->trace_id ? t->trace_id : "");
     put_u32(out, t->n_spans);
@@ -356,7 +364,7 @@ static void get_spans(struct rd *r, struct rec_turn *o)
     }
 }
 
-/* v3: the trace id and the spans. */
+/* v4: the trace id and the spans. */
 static int get_trace(struct rd *r, struct rec_turn *o)
 {
     o->t.trace_id = get_str(r, NULL);
@@ -365,6 +373,21 @@ static int get_trace(struct rd *r, struct rec_turn *o)
     o->spans = xcalloc(o->t.n_spans ? o->t.n_spans : 1, sizeof(*o->spans));
     o->t.spans = o->spans;
     get_spans(r, o);
+    return 0;
+}
+
+static int get_savings(struct rd *r, struct rec_turn *o)
+{
+    if (get_counted(r, &o->t.n_savings, 17) < 0)
+        return -EBADMSG;
+    o->savings = xcalloc(o->t.n_savings ? o->t.n_savings : 1, sizeof(*o->savings));
+    o->t.savings = o->savings;
+    for (uint32_t i = 0; i < o->t.n_savings && !r->bad; i++) {
+        struct cache_saving_record *s = &o->savings[i];
+        get_str_into(r, s->layer, sizeof(s->layer));
+        get_str_into(r, s->description, sizeof(s->description));
+        s->amount_micros = (int64_t)get_u64(r);
+    }
     return 0;
 }
 
@@ -423,7 +446,9 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
             get_str_into(&r, o->calls[i].prompt_version, sizeof(o->calls[i].prompt_version));
         }
     }
-    if (version >= 3 && get_trace(&r, o) < 0)
+    if (version >= 3 && get_savings(&r, o) < 0)
+        goto out_bad;
+    if (version >= 4 && get_trace(&r, o) < 0)
         goto out_bad;
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
@@ -441,6 +466,7 @@ void rec_turn_free(struct rec_turn *rt)
     xfree(rt->delta_ends);
     xfree(rt->calls);
     xfree(rt->tools);
+    xfree(rt->savings);
     xfree(rt->spans);
     memset(rt, 0, sizeof(*rt));
 }

@@ -36,6 +36,7 @@ struct rec_turn {
     uint32_t *delta_ends;
     struct llm_call_record *calls;
     struct tool_call_record *tools;
+    struct cache_saving_record *savings;
     struct span_record *spans;
 };
 

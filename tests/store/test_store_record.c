@@ -129,6 +129,38 @@ static void test_route_and_flags(void)
     buf_free(&b);
 }
 
+/* Cache savings (version 3) travel with the turn; a version 2 record (without them) replays. */
+static void test_savings_round_trip(void)
+{
+    struct store_turn t = sample();
+    struct cache_saving_record sv[2] = {{"exact", "exact cache: answer of specialist", -1234},
+                                        {"tool", "tool get_policy", 0}};
+    t.savings = sv;
+    t.n_savings = 2;
+    struct buf b = {0};
+    CHECK(rec_encode(&b, &t) == 0);
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(rt.t.n_savings == 2 && !strcmp(rt.t.savings[0].layer, "exact") &&
+          rt.t.savings[0].amount_micros == -1234 && !strcmp(rt.t.savings[1].layer, "tool") &&
+          !strcmp(rt.t.savings[1].description, "tool get_policy"));
+    rec_turn_free(&rt);
+    buf_free(&b);
+    t.n_savings = 0;
+    rec_encode(&b, &t);
+    uint8_t *p = (uint8_t *)buf_begin(&b);
+    uint32_t len = (uint32_t)(buf_size(&b) - 12 - 4 - 9); /* v3's count, v4's empty trace */
+    p[12] = 2;
+    uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+    for (int k = 0; k < 4; k++)
+        p[4 + k] = l[k], p[8 + k] = (uint8_t)(crc >> (8 * k));
+    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
+    CHECK(rt.t.n_savings == 0 && rt.t.n_calls == t.n_calls);
+    rec_turn_free(&rt);
+    buf_free(&b);
+}
+
 /* Rewrite the record in b as version `version` cut `tail` bytes short (its later fields), with
  * its length and checksum fixed. Returns the new record length. */
 static uint32_t as_version(struct buf *b, uint8_t version, size_t tail)
@@ -143,7 +175,8 @@ static uint32_t as_version(struct buf *b, uint8_t version, size_t tail)
     return len;
 }
 
-/* Version 3: the trace id and the spans (attributes and events as JSON text) come back. */
+/* Version 4: the trace id and the spans (attributes and events as JSON text) come back; a
+ * version 3 record (the previous release) has no trace. */
 static void test_spans(void)
 {
     struct store_turn t = sample();
@@ -186,39 +219,41 @@ static void test_spans(void)
     CHECK(!strcmp(rt.t.spans[0].attributes, "{\"a\":1}"));
     CHECK(rt.t.spans[0].start_us == sp[0].start_us && rt.t.spans[1].end_us == sp[1].end_us);
     rec_turn_free(&rt);
-    /* a version 2 record (the previous release) is this one without the trace: no spans */
-    size_t v3 = 5 + 32 + 4;     /* the trace id, the span count */
+    size_t v4 = 5 + 32 + 4;     /* the trace id, the span count */
     for (int i = 0; i < 2; i++) /* 8 strings (length and NUL: 5 bytes each), 2 times */
-        v3 += 8 * 5 + 16 + 16 + strlen(sp[i].parent_span_id) + strlen(sp[i].kind) +
+        v4 += 8 * 5 + 16 + 16 + strlen(sp[i].parent_span_id) + strlen(sp[i].kind) +
               strlen(sp[i].name) + strlen(sp[i].status) + strlen(sp[i].status_message) +
               sp[i].attributes_len + sp[i].events_len;
-    uint32_t len = as_version(&b, 2, v3);
+    uint32_t len = as_version(&b, 3, v4);
     CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
     CHECK(rt.t.n_spans == 0 && rt.t.trace_id == NULL && rt.t.n_calls == 2);
     rec_turn_free(&rt);
     buf_free(&b);
 }
 
-/* A record of version 1 (the journal a previous release left) still replays: it is a version 3
- * record without the tail (three empty strings and two per call, 5 bytes each; the empty trace
- * id and the span count, 9). */
+/* A record of version 1 (the journal a previous release left) still replays: it is a version 4
+ * record without the tails of versions 2 (three empty strings and two per call, 5 bytes each),
+ * 3 (a zero count of savings, 4 bytes) and 4 (an empty trace id and a zero span count, 9). */
 static void test_version_1_replays(void)
 {
     struct store_turn t = sample();
     struct buf b = {0};
     rec_encode(&b, &t);
-    size_t tail = 5 * (3 + 2 * t.n_calls) + 9;
+    size_t tail = 5 * (3 + 2 * t.n_calls) + 4 + 9;
     uint8_t *p = (uint8_t *)buf_begin(&b);
-    uint32_t len = as_version(&b, 1, tail);
+    uint32_t len = (uint32_t)(buf_size(&b) - 12 - tail);
+    p[12] = 1;
     uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
-    uint32_t crc;
+    uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+    for (int k = 0; k < 4; k++)
+        p[4 + k] = l[k], p[8 + k] = (uint8_t)(crc >> (8 * k));
     CHECK(rec_check(buf_begin(&b), 12 + len) == (long)(12 + len));
     struct rec_turn rt;
     CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
     CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.n_calls == 2);
     CHECK(rt.t.calls[1].agent[0] == '\0');
     rec_turn_free(&rt);
-    p[12] = 4; /* a version from the future is refused */
+    p[12] = 5; /* a version from the future is refused */
     crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
     for (int k = 0; k < 4; k++)
         p[8 + k] = (uint8_t)(crc >> (8 * k));
@@ -369,8 +404,9 @@ static void test_oversized_record_refused(void)
 int main(void)
 {
     test_route_and_flags();
-    test_spans();
     test_version_1_replays();
+    test_savings_round_trip();
+    test_spans();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
     test_corruption();
