@@ -2,6 +2,7 @@
  *
  * Payload v1, every integer little endian:
  *   u8 version
+ *   (v4 on) u64 system_identifier, str database name: the database the turn belongs to
  *   str conversation_id, user_sub, turn_id, client_msg_id, user_text, answer, finish, currency
  *   i64 started_at_ms, first_token_ms, total_ms, usd_to_inr_micros, cost_micros
  *   usage (5 x u64: input, cached input, cache write, output, reasoning)
@@ -12,7 +13,7 @@
  *       i64 duration_ms, cost_micros
  * v2 appends: str query_type, agent, flags; per call: str agent, prompt_version
  * v3 appends: u32 n_savings, then per saving: str layer, description; i64 amount_micros
- * v4 appends: str trace_id; u32 n_spans, then per span: str span_id, parent_span_id, kind, name,
+ * v5 appends: str trace_id; u32 n_spans, then per span: str span_id, parent_span_id, kind, name,
  *     status, status_message, attributes, events; i64 start_us, end_us
  * A str is u32 length (0xFFFFFFFF = NULL) then the bytes and a NUL, so decoded strings point
  * into the record as C strings. */
@@ -25,9 +26,9 @@
 #include "base/mem.h"
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
-/* 2 appends the route, the flags and each call's agent and prompt; 3 the cache savings; 4 the
- * trace */
-#define REC_VERSION 4
+/* 2 appends the route, the flags and each call's agent and prompt; 3 the cache savings; 4 puts
+ * the database's identity right after the version; 5 appends the trace */
+#define REC_VERSION 5
 #define STR_NULL 0xFFFFFFFFu
 #define REC_MAX_TOOLS 4096  /* tool calls in one turn */
 #define REC_MAX_SPANS 65536 /* spans in one turn's trace */
@@ -151,6 +152,8 @@ int rec_encode(struct buf *out, const struct store_turn *t)
     buf_reserve(out, REC_HEADER);
     buf_commit(out, REC_HEADER);
     put_u8(out, REC_VERSION);
+    put_u64(out, t->db_system_id);
+    put_str(out, t->db_name ? t->db_name : "");
     put_str(out, t->conversation_id);
     put_str(out, t->user_sub ? t->user_sub : "");
     put_str(out, t->turn_id);
@@ -364,7 +367,7 @@ static void get_spans(struct rd *r, struct rec_turn *o)
     }
 }
 
-/* v4: the trace id and the spans. */
+/* v5: the trace id and the spans. */
 static int get_trace(struct rd *r, struct rec_turn *o)
 {
     o->t.trace_id = get_str(r, NULL);
@@ -409,6 +412,24 @@ static void get_head(struct rd *r, struct store_turn *t)
     get_usage(r, &t->usage);
 }
 
+/* The identity at the start of a v3 payload; see record.h. */
+int rec_identity(const char *rec, size_t len, uint64_t *system_id, char *name, size_t cap)
+{
+    if (len < REC_HEADER + 1)
+        return -EBADMSG;
+    struct rd r = {(const uint8_t *)rec + REC_HEADER, len - REC_HEADER, false};
+    uint8_t version = get_u8(&r);
+    if (version < 1 || version > REC_VERSION)
+        return -EBADMSG;
+    if (version < 4)
+        return 0;
+    *system_id = get_u64(&r);
+    get_str_into(&r, name, cap);
+    if (r.bad)
+        return -EBADMSG;
+    return *system_id != 0;
+}
+
 /* Decode a checked record; see record.h. */
 int rec_decode(const char *rec, size_t len, struct rec_turn *o)
 {
@@ -419,6 +440,10 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     uint8_t version = get_u8(&r);
     if (version < 1 || version > REC_VERSION) /* journals of earlier releases replay */
         return -EBADMSG;
+    if (version >= 4) {
+        o->t.db_system_id = get_u64(&r);
+        o->t.db_name = get_str(&r, NULL);
+    }
     get_head(&r, &o->t);
     if (get_counted(&r, &o->t.n_deltas, 4) < 0)
         goto out_bad;
@@ -448,7 +473,7 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     }
     if (version >= 3 && get_savings(&r, o) < 0)
         goto out_bad;
-    if (version >= 4 && get_trace(&r, o) < 0)
+    if (version >= 5 && get_trace(&r, o) < 0)
         goto out_bad;
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
