@@ -183,9 +183,16 @@ static void record_tool(struct agent_turn *at, size_t i, const char *name, const
                      : res->status == TOOL_CANCELLED ? "cancelled"
                                                      : "error";
     snprintf(rec.status, sizeof(rec.status), "%s", st);
+    rec.cache_hit = res->cache_hit;
     at->spent += rec.cost_micros;
     rec.empty = res->status == TOOL_OK && raw && flags_result_empty(raw, raw_len);
     turn_add_tool(at->t, &rec);
+    if (res->cache_hit) { /* what the request would have cost: tools here are free, still counted */
+        struct cache_saving_record s = {.layer = "tool", .amount_micros = -rec.cost_micros};
+        snprintf(s.description, sizeof(s.description), "tool cache: %s%s", name,
+                 res->stale ? " (stale, refreshing)" : "");
+        turn_add_saving(at->t, &s);
+    }
     pt_tool_end(&at->pt, i, name, args, args_len, res, raw, raw_len);
 }
 
@@ -812,6 +819,8 @@ static void cache_done(void *ctx, int layer, const struct ac_hit *hit)
 {
     struct agent_turn *at = ctx;
     at->lookup = NULL;
+    pt_cache_end(&at->pt, hit ? cache_layer_name((enum cache_layer)layer) : NULL,
+                 hit ? hit->cost_micros : 0);
     if (!hit) {
         plan_state(at, AP_STEP);
         answer(at);
@@ -838,7 +847,7 @@ static bool cache_lookup(struct agent_turn *at)
 {
     const struct orch_conf *oc = at->c->orch;
     const struct route *rc = &oc->routes[at->guess.type];
-    if (!rc->cacheable || !answer_cache_layers(at->env.cache))
+    if (!answer_cache_layers(at->env.cache))
         return false;
     const struct agent *a = &oc->agents[at->agent];
     const struct history_msg *h;
@@ -857,14 +866,18 @@ static bool cache_lookup(struct agent_turn *at)
         .agent = a->name,
         .prompt_version = a->prompt_version,
         .model = model,
+        .cacheable = rc->cacheable,
         .ttl_s = rc->cache_ttl_s,
         .now_unix_ms = unix_now_ms(),
         .store = turn_store(at->t),
         .currency = at->c->pricing->currency,
     };
     ac_context_hash(at->msgs, m, 0, user, at->tools, at->n_tools, q.context_hash, &q.single_shot);
+    if (!answer_cache_wants(at->env.cache, &q))
+        return false;
     at->cq = ac_query_dup(&q);
     plan_state(at, AP_CACHE);
+    pt_cache_begin(&at->pt, model);
     at->lookup = answer_cache_lookup(at->env.cache, &q, cache_done, at);
     return true;
 }
@@ -1047,6 +1060,7 @@ struct agent_turn *agent_plan_start(const struct agent_plan_conf *c,
     at->c = c;
     at->env = *env;
     at->agent = -1;
+    tool_cache_set_store(env->tool_cache, turn_store(t));
     narr_init(&at->narr);
     pt_init(&at->pt, turn_trace(t));
     pt_classify_begin(&at->pt);

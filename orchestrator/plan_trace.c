@@ -16,7 +16,7 @@
 void pt_init(struct plan_trace *pt, struct trace *tr)
 {
     pt->tr = tr;
-    pt->classify = pt->agent = pt->prefetch = -1;
+    pt->classify = pt->agent = pt->prefetch = pt->cache = -1;
     pt->cls.span = pt->step.span = -1;
     for (int i = 0; i < PT_MAX_TOOLS; i++)
         pt->tools[i] = -1;
@@ -332,6 +332,9 @@ void pt_tool_end(struct plan_trace *pt, size_t i, const char *name, const char *
     trace_int(tr, sp, "trilemma.tool.attempts", r->attempts);
     trace_int(tr, sp, "trilemma.tool.latency_ms", (int64_t)(r->latency_us / 1000));
     trace_int(tr, sp, "trilemma.tool.result_bytes", (int64_t)r->raw_bytes);
+    trace_bool(tr, sp, "trilemma.tool.cache_hit", r->cache_hit);
+    if (r->stale)
+        trace_bool(tr, sp, "trilemma.tool.cache_stale", true);
     trace_content(tr, sp, "gen_ai.tool.call.arguments", args, args_len);
     trace_content(tr, sp, "gen_ai.tool.call.result", buf_begin(&r->text), buf_size(&r->text));
     if (raw && r->status == TOOL_OK)
@@ -345,6 +348,27 @@ void pt_tool_end(struct plan_trace *pt, size_t i, const char *name, const char *
         pt->prefetch = -1;
     else
         pt->tools[i] = -1;
+}
+
+/* ---- the answer caches ---- */
+
+void pt_cache_begin(struct plan_trace *pt, const char *model)
+{
+    pt->cache = trace_span(pt->tr, 0, "cache", "cache lookup");
+    trace_str(pt->tr, pt->cache, "gen_ai.request.model", model);
+}
+
+void pt_cache_end(struct plan_trace *pt, const char *layer, int64_t saved_micros)
+{
+    if (pt->cache < 0)
+        return;
+    trace_bool(pt->tr, pt->cache, "trilemma.cache.hit", layer != NULL);
+    if (layer) {
+        trace_str(pt->tr, pt->cache, "trilemma.cache.layer", layer);
+        trace_int(pt->tr, pt->cache, "trilemma.cache.saved_micros", saved_micros);
+    }
+    trace_end(pt->tr, pt->cache, NULL);
+    pt->cache = -1;
 }
 
 /* ---- guards, escalations, handoffs ---- */

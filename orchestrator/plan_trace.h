@@ -33,7 +33,7 @@ struct pt_call {
 /* The plan's spans. Zeroed with the plan; pt_init names the trace. */
 struct plan_trace {
     struct trace *tr;
-    int classify, agent, prefetch;
+    int classify, agent, prefetch, cache;
     int tools[PT_MAX_TOOLS];
     int64_t tools_start_us;
     struct pt_call cls, step;
@@ -68,6 +68,11 @@ void pt_tools_start(struct plan_trace *pt, struct tool_runner *runner,
  * received. */
 void pt_tool_end(struct plan_trace *pt, size_t i, const char *name, const char *args,
                  size_t args_len, const struct tool_result *r, const char *raw, size_t raw_len);
+
+/* The answer caches' lookup (docs/caching.md): started before it, ended with its outcome
+ * (layer NULL: a miss; saved: the cost the hit spared). */
+void pt_cache_begin(struct plan_trace *pt, const char *model);
+void pt_cache_end(struct plan_trace *pt, const char *layer, int64_t saved_micros);
 
 /* A check: a span of kind guard with its verdict (error NULL = passed). */
 void pt_guard(struct plan_trace *pt, const char *name, const char *error,
