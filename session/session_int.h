@@ -144,6 +144,7 @@ struct sess_worker {
     char pending_sub[AUTH_SUB_MAX]; /* from on_upgrade to on_open (same call chain) */
     struct tstate *ts;              /* running-turn rows (store/turn_state.h); NULL w/o store */
     struct turn *detached;          /* turns whose client left, in their grace (detach.c) */
+    uint32_t claiming;              /* ended turns asking for their claim before the commit */
     bool draining;
     struct sess_metrics m;
 };
