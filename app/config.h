@@ -100,6 +100,17 @@ struct config {
     /* [orchestrator] - agents and routing (docs/routing.md); env TRILEMMA_AGENTS_FILE */
     char agents_file[1024]; /* "" (default) = one model call per turn (the relay) */
 
+    /* [cache] - the cache layers (docs/caching.md) */
+    bool cache_exact;                 /* exact response cache, default on */
+    bool cache_exact_shared;          /* its PostgreSQL tier (with a database), default on */
+    uint32_t cache_exact_lru_bytes;   /* per worker, default 8 MiB */
+    char cache_words_file[1024];      /* synonyms and fillers (JSON); "" (default) = none */
+    uint32_t cache_lookup_timeout_ms; /* a layer slower than this is a miss, default 150 */
+    bool cache_tool;                  /* tool response cache, default on */
+    bool cache_tool_shared;           /* its PostgreSQL tier, default off */
+    uint32_t cache_tool_lru_bytes;    /* per worker, default 16 MiB */
+    uint32_t cache_tool_max_stale_s;  /* serve a stale result while refreshing, default 60 */
+
     /* [store] - PostgreSQL writes and the spill journal (docs/store.md) */
     char journal_dir[1024];     /* env TRILEMMA_JOURNAL_DIR; default ".run/journal" */
     uint32_t journal_max_bytes; /* per worker; default 64 MiB (full: new turns are refused) */

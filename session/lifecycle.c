@@ -344,6 +344,8 @@ static void metrics_calls(struct server *srv, struct buf *out)
     buf_free(&tok);
 }
 
+static const struct responder *g_responder;
+
 /* The detach grace and resumes of running turns (detach.c, resume.c). */
 static void metrics_detach(struct server *srv, struct buf *out)
 {
@@ -396,6 +398,8 @@ static void metrics(struct server *srv, struct buf *out)
     metrics_ttft(srv, out);
     metrics_calls(srv, out);
     metrics_detach(srv, out);
+    if (g_responder->metrics)
+        g_responder->metrics(g_responder->arg, out);
     buf_printf(out,
                "# HELP trilemma_sessions_open Open chat sessions.\n"
                "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",

@@ -99,6 +99,7 @@ before(async () => {
       model: { model: 'openai/sim-frontier', retry_base_ms: 10 },
       orchestrator: { agents_file: path.join(SOURCE, 'config', 'agents.ini') },
       tools: { tools_file: path.join(SOURCE, 'config', 'tools.json') },
+      trace: { capture: 'full' }, // prompts, responses and tool payloads in the spans
     },
     env: { DATABASE_URL: pg.url, TRILEMMA_ADMIN_TOKEN: TOKEN, TRILEMMA_MODEL: 'openai/sim-frontier',
       OPENAI_BASE_URL: u + '/v1', ANTHROPIC_BASE_URL: u, GEMINI_BASE_URL: u, TRILEMMA_CATALOG_URL: u },
