@@ -175,8 +175,15 @@ static void record_tool(struct agent_turn *at, const char *name, const char *arg
                      : res->status == TOOL_CANCELLED ? "cancelled"
                                                      : "error";
     snprintf(rec.status, sizeof(rec.status), "%s", st);
+    rec.cache_hit = res->cache_hit;
     at->spent += rec.cost_micros;
     turn_add_tool(at->t, &rec);
+    if (res->cache_hit) { /* what the request would have cost: tools here are free, still counted */
+        struct cache_saving_record s = {.layer = "tool", .amount_micros = -rec.cost_micros};
+        snprintf(s.description, sizeof(s.description), "tool cache: %s%s", name,
+                 res->stale ? " (stale, refreshing)" : "");
+        turn_add_saving(at->t, &s);
+    }
 }
 
 /* ---- the end ---- */
@@ -1009,6 +1016,7 @@ struct agent_turn *agent_plan_start(const struct agent_plan_conf *c,
     at->c = c;
     at->env = *env;
     at->agent = -1;
+    tool_cache_set_store(env->tool_cache, turn_store(t));
     narr_init(&at->narr);
     size_t ml;
     const void *memo = turn_memo(t, &ml);
