@@ -815,7 +815,7 @@ static bool cache_lookup(struct agent_turn *at)
 {
     const struct orch_conf *oc = at->c->orch;
     const struct route *rc = &oc->routes[at->guess.type];
-    if (!rc->cacheable || !answer_cache_layers(at->env.cache))
+    if (!answer_cache_layers(at->env.cache))
         return false;
     const struct agent *a = &oc->agents[at->agent];
     const struct history_msg *h;
@@ -834,12 +834,15 @@ static bool cache_lookup(struct agent_turn *at)
         .agent = a->name,
         .prompt_version = a->prompt_version,
         .model = model,
+        .cacheable = rc->cacheable,
         .ttl_s = rc->cache_ttl_s,
         .now_unix_ms = unix_now_ms(),
         .store = turn_store(at->t),
         .currency = at->c->pricing->currency,
     };
     ac_context_hash(at->msgs, m, 0, user, at->tools, at->n_tools, q.context_hash, &q.single_shot);
+    if (!answer_cache_wants(at->env.cache, &q))
+        return false;
     at->cq = ac_query_dup(&q);
     plan_state(at, AP_CACHE);
     at->lookup = answer_cache_lookup(at->env.cache, &q, cache_done, at);
