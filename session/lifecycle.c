@@ -259,7 +259,7 @@ static bool may_stop(struct worker *w)
 {
     struct sess_worker *sw = worker_app(w);
     store_flush(sw->store);
-    return store_idle(sw->store);
+    return store_idle(sw->store) && !sw->claiming;
 }
 
 /* A running worker's session state, for the metrics and readiness hooks (net/ holds every

@@ -182,6 +182,7 @@ struct sess_worker {
     int64_t pending_until;          /* ... and when its token stops holding (unix s) */
     struct tstate *ts;              /* running-turn rows (store/turn_state.h); NULL w/o store */
     struct turn *detached;          /* turns whose client left, in their grace (detach.c) */
+    uint32_t claiming;              /* ended turns asking for their claim before the commit */
     bool draining;
     struct sess_metrics m;
 };

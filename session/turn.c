@@ -404,11 +404,21 @@ static void commit(struct turn *t)
     store_commit_turn(st, &rec, turn_committed, t);
 }
 
+static void on_claim_answer(void *ctx, int claimed)
+{
+    struct turn *t = ctx;
+    t->claim = NULL;
+    t->keep = claimed == 1;
+    t->sw->claiming--;
+    commit(t);
+}
+
 /* The responder finished; the turn is stored, then turn_end goes out (see turn_committed). */
 void session_turn_done(struct turn *t, const char *finish_reason, const char *error_code,
                        const char *error_message)
 {
     struct session *s = t->s;
+    bool detached = t->detached;
     t->done = true;
     sess_turn_release(t);
     detach_forget(t); /* a resume of it now waits for its commit (pending.h) */
@@ -429,6 +439,13 @@ void session_turn_done(struct turn *t, const char *finish_reason, const char *er
                            strlen(t->client_id), t->turn_id);
     if (s && buf_size(&t->answer))
         history_add(s, "assistant", buf_begin(&t->answer), buf_size(&t->answer));
+    /* ended with no client: whether a resume elsewhere waits for it is asked before the commit
+     * deletes its turn_state row (the cost of grace counts only answers nobody came back for) */
+    if (detached && !t->keep && t->sw->ts && !t->sw->draining) {
+        t->sw->claiming++; /* a draining worker stops only once they are committed */
+        t->claim = tstate_claimed(t->sw->ts, t->turn_id, on_claim_answer, t);
+        return;
+    }
     commit(t);
 }
 
