@@ -21,12 +21,13 @@ import datetime
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
 import websockets
 
-from harness import TIMEOUT, Server, Suite, http_request, make_jwt, wait_until
+from harness import TIMEOUT, RawWS, Server, Suite, http_request, make_jwt, wait_until
 
 suite = Suite("resume_grace")
 
@@ -299,6 +300,62 @@ async def test_two_workers_either_worker_delivers_the_whole_answer_once():
         n = sum(int(x) for x in re.findall(
             r'^trilemma_turn_reattaches_total\{process="same",mode="\w+"\} (\d+)$', body, re.M))
         assert n == 6, body
+
+
+class SlowReader(RawWS):
+    """A WebSocket client that reads nothing until told to, with a small receive buffer and a
+    small MSS: the server's send buffer (sized by the kernel from the MSS) stays small, so what
+    it cannot send waits in its own outbound queue."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(("127.0.0.1", port))
+        self.buf = bytearray()
+        self.eof = False
+        self.timeout = TIMEOUT
+        self.masked_frames = self.frames_seen = 0
+        self.response = self.key = None
+
+
+@suite.test
+async def test_a_reattached_turn_ending_during_a_paced_catch_up_sends_its_turn_end_once():
+    """A client re-attaches late (most of the answer made while it was away) and reads nothing
+    until the turn is stored: its catch-up is paced (outbound_limit_bytes) and still queued when
+    the turn ends and is freed, so the rest and the turn_end go out as a replay that must own
+    all it sends."""
+    conf = {"session": {"echo_delay_ms": 1, "rate_messages": 1000, "rate_window_ms": 1000,
+                        "max_text_bytes": 8000},
+            "websocket": {"outbound_limit_bytes": 16384, "max_message_bytes": 16384}}
+    with Server(config=conf, env={"DATABASE_URL": pg().url}, workers=1, name="paced") as srv:
+        text = "a " * 3000  # one-word deltas: ~280 KiB of events, far above the limit
+        a = await Chat.connect(srv)
+        tid = await a.start("m1", text)
+        seen = await a.deltas(1)
+        a.drop()
+        # the backlog waiting for the client is larger than the kernel takes (SlowReader)
+        detached = r'detached_bytes_total\{outcome="all"\} (\d+)'
+        await asyncio.to_thread(
+            wait_until, lambda: int(re.search(detached, metrics(srv)).group(1)) >= 3600,
+            "1800 deltas made while detached", timeout=TIMEOUT * 2)
+        b = SlowReader(srv.port)
+        try:
+            b.open()
+            b.send_json({"type": "resume", "conversation_id": a.cid, "after_seq": 1})
+            await asyncio.to_thread(wait_until, lambda: turn_rows(tid), "the turn stored",
+                                    timeout=TIMEOUT * 2)
+            ev = b.recv_json()
+            assert ev["type"] == "resumed" and ev["turn_id"] == tid and ev["running"], ev
+            end, more = b.recv_json_until(lambda e: e["type"] != "delta", timeout=TIMEOUT * 2)
+            assert end["type"] == "turn_end" and end["turn_id"] == tid, end
+            assert end["finish_reason"] == "stop" and end.get("resumed") is True, end
+            assert end["cache"] is None, end
+            check_once_in_order(seen + more, text)
+        finally:
+            b.close()
+        assert 'trilemma_turn_reattaches_total{process="same",mode="live"} 1' in metrics(srv)
 
 
 # --------------------------------------------------------------------------------------------
