@@ -98,6 +98,7 @@ static void build_context(struct turn_plan *p)
         .n_messages = m,
         .max_tokens = c->max_tokens,
         .temperature = -1,
+        .cache_prefix = true, /* Anthropic: a breakpoint on the system prompt */
     };
 }
 
