@@ -387,6 +387,21 @@ static size_t write_tool_results(struct jsonw *w, const struct llm_request *r, s
     return i;
 }
 
+/* The conversation's last message as one text block with a breakpoint: the next turn, which
+ * repeats this whole prompt, reads it from the cache (Anthropic looks back from the new
+ * breakpoint to the longest prefix it has). */
+static void write_text_breakpoint(struct jsonw *w, const struct llm_message *m)
+{
+    jw_key(w, "content");
+    jw_arr_begin(w);
+    jw_obj_begin(w);
+    jw_kstr(w, "type", "text");
+    jw_kstrn(w, "text", m->content, m->len);
+    write_cache_control(w);
+    jw_obj_end(w);
+    jw_arr_end(w);
+}
+
 static void write_messages(struct jsonw *w, const struct llm_request *r)
 {
     jw_key(w, "messages");
@@ -404,6 +419,8 @@ static void write_messages(struct jsonw *w, const struct llm_request *r)
         jw_kstr(w, "role", m->role);
         if (m->n_tool_calls)
             write_tool_use(w, m);
+        else if (r->cache_prefix && r->cache_history && i == r->n_messages && m->len)
+            write_text_breakpoint(w, m);
         else
             jw_kstrn(w, "content", m->content ? m->content : "", m->content ? m->len : 0);
         jw_obj_end(w);

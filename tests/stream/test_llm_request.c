@@ -148,7 +148,15 @@ static void test_request_prompt_cache(json_doc *d)
           str_at(d, "/tools/1/cache_control/type", "ephemeral"));
     CHECK(json_type_at(d, "/prompt_cache_key") == JSON_MISSING);
     CHECK(json_type_at(d, "/messages/0/cache_control") == JSON_MISSING &&
-          json_type_at(d, "/messages/2/cache_control") == JSON_MISSING);
+          json_type_at(d, "/messages/2/content/0/cache_control") == JSON_MISSING &&
+          str_at(d, "/messages/2/content", "Weather?"));
+    /* a whole conversation: a breakpoint on the last message as well, and only there */
+    r.cache_history = true;
+    build(LLM_ANTHROPIC, &r, d, path);
+    CHECK(str_at(d, "/messages/2/content/0/text", "Weather?") &&
+          str_at(d, "/messages/2/content/0/cache_control/type", "ephemeral"));
+    CHECK(str_at(d, "/messages/0/content", "Hi \"there\" \xc3\xa9\n"));
+    r.cache_history = false;
 
     /* no tools, an empty system message: no empty text block, the breakpoint on the first real one
      */
