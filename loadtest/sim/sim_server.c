@@ -15,6 +15,7 @@
 #include "loadtest/sim/sim_answer.h"
 #include "loadtest/sim/sim_catalog_api.h"
 #include "loadtest/sim/sim_hash.h"
+#include "loadtest/sim/sim_embed_api.h"
 #include "loadtest/sim/sim_reqlog.h"
 #include "loadtest/sim/sim_request.h"
 #include "loadtest/sim/sim_stream.h"
@@ -364,7 +365,8 @@ static bool on_request(struct conn *c, const struct http_request *req, const cha
 {
     struct sim_worker *sw = worker_app(conn_worker(c));
     struct route rt;
-    if (sim_catalog_api_request(sw, c, req) || sim_reqlog_request(c, req))
+    if (sim_catalog_api_request(sw, c, req) || sim_reqlog_request(c, req) ||
+        sim_embed_request(c, req, sw->doc, body, len))
         return true;
     if (path_is(req, "/v1/models") && method_is(req, "GET")) {
         models(c, req);

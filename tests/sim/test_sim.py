@@ -705,6 +705,41 @@ def prompt_cache_is_scoped_to_key_tools_and_cache_key(sim):
 
 
 @test
+def embeddings(sim):
+    """POST /v1/embeddings: OpenAI's shape, deterministic unit vectors, paraphrases close, bad
+    input a 400 in OpenAI's error shape."""
+    def emb(body, path="/v1/embeddings"):
+        return request(sim.port, "POST", path, body, {"Authorization": "Bearer sk-test"})
+    r = emb({"model": "sim-embed", "input": ["cheap phones under 20k", "affordable mobiles "
+                                             "below 20,000", "tablets for kids"]})
+    assert r.status == 200, r.body
+    d = json.loads(r.body)
+    assert d["object"] == "list" and d["model"] == "sim-embed", d.keys()
+    assert [x["index"] for x in d["data"]] == [0, 1, 2]
+    assert all(x["object"] == "embedding" and len(x["embedding"]) == 256 for x in d["data"])
+    vs = [x["embedding"] for x in d["data"]]
+    assert all(abs(sum(v * v for v in e) - 1) < 1e-4 for e in vs)
+    assert d["usage"] == {"prompt_tokens": 11, "total_tokens": 11}, d["usage"]
+
+    def cos(a, b):
+        return sum(x * y for x, y in zip(a, b))
+    assert cos(vs[0], vs[1]) > 0.99 and cos(vs[0], vs[2]) < 0.5
+    again = json.loads(emb({"model": "m", "input": "cheap phones under 20k"}).body)
+    assert again["data"][0]["embedding"] == vs[0]  # a string is one input; same text, same vector
+    short = json.loads(emb({"model": "m", "input": "x", "dimensions": 8},
+                           "/embeddings").body)["data"][0]["embedding"]
+    assert len(short) == 8 and abs(sum(v * v for v in short) - 1) < 1e-4
+    for bad in ({"input": "x"}, {"model": "m"}, {"model": "m", "input": []},
+                {"model": "m", "input": [1, 2]}, {"model": "m", "input": "x", "dimensions": 0},
+                {"model": "m", "input": "x", "encoding_format": "base64"}):
+        r = emb(bad)
+        assert r.status == 400, (bad, r.status)
+        assert json.loads(r.body)["error"]["type"] == "invalid_request_error"
+    r = request(sim.port, "GET", "/v1/embeddings", None, {})
+    assert r.status == 405
+
+
+@test
 def reasoning_tokens(sim):
     text = "[[sim:reasoning=7]] [[sim:tokens=5]] think " + nonce()
     st = Stream("openai", chat(sim, "openai", text))
