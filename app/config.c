@@ -82,6 +82,10 @@ static const struct key_def keys[] = {
     U32("session", rate_messages, 1, 1000000),
     U32("session", rate_window_ms, 1, 86400000),
     U32("session", echo_delay_ms, 0, 60000),
+    U32("session", detach_grace_ms, 0, 600000),
+    U32("session", detach_buffer_bytes, 1024, 67108864),
+    U32("session", turn_lease_ms, 300, 600000),
+    U32("session", resume_wait_ms, 0, 3600000),
     STR("auth", jwt_secret),
     STR("auth", jwt_issuer),
     STR("auth", jwt_audience),
@@ -151,6 +155,10 @@ void config_defaults(struct config *c)
     c->rate_messages = 20;
     c->rate_window_ms = 10000;
     c->echo_delay_ms = 30;
+    c->detach_grace_ms = 15000;
+    c->detach_buffer_bytes = 262144;
+    c->turn_lease_ms = 10000;
+    c->resume_wait_ms = 60000;
     c->log_level = LOG_INFO;
     c->max_tokens = 1024;
     c->max_retries = 2;

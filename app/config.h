@@ -51,6 +51,11 @@ struct config {
     uint32_t rate_messages;  /* message rate limit: burst of this many ... default 20 */
     uint32_t rate_window_ms; /* ... refilled over this window, default 10000 */
     uint32_t echo_delay_ms;  /* echo responder: delay between words, default 30 */
+    /* detach grace and resume of running turns (docs/session.md) */
+    uint32_t detach_grace_ms;     /* a turn whose client left runs on this long, default 15000 */
+    uint32_t detach_buffer_bytes; /* ... producing at most this much more answer, default 256 KiB */
+    uint32_t turn_lease_ms;       /* a running turn's row lives this long unrenewed, 10000 */
+    uint32_t resume_wait_ms;      /* a resume waits this long for a running turn, 60000 */
 
     /* [auth] */
     char jwt_secret[512];   /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/redact.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "orchestrator/agent_plan.h"
@@ -221,8 +222,11 @@ void orchestrator_describe(const struct orchestrator *o, char *out, size_t cap)
                  o->agents->classifier_model[0] ? o->agents->classifier_model : "rules only");
         return;
     }
-    for (int i = 0; i < pc->n_routes && off < cap; i++)
-        off += (size_t)snprintf(out + off, cap - off, "%s%s/%s at %s", i ? " -> " : "",
-                                llm_provider_name(pc->routes[i].provider), pc->routes[i].model,
-                                pc->routes[i].base_url);
+    for (int i = 0; i < pc->n_routes && off < cap; i++) {
+        char url[sizeof(pc->routes[i].base_url)];
+        url_redact(pc->routes[i].base_url, url, sizeof(url)); /* this line is logged */
+        off +=
+            (size_t)snprintf(out + off, cap - off, "%s%s/%s at %s", i ? " -> " : "",
+                             llm_provider_name(pc->routes[i].provider), pc->routes[i].model, url);
+    }
 }

@@ -451,7 +451,7 @@ static void step_complete(void *ctx, const struct model_result *r)
             return;
         }
         finish(at, "error", at->shown ? "provider_error" : "provider_unavailable",
-               r->error_message);
+               r->client_message);
         return;
     }
     if (at->n_calls || at->n_refused) {

@@ -71,7 +71,7 @@ static void client_complete(void *ctx, const struct model_result *r)
         return;
     }
     session_turn_done(t, "error", r->committed ? "provider_error" : "provider_unavailable",
-                      r->error_message);
+                      r->client_message);
 }
 
 static const struct model_sink_ops client_sink = {
