@@ -17,13 +17,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/ini_strict.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/record.h"
 
-enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ADMIN_LISTEN, K_ORIGINS, K_LEVEL, K_CIDRS };
+enum key_kind {
+    K_U32,
+    K_INT,
+    K_STR,
+    K_LISTEN,
+    K_ADMIN_LISTEN,
+    K_ORIGINS,
+    K_LEVEL,
+    K_CIDRS,
+    K_BOOL
+};
 
 struct key_def {
     const char *section;
@@ -54,6 +65,15 @@ struct key_def {
 _Static_assert((uint64_t)MAX_TEXT_BYTES_CAP + (uint64_t)MAX_TOKENS_CAP * 64 <= REC_MAX_PAYLOAD / 2,
                "the caps of max_text_bytes and max_tokens must keep a turn within one record");
 _Static_assert(REC_MAX_PAYLOAD == 64u << 20, "RECORD_WHY names the record limit");
+
+#define BOOL(sec, name, field)                                                                     \
+    {                                                                                              \
+        sec, name, K_BOOL, offsetof(struct config, field), 0, 0, 0, NULL                           \
+    }
+#define U32F(sec, name, field, lo, hi)                                                             \
+    {                                                                                              \
+        sec, name, K_U32, offsetof(struct config, field), 0, lo, hi, NULL                          \
+    }
 
 #define STR(sec, key)                                                                              \
     {                                                                                              \
@@ -109,6 +129,25 @@ static const struct key_def keys[] = {
     STR("pricing", usd_to_inr),
     STR("tools", tools_file),
     STR("orchestrator", agents_file),
+    BOOL("cache", "exact", cache_exact),
+    BOOL("cache", "exact_shared", cache_exact_shared),
+    U32F("cache", "exact_lru_bytes", cache_exact_lru_bytes, 0, 1u << 30),
+    {"cache", "words_file", K_STR, offsetof(struct config, cache_words_file),
+     sizeof(((struct config *)0)->cache_words_file), 0, 0, NULL},
+    U32F("cache", "lookup_timeout_ms", cache_lookup_timeout_ms, 1, 60000),
+    BOOL("cache", "tool", cache_tool),
+    BOOL("cache", "tool_shared", cache_tool_shared),
+    U32F("cache", "tool_lru_bytes", cache_tool_lru_bytes, 0, 1u << 30),
+    U32F("cache", "tool_max_stale_s", cache_tool_max_stale_s, 0, 86400),
+    {"cache", "embeddings_url", K_STR, offsetof(struct config, cache_embeddings_url),
+     sizeof(((struct config *)0)->cache_embeddings_url), 0, 0, NULL},
+    {"cache", "embeddings_model", K_STR, offsetof(struct config, cache_embeddings_model),
+     sizeof(((struct config *)0)->cache_embeddings_model), 0, 0, NULL},
+    U32F("cache", "embeddings_timeout_ms", cache_embeddings_timeout_ms, 1, 60000),
+    U32F("cache", "semantic_max_entries", cache_semantic_max_entries, 1, 1000000),
+    U32F("cache", "semantic_sync_ms", cache_semantic_sync_ms, 100, 3600000),
+    {"cache", "catalog_version", K_STR, offsetof(struct config, cache_catalog_version),
+     sizeof(((struct config *)0)->cache_catalog_version), 0, 0, NULL},
     STR("store", journal_dir),
     U32("store", journal_max_bytes, 65536, 4294967295u),
     U32("store", batches_in_flight, 1, 16),
@@ -117,7 +156,7 @@ static const struct key_def keys[] = {
 
 static const char *const sections[] = {"server", "websocket",    "session",   "auth",
                                        "log",    "model",        "providers", "pricing",
-                                       "tools",  "orchestrator", "store"};
+                                       "tools",  "orchestrator", "store",     "cache"};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -177,6 +216,18 @@ void config_defaults(struct config *c)
     strcpy(c->journal_dir, ".run/journal");
     c->journal_max_bytes = 64u << 20;
     c->batches_in_flight = 2;
+    c->cache_exact = true;
+    c->cache_exact_shared = true;
+    c->cache_exact_lru_bytes = 8u << 20;
+    c->cache_lookup_timeout_ms = 150;
+    c->cache_tool = true;
+    c->cache_tool_shared = false;
+    c->cache_tool_lru_bytes = 16u << 20;
+    c->cache_tool_max_stale_s = 60;
+    strcpy(c->cache_embeddings_model, "text-embedding-3-small");
+    c->cache_embeddings_timeout_ms = 140;
+    c->cache_semantic_max_entries = 10000;
+    c->cache_semantic_sync_ms = 5000;
 }
 
 static bool known_section(const char *name)
@@ -414,6 +465,17 @@ static int set_key(struct config *c, const struct key_def *k, const char *value,
         }
         return 0;
     }
+    case K_BOOL: {
+        static const char *const yes[] = {"on", "yes", "true", "1"}, *const no[] = {"off", "no",
+                                                                                    "false", "0"};
+        for (int i = 0; i < 4; i++)
+            if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+                *(bool *)((char *)c + k->off) = strcasecmp(value, yes[i]) == 0;
+                return 0;
+            }
+        seterr(err, errlen, "bad value for '%s': expected on or off", k->name);
+        return -1;
+    }
     case K_LEVEL:
         if (!log_parse_level(value, &lvl)) {
             seterr(err, errlen, "bad value for 'level': expected debug, info, warn or error");
@@ -547,6 +609,7 @@ static const struct {
     {"ANTHROPIC_BASE_URL", "providers", "anthropic_base_url"},
     {"GEMINI_BASE_URL", "providers", "gemini_base_url"},
     {"TRILEMMA_JOURNAL_DIR", "store", "journal_dir"},
+    {"TRILEMMA_EMBEDDINGS_URL", "cache", "embeddings_url"},
 };
 
 /* Secrets that only come from the environment (never from a file that might be committed). */
@@ -612,7 +675,9 @@ int config_apply_env(struct config *c, char *err, size_t errlen)
         env_secret("GEMINI_API_KEY", tmp->gemini_api_key, sizeof(tmp->gemini_api_key), err,
                    errlen) < 0 ||
         env_secret("TRILEMMA_ADMIN_TOKEN", tmp->admin_token, sizeof(tmp->admin_token), err,
-                   errlen) < 0)
+                   errlen) < 0 ||
+        env_secret("TRILEMMA_EMBEDDINGS_API_KEY", tmp->cache_embeddings_key,
+                   sizeof(tmp->cache_embeddings_key), err, errlen) < 0)
         goto out;
     *c = *tmp;
     ret = 0;

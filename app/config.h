@@ -100,6 +100,25 @@ struct config {
     /* [orchestrator] - agents and routing (docs/routing.md); env TRILEMMA_AGENTS_FILE */
     char agents_file[1024]; /* "" (default) = one model call per turn (the relay) */
 
+    /* [cache] - the cache layers (docs/caching.md) */
+    bool cache_exact;                 /* exact response cache, default on */
+    bool cache_exact_shared;          /* its PostgreSQL tier (with a database), default on */
+    uint32_t cache_exact_lru_bytes;   /* per worker, default 8 MiB */
+    char cache_words_file[1024];      /* synonyms and fillers (JSON); "" (default) = none */
+    uint32_t cache_lookup_timeout_ms; /* a layer slower than this is a miss, default 150 */
+    bool cache_tool;                  /* tool response cache, default on */
+    bool cache_tool_shared;           /* its PostgreSQL tier, default off */
+    uint32_t cache_tool_lru_bytes;    /* per worker, default 16 MiB */
+    uint32_t cache_tool_max_stale_s;  /* serve a stale result while refreshing, default 60 */
+    /* the semantic cache: on when embeddings_url is set and a route has semantic_threshold */
+    char cache_embeddings_url[1024];      /* env TRILEMMA_EMBEDDINGS_URL; "" (default) = off */
+    char cache_embeddings_model[128];     /* default "text-embedding-3-small" */
+    char cache_embeddings_key[512];       /* env TRILEMMA_EMBEDDINGS_API_KEY only */
+    uint32_t cache_embeddings_timeout_ms; /* default 140 (within lookup_timeout_ms) */
+    uint32_t cache_semantic_max_entries;  /* the process's index, default 10000 */
+    uint32_t cache_semantic_sync_ms;      /* reading other pods' entries, default 5000 */
+    char cache_catalog_version[64];       /* part of every semantic key; default "" */
+
     /* [store] - PostgreSQL writes and the spill journal (docs/store.md) */
     char journal_dir[1024];     /* env TRILEMMA_JOURNAL_DIR; default ".run/journal" */
     uint32_t journal_max_bytes; /* per worker; default 64 MiB (full: new turns are refused) */

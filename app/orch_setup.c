@@ -10,6 +10,9 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "orchestrator/agent_plan.h"
+#include "orchestrator/exact_cache.h"
+#include "orchestrator/semcache.h"
+#include "orchestrator/semcache_layer.h"
 #include "orchestrator/prices.h"
 #include "orchestrator/turn_plan.h"
 
@@ -22,6 +25,10 @@ struct orchestrator {
     struct orch_conf *agents;
     struct tool_set *tools;
     struct agent_plan_conf agent_plan;
+    /* the cache layers (docs/caching.md) */
+    struct norm_words *words;
+    struct exact_cache_conf exact;
+    struct semcache *semantic; /* NULL: no embeddings_url or no type with a threshold */
 };
 
 /* Fill r from "provider/model" with the configured base URL and key of its provider. */
@@ -74,6 +81,68 @@ static int add_route(struct orchestrator *o, const struct config *c, const char 
     return 0;
 }
 
+/* The semantic cache, second: on with an embeddings URL and a route with semantic_threshold. */
+static int setup_semantic(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
+{
+    struct semcache_conf sc = {
+        .embeddings_url = c->cache_embeddings_url,
+        .embeddings_model = c->cache_embeddings_model,
+        .embeddings_key = c->cache_embeddings_key,
+        .timeout_ms = c->cache_embeddings_timeout_ms,
+        .max_entries = c->cache_semantic_max_entries,
+        .sync_ms = c->cache_semantic_sync_ms,
+        .catalog_version = c->cache_catalog_version,
+    };
+    for (int t = 0; t < QT__COUNT && sc.n_types < SEMCACHE_MAX_TYPES; t++) {
+        float th = o->agents->routes[t].semantic_threshold;
+        if (th > 0) {
+            snprintf(sc.types[sc.n_types].type, sizeof(sc.types[0].type), "%s",
+                     query_type_name((enum query_type)t));
+            sc.types[sc.n_types++].threshold = th;
+        }
+    }
+    if (!c->cache_embeddings_url[0] || !sc.n_types)
+        return 0;
+    if (strncmp(c->cache_embeddings_url, "http://", 7) &&
+        strncmp(c->cache_embeddings_url, "https://", 8)) {
+        snprintf(err, errlen, "cache: embeddings_url must be an http:// or https:// URL");
+        return -1;
+    }
+    struct agent_plan_conf *ap = &o->agent_plan;
+    if (ap->n_cache_layers >= AC_MAX_LAYERS)
+        return 0;
+    o->semantic = semcache_create(&sc);
+    ap->cache_layers[ap->n_cache_layers++] =
+        (struct ac_layer_reg){&semcache_layer_ops, o->semantic};
+    log_info("cache: semantic cache on (%d query types, embeddings %s at %s)", sc.n_types,
+             c->cache_embeddings_model, c->cache_embeddings_url);
+    return 0;
+}
+
+/* The answer-cache layers of the agents' plans, in order: exact first (docs/caching.md). */
+static int setup_caches(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
+{
+    struct agent_plan_conf *ap = &o->agent_plan;
+    ap->cache_lookup_timeout_ms = c->cache_lookup_timeout_ms;
+    if (c->cache_words_file[0]) {
+        char e[300];
+        o->words = norm_words_load(c->cache_words_file, e, sizeof(e));
+        if (!o->words) {
+            snprintf(err, errlen, "cache: words_file: %s", e);
+            return -1;
+        }
+    }
+    if (c->cache_exact) {
+        o->exact = (struct exact_cache_conf){
+            .lru_bytes = c->cache_exact_lru_bytes,
+            .shared = c->cache_exact_shared,
+            .words = o->words,
+        };
+        ap->cache_layers[ap->n_cache_layers++] = (struct ac_layer_reg){&exact_cache_ops, &o->exact};
+    }
+    return setup_semantic(o, c, err, errlen);
+}
+
 /* Agents mode: the agents file, the tools file, and every cascade step as a route. */
 static int setup_agents(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
 {
@@ -115,6 +184,8 @@ static int setup_agents(struct orchestrator *o, const struct config *c, char *er
     }
     const char *cm = o->agents->classifier_model;
     if (cm[0] && parse_route(o, c, cm, strlen(cm), &ap->classifier, err, errlen) < 0)
+        return -1;
+    if (setup_caches(o, c, err, errlen) < 0)
         return -1;
     o->plan.agents = ap;
     return 0;
@@ -199,6 +270,8 @@ void orchestrator_destroy(struct orchestrator *o)
         xfree(o->agents);
     }
     tool_set_free(o->tools);
+    norm_words_free(o->words);
+    semcache_destroy(o->semantic);
     prices_free(o->prices);
     xfree(o);
 }

@@ -5,6 +5,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "orchestrator/cache_stats.h"
 #include "orchestrator/semcache_index.h"
 #include "store/semcache_store.h"
 #include "stream/json.h"
@@ -106,6 +107,8 @@ void semcache_destroy(struct semcache *sc)
 {
     if (!sc)
         return;
+    if (sc->idx)
+        cache_bytes_add(CACHE_SEMANTIC, -(int64_t)semidx_bytes(sc->idx));
     semidx_destroy(sc->idx);
     pthread_rwlock_destroy(&sc->lock);
     xfree(sc->url);
@@ -177,10 +180,13 @@ static void index_add(struct semcache *sc, const char *part, const float *v, siz
         sc->idx = semidx_create(dim, sc->c.max_entries);
         sc->dim = dim;
     }
+    size_t before = semidx_bytes(sc->idx);
     if (dim == sc->dim)
         semidx_add(sc->idx, part_u64(part), v, q, qlen, a, alen, cost, currency, expires_ms);
+    size_t after = semidx_bytes(sc->idx);
+    cache_bytes_add(CACHE_SEMANTIC, (int64_t)after - (int64_t)before);
     atomic_store_explicit(&sc->entries, semidx_count(sc->idx), memory_order_relaxed);
-    atomic_store_explicit(&sc->bytes, semidx_bytes(sc->idx), memory_order_relaxed);
+    atomic_store_explicit(&sc->bytes, after, memory_order_relaxed);
     pthread_rwlock_unlock(&sc->lock);
 }
 
@@ -427,6 +433,7 @@ static void answer_lookup(struct semcache_op *op, const float *v, size_t dim)
         finish(op, NULL);
     } else if (g != SG_SAME) {
         atomic_fetch_add_explicit(&sc->refusals[g], 1, memory_order_relaxed);
+        cache_stat_add(CACHE_SEMANTIC, CSTAT_GUARD_REFUSAL, 1);
         log_debug("semantic cache: guard refused (%s, similarity %.3f)", semguard_name(g), sim);
         pthread_rwlock_unlock(&sc->lock);
         finish(op, NULL);

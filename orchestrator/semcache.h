@@ -93,8 +93,7 @@ void semcache_cancel(struct semcache_op *op);
  * kept for a type without a threshold or an empty answer. */
 void semcache_offer(struct semcache_worker *w, struct store *st, const struct semcache_key *k,
                     const char *text, size_t len, const char *answer, size_t alen,
-                    int64_t cost_micros, const char *currency, uint32_t ttl_s,
-                    int64_t now_unix_ms);
+                    int64_t cost_micros, const char *currency, uint32_t ttl_s, int64_t now_unix_ms);
 
 struct semcache_stats {
     uint64_t lookups, hits, below_threshold, embed_failures;

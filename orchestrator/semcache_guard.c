@@ -110,10 +110,10 @@ static bool next_word(const char *s, size_t n, size_t *i, struct word *w, bool *
 }
 
 /* Units glued to a number ("128GB", "5000mAh", "5G", "1080p"): the number counts, not the unit. */
-static const char *const units[] = {"k",  "g",  "gb", "tb",  "mb", "mah", "mp",   "hz",
-                                    "w",  "kg", "mm", "cm",  "in", "inch", "m",   "gen",
-                                    "th", "st", "nd", "rd",  "x",  "l",   "ml",   "v",
-                                    "p",  "fps", "hrs", "hr", "h",  "min", "mins", "days"};
+static const char *const units[] = {"k",  "g",   "gb",  "tb", "mb", "mah",  "mp",   "hz",
+                                    "w",  "kg",  "mm",  "cm", "in", "inch", "m",    "gen",
+                                    "th", "st",  "nd",  "rd", "x",  "l",    "ml",   "v",
+                                    "p",  "fps", "hrs", "hr", "h",  "min",  "mins", "days"};
 
 /* A number at the start of w->low ("20,000" is already "20000"), in hundredths, with a multiplier
  * from a suffix (k) or the next word (lakh, crore, thousand). Returns false when w is no number. */

@@ -391,6 +391,8 @@ static void metrics_prompt_cache(struct server *srv, struct buf *out)
                                        : 0.0);
 }
 
+static const struct responder *g_responder;
+
 /* The detach grace and resumes of running turns (detach.c, resume.c). */
 static void metrics_detach(struct server *srv, struct buf *out)
 {
@@ -444,6 +446,8 @@ static void metrics(struct server *srv, struct buf *out)
     metrics_calls(srv, out);
     metrics_prompt_cache(srv, out);
     metrics_detach(srv, out);
+    if (g_responder->metrics)
+        g_responder->metrics(g_responder->arg, out);
     buf_printf(out,
                "# HELP trilemma_sessions_open Open chat sessions.\n"
                "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",

@@ -141,6 +141,11 @@ void session_send_turn_end(struct session *s, const struct turn_end_info *e)
             jw_str(&w, e->flags[i]);
         jw_arr_end(&w);
     }
+    jw_key(&w, "cache");
+    if (e->cache && e->cache[0])
+        jw_str(&w, e->cache);
+    else
+        jw_null(&w);
     if (e->replayed)
         jw_kbool(&w, "replayed", true);
     if (e->resumed)

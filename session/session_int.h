@@ -29,6 +29,9 @@ struct turn {
     char agent[32];
     char flags[TURN_MAX_FLAGS][32];
     uint32_t n_flags;
+    struct cache_saving_record *savings;
+    uint32_t n_savings;
+    char cache[16];       /* the layer that served the answer; "" = none */
     char last_status[80]; /* stage + tool of the last status event sent */
     bool sent_products;
     char turn_id[33];
@@ -189,6 +192,7 @@ struct turn_end_info {
     const char *agent;
     const char (*flags)[32];
     uint32_t n_flags;
+    const char *cache; /* the layer that served the answer; NULL or "" = null */
 };
 void session_send_delta(struct session *s, const char *turn_id, uint32_t seq, const char *text,
                         size_t len);

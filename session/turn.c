@@ -162,6 +162,31 @@ void turn_add_tool(struct turn *t, const struct tool_call_record *c)
     t->tools[t->n_tools++] = *c;
 }
 
+void turn_add_saving(struct turn *t, const struct cache_saving_record *s)
+{
+    t->savings = xrealloc(t->savings, (t->n_savings + 1) * sizeof(*t->savings));
+    t->savings[t->n_savings] = *s;
+    if (t->savings[t->n_savings].amount_micros > 0) /* a saving is never a charge */
+        t->savings[t->n_savings].amount_micros = -t->savings[t->n_savings].amount_micros;
+    t->n_savings++;
+}
+
+void turn_set_cache(struct turn *t, const char *layer)
+{
+    snprintf(t->cache, sizeof(t->cache), "%s", layer ? layer : "");
+}
+
+struct store *turn_store(struct turn *t)
+{
+    return t->sw->store;
+}
+
+const char (*turn_flags(struct turn *t, uint32_t *n))[32]
+{
+    *n = t->n_flags;
+    return (const char(*)[32])t->flags;
+}
+
 const void *turn_memo(struct turn *t, size_t *len)
 {
     *len = t->s && t->s->memo ? t->s->memo_len : 0;
@@ -229,6 +254,7 @@ static void send_turn_end(struct turn *t)
         .flags = (const char(*)[32])t->flags,
         .n_flags = t->n_flags,
         .resumed = t->resumed,
+        .cache = t->cache,
     };
     if (t->catching_up && t->sent_seq < t->seq) {
         /* re-attached and its catch-up still going out: the rest, then turn_end, paced */
@@ -245,6 +271,7 @@ void session_turn_free(struct turn *t)
     buf_free(&t->delta_ends);
     xfree(t->calls);
     xfree(t->tools);
+    xfree(t->savings);
     xfree(t->user_text);
     xfree(t);
 }
@@ -348,6 +375,8 @@ static void commit(struct turn *t)
         .query_type = t->query_type,
         .agent = t->agent,
         .flags = flags,
+        .savings = t->savings,
+        .n_savings = t->n_savings,
     };
     store_commit_turn(st, &rec, turn_committed, t);
 }

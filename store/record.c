@@ -10,6 +10,8 @@
  *       i32 http_status; usage; u8 usage_reported; i64 ttft_ms, duration_ms, cost_micros
  *   u32 n_tools, then per tool: str name, arguments, status; u64 result_bytes; u8 cache_hit;
  *       i64 duration_ms, cost_micros
+ * v2 appends: str query_type, agent, flags; per call: str agent, prompt_version
+ * v3 appends: u32 n_savings, then per saving: str layer, description; i64 amount_micros
  * A str is u32 length (0xFFFFFFFF = NULL) then the bytes and a NUL, so decoded strings point
  * into the record as C strings. */
 #include "store/record.h"
@@ -21,7 +23,9 @@
 #include "base/mem.h"
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
-#define REC_VERSION 2         /* 2 appends the route, the flags and each call's agent and prompt */
+#define REC_VERSION                                                                                \
+    3 /* 2 appends the route, the flags and each call's agent and prompt; 3 the                    \
+       * cache savings */
 #define STR_NULL 0xFFFFFFFFu
 #define REC_MAX_TOOLS 4096 /* tool calls in one turn */
 
@@ -157,6 +161,12 @@ int rec_encode(struct buf *out, const struct store_turn *t)
     for (uint32_t i = 0; i < t->n_calls; i++) {
         put_str(out, t->calls[i].agent);
         put_str(out, t->calls[i].prompt_version);
+    }
+    put_u32(out, t->n_savings);
+    for (uint32_t i = 0; i < t->n_savings; i++) {
+        put_str(out, t->savings[i].layer);
+        put_str(out, t->savings[i].description);
+        put_u64(out, (uint64_t)t->savings[i].amount_micros);
     }
 
     size_t payload = buf_size(out) - start - REC_HEADER;
@@ -312,6 +322,21 @@ static void get_tools(struct rd *r, struct rec_turn *o)
     }
 }
 
+static int get_savings(struct rd *r, struct rec_turn *o)
+{
+    if (get_counted(r, &o->t.n_savings, 17) < 0)
+        return -EBADMSG;
+    o->savings = xcalloc(o->t.n_savings ? o->t.n_savings : 1, sizeof(*o->savings));
+    o->t.savings = o->savings;
+    for (uint32_t i = 0; i < o->t.n_savings && !r->bad; i++) {
+        struct cache_saving_record *s = &o->savings[i];
+        get_str_into(r, s->layer, sizeof(s->layer));
+        get_str_into(r, s->description, sizeof(s->description));
+        s->amount_micros = (int64_t)get_u64(r);
+    }
+    return 0;
+}
+
 static void get_head(struct rd *r, struct store_turn *t)
 {
     t->conversation_id = get_str(r, NULL);
@@ -338,7 +363,7 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
         return -EBADMSG;
     struct rd r = {(const uint8_t *)rec + REC_HEADER, len - REC_HEADER, false};
     uint8_t version = get_u8(&r);
-    if (version != 1 && version != REC_VERSION) /* a journal of the previous release replays */
+    if (version < 1 || version > REC_VERSION) /* journals of earlier releases replay */
         return -EBADMSG;
     get_head(&r, &o->t);
     if (get_counted(&r, &o->t.n_deltas, 4) < 0)
@@ -367,6 +392,8 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
             get_str_into(&r, o->calls[i].prompt_version, sizeof(o->calls[i].prompt_version));
         }
     }
+    if (version >= 3 && get_savings(&r, o) < 0)
+        goto out_bad;
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
         goto out_bad;
@@ -383,5 +410,6 @@ void rec_turn_free(struct rec_turn *rt)
     xfree(rt->delta_ends);
     xfree(rt->calls);
     xfree(rt->tools);
+    xfree(rt->savings);
     memset(rt, 0, sizeof(*rt));
 }

@@ -36,6 +36,7 @@ struct rec_turn {
     uint32_t *delta_ends;
     struct llm_call_record *calls;
     struct tool_call_record *tools;
+    struct cache_saving_record *savings;
 };
 
 /* Decode a record rec_check accepted. Returns 0 or -EBADMSG. Free with rec_turn_free. */

@@ -69,6 +69,9 @@ struct store_turn {
     const char *query_type; /* NULL or "" when the turn was not routed (the relay, echo) */
     const char *agent;      /* the agent that answered; NULL or "" = none */
     const char *flags;      /* comma-separated flags of the turn's checks; NULL or "" = none */
+    /* cache hits: one "cache_saving" ledger line each, outside cost_micros */
+    const struct cache_saving_record *savings;
+    uint32_t n_savings;
 };
 
 /* ---- what a conversation reads back ---- */

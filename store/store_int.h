@@ -138,6 +138,7 @@ struct store {
 
     uint64_t accepting;   /* published by update_gauges for other threads */
     struct store_op *ops; /* pending reads */
+    uint32_t cache_puts;  /* shared cache writes in flight (cache_sql.c): a drain waits for them */
     struct store_stats stats;
 };
 

@@ -781,8 +781,8 @@ void store_flush(struct store *st)
 /* Nothing waits to become durable. */
 bool store_idle(const struct store *st)
 {
-    return !st ||
-           (!st->queue.n && !st->nflight && !st->appending.n && !journal_append_busy(&st->app));
+    return !st || (!st->queue.n && !st->nflight && !st->appending.n &&
+                   !journal_append_busy(&st->app) && !st->cache_puts);
 }
 
 /* The writer connections share one op code: the poll's idx says whose completion it is. */

@@ -126,7 +126,17 @@ static void test_every_key(void)
                        "jwt_audience = chat\n"
                        "allowed_origins = https://chat.example, http://localhost:8080\n"
                        "[log]\n"
-                       "level = debug\n";
+                       "level = debug\n"
+                       "[cache]\n"
+                       "exact = off\n"
+                       "exact_shared = no\n"
+                       "exact_lru_bytes = 0\n"
+                       "words_file = /etc/trilemma/words.json\n"
+                       "lookup_timeout_ms = 40\n"
+                       "tool = OFF\n"
+                       "tool_shared = yes\n"
+                       "tool_lru_bytes = 1024\n"
+                       "tool_max_stale_s = 0\n";
     struct config c;
     char err[512];
     CHECKF(load_text(&c, text, err, sizeof(err)) == 0, "%s", err);
@@ -150,6 +160,10 @@ static void test_every_key(void)
     CHECK(strcmp(c.allowed_origins[0], "https://chat.example") == 0);
     CHECK(strcmp(c.allowed_origins[1], "http://localhost:8080") == 0);
     CHECK(c.log_level == LOG_DEBUG);
+    CHECK(!c.cache_exact && !c.cache_exact_shared && c.cache_exact_lru_bytes == 0);
+    CHECK(strcmp(c.cache_words_file, "/etc/trilemma/words.json") == 0);
+    CHECK(c.cache_lookup_timeout_ms == 40 && !c.cache_tool && c.cache_tool_shared);
+    CHECK(c.cache_tool_lru_bytes == 1024 && c.cache_tool_max_stale_s == 0);
     CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err);
 }
 
@@ -157,11 +171,11 @@ static void test_structure_errors(void)
 {
     EXPECT_ERROR("[server]\nworkers = 1\n[serverr]\nworkers = 2\n",
                  "3: unknown section [serverr] (known: server, websocket, session, auth, log, "
-                 "model, providers, pricing, tools, orchestrator, store)");
+                 "model, providers, pricing, tools, orchestrator, store, cache)");
     EXPECT_ERROR("[Server]\n",
                  "1: unknown section [Server] (known: server, websocket, "
                  "session, auth, log, model, providers, pricing, tools, orchestrator, "
-                 "store)");
+                 "store, cache)");
     EXPECT_ERROR("\n\n[server]\nmax_conections = 5\n",
                  "4: unknown key 'max_conections' in [server]");
     EXPECT_ERROR("[websocket]\nworkers = 5\n", "2: unknown key 'workers' in [websocket]");
@@ -216,6 +230,13 @@ static void test_value_errors(void)
         EXPECT_ERROR(text, "4: bad value for 'workers': expected an integer 0..1024");
     }
     EXPECT_ERROR("[server]\nworkers =\n", "2: bad value for 'workers': empty value");
+    EXPECT_ERROR("[cache]\nexact = maybe\n", "2: bad value for 'exact': expected on or off");
+    EXPECT_ERROR("[cache]\ntool_shared = 2\n",
+                 "2: bad value for 'tool_shared': expected on or off");
+    EXPECT_ERROR("[cache]\nlookup_timeout_ms = 0\n",
+                 "2: bad value for 'lookup_timeout_ms': expected an integer 1..60000");
+    EXPECT_ERROR("[cache]\ntool_max_stale_s = 86401\n",
+                 "2: bad value for 'tool_max_stale_s': expected an integer 0..86400");
     /* inih scans the value from right after '=': " ;" there starts a comment, ";" does not */
     EXPECT_ERROR("[server]\nworkers = ; nothing\n", "2: bad value for 'workers': empty value");
     EXPECT_ERROR("[server]\nworkers =;4\n",

@@ -129,14 +129,47 @@ static void test_route_and_flags(void)
     buf_free(&b);
 }
 
-/* A record of version 1 (the journal a previous release left) still replays: it is a version 2
- * record without the tail (three empty strings and two per call, 5 bytes each). */
+/* Cache savings (version 3) travel with the turn; a version 2 record (without them) replays. */
+static void test_savings_round_trip(void)
+{
+    struct store_turn t = sample();
+    struct cache_saving_record sv[2] = {{"exact", "exact cache: answer of specialist", -1234},
+                                        {"tool", "tool get_policy", 0}};
+    t.savings = sv;
+    t.n_savings = 2;
+    struct buf b = {0};
+    CHECK(rec_encode(&b, &t) == 0);
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(rt.t.n_savings == 2 && !strcmp(rt.t.savings[0].layer, "exact") &&
+          rt.t.savings[0].amount_micros == -1234 && !strcmp(rt.t.savings[1].layer, "tool") &&
+          !strcmp(rt.t.savings[1].description, "tool get_policy"));
+    rec_turn_free(&rt);
+    buf_free(&b);
+    t.n_savings = 0;
+    rec_encode(&b, &t);
+    uint8_t *p = (uint8_t *)buf_begin(&b);
+    uint32_t len = (uint32_t)(buf_size(&b) - 12 - 4);
+    p[12] = 2;
+    uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+    uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+    for (int k = 0; k < 4; k++)
+        p[4 + k] = l[k], p[8 + k] = (uint8_t)(crc >> (8 * k));
+    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
+    CHECK(rt.t.n_savings == 0 && rt.t.n_calls == t.n_calls);
+    rec_turn_free(&rt);
+    buf_free(&b);
+}
+
+/* A record of version 1 (the journal a previous release left) still replays: it is a version 3
+ * record without the tails of versions 2 (three empty strings and two per call, 5 bytes each)
+ * and 3 (a zero count of savings, 4 bytes). */
 static void test_version_1_replays(void)
 {
     struct store_turn t = sample();
     struct buf b = {0};
     rec_encode(&b, &t);
-    size_t tail = 5 * (3 + 2 * t.n_calls);
+    size_t tail = 5 * (3 + 2 * t.n_calls) + 4;
     uint8_t *p = (uint8_t *)buf_begin(&b);
     uint32_t len = (uint32_t)(buf_size(&b) - 12 - tail);
     p[12] = 1;
@@ -150,7 +183,7 @@ static void test_version_1_replays(void)
     CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.n_calls == 2);
     CHECK(rt.t.calls[1].agent[0] == '\0');
     rec_turn_free(&rt);
-    p[12] = 3; /* a version from the future is refused */
+    p[12] = 4; /* a version from the future is refused */
     crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
     for (int k = 0; k < 4; k++)
         p[8 + k] = (uint8_t)(crc >> (8 * k));
@@ -302,6 +335,7 @@ int main(void)
 {
     test_route_and_flags();
     test_version_1_replays();
+    test_savings_round_trip();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
     test_corruption();
