@@ -34,6 +34,7 @@ struct semcache {
     atomic_int_fast64_t max_id;    /* the newest row read from PostgreSQL */
     atomic_int_fast64_t synced_ms; /* when the last read started */
     atomic_bool syncing;
+    atomic_bool warmed; /* the first read from PostgreSQL is over (or there is none) */
     atomic_uint_fast64_t lookups, hits, below, embed_failures, refusals[SG_NAME + 1];
     atomic_uint_fast64_t entries, bytes;
 };
@@ -67,6 +68,8 @@ struct semcache_op {
     int64_t now_ms;
     struct hc_req *req;
     struct timer t; /* an answer on the next loop turn */
+    float *vec;     /* parked: the embedding, waiting for the warm */
+    size_t dim;
     int status;
     struct buf body;
     /* an offer */
@@ -192,6 +195,26 @@ static void index_add(struct semcache *sc, const char *part, const float *v, siz
 
 /* ---- warm and sync from PostgreSQL ---- */
 
+static void answer_lookup(struct semcache_op *op, const float *v, size_t dim);
+static void op_free(struct semcache_op *op);
+
+/* The lookups that waited for the warm (their embeddings came first) are answered now. */
+static void answer_parked(struct semcache_worker *w)
+{
+    for (;;) {
+        struct semcache_op *op = w->ops;
+        while (op && !op->vec)
+            op = op->next;
+        if (!op)
+            return;
+        float *v = op->vec;
+        op->vec = NULL;
+        answer_lookup(op, v, op->dim);
+        xfree(v);
+        op_free(op);
+    }
+}
+
 static void on_rows(void *ctx, int result, const struct store_semcache_row *rows, size_t n)
 {
     struct semcache_worker *w = ctx;
@@ -209,6 +232,8 @@ static void on_rows(void *ctx, int result, const struct store_semcache_row *rows
     }
     atomic_store(&sc->max_id, max);
     atomic_store(&sc->syncing, false);
+    atomic_store(&sc->warmed, true);
+    answer_parked(w);
 }
 
 /* Read the rows other pods wrote since the last read, at most once per sync interval per
@@ -250,6 +275,7 @@ static void op_free(struct semcache_op *op)
     if (timer_armed(&op->t))
         timer_disarm(w->l, &op->t);
     buf_free(&op->body);
+    xfree(op->vec);
     xfree(op->text);
     xfree(op->answer);
     xfree(op);
@@ -462,6 +488,14 @@ static void keep(struct semcache_op *op, const float *v, size_t dim)
 /* The embedding is in (v NULL: it failed): answer the lookup, or keep the offered answer. */
 static void decide(struct semcache_op *op, const float *v, size_t dim)
 {
+    struct semcache_worker *w = op->w;
+    if (op->fn && v && w->sync_op && !atomic_load(&w->sc->warmed)) {
+        /* this worker is warming the index: a lookup before it ends would miss what is there */
+        op->vec = xmalloc(dim * sizeof(float));
+        memcpy(op->vec, v, dim * sizeof(float));
+        op->dim = dim;
+        return;
+    }
     if (op->fn)
         answer_lookup(op, v, dim);
     else if (v)
