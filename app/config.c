@@ -102,6 +102,13 @@ static const struct key_def keys[] = {
     U32("session", rate_messages, 1, 1000000),
     U32("session", rate_window_ms, 1, 86400000),
     U32("session", echo_delay_ms, 0, 60000),
+    U32("session", max_turns_per_user, 0, 1000000),
+    U32("session", turns_per_minute_per_user, 0, 1000000),
+    U32("session", max_turns_per_ip, 0, 1000000),
+    U32("session", turns_per_minute_per_ip, 0, 1000000),
+    U32("session", history_max_bytes, 1024, 1073741824),
+    U32("session", history_budget_bytes, 65536, 4294967295u),
+    U32("session", max_session_age_s, 1, 31536000),
     U32("session", detach_grace_ms, 0, 600000),
     U32("session", detach_buffer_bytes, 1024, 67108864),
     U32("session", turn_lease_ms, 300, 600000),
@@ -109,6 +116,9 @@ static const struct key_def keys[] = {
     STR("auth", jwt_secret),
     STR("auth", jwt_issuer),
     STR("auth", jwt_audience),
+    BOOL("auth", "jwt_require_exp", jwt_require_exp),
+    U32("auth", jwt_max_age_s, 0, 31536000),
+    U32("auth", jwt_leeway_s, 0, 300),
     {"auth", "allowed_origins", K_ORIGINS, 0, 0, 0, 0, NULL},
     {"log", "level", K_LEVEL, 0, 0, 0, 0, NULL},
     STR("model", model),
@@ -194,6 +204,15 @@ void config_defaults(struct config *c)
     c->rate_messages = 20;
     c->rate_window_ms = 10000;
     c->echo_delay_ms = 30;
+    c->max_turns_per_user = 4;
+    c->turns_per_minute_per_user = 60;
+    c->max_turns_per_ip = 32;
+    c->turns_per_minute_per_ip = 300;
+    c->history_max_bytes = 65536;
+    c->history_budget_bytes = 256u << 20;
+    c->max_session_age_s = 86400;
+    c->jwt_require_exp = true;
+    c->jwt_leeway_s = 30;
     c->detach_grace_ms = 15000;
     c->detach_buffer_bytes = 262144;
     c->turn_lease_ms = 10000;
@@ -746,6 +765,14 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         seterr(err, errlen, "rate_messages and rate_window_ms must be at least 1");
     else if (c->handshake_timeout_ms == 0 || c->close_timeout_ms == 0)
         seterr(err, errlen, "handshake_timeout_ms and close_timeout_ms must be at least 1");
+    else if (c->jwt_secret[0] && strlen(c->jwt_secret) < CONFIG_JWT_SECRET_MIN)
+        seterr(err, errlen,
+               "jwt_secret is %zu bytes: at least %d are required (HS256 needs a key as long as "
+               "its hash, RFC 7518 3.2; use %d+ random bytes)",
+               strlen(c->jwt_secret), CONFIG_JWT_SECRET_MIN, CONFIG_JWT_SECRET_MIN);
+    else if (c->history_max_bytes > c->history_budget_bytes)
+        seterr(err, errlen, "history_max_bytes (%u) must not exceed history_budget_bytes (%u)",
+               (unsigned)c->history_max_bytes, (unsigned)c->history_budget_bytes);
     else if (c->jwt_secret[0] == '\0' && (c->jwt_issuer[0] || c->jwt_audience[0]))
         seterr(err, errlen,
                "jwt_issuer/jwt_audience are set but jwt_secret is empty: tokens "
@@ -772,6 +799,7 @@ struct store_conf config_store(const struct config *c)
         .price_file = c->price_file,
         .journal_max_bytes = c->journal_max_bytes,
         .batches_in_flight = c->batches_in_flight,
+        .db_id = &c->db_id,
     };
 }
 

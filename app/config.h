@@ -14,6 +14,7 @@
 #include "base/cidr.h"
 
 #define CONFIG_MAX_ORIGINS 32
+#define CONFIG_JWT_SECRET_MIN 32 /* bytes: HS256 wants a key at least as long as its hash */
 #define CONFIG_ADMIN_PORT 9180
 #define CONFIG_RESERVE_AUTO UINT32_MAX
 
@@ -51,6 +52,14 @@ struct config {
     uint32_t rate_messages;  /* message rate limit: burst of this many ... default 20 */
     uint32_t rate_window_ms; /* ... refilled over this window, default 10000 */
     uint32_t echo_delay_ms;  /* echo responder: delay between words, default 30 */
+    /* per-user limits, process-wide (session/user_limits.h); 0 = no limit */
+    uint32_t max_turns_per_user;        /* turns running at once per token sub, default 4 */
+    uint32_t turns_per_minute_per_user; /* turns started per minute per sub, default 60 */
+    uint32_t max_turns_per_ip;          /* the same for anonymous sessions per address, 32 */
+    uint32_t turns_per_minute_per_ip;   /* default 300 */
+    uint32_t history_max_bytes;         /* in-memory history per session, default 65536 */
+    uint32_t history_budget_bytes;      /* in-memory history per process, default 256 MiB */
+    uint32_t max_session_age_s;         /* a session is closed (4002) at this age, default 1 day */
     /* detach grace and resume of running turns (docs/session.md) */
     uint32_t detach_grace_ms;     /* a turn whose client left runs on this long, default 15000 */
     uint32_t detach_buffer_bytes; /* ... producing at most this much more answer, default 256 KiB */
@@ -58,9 +67,13 @@ struct config {
     uint32_t resume_wait_ms;      /* a resume waits this long for a running turn, 60000 */
 
     /* [auth] */
-    char jwt_secret[512];   /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */
-    char jwt_issuer[256];   /* if set, `iss` must match */
-    char jwt_audience[256]; /* if set, `aud` must match */
+    char jwt_secret[512];     /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */
+    char jwt_issuer[256];     /* if set, `iss` must match */
+    char jwt_audience[256];   /* if set, `aud` must match */
+    struct store_db_id db_id; /* not a key: the database's identity, read at start (main.c) */
+    bool jwt_require_exp;     /* a token without exp is refused, default true */
+    uint32_t jwt_max_age_s;   /* > 0: iat required, at most this old; default 0 (exp bounds it) */
+    uint32_t jwt_leeway_s;    /* clock skew on exp/nbf/iat, default 30 */
     char allowed_origins[CONFIG_MAX_ORIGINS][256]; /* empty list = any origin */
     int num_allowed_origins;
 

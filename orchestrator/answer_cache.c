@@ -62,16 +62,16 @@ int answer_cache_layers(const struct answer_cache *ac)
     return ac ? ac->n : 0;
 }
 
-static bool wants(const struct layer *ly, const struct ac_query *q)
+static bool layer_wants(const struct layer *ly, const struct ac_query *q)
 {
     return ly->ops->wants ? ly->ops->wants(ly->state, q) : q->cacheable;
 }
 
 /* Whether any layer wants q; see the header. */
-bool answer_cache_wanted(const struct answer_cache *ac, const struct ac_query *q)
+bool answer_cache_wants(const struct answer_cache *ac, const struct ac_query *q)
 {
     for (int i = 0; ac && i < ac->n; i++)
-        if (wants(&ac->layers[i], q))
+        if (layer_wants(&ac->layers[i], q))
             return true;
     return false;
 }
@@ -123,8 +123,8 @@ static void on_deadline(struct loop *l, struct timer *t)
 static void ask(struct ac_lookup *lk)
 {
     struct answer_cache *ac = lk->ac;
-    while (lk->at < ac->n && !wants(&ac->layers[lk->at], lk->q))
-        lk->at++; /* not asked, not counted */
+    while (lk->at < ac->n && !layer_wants(&ac->layers[lk->at], lk->q))
+        lk->at++;
     if (lk->at >= ac->n) {
         lookup_end(lk, -1, NULL);
         return;
@@ -166,7 +166,7 @@ void answer_cache_offer(struct answer_cache *ac, const struct ac_query *q,
                         const struct ac_answer *a)
 {
     for (int i = 0; ac && i < ac->n; i++)
-        if (ac->layers[i].ops->offer && wants(&ac->layers[i], q))
+        if (ac->layers[i].ops->offer && layer_wants(&ac->layers[i], q))
             ac->layers[i].ops->offer(ac->layers[i].state, q, a);
 }
 

@@ -101,6 +101,11 @@ void session_turn_products(struct turn *t, const char *items_json, size_t len);
 const void *turn_memo(struct turn *t, size_t *len);
 void turn_set_memo(struct turn *t, const void *p, size_t len);
 
+/* The process-wide per-user turn limits ([session] max_turns_per_user ...; guard.c): made before
+ * the server starts, freed after it stopped. Without them every turn is admitted. */
+void session_limits_init(const struct config *conf);
+void session_limits_fini(void);
+
 /* Choose the responder of the process (before the server starts). */
 void session_set_responder(const struct responder *r);
 

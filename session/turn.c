@@ -387,6 +387,7 @@ void session_turn_done(struct turn *t, const char *finish_reason, const char *er
 {
     struct session *s = t->s;
     t->done = true;
+    sess_turn_release(t);
     detach_forget(t); /* a resume of it now waits for its commit (pending.h) */
     t->total_ms = loop_now_ms(turn_loop(t)) - t->started_ms;
     snprintf(t->finish, sizeof(t->finish), "%s", finish_reason);
@@ -447,6 +448,10 @@ void session_start_turn(struct session *s, const struct chat_msg *m)
         return;
     }
     struct turn *t = xcalloc(1, sizeof(*t));
+    if (!sess_turn_admit(s, t, m->id, m->id_len)) {
+        xfree(t);
+        return;
+    }
     t->s = s;
     t->sw = s->sw;
     random_hex16(t->turn_id);

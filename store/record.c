@@ -2,6 +2,7 @@
  *
  * Payload v1, every integer little endian:
  *   u8 version
+ *   (v4 on) u64 system_identifier, str database name: the database the turn belongs to
  *   str conversation_id, user_sub, turn_id, client_msg_id, user_text, answer, finish, currency
  *   i64 started_at_ms, first_token_ms, total_ms, usd_to_inr_micros, cost_micros
  *   usage (5 x u64: input, cached input, cache write, output, reasoning)
@@ -24,8 +25,8 @@
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
 #define REC_VERSION                                                                                \
-    3 /* 2 appends the route, the flags and each call's agent and prompt; 3 the                    \
-       * cache savings */
+    4 /* 2 appends the route, the flags and each call's agent and prompt; 3 the                    \
+       * cache savings; 4 puts the database's identity right after the version */
 #define STR_NULL 0xFFFFFFFFu
 #define REC_MAX_TOOLS 4096 /* tool calls in one turn */
 
@@ -132,6 +133,8 @@ int rec_encode(struct buf *out, const struct store_turn *t)
     buf_reserve(out, REC_HEADER);
     buf_commit(out, REC_HEADER);
     put_u8(out, REC_VERSION);
+    put_u64(out, t->db_system_id);
+    put_str(out, t->db_name ? t->db_name : "");
     put_str(out, t->conversation_id);
     put_str(out, t->user_sub ? t->user_sub : "");
     put_str(out, t->turn_id);
@@ -355,6 +358,24 @@ static void get_head(struct rd *r, struct store_turn *t)
     get_usage(r, &t->usage);
 }
 
+/* The identity at the start of a v3 payload; see record.h. */
+int rec_identity(const char *rec, size_t len, uint64_t *system_id, char *name, size_t cap)
+{
+    if (len < REC_HEADER + 1)
+        return -EBADMSG;
+    struct rd r = {(const uint8_t *)rec + REC_HEADER, len - REC_HEADER, false};
+    uint8_t version = get_u8(&r);
+    if (version < 1 || version > REC_VERSION)
+        return -EBADMSG;
+    if (version < 4)
+        return 0;
+    *system_id = get_u64(&r);
+    get_str_into(&r, name, cap);
+    if (r.bad)
+        return -EBADMSG;
+    return *system_id != 0;
+}
+
 /* Decode a checked record; see record.h. */
 int rec_decode(const char *rec, size_t len, struct rec_turn *o)
 {
@@ -365,6 +386,10 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     uint8_t version = get_u8(&r);
     if (version < 1 || version > REC_VERSION) /* journals of earlier releases replay */
         return -EBADMSG;
+    if (version >= 4) {
+        o->t.db_system_id = get_u64(&r);
+        o->t.db_name = get_str(&r, NULL);
+    }
     get_head(&r, &o->t);
     if (get_counted(&r, &o->t.n_deltas, 4) < 0)
         goto out_bad;

@@ -294,7 +294,8 @@ function messagesBlock(title, raw) {
       else if (p.type === 'tool_call_response') parts.push(el('div', { class: 'call' }, el('b', null, '← result ' + (p.id || '')), el('pre', { class: 'json' }, pretty(p.response ?? p.result ?? ''))));
     }
     if (m.finish_reason) parts.push(el('p', { class: 'meta' }, 'finish: ' + m.finish_reason));
-    return el('div', { class: ['msg', 'role-' + (m.role || 'x')] }, el('span', { class: 'role' }, m.role || '?'), parts);
+    const role = m.role || (title === 'System' ? 'system' : '?'); // system instructions: bare parts
+    return el('div', { class: ['msg', 'role-' + role] }, el('span', { class: 'role' }, role), parts);
   }));
 }
 
