@@ -482,6 +482,58 @@ async def test_sampling_keeps_flagged_turns():
         assert re.search(r'trilemma_traces_total\{outcome="sampled_out"\} [1-9]', m), m
 
 
+@suite.test
+async def test_export_queue_is_bounded_drops_and_counts():
+    if not have_pg():
+        return
+    db = cluster()
+    s = new_sim()
+    rcv = Receiver(fail_first=0)
+    try:
+        extra = {"otlp_endpoint": rcv.url(), "otlp_queue_spans": "3"}  # less than one turn's
+        with trace_server(s, db, "metadata", extra, name="bounded") as srv:
+            ws = await session(srv)
+            t = await orch.turn(ws, "hello there", "m1")
+            t.check_stop()
+            await ws.close()
+            n = len(turn_trace(srv, t.end["turn_id"])["spans"])
+            assert n > 3, n
+            m = http_request(srv.port, "GET", "/metrics").body.decode()
+            dropped = re.search(r'trilemma_trace_export_spans_total\{outcome="dropped"\} (\d+)', m)
+            assert dropped and int(dropped.group(1)) == n, (n, m)
+            assert re.search(r"trilemma_trace_export_requests_total 0\b", m), m  # never queued
+    finally:
+        rcv.stop()
+
+
+@suite.test
+async def test_span_partitions_retention():
+    """trilemma_trace_partitions (005_traces.sql) makes today's and the next two days'
+    partitions and drops the ones older than the retention, never a recent one."""
+    if not have_pg():
+        return
+    db = cluster()
+    s = new_sim()
+    with trace_server(s, db, "metadata", name="retention"):
+        pass  # migrated
+    db.psql("CREATE TABLE spans_20000101 PARTITION OF spans FOR VALUES FROM "
+            "('2000-01-01 00:00+00') TO ('2000-01-02 00:00+00')")
+    (yday,) = db.psql("SELECT 'spans_' || to_char((now() AT TIME ZONE 'UTC')::date - 1, "
+                      "'YYYYMMDD')")[0]
+    db.psql("CREATE TABLE IF NOT EXISTS %s PARTITION OF spans FOR VALUES FROM "
+            "(((now() AT TIME ZONE 'UTC')::date - 1)::timestamp AT TIME ZONE 'UTC') TO "
+            "(((now() AT TIME ZONE 'UTC')::date)::timestamp AT TIME ZONE 'UTC')" % yday)
+    db.psql("SELECT trilemma_trace_partitions(now(), 0)")  # 0: keep everything
+    assert db.psql("SELECT to_regclass('spans_20000101') IS NOT NULL") == [["t"]]
+    db.psql("SELECT trilemma_trace_partitions(now(), 14)")
+    assert db.psql("SELECT to_regclass('spans_20000101') IS NULL") == [["t"]]
+    assert db.psql("SELECT to_regclass('%s') IS NOT NULL" % yday) == [["t"]]
+    for d in range(3):
+        (name,) = db.psql("SELECT 'spans_' || to_char((now() AT TIME ZONE 'UTC')::date + %d, "
+                          "'YYYYMMDD')" % d)[0]
+        assert db.psql("SELECT to_regclass('%s') IS NOT NULL" % name) == [["t"]], name
+
+
 # --------------------------------------------------------------------------------------------
 # 3. the read API's errors
 
