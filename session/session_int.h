@@ -62,6 +62,11 @@ struct turn {
     struct turn *dnext, *dprev; /* the worker's detached turns */
     struct timer grace_timer;
     struct tstate_claim *claim; /* grace over: asking whether a resume elsewhere claimed it */
+    /* the conversation of the sessions that left it (history.c: history_give): the model
+     * calls' contexts point into it, so it lives as long as the turn */
+    struct history_msg *history;
+    uint32_t history_len;
+    uint32_t history_bytes;
 };
 
 struct session {
@@ -297,6 +302,11 @@ void sess_guard_metrics(struct server *srv, struct buf *out);
 bool history_reload_first(struct session *s, const struct chat_msg *m);
 void history_held_free(struct session *s);
 uint64_t history_bytes_held(void);
+/* The client of a turn that runs on (detach grace) left: the turn takes the session's history
+ * (appended to what it holds), which turn_history serves while no client is attached. */
+void history_give(struct session *s, struct turn *t);
+/* Free what history_give gave the turn. */
+void history_turn_free(struct turn *t);
 /* turn_trace.c: the turn's trace from start to commit, the anomaly flags, export. */
 void sess_trace_worker_init(struct sess_worker *sw, struct loop *l);
 void sess_trace_worker_fini(struct sess_worker *sw);

@@ -48,13 +48,16 @@ void *turn_responder_worker(struct turn *t)
 size_t turn_history(struct turn *t, const struct history_msg **msgs)
 {
     struct session *s = t->s;
-    if (!s) {
+    /* no client attached (detach grace): the history its session left to the turn */
+    const struct history_msg *all = s ? s->history : t->history;
+    size_t len = s ? s->history_len : t->history_len;
+    if (!len) {
         *msgs = NULL;
         return 0;
     }
     size_t keep = (size_t)t->sw->conf->history_messages + 1;
-    size_t n = s->history_len < keep ? s->history_len : keep;
-    const struct history_msg *h = s->history + (s->history_len - n);
+    size_t n = len < keep ? len : keep;
+    const struct history_msg *h = all + (len - n);
     /* the window starts with a user message: some providers refuse an assistant first */
     while (n > 1 && strcmp(h->role, "assistant") == 0) {
         h++;
@@ -319,6 +322,7 @@ void session_turn_free(struct turn *t)
     xfree(t->tools);
     xfree(t->savings);
     xfree(t->user_text);
+    history_turn_free(t);
     trace_free(t->tr);
     xfree(t);
 }
@@ -503,8 +507,10 @@ void session_detach_turn(struct session *s)
     s->turn = NULL;
     if (!t->done) {
         t->s = NULL;
-        if (detach_park(t))
+        if (detach_park(t)) {
+            history_give(s, t); /* the turn's model calls point into it */
             return;
+        }
         t->sw->responder->cancel(t);
         session_turn_done(t, "cancelled", NULL, NULL);
         return;

@@ -11,6 +11,8 @@ trilemmad processes, and a private PostgreSQL (tests/store/pg_cluster.sh).
     replays the whole answer once A commits; A killed with SIGKILL mid-turn: B does not wait
     past the lease, reports turn_interrupted and the row says interrupted
   - another user's conversation: refused on the process running the turn and on the other one
+  - a turn left before its model call (the classifier still running) sends the user's message
+    all the same; a re-attached turn ending during its paced catch-up sends its turn_end once
 
 No sleep stands in for synchronisation: every wait is for a frame, a metric, a row, or a process;
 TIMEOUT only bounds it. No test asserts a duration. Exit status 77 (skipped) without PostgreSQL.
@@ -356,6 +358,34 @@ async def test_a_reattached_turn_ending_during_a_paced_catch_up_sends_its_turn_e
         finally:
             b.close()
         assert 'trilemma_turn_reattaches_total{process="same",mode="live"} 1' in metrics(srv)
+
+
+@suite.test
+async def test_a_turn_left_before_its_model_call_still_sends_the_users_message():
+    """The client drops while the classifier runs (its deadline passes: the rules decide): the
+    detached turn's plan then builds its model request from the conversation the session held,
+    which must outlive the session (the request carries the user's message)."""
+    from test_orchestrator import Sim, orch_server
+
+    s = Sim("--classifier-ms", "3000")  # past the classifier's deadline (300 ms)
+    try:
+        srv = orch_server(s, extra_env={"DATABASE_URL": pg().url}, name="left-early")
+        with srv:
+            since = s.requests_seq()
+            a = await Chat.connect(srv)
+            text = "wireless headphones under 3000 please"
+            tid = await a.start("m1", text)
+            a.drop()
+            await asyncio.to_thread(wait_until, lambda: turn_rows(tid), "the turn stored",
+                                    timeout=TIMEOUT * 2)
+            assert turn_rows(tid)[0][0] == "stop", turn_rows(tid)
+            agent = [r for r in s.requests(since) if "classifier" not in r[1]]
+            assert agent, s.requests(since)
+            for path, model, body in agent:
+                said = json.dumps(body.get("messages", body))
+                assert text in said, (model, said[:2000])
+    finally:
+        s.stop()
 
 
 # --------------------------------------------------------------------------------------------
