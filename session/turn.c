@@ -413,6 +413,7 @@ static void commit(struct turn *t)
         .n_savings = t->n_savings,
     };
     turn_trace_finish(t, &rec, &text, &spans);
+    tstate_committing(t->sw->ts, t->turn_id);
     store_commit_turn(st, &rec, turn_committed, t); /* copies the spans at once */
     xfree(spans);
     buf_free(&text);
