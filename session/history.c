@@ -115,30 +115,29 @@ void history_add(struct session *s, const char *role, const char *text, size_t l
         metric_add(&s->sw->m.history_trimmed, trimmed);
 }
 
-/* See session_int.h. */
-void history_give(struct session *s, struct turn *t)
+/* The client left while its turn runs on (detach.c): the turn's context points into this
+ * history, so the turn takes it over (still counted in the budget) until it is freed. */
+void history_hand_over(struct session *s, struct turn *t)
 {
-    if (!s->history_len)
+    if (t->own_history) /* left before, re-attached, left again: the first one is the context */
         return;
-    t->history = xrealloc(t->history, (t->history_len + s->history_len) * sizeof(*t->history));
-    memcpy(t->history + t->history_len, s->history, s->history_len * sizeof(*s->history));
-    t->history_len += s->history_len;
-    t->history_bytes += s->history_bytes; /* still counted in g_bytes until the turn is freed */
-    xfree(s->history);
+    t->own_history = s->history;
+    t->own_history_len = s->history_len;
+    t->own_history_bytes = s->history_bytes;
     s->history = NULL;
     s->history_len = 0;
     s->history_bytes = 0;
 }
 
-/* See session_int.h. */
+/* The turn that took a history over is freed. */
 void history_turn_free(struct turn *t)
 {
-    for (uint32_t i = 0; i < t->history_len; i++)
-        xfree((void *)t->history[i].text);
-    __atomic_sub_fetch(&g_bytes, t->history_bytes, __ATOMIC_RELAXED);
-    xfree(t->history);
-    t->history = NULL;
-    t->history_len = t->history_bytes = 0;
+    for (size_t i = 0; i < t->own_history_len; i++)
+        xfree((void *)t->own_history[i].text);
+    __atomic_sub_fetch(&g_bytes, t->own_history_bytes, __ATOMIC_RELAXED);
+    xfree(t->own_history);
+    t->own_history = NULL;
+    t->own_history_len = 0;
 }
 
 /* The client left while its history was being read: forget the read and the message. */

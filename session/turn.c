@@ -48,10 +48,10 @@ void *turn_responder_worker(struct turn *t)
 size_t turn_history(struct turn *t, const struct history_msg **msgs)
 {
     struct session *s = t->s;
-    /* no client attached (detach grace): the history its session left to the turn */
-    const struct history_msg *all = s ? s->history : t->history;
-    size_t len = s ? s->history_len : t->history_len;
-    if (!len) {
+    /* no client attached: the history the turn took over when it left (detach.c) */
+    const struct history_msg *all = s ? s->history : t->own_history;
+    size_t len = s ? s->history_len : t->own_history_len;
+    if (!all) {
         *msgs = NULL;
         return 0;
     }
@@ -316,13 +316,13 @@ static void send_turn_end(struct turn *t)
 
 void session_turn_free(struct turn *t)
 {
+    history_turn_free(t);
     buf_free(&t->answer);
     buf_free(&t->delta_ends);
     xfree(t->calls);
     xfree(t->tools);
     xfree(t->savings);
     xfree(t->user_text);
-    history_turn_free(t);
     trace_free(t->tr);
     xfree(t);
 }
@@ -436,6 +436,7 @@ static void commit(struct turn *t)
         .n_savings = t->n_savings,
     };
     turn_trace_finish(t, &rec, &text, &spans);
+    tstate_committing(t->sw->ts, t->turn_id);
     store_commit_turn(st, &rec, turn_committed, t); /* copies the spans at once */
     xfree(spans);
     buf_free(&text);
@@ -507,10 +508,8 @@ void session_detach_turn(struct session *s)
     s->turn = NULL;
     if (!t->done) {
         t->s = NULL;
-        if (detach_park(t)) {
-            history_give(s, t); /* the turn's model calls point into it */
+        if (detach_park(t, s))
             return;
-        }
         t->sw->responder->cancel(t);
         session_turn_done(t, "cancelled", NULL, NULL);
         return;
