@@ -402,10 +402,8 @@ static bool ready(struct server *srv, struct buf *out)
 
 static bool on_request(struct conn *c, const struct http_request *req, const char *body, size_t len)
 {
-    (void)body;
-    (void)len;
     struct sess_worker *sw = worker_app(conn_worker(c));
-    return store_api_request(sw->store, c, req, sw->conf->admin_token);
+    return store_api_request(sw->store, c, req, body, len, sw->conf->admin_token);
 }
 
 static void on_http_close(struct conn *c)
@@ -426,6 +424,7 @@ void session_hooks(struct server_hooks *h)
     h->on_close = on_close;
     h->on_drain = on_drain;
     h->on_writable = on_writable;
+    h->max_body = STORE_API_MAX_BODY; /* the admin API's POSTs; larger bodies get 413 */
     h->may_stop = may_stop;
     h->metrics = metrics;
     h->ready = ready;

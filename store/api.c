@@ -25,6 +25,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "store/api_int.h"
 #include "store/store_int.h"
 #include "stream/jsonw.h"
 
@@ -710,29 +711,41 @@ static int write_costs(const struct api_req *a, const struct pg_result *res, str
 /* ---- the deferred answer ---- */
 
 /* A failed request: 503 when PostgreSQL is away or the failure is a passing one (the statement
- * timeout included), 500 otherwise (logged: a bug). */
-static void reply_db_error(struct api_req *a, const struct pg_result *res)
+ * timeout included), 500 otherwise (logged: a bug). See api_int.h. */
+void store_api_db_error(struct conn *c, bool head, const struct pg_result *res)
 {
     if (res->status == PG_DOWN) {
-        reply_error(a->c, a->head, 503, "unavailable", "the database is unavailable",
+        reply_error(c, head, 503, "unavailable", "the database is unavailable",
                     "Retry-After: 1\r\n");
     } else if (strcmp(res->sqlstate, "57014") == 0) {
-        reply_error(a->c, a->head, 503, "unavailable",
-                    "the query took too long (narrow the date range)", NULL);
+        reply_error(c, head, 503, "unavailable", "the query took too long (narrow the date range)",
+                    NULL);
     } else if (pg_error_transient(res->sqlstate)) {
-        reply_error(a->c, a->head, 503, "unavailable", "the database is unavailable",
+        reply_error(c, head, 503, "unavailable", "the database is unavailable",
                     "Retry-After: 1\r\n");
     } else {
         log_error("store api: a read failed: %s (SQLSTATE %s)", res->message, res->sqlstate);
-        reply_error(a->c, a->head, 500, "internal", "the read failed", NULL);
+        reply_error(c, head, 500, "internal", "the read failed", NULL);
     }
+}
+
+/* Replies in the API's style for the sub-APIs' files; see api_int.h. */
+void store_api_reply(struct conn *c, bool head, int status, struct buf *body, const char *extra)
+{
+    reply(c, head, status, body, extra);
+}
+
+void store_api_error(struct conn *c, bool head, int status, const char *code, const char *message,
+                     const char *extra)
+{
+    reply_error(c, head, status, code, message, extra);
 }
 
 static void on_result(void *ctx, const struct pg_result *res)
 {
     struct api_req *a = ctx;
     if (res->status != PG_OK) {
-        reply_db_error(a, res);
+        store_api_db_error(a->c, a->head, res);
         xfree(a);
         return;
     }
@@ -781,10 +794,13 @@ static void start_read(struct store *st, const struct api_req *req)
 
 /* ---- public ---- */
 
+/* The endpoints kept in files of their own (api_int.h): each serves its paths or says no. */
+static const struct store_api_sub *const subs[] = {&store_api_admin};
+
 /* Serve a request under /v1/; see api.h. Answers at once (API off, auth, method, route,
  * parameters, no database) or defers the answer until the read completes. */
 bool store_api_request(struct store *st, struct conn *c, const struct http_request *req,
-                       const char *admin_token)
+                       const char *body, size_t len, const char *admin_token)
 {
     if (req->path_len < 4 || memcmp(req->path, "/v1/", 4) != 0)
         return false;
@@ -804,6 +820,9 @@ bool store_api_request(struct store *st, struct conn *c, const struct http_reque
                 : "WWW-Authenticate: Bearer realm=\"trilemma\", error=\"invalid_token\"\r\n");
         return true;
     }
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+        if (subs[i]->request(st, c, req, body, len))
+            return true;
     if (!head && !method_is(req, "GET")) {
         reply_error(c, false, 405, "method_not_allowed", "only GET and HEAD are served here",
                     "Allow: GET, HEAD\r\n");
@@ -829,6 +848,8 @@ void store_api_abort(struct store *st, struct conn *c)
 {
     if (!st)
         return;
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
+        subs[i]->abort(st, c);
     for (struct store_op *op = st->ops; op; op = op->next) {
         struct api_req *a = op->ctx;
         if (op->qfn == on_result && a->c == c) {

@@ -5,6 +5,7 @@
  * worker stores through a script of steps: each step starts something and names the condition
  * that ends it; the loop runs until it holds, with a time bound as the failure condition (never
  * a sleep, never a timing assertion). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -109,6 +110,31 @@ static int count_migrations(void)
     return n;
 }
 
+/* The versions of the migration files, ascending (numbers are assigned per change, so a gap is
+ * normal while an earlier number has not landed yet). Returns the count (at most max). */
+static int mig_versions(int *v, int max)
+{
+    int n = 0;
+    DIR *d = opendir(mig_dir());
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        char *end;
+        long x = strtol(e->d_name, &end, 10);
+        if (end != e->d_name && *end == '_' && len > 4 && !strcmp(e->d_name + len - 4, ".sql"))
+            v[n++] = (int)x;
+    }
+    if (d)
+        closedir(d);
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of files */
+        for (int k = i; k > 0 && v[k - 1] > v[k]; k--) {
+            int t = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = t;
+        }
+    return n;
+}
+
 static const char *fingerprint_sql =
     "SELECT string_agg(x, ';' ORDER BY x) FROM ("
     " SELECT table_name || '.' || column_name || ':' || data_type || ':' || is_nullable AS x"
@@ -149,14 +175,17 @@ static void test_migrations(void)
     CHECK(q1(full, "SELECT count(*) FROM schema_migrations") == n);
     char *want = qtext(full, fingerprint_sql);
     /* from every earlier version: the result is the same schema */
-    for (int v = 1; v < n; v++) {
+    int vers[64];
+    CHECK(mig_versions(vers, 64) == n);
+    for (int i = 1; i < n; i++) {
+        int v = vers[i - 1];
         snprintf(sql, sizeof(sql), "CREATE DATABASE mig_%d", v);
         PQclear(PQexec(admin, sql));
         snprintf(sql, sizeof(sql), "mig_%d", v);
         PGconn *c = connect_db(sql);
-        CHECKF(store_migrate_conn(c, mig_dir(), v, err, sizeof(err)) == v, "to %d", v);
+        CHECKF(store_migrate_conn(c, mig_dir(), v, err, sizeof(err)) == i, "to %d", v);
         CHECK(q1(c, "SELECT max(version) FROM schema_migrations") == v);
-        CHECKF(store_migrate_conn(c, mig_dir(), -1, err, sizeof(err)) == n - v, "from %d", v);
+        CHECKF(store_migrate_conn(c, mig_dir(), -1, err, sizeof(err)) == n - i, "from %d", v);
         char *got = qtext(c, fingerprint_sql);
         CHECKF(strcmp(got, want) == 0, "schema migrated from version %d differs", v);
         xfree(got);
@@ -180,6 +209,33 @@ static void test_migrations(void)
     xfree(want);
     PQfinish(full);
     PQfinish(admin);
+}
+
+/* The golden set (006): one case per source turn, hand-made cases (no turn) unlimited, and only
+ * the three statuses. */
+static void test_golden_cases(void)
+{
+    PGconn *c = connect_db("mig_count");
+    const char *ins = "INSERT INTO golden_cases (source_turn_id, case_json) VALUES ";
+    char sql[512];
+    snprintf(sql, sizeof(sql), "%s('%032x', '{\"query\":\"a\"}')", ins, 1);
+    PGresult *r = PQexec(c, sql);
+    CHECKF(PQresultStatus(r) == PGRES_COMMAND_OK, "first case: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    r = PQexec(c, sql);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    CHECKF(state && !strcmp(state, "23505"), "same turn twice: %s", state ? state : "accepted");
+    PQclear(r);
+    snprintf(sql, sizeof(sql), "%s(NULL, '{}'), (NULL, '{}')", ins);
+    r = PQexec(c, sql);
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexec(c, "UPDATE golden_cases SET status = 'maybe'");
+    CHECK(PQresultStatus(r) == PGRES_FATAL_ERROR);
+    PQclear(r);
+    CHECK(q1(c, "SELECT count(*) FROM golden_cases WHERE status = 'candidate' AND "
+                "set_name = 'production' AND created_at <= now()") == 3);
+    PQfinish(c);
 }
 
 static void test_migrate_entry(const struct config *conf)
@@ -948,6 +1004,7 @@ static int run_checks(void)
     t.conf2.journal_max_bytes = 65536;
 
     test_migrations();
+    test_golden_cases();
     test_migrate_entry(&t.conf);
 
     t.l = loop_create(NULL);

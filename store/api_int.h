@@ -1,0 +1,43 @@
+/* api_int.h - what the read API's files share (store/api.c and the endpoints kept in files of
+ * their own, such as api_admin.c): replies in the API's JSON error style, and the table entry
+ * through which api.c hands a request to such a file. api.c checks the admin token first, so a
+ * sub-API only ever sees authorised requests. */
+#ifndef TRILEMMA_STORE_API_INT_H
+#define TRILEMMA_STORE_API_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/buf.h"
+#include "net/http_parser.h"
+#include "net/server.h"
+#include "store/pg.h"
+
+struct store;
+
+/* Endpoints in a file of their own. request: serve req if its path is one of the file's and
+ * return true (answered at once, or deferred with conn_http_defer); false leaves it to the next.
+ * body[0..len) is borrowed for the call; st may be NULL (no database: answer 503). abort: the
+ * client of a deferred answer left; drop the file's pending work for c, if any. */
+struct store_api_sub {
+    bool (*request)(struct store *st, struct conn *c, const struct http_request *req,
+                    const char *body, size_t len);
+    void (*abort)(struct store *st, struct conn *c);
+};
+
+/* api_admin.c: GET /v1/turns (search), POST /v1/golden (a turn into the golden set). */
+extern const struct store_api_sub store_api_admin;
+
+/* The JSON body in b (not consumed) with status and extra header lines ("Name: v\r\n", or
+ * NULL); HEAD gets the headers only. */
+void store_api_reply(struct conn *c, bool head, int status, struct buf *b, const char *extra);
+
+/* {"error": code, "message": message} with status. */
+void store_api_error(struct conn *c, bool head, int status, const char *code, const char *message,
+                     const char *extra);
+
+/* The answer to a failed statement: 503 (with Retry-After) when PostgreSQL is away, slow or the
+ * failure passes; 500 otherwise (logged). */
+void store_api_db_error(struct conn *c, bool head, const struct pg_result *res);
+
+#endif
