@@ -28,6 +28,9 @@ struct store_api_sub {
 /* api_admin.c: GET /v1/turns (search), POST /v1/golden (a turn into the golden set). */
 extern const struct store_api_sub store_api_admin;
 
+/* api_evals.c: the vibe-check sessions and votes, the golden set's review queue (docs/evals.md). */
+extern const struct store_api_sub store_api_evals;
+
 /* The JSON body in b (not consumed) with status and extra header lines ("Name: v\r\n", or
  * NULL); HEAD gets the headers only. */
 void store_api_reply(struct conn *c, bool head, int status, struct buf *b, const char *extra);

@@ -85,6 +85,15 @@ def worst_cases(run, n=15):
     return sorted(run["cases"], key=badness)[:n]
 
 
+def trace_url(run, c):
+    """The dashboard's page of a case's turn: the run's trace link template with {conversation_id}
+    and {turn_id}, prefixed with the server's HTTP URL when the run knows it."""
+    tpl = run.get("trace_base") or "/admin/#conv={conversation_id}&turn={turn_id}"
+    url = tpl.replace("{conversation_id}", c.get("conversation_id") or "").replace(
+        "{turn_id}", c.get("turn_id") or "")
+    return (run.get("server") or "").rstrip("/") + url if url.startswith("/") else url
+
+
 def run_html(run):
     dims = dims_of([run])
     s = run["summary"]
@@ -121,8 +130,8 @@ def run_html(run):
     parts.append("<h2>Worst cases</h2>")
     rows = []
     for c in worst_cases(run):
-        link = ('<a href="%s%s">%s</a>' % (esc(run.get("trace_base") or ""), esc(c["turn_id"]),
-                                            esc(c["turn_id"][:8])) if c.get("turn_id") else "–")
+        link = ('<a href="%s">%s</a>' % (esc(trace_url(run, c)), esc(c["turn_id"][:8]))
+                if c.get("turn_id") else "–")
         sc = ", ".join("%s %.2f" % (k, v) for k, v in sorted(c["scores"].items()) if v < 1)
         rows.append([esc(c["id"]), esc(c["expected_query_type"]) + " → " + esc(c["query_type"]),
                      "<pre>%s</pre>" % esc(c["query"]), "<pre>%s</pre>" % esc(c["answer"]),

@@ -138,26 +138,33 @@ class Stack:
         return self
 
     def stop(self):
-        if self.server is not None:
+        """Stop whatever was started, each part even when another fails to stop cleanly."""
+        try:
+            if self.server is not None:
+                server, self.server = self.server, None
+                server.stop()  # raises when trilemmad did not exit cleanly (status, sanitizer)
+        finally:
             try:
-                self.server.stop()
+                self._stop_sim()
             finally:
-                self.server = None
-        if self.sim is not None:
-            if self.sim.poll() is None:
-                self.sim.send_signal(signal.SIGTERM)
-                try:
-                    self.sim.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.sim.kill()
-                    self.sim.wait()
-            self.sim_log.close()
-            self.sim = None
-        if self.pg_dir:
-            subprocess.run([os.path.join(self.source, "tests", "store", "pg_cluster.sh"), "stop",
-                            self.pg_dir], capture_output=True)
-            self.pg_dir = None
-        shutil.rmtree(self.tmp, ignore_errors=True)
+                if self.pg_dir:
+                    subprocess.run([os.path.join(self.source, "tests", "store", "pg_cluster.sh"),
+                                    "stop", self.pg_dir], capture_output=True)
+                    self.pg_dir = None
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _stop_sim(self):
+        if self.sim is None:
+            return
+        sim, self.sim = self.sim, None
+        if sim.poll() is None:
+            sim.send_signal(signal.SIGTERM)
+            try:
+                sim.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+                sim.wait()
+        self.sim_log.close()
 
     def __enter__(self):
         return self.start()

@@ -124,6 +124,7 @@ def cmd_run(a):
         "wall_s": round(wall, 3),
         "throughput_cases_per_min": round(len(cases) / wall * 60, 1) if wall else None,
         "trace_base": a.trace_base,
+        "server": None if a.config else a.http,
         "summary": summarize(results),
         "cases": results,
     }
@@ -233,8 +234,8 @@ def main(argv=None):
     r.add_argument("--only-type", help="only these expected query types (comma-separated)")
     r.add_argument("--concurrency", type=int, default=8)
     r.add_argument("--timeout", type=float, default=60)
-    r.add_argument("--trace-base", default="/admin/#turn=",
-                   help="worst cases link to TRACE_BASE<turn id> on the server")
+    r.add_argument("--trace-base", default="/admin/#conv={conversation_id}&turn={turn_id}",
+                   help="the dashboard link of a case's turn (the report's worst cases)")
     r.add_argument("-o", "--output")
     r.add_argument("--html")
     c = sub.add_parser("compare", help="B against A: differences, CIs, regressions, the gate")
