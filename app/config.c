@@ -23,7 +23,7 @@
 #include "base/mem.h"
 #include "store/record.h"
 
-enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ORIGINS, K_LEVEL, K_CIDRS };
+enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ADMIN_LISTEN, K_ORIGINS, K_LEVEL, K_CIDRS };
 
 struct key_def {
     const char *section;
@@ -63,10 +63,12 @@ _Static_assert(REC_MAX_PAYLOAD == 64u << 20, "RECORD_WHY names the record limit"
 
 static const struct key_def keys[] = {
     {"server", "listen", K_LISTEN, 0, 0, 0, 0, NULL},
+    {"server", "admin_listen", K_ADMIN_LISTEN, 0, 0, 0, 0, NULL},
     {"server", "workers", K_INT, offsetof(struct config, workers), 0, 0, 1024, NULL},
     STR("server", web_root),
     U32("server", max_connections, 1, 10000000),
     U32("server", max_connections_per_ip, 1, 10000000),
+    U32("server", connection_reserve, 0, 10000000),
     U32("server", max_header_bytes, 1024, 1048576),
     U32("server", handshake_timeout_ms, 10, 3600000),
     U32("server", drain_timeout_ms, 0, 3600000),
@@ -80,6 +82,10 @@ static const struct key_def keys[] = {
     U32("session", rate_messages, 1, 1000000),
     U32("session", rate_window_ms, 1, 86400000),
     U32("session", echo_delay_ms, 0, 60000),
+    U32("session", detach_grace_ms, 0, 600000),
+    U32("session", detach_buffer_bytes, 1024, 67108864),
+    U32("session", turn_lease_ms, 300, 600000),
+    U32("session", resume_wait_ms, 0, 3600000),
     STR("auth", jwt_secret),
     STR("auth", jwt_issuer),
     STR("auth", jwt_audience),
@@ -136,6 +142,7 @@ void config_defaults(struct config *c)
     strcpy(c->web_root, "web");
     c->max_connections = 20000;
     c->max_connections_per_ip = 1024;
+    c->connection_reserve = CONFIG_RESERVE_AUTO;
     c->max_header_bytes = 8192;
     c->handshake_timeout_ms = 10000;
     c->drain_timeout_ms = 25000;
@@ -148,6 +155,10 @@ void config_defaults(struct config *c)
     c->rate_messages = 20;
     c->rate_window_ms = 10000;
     c->echo_delay_ms = 30;
+    c->detach_grace_ms = 15000;
+    c->detach_buffer_bytes = 262144;
+    c->turn_lease_ms = 10000;
+    c->resume_wait_ms = 60000;
     c->log_level = LOG_INFO;
     c->max_tokens = 1024;
     c->max_retries = 2;
@@ -214,11 +225,12 @@ static bool is_hostname(const char *h)
     return true;
 }
 
-/* See config.h. Hostnames are checked for shape only (letters, digits, '-', '.'); resolving
- * them is the listener's business. IPv6 zone ids ("fe80::1%eth0") are not accepted. */
-int config_parse_listen(struct config *c, const char *value)
+/* HOST:PORT, [V6]:PORT or :PORT into host (cap bytes, no brackets) and port. Hostnames are
+ * checked for shape only (letters, digits, '-', '.'); resolving them is the listener's business.
+ * IPv6 zone ids ("fe80::1%eth0") are not accepted. Returns 0 or -1 (nothing written). */
+static int parse_host_port(const char *value, char *out_host, size_t cap, uint16_t *out_port)
 {
-    char host[sizeof(c->listen_host)];
+    char host[256];
     const char *port;
     uint32_t p;
 
@@ -248,10 +260,35 @@ int config_parse_listen(struct config *c, const char *value)
             return -1; /* looks like an IPv4 address, so it must be one */
         port = colon + 1;
     }
-    if (strlen(port) > 5 || !parse_uint(port, 0, 65535, &p))
+    if (strlen(port) > 5 || !parse_uint(port, 0, 65535, &p) || strlen(host) >= cap)
         return -1;
-    strcpy(c->listen_host, host);
-    c->listen_port = (uint16_t)p;
+    strcpy(out_host, host);
+    *out_port = (uint16_t)p;
+    return 0;
+}
+
+/* See config.h. */
+int config_parse_listen(struct config *c, const char *value)
+{
+    return parse_host_port(value, c->listen_host, sizeof(c->listen_host), &c->listen_port);
+}
+
+/* admin_listen: HOST:PORT like listen, or "off" (no admin listener). */
+static int set_admin_listen(struct config *c, const char *value, char *err, size_t errlen)
+{
+    if (strcmp(value, "off") == 0) {
+        c->admin_off = true;
+        c->admin_set = true;
+        return 0;
+    }
+    if (parse_host_port(value, c->admin_host, sizeof(c->admin_host), &c->admin_port) < 0) {
+        seterr(err, errlen,
+               "bad value for 'admin_listen': expected HOST:PORT, [IPV6]:PORT, :PORT or off, "
+               "port 0..65535");
+        return -1;
+    }
+    c->admin_off = false;
+    c->admin_set = true;
     return 0;
 }
 
@@ -365,6 +402,8 @@ static int set_key(struct config *c, const struct key_def *k, const char *value,
             return -1;
         }
         return 0;
+    case K_ADMIN_LISTEN:
+        return set_admin_listen(c, value, err, errlen);
     case K_ORIGINS:
         return set_origins(c, value, err, errlen);
     case K_CIDRS: {
@@ -492,6 +531,7 @@ static const struct {
     const char *var, *section, *key;
 } env_keys[] = {
     {"TRILEMMA_LISTEN", "server", "listen"},
+    {"TRILEMMA_ADMIN_LISTEN", "server", "admin_listen"},
     {"TRILEMMA_WORKERS", "server", "workers"},
     {"TRILEMMA_JWT_SECRET", "auth", "jwt_secret"},
     {"TRILEMMA_JWT_ISSUER", "auth", "jwt_issuer"},
@@ -583,6 +623,28 @@ out:
 
 /* ---- cross-field checks ---- */
 
+/* The admin listener as it will be opened: set explicitly, or listen's host on
+ * CONFIG_ADMIN_PORT. Returns false when there is none ("off"). */
+static bool admin_address(const struct config *c, const char **host, uint16_t *port)
+{
+    if (c->admin_off)
+        return false;
+    *host = c->admin_set ? c->admin_host : c->listen_host;
+    *port = c->admin_set ? c->admin_port : CONFIG_ADMIN_PORT;
+    return true;
+}
+
+/* The admin port would be the clients' port (a wildcard host overlaps every other host). */
+static bool admin_clashes(const struct config *c)
+{
+    const char *h;
+    uint16_t p;
+    if (!admin_address(c, &h, &p) || p == 0 || p != c->listen_port)
+        return false;
+    return strcmp(h, c->listen_host) == 0 || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0 ||
+           strcmp(c->listen_host, "0.0.0.0") == 0 || strcmp(c->listen_host, "::") == 0;
+}
+
 /* See config.h. Also re-checks ranges the setters enforce, since callers may fill the struct
  * directly. Reports the first problem only. */
 int config_validate(const struct config *c, char *err, size_t errlen)
@@ -598,6 +660,14 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     else if (c->max_connections_per_ip > c->max_connections)
         seterr(err, errlen, "max_connections_per_ip (%u) must not exceed max_connections (%u)",
                (unsigned)c->max_connections_per_ip, (unsigned)c->max_connections);
+    else if (c->connection_reserve != CONFIG_RESERVE_AUTO &&
+             c->connection_reserve >= c->max_connections)
+        seterr(err, errlen, "connection_reserve (%u) must be below max_connections (%u)",
+               (unsigned)c->connection_reserve, (unsigned)c->max_connections);
+    else if (admin_clashes(c))
+        seterr(err, errlen,
+               "admin_listen is the same port as listen (%u): give it another port, or off",
+               (unsigned)c->listen_port);
     else if (c->ping_interval_ms == 0 || c->ping_interval_ms >= c->idle_timeout_ms)
         seterr(err, errlen, "ping_interval_ms (%u) must be below idle_timeout_ms (%u)",
                (unsigned)c->ping_interval_ms, (unsigned)c->idle_timeout_ms);
@@ -648,6 +718,8 @@ struct server_conf config_server(const struct config *c)
         .workers = c->workers,
         .max_connections = c->max_connections,
         .max_connections_per_ip = c->max_connections_per_ip,
+        .connection_reserve = c->connection_reserve == CONFIG_RESERVE_AUTO ? c->max_connections / 10
+                                                                           : c->connection_reserve,
         .max_header_bytes = c->max_header_bytes,
         .handshake_timeout_ms = c->handshake_timeout_ms,
         .drain_timeout_ms = c->drain_timeout_ms,
@@ -661,5 +733,8 @@ struct server_conf config_server(const struct config *c)
     };
     snprintf(s.listen_host, sizeof(s.listen_host), "%s", c->listen_host);
     snprintf(s.web_root, sizeof(s.web_root), "%s", c->web_root);
+    const char *ah;
+    if (admin_address(c, &ah, &s.admin_port))
+        snprintf(s.admin_host, sizeof(s.admin_host), "%s", ah);
     return s;
 }

@@ -14,6 +14,8 @@
 #include "base/cidr.h"
 
 #define CONFIG_MAX_ORIGINS 32
+#define CONFIG_ADMIN_PORT 9180
+#define CONFIG_RESERVE_AUTO UINT32_MAX
 
 struct config {
     /* [server] */
@@ -27,6 +29,15 @@ struct config {
     uint32_t handshake_timeout_ms;    /* whole HTTP request head must arrive, default 10000 */
     uint32_t drain_timeout_ms;        /* SIGTERM: running turns may finish within, default 25000 */
     struct cidr_list trusted_proxies; /* X-Forwarded-For is believed from these; default none */
+    /* admin_listen = HOST:PORT or "off": /healthz, /readyz, /metrics on their own port, away
+     * from the clients' limits. Unset: listen's host, port CONFIG_ADMIN_PORT. */
+    char admin_host[256];
+    uint16_t admin_port;
+    bool admin_set; /* given by file, environment or flag (else derived from listen) */
+    bool admin_off;
+    /* the last slots of max_connections, for addresses holding few connections;
+     * CONFIG_RESERVE_AUTO = max_connections / 10 */
+    uint32_t connection_reserve;
 
     /* [websocket] */
     uint32_t max_message_bytes;    /* default 65536 -> 1009 above */
@@ -40,6 +51,11 @@ struct config {
     uint32_t rate_messages;  /* message rate limit: burst of this many ... default 20 */
     uint32_t rate_window_ms; /* ... refilled over this window, default 10000 */
     uint32_t echo_delay_ms;  /* echo responder: delay between words, default 30 */
+    /* detach grace and resume of running turns (docs/session.md) */
+    uint32_t detach_grace_ms;     /* a turn whose client left runs on this long, default 15000 */
+    uint32_t detach_buffer_bytes; /* ... producing at most this much more answer, default 256 KiB */
+    uint32_t turn_lease_ms;       /* a running turn's row lives this long unrenewed, 10000 */
+    uint32_t resume_wait_ms;      /* a resume waits this long for a running turn, 60000 */
 
     /* [auth] */
     char jwt_secret[512];   /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */
@@ -106,12 +122,11 @@ void config_defaults(struct config *c);
  * error too. On error c is unchanged. Lines are at most 197 bytes (the system inih's limit). */
 int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
 
-/* Apply environment overrides: TRILEMMA_LISTEN, TRILEMMA_WORKERS, TRILEMMA_JWT_SECRET,
- * TRILEMMA_JWT_ISSUER, TRILEMMA_JWT_AUDIENCE, TRILEMMA_ALLOWED_ORIGINS (comma list),
- * TRILEMMA_TRUSTED_PROXIES (comma list),
- * TRILEMMA_LOG_LEVEL, DATABASE_URL. An empty variable counts as unset. Bad values are errors
- * naming the variable (never showing the value); on error c is unchanged. Returns 0 or -1 with
- * err. */
+/* Apply environment overrides: TRILEMMA_LISTEN, TRILEMMA_ADMIN_LISTEN, TRILEMMA_WORKERS,
+ * TRILEMMA_JWT_SECRET, TRILEMMA_JWT_ISSUER, TRILEMMA_JWT_AUDIENCE, TRILEMMA_ALLOWED_ORIGINS (comma
+ * list), TRILEMMA_TRUSTED_PROXIES (comma list), TRILEMMA_LOG_LEVEL, DATABASE_URL. An empty variable
+ * counts as unset. Bad values are errors naming the variable (never showing the value); on error c
+ * is unchanged. Returns 0 or -1 with err. */
 int config_apply_env(struct config *c, char *err, size_t errlen);
 
 /* With no [model] model set by file, environment or flags: the first provider whose key is set

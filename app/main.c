@@ -21,10 +21,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: trilemmad [--config FILE] [--listen HOST:PORT] [--workers N] "
-               "[--check-config]\n"
+    fprintf(f, "usage: trilemmad [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT] "
+               "[--workers N] [--check-config]\n"
                "  --config FILE    INI configuration (docs/config.md)\n"
                "  --listen H:P     address to listen on (overrides [server] listen)\n"
+               "  --admin-listen H:P|off  /healthz, /readyz, /metrics (overrides [server] "
+               "admin_listen)\n"
                "  --workers N      worker threads, 0 = one per CPU\n"
                "  --check-config   validate the configuration and exit\n"
                "  --migrate        apply database migrations (DATABASE_URL) and exit\n"
@@ -35,6 +37,7 @@ static void usage(FILE *f)
 struct flags {
     const char *config;
     const char *listen;
+    const char *admin_listen;
     const char *workers;
     const char *migrations;
     bool check;
@@ -47,6 +50,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, 'l'},
+        {"admin-listen", required_argument, NULL, 'a'},
         {"workers", required_argument, NULL, 'w'},
         {"check-config", no_argument, NULL, 'k'},
         {"migrate", no_argument, NULL, 'm'},
@@ -63,6 +67,9 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             break;
         case 'l':
             f->listen = optarg;
+            break;
+        case 'a':
+            f->admin_listen = optarg;
             break;
         case 'w':
             f->workers = optarg;
@@ -104,6 +111,9 @@ static int build_config(const struct flags *f, struct config *conf)
     if (config_apply_env(conf, err, sizeof(err)) < 0)
         goto out_err;
     if (f->listen && config_set(conf, "server", "listen", f->listen, err, sizeof(err)) < 0)
+        goto out_err;
+    if (f->admin_listen &&
+        config_set(conf, "server", "admin_listen", f->admin_listen, err, sizeof(err)) < 0)
         goto out_err;
     if (f->workers && config_set(conf, "server", "workers", f->workers, err, sizeof(err)) < 0)
         goto out_err;
@@ -224,7 +234,8 @@ int main(int argc, char **argv)
     }
     int ret = server_start(srv);
     if (ret < 0) {
-        log_error("cannot listen on %s:%u: %s", conf.listen_host, conf.listen_port, strerror(-ret));
+        log_error("cannot listen on %s:%u (admin: %s:%u): %s", conf.listen_host, conf.listen_port,
+                  sconf.admin_host[0] ? sconf.admin_host : "off", sconf.admin_port, strerror(-ret));
         server_destroy(srv);
         orchestrator_destroy(orch);
         return 1;
@@ -237,6 +248,10 @@ int main(int argc, char **argv)
     log_info("model: %s", routes);
     log_info("trilemma listening on http://%s%s%s:%u/ (%d workers)", strchr(host, ':') ? "[" : "",
              host, strchr(host, ':') ? "]" : "", server_port(srv), server_worker_count(srv));
+    if (server_admin_port(srv))
+        log_info("admin (/healthz, /readyz, /metrics) on %s%s%s:%u",
+                 strchr(sconf.admin_host, ':') ? "[" : "", sconf.admin_host,
+                 strchr(sconf.admin_host, ':') ? "]" : "", server_admin_port(srv));
 
     int sig = 0;
     sigwait(&set, &sig);

@@ -247,17 +247,43 @@ static void set_keep_alive(struct conn *c, const struct http_request *req)
         c->keep_alive = h && http_has_token(h->value, h->value_len, "keep-alive");
 }
 
+/* /healthz, /readyz and /metrics (GET or HEAD). Returns false for any other request. */
+static bool serve_probe(struct conn *c, const struct http_request *req)
+{
+    if (!method_is(req, "GET") && !method_is(req, "HEAD"))
+        return false;
+    if (path_is(req, "/healthz"))
+        http_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
+    else if (path_is(req, "/readyz"))
+        serve_readyz(c);
+    else if (path_is(req, "/metrics"))
+        serve_metrics(c);
+    else
+        return false;
+    return true;
+}
+
+/* The admin listener serves the probes and nothing else: no WebSocket, no application, no
+ * files. */
+static void serve_admin(struct conn *c, const struct http_request *req)
+{
+    if (serve_probe(c, req))
+        return;
+    if (path_is(req, "/healthz") || path_is(req, "/readyz") || path_is(req, "/metrics"))
+        http_error(c, 405, "method_not_allowed", "only GET and HEAD are served here",
+                   "Allow: GET, HEAD\r\n");
+    else
+        http_error(c, 404, "not_found", "the admin port serves /healthz, /readyz and /metrics",
+                   NULL);
+}
+
 static void serve_builtin(struct conn *c, const struct http_request *req, const char *body,
                           size_t len)
 {
     struct server *s = c->w->s;
     bool get = method_is(req, "GET"), head = method_is(req, "HEAD");
-    if (path_is(req, "/healthz") && (get || head)) {
-        http_respond(c, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
-    } else if (path_is(req, "/readyz") && (get || head)) {
-        serve_readyz(c);
-    } else if (path_is(req, "/metrics") && (get || head)) {
-        serve_metrics(c);
+    if (serve_probe(c, req)) {
+        return;
     } else if (s->hooks.on_request && s->hooks.on_request(c, req, body, len)) {
         return; /* answered (or streaming) by the application */
     } else if (!get && !head) {
@@ -281,6 +307,10 @@ static bool serve_request(struct conn *c, const struct http_request *req, const 
     if (hosts > 1 || (hosts == 0 && req->minor_version == 1)) {
         metric_add(&c->w->m.errors[NERR_HTTP_BAD_REQUEST], 1);
         http_error(c, 400, "bad_request", "exactly one Host header is required", NULL);
+        return false;
+    }
+    if (c->admin) {
+        serve_admin(c, req);
         return false;
     }
     if (c->via_proxy)

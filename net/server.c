@@ -66,6 +66,8 @@ static void ip_rebuild(struct ip_table *t)
 /* Count one more connection from addr; false (nothing counted) when that passes the limit. */
 static bool ip_acquire(struct ip_table *t, const struct in6_addr *addr, uint32_t limit)
 {
+    if (limit == 0)
+        return false;
     bool ok = false;
     pthread_mutex_lock(&t->lock);
     if (t->used > IP_SLOTS / 2)
@@ -158,6 +160,12 @@ static void conn_maybe_free(struct conn *c)
     close(c->fd);
     if (c->counted_ip)
         ip_release(w->s->ips, &c->peer);
+    if (c->counted_global)
+        atomic_fetch_sub(&w->s->conns_total_open, 1);
+    if (c->refused)
+        atomic_fetch_sub(&w->s->refused_open, 1);
+    if (c->admin)
+        w->nadmin--;
     buf_free(&c->rbuf);
     buf_free(&c->msg);
     buf_free(&c->out);
@@ -165,7 +173,6 @@ static void conn_maybe_free(struct conn *c)
     w->conns[c->idx] = NULL;
     w->free_idx[w->nfree++] = c->idx;
     w->nconns--;
-    atomic_fetch_sub(&w->s->conns_total_open, 1);
     metric_sub(&w->m.conns_open, 1);
     xfree(c);
     drain_maybe_stop(w);
@@ -415,6 +422,19 @@ static void set_peer(struct conn *c, const struct in6_addr *a)
     ip_format(a, c->peer_str, sizeof(c->peer_str));
 }
 
+/* How many connections one address may hold now: max_connections_per_ip, or fewer once the
+ * process is into its connection reserve (the last connection_reserve slots), which is kept for
+ * addresses that hold few connections. */
+static uint32_t ip_limit(struct server *s)
+{
+    const struct server_conf *conf = &s->conf;
+    uint32_t total = atomic_load(&s->conns_total_open);
+    uint32_t limit = conf->max_connections_per_ip;
+    if (total > conf->max_connections - conf->connection_reserve && limit > SERVER_RESERVE_IP_MAX)
+        limit = SERVER_RESERVE_IP_MAX;
+    return limit;
+}
+
 /* A request from a trusted proxy names its client in X-Forwarded-For (net/forwarded.h): the
  * connection counts against that client's max_connections_per_ip from now on. A proxy may carry
  * several clients' requests on one keep-alive connection, so the count moves with each request.
@@ -430,12 +450,33 @@ void conn_attribute_client(struct conn *c, const struct http_request *req)
     if (c->counted_ip)
         ip_release(c->w->s->ips, &c->peer);
     set_peer(c, &client);
-    c->counted_ip = ip_acquire(c->w->s->ips, &client, conf->max_connections_per_ip);
+    c->counted_ip = ip_acquire(c->w->s->ips, &client, ip_limit(c->w->s));
     if (!c->counted_ip) {
         metric_add(&c->w->m.errors[NERR_CONN_LIMIT], 1);
         c->refuse_status = 503;
         c->keep_alive = false;
     }
+}
+
+/* Take a slot of max_connections and, unless the client is known only from its requests (a
+ * trusted proxy), one of its address's connections. A refused connection takes neither: what it
+ * holds is bounded by refused_open instead. Returns false when refused. */
+static bool conn_admit(struct conn *c)
+{
+    struct server *s = c->w->s;
+    unsigned total = atomic_fetch_add(&s->conns_total_open, 1) + 1;
+    if (total <= s->conf.max_connections) {
+        c->counted_global = true;
+        if (c->via_proxy)
+            return true;
+        /* total counts this connection: it is a reserve slot when past max - reserve */
+        c->counted_ip = ip_acquire(s->ips, &c->peer, ip_limit(s));
+        if (c->counted_ip)
+            return true;
+        c->counted_global = false;
+    }
+    atomic_fetch_sub(&s->conns_total_open, 1);
+    return false;
 }
 
 static void accept_conn(struct worker *w, int fd)
@@ -453,17 +494,85 @@ static void accept_conn(struct worker *w, int fd)
      * the proxy's own address is not limited per IP. */
     c->via_proxy = cidr_list_match(&conf->trusted_proxies, &peer);
     c->last_rx_ms = loop_now_ms(w->loop);
-    unsigned total = atomic_fetch_add(&w->s->conns_total_open, 1) + 1;
-    if (total > conf->max_connections ||
-        (!c->via_proxy &&
-         !(c->counted_ip = ip_acquire(w->s->ips, &c->peer, conf->max_connections_per_ip)))) {
-        /* Answered once the request head is in: closing before reading it would make the
-         * kernel reset the connection and the client might never see the 503. */
+    if (!conn_admit(c)) {
         metric_add(&w->m.errors[NERR_CONN_LIMIT], 1);
+        /* Answered once the request head is in: closing before reading it would make the
+         * kernel reset the connection and the client might never see the 503. As many refused
+         * connections may wait for that as there are slots; past that they are reset at once,
+         * so that a flood cannot take the process's file descriptors. */
+        if (atomic_fetch_add(&w->s->refused_open, 1) >= conf->max_connections) {
+            atomic_fetch_sub(&w->s->refused_open, 1);
+            c->state = CS_DEAD;
+            c->reset = true;
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            conn_maybe_free(c);
+            return;
+        }
+        c->refused = true;
         c->refuse_status = 503;
     }
     arm_recv(c);
     conn_arm_timer(c, conf->handshake_timeout_ms, http_deadline);
+}
+
+/* A connection to the admin listener: not counted against the client limits (probes and the
+ * scraper must get through a flood of the client port), bounded per worker on its own. */
+static void accept_admin(struct worker *w, int fd)
+{
+    if (w->nadmin >= SERVER_ADMIN_CONNS_MAX) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct conn *c = conn_alloc(w, fd);
+    metric_add(&w->m.conns_open, 1);
+    metric_add(&w->m.conns_total, 1);
+    struct in6_addr peer;
+    sock_peer(fd, &peer);
+    set_peer(c, &peer);
+    c->admin = true;
+    w->nadmin++;
+    c->last_rx_ms = loop_now_ms(w->loop);
+    arm_recv(c);
+    conn_arm_timer(c, w->s->conf.handshake_timeout_ms, http_deadline);
+}
+
+/* The admin listener stays open through the drain (/readyz answers "draining" there) until the
+ * worker stops. */
+static void arm_accept_admin(struct worker *w)
+{
+    struct io_uring_sqe *sqe = loop_sqe(w->loop, loop_ud(OP_ACCEPT_ADMIN, 0, 0));
+    io_uring_prep_multishot_accept(sqe, w->admin_fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static void admin_accept_retry(struct loop *l, struct timer *t)
+{
+    (void)l;
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, admin_timer));
+    if (w->admin_fd >= 0)
+        arm_accept_admin(w);
+}
+
+static void on_accept_admin(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
+{
+    (void)l;
+    struct worker *w = ctx;
+    if (cqe->res >= 0) {
+        if (w->admin_fd < 0)
+            close(cqe->res);
+        else
+            accept_admin(w, cqe->res);
+    } else if (cqe->res != -ECANCELED && cqe->res != -EINVAL) {
+        log_warn("worker %d: admin accept: %s", w->index, strerror(-cqe->res));
+    }
+    if (cqe->flags & IORING_CQE_F_MORE || w->admin_fd < 0)
+        return;
+    if (cqe->res == -EMFILE || cqe->res == -ENFILE || cqe->res == -ENOMEM)
+        timer_arm(w->loop, &w->admin_timer, loop_now_ms(w->loop) + 100, admin_accept_retry);
+    else
+        arm_accept_admin(w);
 }
 
 static void on_accept(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
@@ -488,13 +597,31 @@ static void on_accept(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
 
 /* ---- drain ---- */
 
+/* The last thing a stopping worker closes: the admin listener and its connections (probes and
+ * scrapes in progress). */
+static void close_admin(struct worker *w)
+{
+    io_uring_prep_cancel64(loop_sqe(w->loop, loop_ud(OP_CANCEL, 0, 0)),
+                           loop_ud(OP_ACCEPT_ADMIN, 0, 0), IORING_ASYNC_CANCEL_ALL);
+    close(w->admin_fd);
+    w->admin_fd = -1;
+    timer_disarm(w->loop, &w->admin_timer);
+    for (uint32_t i = 0; i < w->nslots; i++)
+        if (w->conns[i] && w->conns[i]->admin)
+            conn_teardown(w->conns[i]);
+}
+
 /* A draining worker with no connection left stops once the application has nothing in flight
  * (its may_stop hook: e.g. turns still being committed), or once that wait is over. */
 static void drain_maybe_stop(struct worker *w)
 {
-    if (!w->draining || w->nconns)
+    if (!w->draining || w->nconns > w->nadmin)
         return;
-    if (w->stop_forced || !w->s->hooks.may_stop || w->s->hooks.may_stop(w))
+    if (!w->stop_forced && w->s->hooks.may_stop && !w->s->hooks.may_stop(w))
+        return;
+    if (w->admin_fd >= 0)
+        close_admin(w); /* re-enters here as its connections are freed */
+    if (!w->nconns)
         loop_stop(w->loop);
 }
 
@@ -546,7 +673,7 @@ static void start_drain(struct worker *w)
     /* Idle HTTP keep-alive connections carry nothing worth waiting for. */
     for (uint32_t i = 0; i < w->nslots; i++) {
         struct conn *c = w->conns[i];
-        if (c && c->state == CS_HTTP && !c->send_inflight && !buf_size(&c->out) &&
+        if (c && !c->admin && c->state == CS_HTTP && !c->send_inflight && !buf_size(&c->out) &&
             !buf_size(&c->rbuf) && !c->http_deferred && !c->http_streaming)
             conn_teardown(c);
     }
@@ -583,19 +710,19 @@ static void on_ignore(struct loop *l, struct io_uring_cqe *cqe, void *ctx)
 
 /* ---- workers ---- */
 
-static int open_listener(const struct server_conf *conf)
+static int open_listener(const char *host, uint16_t port)
 {
     struct sockaddr_storage ss = {0};
     socklen_t len;
     struct sockaddr_in *in = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, conf->listen_host, &in->sin_addr) == 1) {
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
         in->sin_family = AF_INET;
-        in->sin_port = htons(conf->listen_port);
+        in->sin_port = htons(port);
         len = sizeof(*in);
-    } else if (inet_pton(AF_INET6, conf->listen_host, &in6->sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(conf->listen_port);
+        in6->sin6_port = htons(port);
         len = sizeof(*in6);
     } else {
         return -EINVAL;
@@ -614,21 +741,35 @@ static int open_listener(const struct server_conf *conf)
     return fd;
 }
 
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                         : ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
 static int worker_setup(struct worker *w)
 {
+    const struct server_conf *conf = &w->s->conf;
     struct loop_config lc = {0};
     w->loop = loop_create(&lc);
     if (!w->loop)
         return -errno;
-    w->listen_fd = open_listener(&w->s->conf);
+    w->listen_fd = open_listener(conf->listen_host, conf->listen_port);
     if (w->listen_fd < 0)
         return w->listen_fd;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getsockname(w->listen_fd, (struct sockaddr *)&ss, &sl) == 0)
-        w->bound_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                                      : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    w->bound_port = bound_port(w->listen_fd);
+    if (conf->admin_host[0]) {
+        w->admin_fd = open_listener(conf->admin_host, conf->admin_port);
+        if (w->admin_fd < 0)
+            return w->admin_fd;
+        w->admin_bound_port = bound_port(w->admin_fd);
+    }
     loop_set_handler(w->loop, OP_ACCEPT, on_accept, w);
+    loop_set_handler(w->loop, OP_ACCEPT_ADMIN, on_accept_admin, w);
     loop_set_handler(w->loop, OP_RECV, on_recv, w);
     loop_set_handler(w->loop, OP_SEND, on_send, w);
     loop_set_handler(w->loop, OP_CANCEL, on_ignore, w);
@@ -638,6 +779,8 @@ static int worker_setup(struct worker *w)
         w->app = w->s->hooks.worker_init(w);
     w->accepting = true;
     arm_accept(w);
+    if (w->admin_fd >= 0)
+        arm_accept_admin(w);
     arm_wake(w);
     return 0;
 }
@@ -670,11 +813,15 @@ static void *worker_main(void *arg)
     pthread_rwlock_unlock(&w->life);
     if (w->listen_fd >= 0)
         close(w->listen_fd);
+    if (w->admin_fd >= 0)
+        close(w->admin_fd);
     return NULL;
 
 out_destroy_loop:
     if (w->listen_fd >= 0)
         close(w->listen_fd);
+    if (w->admin_fd >= 0)
+        close(w->admin_fd);
     loop_destroy(w->loop);
     w->loop = NULL;
     return NULL;
@@ -719,6 +866,7 @@ struct server *server_create(const struct server_conf *conf, const struct server
         s->workers[i].s = s;
         s->workers[i].index = i;
         s->workers[i].listen_fd = -1;
+        s->workers[i].admin_fd = -1;
         s->workers[i].wake_fd = eventfd(0, EFD_CLOEXEC);
         if (s->workers[i].wake_fd < 0) {
             log_error("eventfd: %s", strerror(errno));
@@ -745,8 +893,10 @@ int server_start(struct server *s)
             usleep(1000); /* start-up only: a worker reports within milliseconds */
         if (st < 0)
             err = st;
-        else if (s->conf.listen_port == 0)
+        if (st > 0 && s->conf.listen_port == 0)
             s->conf.listen_port = w->bound_port;
+        if (st > 0 && s->conf.admin_host[0] && s->conf.admin_port == 0)
+            s->conf.admin_port = w->admin_bound_port;
     }
     if (err) {
         server_drain(s);
@@ -759,6 +909,11 @@ int server_start(struct server *s)
 uint16_t server_port(const struct server *s)
 {
     return s->conf.listen_port;
+}
+
+uint16_t server_admin_port(const struct server *s)
+{
+    return s->conf.admin_host[0] ? s->conf.admin_port : 0;
 }
 
 void server_drain(struct server *s)

@@ -20,14 +20,27 @@ struct server;
 struct worker;
 struct conn;
 
+/* Within the connection reserve, an address may hold at most this many connections (a browser:
+ * a WebSocket and a few keep-alive page loads). */
+#define SERVER_RESERVE_IP_MAX 8
+/* Admin connections (server_conf.admin_host) a worker keeps at once; more are closed at once. */
+#define SERVER_ADMIN_CONNS_MAX 64
+
 /* What the server needs of the configuration (app/ fills it: config_server). */
 struct server_conf {
     char listen_host[256]; /* "0.0.0.0", "::1", a name */
     uint16_t listen_port;  /* 0 = the kernel's choice (server_port tells) */
     int workers;           /* 0 = one per CPU */
     char web_root[1024];   /* static files */
+    /* /healthz, /readyz and /metrics only, on every worker (SO_REUSEPORT), outside the client
+     * limits below; "" = no admin listener. Port 0 = the kernel's choice (server_admin_port). */
+    char admin_host[256];
+    uint16_t admin_port;
     uint32_t max_connections;
     uint32_t max_connections_per_ip;
+    /* the last connection_reserve slots of max_connections go only to addresses holding fewer
+     * than SERVER_RESERVE_IP_MAX connections, so that a few heavy addresses cannot fill them */
+    uint32_t connection_reserve;
     uint32_t max_header_bytes;        /* request head limit (431 above) */
     uint32_t handshake_timeout_ms;    /* the whole HTTP request head must arrive within */
     uint32_t drain_timeout_ms;        /* SIGTERM: running work may finish within */
@@ -107,6 +120,8 @@ void server_wait(struct server *s);
 
 bool server_draining(const struct server *s);
 uint16_t server_port(const struct server *s);
+/* The admin listener's port (the kernel's choice when configured as 0); 0 when there is none. */
+uint16_t server_admin_port(const struct server *s);
 const struct server_conf *server_config(const struct server *s);
 /* The application's configuration given in server_conf.app. */
 const void *server_app(const struct server *s);

@@ -18,6 +18,7 @@ enum conn_op {
     OP_SEND,
     OP_CANCEL, /* completions of cancel requests: ignored */
     OP_WAKE,   /* eventfd read: drain requested */
+    OP_ACCEPT_ADMIN,
     /* modules (curl polls, libpq, the journal) take theirs with loop_op_alloc */
     OP__NET_END,
 };
@@ -47,6 +48,9 @@ struct conn {
     bool reset;      /* abortive close (RST) */
     bool keep_alive; /* HTTP: keep the connection after this response */
     bool counted_ip;
+    bool counted_global; /* holds one of max_connections (refused ones do not) */
+    bool refused;        /* waits for its request head to be answered 503 (s->refused_open) */
+    bool admin;          /* accepted on the admin listener: /healthz, /readyz, /metrics only */
     bool via_proxy;      /* the TCP peer is a trusted proxy: the client comes from each request */
     bool want_writable;  /* on_writable is owed once the queue is down to half the limit */
     int refuse_status;   /* answer every request with this status (connection limits) */
@@ -75,6 +79,9 @@ struct worker {
     struct loop *loop;
     int listen_fd;
     uint16_t bound_port;
+    int admin_fd; /* -1 when none or closed */
+    uint16_t admin_bound_port;
+    uint32_t nadmin; /* admin connections among nconns */
     int wake_fd;
     uint64_t wake_val;
     bool accepting;
@@ -83,6 +90,7 @@ struct worker {
     bool stop_forced; /* drain: the application's may_stop is no longer waited for */
     struct timer drain_timer;
     struct timer accept_timer;
+    struct timer admin_timer;
     void *app;
 
     struct conn **conns; /* slot table: index -> conn (NULL when free) */
@@ -111,7 +119,8 @@ struct server {
     struct worker *workers;
     int nworkers;
     atomic_bool draining;
-    atomic_uint conns_total_open;
+    atomic_uint conns_total_open; /* connections holding a slot of max_connections */
+    atomic_uint refused_open;     /* refused connections waiting for their 503 */
     struct ip_table *ips;
 };
 

@@ -73,9 +73,11 @@ int chat_msg_parse(json_doc *d, const char *text, size_t len, uint32_t max_text_
 {
     memset(m, 0, sizeof(*m));
     memset(e, 0, sizeof(*e));
-    int r = json_doc_load(d, text, len);
+    int r = json_doc_load_unique(d, text, len);
     if (r == -E2BIG)
         return fail(e, "invalid_json", "message nested too deeply or too large");
+    if (r == -EEXIST)
+        return fail(e, "invalid_json", "message has an object with a duplicate key");
     if (r < 0)
         return fail(e, "invalid_json", "message is not valid JSON");
     if (json_type_at(d, "") != JSON_OBJECT)

@@ -12,8 +12,10 @@
 #include "session/session_int.h"
 #include "store/api.h"
 #include "store/store.h"
+#include "store/turn_state.h"
 
 #include <stddef.h>
+#include <unistd.h>
 
 static const char *const error_codes[SESS_ERROR_CODES] = {
     "invalid_json",
@@ -34,6 +36,7 @@ static const char *const error_codes[SESS_ERROR_CODES] = {
     "provider_error",
     "provider_unavailable",
     "turn_too_large",
+    "turn_interrupted",
     "other",
 };
 
@@ -52,6 +55,23 @@ void sess_count_finish(struct sess_worker *sw, const char *finish)
     for (int i = 0; i < SESS_FINISH__N; i++)
         if (strcmp(finish_names[i], finish) == 0)
             metric_add(&sw->m.turns_finished[i], 1);
+}
+
+/* This worker of this process, as turn_state rows name their owner: host/pid/start-ms/wN. The
+ * start time tells a restarted process with a recycled pid from the one that died. */
+static void process_owner(char *out, size_t cap, int worker)
+{
+    static int64_t started_ms;
+    int64_t zero = 0, now = (int64_t)time(NULL) * 1000;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+        now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    __atomic_compare_exchange_n(&started_ms, &zero, now, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    char host[64] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "unknown");
+    snprintf(out, cap, "%s/%ld/%lld/w%d", host, (long)getpid(),
+             (long long)__atomic_load_n(&started_ms, __ATOMIC_ACQUIRE), worker);
 }
 
 static void *worker_init(struct worker *w)
@@ -75,6 +95,9 @@ static void *worker_init(struct worker *w)
         uint8_t op = loop_op_alloc(worker_loop(w), STORE_LOOP_OPS);
         sw->store_conf = config_store(conf);
         sw->store = op ? store_create(worker_loop(w), &sw->store_conf, worker_index(w), op) : NULL;
+        char owner[200];
+        process_owner(owner, sizeof(owner), worker_index(w));
+        sw->ts = tstate_create(sw->store, owner, conf->turn_lease_ms);
     }
     return sw;
 }
@@ -83,6 +106,9 @@ static void worker_fini(struct worker *w, void *state)
 {
     (void)w;
     struct sess_worker *sw = state;
+    sw->draining = true;
+    detach_end_all(sw);
+    tstate_destroy(sw->ts);
     if (sw->responder->worker_destroy)
         sw->responder->worker_destroy(sw->rworker);
     store_destroy(sw->store);
@@ -180,9 +206,7 @@ static void on_close(struct conn *c)
         return;
     /* The client is gone: a running turn stops at once but is still stored. */
     session_detach_turn(s);
-    if (s->load_op)
-        store_cancel(s->load_op);
-    timer_disarm(worker_loop(conn_worker(c)), &s->resume_timer);
+    session_resume_free(s);
     session_replay_free(s);
     s->prev->next = s->next;
     s->next->prev = s->prev;
@@ -201,6 +225,8 @@ static void on_writable(struct conn *c)
     struct session *s = conn_app(c);
     if (s && s->replay)
         session_replay_more(s);
+    else if (s && s->turn && s->turn->catching_up)
+        detach_catch_up(s);
 }
 
 /* Drain: idle sessions close now; sessions with a running turn close when it ends. */
@@ -208,6 +234,8 @@ static void on_drain(struct worker *w)
 {
     struct sess_worker *sw = worker_app(w);
     struct session *s = sw->head.next;
+    sw->draining = true;
+    detach_end_all(sw); /* the process is going away: nobody can come back to it here */
     while (s != &sw->head) {
         struct session *next = s->next; /* conn_close may not free s, but stay safe */
         if (s->turn)
@@ -316,6 +344,49 @@ static void metrics_calls(struct server *srv, struct buf *out)
     buf_free(&tok);
 }
 
+/* The detach grace and resumes of running turns (detach.c, resume.c). */
+static void metrics_detach(struct server *srv, struct buf *out)
+{
+    buf_printf(out,
+               "# HELP trilemma_turn_detaches_total Running turns whose client left, kept for "
+               "the detach grace.\n# TYPE trilemma_turn_detaches_total counter\n"
+               "trilemma_turn_detaches_total %llu\n"
+               "# HELP trilemma_turns_detached Turns in their detach grace now.\n"
+               "# TYPE trilemma_turns_detached gauge\ntrilemma_turns_detached %llu\n",
+               (unsigned long long)SUM(detaches), (unsigned long long)SUM(detached_now));
+    buf_printf(out, "# HELP trilemma_turn_reattaches_total Resumes of a running turn: in this "
+                    "process or from another, live (re-attached) or replayed once stored.\n"
+                    "# TYPE trilemma_turn_reattaches_total counter\n");
+    static const char *const where[2] = {"same", "other"}, *const how[2] = {"live", "replay"};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++)
+            buf_printf(out, "trilemma_turn_reattaches_total{process=\"%s\",mode=\"%s\"} %llu\n",
+                       where[a], how[b], (unsigned long long)SUM(reattaches[a][b]));
+    buf_printf(out,
+               "# HELP trilemma_turn_grace_expiries_total Detached turns cancelled at the end "
+               "of their grace, by cause.\n# TYPE trilemma_turn_grace_expiries_total counter\n"
+               "trilemma_turn_grace_expiries_total{cause=\"grace\"} %llu\n"
+               "trilemma_turn_grace_expiries_total{cause=\"buffer_full\"} %llu\n",
+               (unsigned long long)SUM(grace_expiries), (unsigned long long)SUM(detach_overflows));
+    buf_printf(out,
+               "# HELP trilemma_turn_detached_bytes_total Answer bytes produced while no client "
+               "was attached: all, and of turns nobody came back for.\n"
+               "# TYPE trilemma_turn_detached_bytes_total counter\n"
+               "trilemma_turn_detached_bytes_total{outcome=\"all\"} %llu\n"
+               "trilemma_turn_detached_bytes_total{outcome=\"abandoned\"} %llu\n",
+               (unsigned long long)SUM(detached_bytes), (unsigned long long)SUM(abandoned_bytes));
+    buf_printf(out,
+               "# HELP trilemma_turn_abandoned_output_tokens_total Output tokens generated during "
+               "detach grace for answers nobody came back for (estimated by bytes).\n"
+               "# TYPE trilemma_turn_abandoned_output_tokens_total counter\n"
+               "trilemma_turn_abandoned_output_tokens_total %llu\n"
+               "# HELP trilemma_turn_abandoned_cost_micros_total Their cost (the same estimate).\n"
+               "# TYPE trilemma_turn_abandoned_cost_micros_total counter\n"
+               "trilemma_turn_abandoned_cost_micros_total %llu\n",
+               (unsigned long long)SUM(abandoned_output_tokens),
+               (unsigned long long)SUM(abandoned_cost_micros));
+}
+
 static void metrics(struct server *srv, struct buf *out)
 {
     buf_printf(out,
@@ -324,6 +395,7 @@ static void metrics(struct server *srv, struct buf *out)
                TRILEMMA_VERSION);
     metrics_ttft(srv, out);
     metrics_calls(srv, out);
+    metrics_detach(srv, out);
     buf_printf(out,
                "# HELP trilemma_sessions_open Open chat sessions.\n"
                "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",

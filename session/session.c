@@ -143,6 +143,8 @@ void session_send_turn_end(struct session *s, const struct turn_end_info *e)
     }
     if (e->replayed)
         jw_kbool(&w, "replayed", true);
+    if (e->resumed)
+        jw_kbool(&w, "resumed", true);
     jw_obj_end(&w);
     session_send_doc(s, &s->sw->scratch);
 }
@@ -236,7 +238,7 @@ static bool rate_allow(struct session *s)
 
 static void on_user_message(struct session *s, const struct chat_msg *m)
 {
-    if (s->load_op || s->resume_waiting || s->replay) {
+    if (session_resume_busy(s)) {
         session_send_error(s, "turn_in_progress", "a resume is still being read or replayed", m->id,
                            m->id_len, NULL);
         return;

@@ -41,6 +41,18 @@ struct turn {
     int64_t cost_micros;
     struct buf answer; /* the text sent so far, for the conversation history */
     void *rstate;      /* the responder's own state for this turn */
+    /* detach grace (detach.c): the client left, the turn runs on for a resume */
+    bool detached;              /* parked: on the worker's list, grace timer armed */
+    bool keep;                  /* a resume elsewhere claimed it: runs to its end */
+    bool resumed;               /* a client came back for it: turn_end "resumed": true */
+    bool catching_up;           /* re-attached: deltas after sent_seq still to send, paced */
+    bool overflow;              /* the detach buffer cap was passed: cancelled when it fires */
+    bool was_detached;          /* its client left at some point (detach_count_end) */
+    uint32_t sent_seq;          /* deltas sent to the client that has the turn now */
+    size_t answer_at_detach;    /* answer bytes when the client left */
+    struct turn *dnext, *dprev; /* the worker's detached turns */
+    struct timer grace_timer;
+    struct tstate_claim *claim; /* grace over: asking whether a resume elsewhere claimed it */
 };
 
 struct session {
@@ -60,12 +72,7 @@ struct session {
     size_t history_len;
     void *memo; /* the responder's note between turns (turn_memo), lazily allocated */
     uint32_t memo_len;
-    struct store_op *load_op; /* a resume being read */
-    char resume_id[33];
-    int64_t resume_after;
-    struct timer resume_timer; /* waits for a departed turn of the conversation to be stored */
-    uint64_t resume_deadline;
-    bool resume_waiting;
+    struct resume *rs;     /* a resume being waited for or read (resume.c), or NULL */
     struct replay *replay; /* a resume's replay still going out (resume.c), or NULL */
 };
 
@@ -77,7 +84,7 @@ enum {
     SESS_FINISH__N
 };
 
-#define SESS_ERROR_CODES 19
+#define SESS_ERROR_CODES 20
 
 #define SESS_TTFT_BUCKETS 10
 #define SESS_CALL_ROWS 32
@@ -105,10 +112,22 @@ struct sess_metrics {
     uint64_t events_out;
     uint64_t errors[SESS_ERROR_CODES];
     uint64_t auth_failures;
+    /* detach grace and resume of running turns (detach.c, resume.c) */
+    uint64_t detaches;
+    uint64_t reattaches[2][2]; /* [same process, other process][live, replayed after a wait] */
+    uint64_t grace_expiries;
+    uint64_t detach_overflows;
+    uint64_t detached_bytes;          /* answer bytes produced while no client was there */
+    uint64_t abandoned_bytes;         /* ... of turns nobody came back for */
+    uint64_t abandoned_output_tokens; /* estimated: the turn's output x its share of bytes */
+    uint64_t abandoned_cost_micros;   /* ... and cost, the same way */
+    uint64_t detached_now;            /* gauge */
 };
 
 struct store;
 struct store_op;
+struct tstate;
+struct tstate_claim;
 
 struct sess_worker {
     struct worker *w;
@@ -123,6 +142,9 @@ struct sess_worker {
     struct session head; /* list sentinel */
     struct auth_conf auth;
     char pending_sub[AUTH_SUB_MAX]; /* from on_upgrade to on_open (same call chain) */
+    struct tstate *ts;              /* running-turn rows (store/turn_state.h); NULL w/o store */
+    struct turn *detached;          /* turns whose client left, in their grace (detach.c) */
+    bool draining;
     struct sess_metrics m;
 };
 
@@ -149,6 +171,7 @@ struct turn_end_info {
     int64_t first_token_ms; /* < 0: no token */
     int64_t total_ms;
     bool replayed;
+    bool resumed;           /* a client came back for the running turn (detach grace or a wait) */
     const char *query_type; /* NULL or "": no "route" member */
     const char *agent;
     const char (*flags)[32];
@@ -164,6 +187,22 @@ void session_resume(struct session *s, const struct chat_msg *m);
 /* A resume's paced replay: go on once output drained (on_writable); drop it (on_close). */
 void session_replay_more(struct session *s);
 void session_replay_free(struct session *s);
+/* Turn the rest of a re-attached turn still catching up (deltas after sent_seq, then its
+ * turn_end) into a paced replay: the turn is being freed (resume.c). */
+void session_replay_from_turn(struct session *s, struct turn *t, const struct turn_end_info *e);
+/* A resume's state, dropped when the client leaves (resume.c). */
+void session_resume_free(struct session *s);
+bool session_resume_busy(const struct session *s);
+
+/* detach.c: the detach grace. */
+bool detach_park(struct turn *t);                 /* the client left: keep the turn running? */
+void detach_forget(struct turn *t);               /* the turn is done: off the detached list */
+void detach_buffered(struct turn *t, size_t len); /* a delta while detached (cap, metrics) */
+struct turn *detach_find(struct sess_worker *sw, const char *conversation_id);
+void detach_attach(struct session *s, struct turn *t, int64_t after_seq);
+void detach_catch_up(struct session *s);     /* paced: deltas after sent_seq (on_writable too) */
+void detach_end_all(struct sess_worker *sw); /* drain, stop: grace is over for every turn */
+void detach_count_end(struct turn *t);       /* at commit: what grace cost for nobody */
 void session_history_free(struct session *s);
 const struct responder *session_responder(void);
 void on_message_hook(struct conn *c, char *text, size_t len);

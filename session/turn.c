@@ -17,6 +17,7 @@
 #include "session/pending.h"
 #include "session/session_int.h"
 #include "store/store.h"
+#include "store/turn_state.h"
 #include "stream/jsonw.h"
 
 struct loop *turn_loop(struct turn *t)
@@ -118,8 +119,16 @@ void session_turn_delta(struct turn *t, const char *text, size_t len)
     buf_append(&t->delta_ends, &end, sizeof(end));
     t->seq++;
     struct session *s = t->s;
-    if (!s)
+    if (!s) {
+        if (t->detached)
+            detach_buffered(t, len);
         return;
+    }
+    if (t->catching_up) { /* re-attached: the missed deltas go first (detach.c) */
+        detach_catch_up(s);
+        return;
+    }
+    t->sent_seq = t->seq;
     session_send_delta(s, t->turn_id, t->seq, text, len);
     metric_add(&t->sw->m.deltas_out, 1);
 }
@@ -183,6 +192,7 @@ void session_turn_products(struct turn *t, const char *items_json, size_t len)
 
 static void send_turn_end(struct turn *t)
 {
+    struct session *s = t->s;
     struct turn_end_info e = {
         .turn_id = t->turn_id,
         .finish = t->finish,
@@ -195,8 +205,15 @@ static void send_turn_end(struct turn *t)
         .agent = t->agent,
         .flags = (const char(*)[32])t->flags,
         .n_flags = t->n_flags,
+        .resumed = t->resumed,
     };
-    session_send_turn_end(t->s, &e);
+    if (t->catching_up && t->sent_seq < t->seq) {
+        /* re-attached and its catch-up still going out: the rest, then turn_end, paced */
+        t->catching_up = false;
+        session_replay_from_turn(s, t, &e);
+        return;
+    }
+    session_send_turn_end(s, &e);
 }
 
 void session_turn_free(struct turn *t)
@@ -251,6 +268,8 @@ static void turn_committed(void *ctx, int result)
     struct session *s = t->s;
     if (t->awaited)
         pending_del(t->conversation_id);
+    tstate_end(t->sw->ts, t->turn_id);
+    detach_count_end(t);
     sess_count_finish(t->sw, t->finish);
     if (s) {
         if (result == -EMSGSIZE)
@@ -316,6 +335,7 @@ void session_turn_done(struct turn *t, const char *finish_reason, const char *er
 {
     struct session *s = t->s;
     t->done = true;
+    detach_forget(t); /* a resume of it now waits for its commit (pending.h) */
     t->total_ms = loop_now_ms(turn_loop(t)) - t->started_ms;
     snprintf(t->finish, sizeof(t->finish), "%s", finish_reason);
     if (!t->n_calls)
@@ -347,8 +367,8 @@ void session_cancel_turn(struct session *s, const char *finish)
     session_turn_done(t, finish, NULL, NULL);
 }
 
-/* The client is gone: a running turn is cancelled and still stored; a committing one just
- * loses its audience. */
+/* The client is gone: a running turn is kept for its detach grace (detach.c) or cancelled and
+ * still stored; a committing one just loses its audience. */
 void session_detach_turn(struct session *s)
 {
     struct turn *t = s->turn;
@@ -357,6 +377,8 @@ void session_detach_turn(struct session *s)
     s->turn = NULL;
     if (!t->done) {
         t->s = NULL;
+        if (detach_park(t))
+            return;
         t->sw->responder->cancel(t);
         session_turn_done(t, "cancelled", NULL, NULL);
         return;
@@ -391,6 +413,8 @@ void session_start_turn(struct session *s, const struct chat_msg *m)
         t->awaited = true;
         pending_add(t->conversation_id);
     }
+    /* ... and so does one on another process, from the store: sent, never waited for */
+    tstate_begin(t->sw->ts, t->turn_id, t->conversation_id, t->user, t->started_unix_ms);
     metric_add(&s->sw->m.turns_started, 1);
 
     struct jsonw w;

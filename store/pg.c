@@ -67,6 +67,8 @@ struct pg {
     uint16_t nstmts;
     pg_state_fn state_fn;
     void *state_ctx;
+    pg_notify_fn notify_fn; /* LISTEN: notifications received (pg_set_notify) */
+    void *notify_ctx;
 
     PGconn *conn;
     enum pg_state state;
@@ -510,6 +512,19 @@ static bool read_results(struct pg *p)
     return p->conn == conn;
 }
 
+/* Hand over the notifications libpq has collected (the socket is read for results anyway). */
+static bool deliver_notifies(struct pg *p)
+{
+    PGconn *conn = p->conn;
+    PGnotify *n;
+    while (p->conn == conn && (n = PQnotifies(conn))) {
+        if (p->notify_fn)
+            p->notify_fn(p->notify_ctx, n->relname, n->extra ? n->extra : "");
+        PQfreemem(n);
+    }
+    return p->conn == conn;
+}
+
 static void on_io(struct pg *p)
 {
     if (!PQconsumeInput(p->conn)) {
@@ -517,7 +532,7 @@ static void on_io(struct pg *p)
         return;
     }
     p->depth++;
-    bool alive = read_results(p);
+    bool alive = read_results(p) && deliver_notifies(p);
     p->depth--;
     if (!alive)
         return;
@@ -778,6 +793,13 @@ void pg_cancel(struct pg_req *r)
 {
     if (r)
         r->cancelled = true;
+}
+
+/* Where notifications go; see pg.h. */
+void pg_set_notify(struct pg *p, pg_notify_fn fn, void *ctx)
+{
+    p->notify_fn = fn;
+    p->notify_ctx = ctx;
 }
 
 /* Drop the connection as if it broke. */

@@ -123,6 +123,14 @@ struct pg_req *pg_submit(struct pg *p, const struct pg_query *q, bool txn, pg_do
 /* Its callback will not run. The request still completes on the connection. */
 void pg_cancel(struct pg_req *r);
 
+/* A notification (LISTEN/NOTIFY) arrived on the connection: channel and payload are valid
+ * during the call only. Runs from the connection's completion handling, never inside
+ * pg_submit; the callback may submit. */
+typedef void (*pg_notify_fn)(void *ctx, const char *channel, const char *payload);
+/* Deliver the connection's notifications to fn (NULL: they are dropped). A LISTEN lasts as long
+ * as the connection: after a reconnect the owner must LISTEN again. */
+void pg_set_notify(struct pg *p, pg_notify_fn fn, void *ctx);
+
 /* Drop the connection now (as if it broke) and reconnect after the backoff. For tests. */
 void pg_reset(struct pg *p);
 

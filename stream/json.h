@@ -38,6 +38,12 @@ void json_doc_destroy(json_doc *d);
  * strings), -E2BIG if the document exceeds the configured maximum depth or size (4 MiB). */
 int json_doc_load(json_doc *d, const char *buf, size_t len);
 
+/* As json_doc_load, and also refuses a document in which an object has two members with the
+ * same key (compared after unescaping): -EEXIST. JSON (RFC 8259 4) leaves duplicates to the
+ * reader, and readers disagree (first wins here, last in Python and browsers): for what the
+ * clients send, one reading only. */
+int json_doc_load_unique(json_doc *d, const char *buf, size_t len);
+
 /* As json_doc_load but without the copy: buf must have at least JSON_PADDING readable bytes
  * after len, and must stay unchanged until the next load. */
 int json_doc_load_padded(json_doc *d, const char *buf, size_t len);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <algorithm>
 #include <new>
 #include <string_view>
 
@@ -36,6 +37,21 @@ struct arena_chunk {
     size_t used;
 };
 
+/* A member key seen by the validation walk (json_doc_load_unique), in simdjson's string buffer,
+ * which stays put for the whole pass. */
+struct key_seen {
+    uint64_t hash;
+    const char *p;
+    size_t n;
+};
+
+/* What the validation walk carries: the keys of the objects being walked, innermost last. */
+struct walk_ctx {
+    bool unique;    /* refuse duplicate keys */
+    key_seen *keys; /* the doc's reused stack (grown with xrealloc) */
+    size_t nkeys, cap;
+};
+
 struct json_doc {
     od::parser parser{JSON_MAX_SIZE};
     od::document doc;
@@ -43,6 +59,8 @@ struct json_doc {
     char *pad = nullptr;          /* padded copy made by json_doc_load */
     size_t pad_cap = 0;           /* bytes allocated at pad */
     arena_chunk *arena = nullptr; /* newest chunk first */
+    key_seen *keys = nullptr;     /* walk_ctx.keys, kept across loads */
+    size_t keys_cap = 0;
 };
 
 /* ---- arena ------------------------------------------------------------------------------- */
@@ -111,33 +129,81 @@ static const char *arena_copy(json_doc *d, std::string_view s)
 
 /* ---- validation -------------------------------------------------------------------------- */
 
-static int walk_value(od::value v, int depth);
+static int walk_value(od::value v, int depth, walk_ctx *w);
 
-static int walk_array(od::array a, int depth)
+static int walk_array(od::array a, int depth, walk_ctx *w)
 {
     for (auto r : a) {
         od::value v;
         if (std::move(r).get(v))
             return -EINVAL;
-        int rc = walk_value(v, depth);
+        int rc = walk_value(v, depth, w);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-static int walk_object(od::object o, int depth)
+static void key_push(walk_ctx *w, std::string_view key)
 {
+    if (w->nkeys == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 64;
+        w->keys = static_cast<key_seen *>(xrealloc(w->keys, w->cap * sizeof(*w->keys)));
+    }
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (unsigned char c : key)
+        h = (h ^ c) * 1099511628211ull;
+    w->keys[w->nkeys++] = key_seen{h, key.data(), key.size()};
+}
+
+static bool key_same(const key_seen &a, const key_seen &b)
+{
+    return a.hash == b.hash && a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
+}
+
+/* Two equal keys among k[0..n): a few are compared pairwise, more are sorted by hash first
+ * (O(n log n): a message of 64 KiB can hold some ten thousand members). */
+static bool keys_duplicate(key_seen *k, size_t n)
+{
+    if (n <= 8) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (key_same(k[i], k[j]))
+                    return true;
+        return false;
+    }
+    std::sort(k, k + n, [](const key_seen &a, const key_seen &b) {
+        if (a.hash != b.hash)
+            return a.hash < b.hash;
+        if (a.n != b.n)
+            return a.n < b.n;
+        return memcmp(a.p, b.p, a.n) < 0;
+    });
+    for (size_t i = 1; i < n; i++)
+        if (key_same(k[i], k[i - 1]))
+            return true;
+    return false;
+}
+
+/* Nested objects push their keys after this one's and pop them before returning, so this
+ * object's keys are w->keys[base..nkeys) at its end. */
+static int walk_object(od::object o, int depth, walk_ctx *w)
+{
+    size_t base = w->nkeys;
     for (auto r : o) {
         od::field f;
         std::string_view key;
         if (std::move(r).get(f) || f.unescaped_key().get(key))
             return -EINVAL;
-        int rc = walk_value(f.value(), depth);
+        if (w->unique)
+            key_push(w, key);
+        int rc = walk_value(f.value(), depth, w);
         if (rc)
             return rc;
     }
-    return 0;
+    bool dup = w->unique && keys_duplicate(w->keys + base, w->nkeys - base);
+    w->nkeys = base;
+    return dup ? -EEXIST : 0;
 }
 
 /* Check one scalar: parse it the way the getters will, so a value that loads can be read.
@@ -163,7 +229,7 @@ template <class T> static int check_scalar(T &v, od::json_type t)
     }
 }
 
-static int walk_value(od::value v, int depth)
+static int walk_value(od::value v, int depth, walk_ctx *w)
 {
     od::json_type t;
     if (v.type().get(t))
@@ -173,15 +239,15 @@ static int walk_value(od::value v, int depth)
             return -E2BIG;
         if (t == od::json_type::array) {
             od::array a;
-            return v.get_array().get(a) ? -EINVAL : walk_array(a, depth + 1);
+            return v.get_array().get(a) ? -EINVAL : walk_array(a, depth + 1, w);
         }
         od::object o;
-        return v.get_object().get(o) ? -EINVAL : walk_object(o, depth + 1);
+        return v.get_object().get(o) ? -EINVAL : walk_object(o, depth + 1, w);
     }
     return check_scalar(v, t);
 }
 
-static int walk_document(od::document &doc)
+static int walk_document(od::document &doc, walk_ctx *w)
 {
     od::json_type t;
     int rc;
@@ -189,10 +255,10 @@ static int walk_document(od::document &doc)
         return -EINVAL;
     if (t == od::json_type::array) {
         od::array a;
-        rc = doc.get_array().get(a) ? -EINVAL : walk_array(a, 1);
+        rc = doc.get_array().get(a) ? -EINVAL : walk_array(a, 1, w);
     } else if (t == od::json_type::object) {
         od::object o;
-        rc = doc.get_object().get(o) ? -EINVAL : walk_object(o, 1);
+        rc = doc.get_object().get(o) ? -EINVAL : walk_object(o, 1, w);
     } else {
         rc = check_scalar(doc, t);
     }
@@ -364,12 +430,13 @@ void json_doc_destroy(json_doc *d)
         return;
     arena_free(d);
     xfree(d->pad);
+    xfree(d->keys);
     d->~json_doc();
     xfree(d);
 }
 
 /* Shared by both loads: buf has at least JSON_PADDING readable bytes after len. */
-static int load(json_doc *d, const char *buf, size_t len)
+static int load(json_doc *d, const char *buf, size_t len, bool unique)
 {
     d->loaded = false;
     arena_reset(d);
@@ -384,7 +451,10 @@ static int load(json_doc *d, const char *buf, size_t len)
         return -ENOMEM;
     if (err)
         return -EINVAL;
-    int rc = walk_document(d->doc);
+    walk_ctx w = {unique, d->keys, 0, d->keys_cap};
+    int rc = walk_document(d->doc, &w);
+    d->keys = w.keys; /* kept (grown) for the next load */
+    d->keys_cap = w.cap;
     if (rc)
         return rc;
     d->loaded = true;
@@ -396,7 +466,7 @@ static int load(json_doc *d, const char *buf, size_t len)
  * escapes or UTF-8, lone surrogate escapes such as "\ud800"), or -E2BIG (over 4 MiB or over 64
  * levels of nesting); -ENOMEM if simdjson cannot grow its buffers. After a failure the doc holds
  * no document: lookups miss. */
-int json_doc_load(json_doc *d, const char *buf, size_t len)
+static int load_copy(json_doc *d, const char *buf, size_t len, bool unique)
 {
     if (len > JSON_MAX_SIZE) {
         d->loaded = false;
@@ -414,14 +484,26 @@ int json_doc_load(json_doc *d, const char *buf, size_t len)
     if (len)
         memcpy(d->pad, buf, len);
     memset(d->pad + len, 0, JSON_PADDING);
-    return load(d, d->pad, len);
+    return load(d, d->pad, len, unique);
+}
+
+int json_doc_load(json_doc *d, const char *buf, size_t len)
+{
+    return load_copy(d, buf, len, false);
+}
+
+/* As json_doc_load, and an object with two members of the same key (compared unescaped: "a" and
+ * "\u0061" are the same) is refused with -EEXIST. */
+int json_doc_load_unique(json_doc *d, const char *buf, size_t len)
+{
+    return load_copy(d, buf, len, true);
 }
 
 /* As json_doc_load but in place: the caller keeps buf (and JSON_PADDING readable bytes after
  * len) unchanged until the next load; json_get_raw points into it. */
 int json_doc_load_padded(json_doc *d, const char *buf, size_t len)
 {
-    return load(d, buf, len);
+    return load(d, buf, len, false);
 }
 
 /* The type of the value at ptr, or JSON_MISSING if ptr does not resolve (bad syntax, missing

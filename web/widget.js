@@ -12,6 +12,7 @@ const VERSION = '1';
 const STORAGE_PREFIX = 'trilemma-chat:v1:';
 const MAX_STORED_ITEMS = 60;
 const RESUME_RETRY_MS = [400, 1200, 2500];
+const RESUME_WATCHDOG_MS = 75000;
 
 // ---------------------------------------------------------------------------------------------
 // Markdown subset -> DOM. Everything is built with createElement/createTextNode; no string of
@@ -550,6 +551,7 @@ const ERROR_TEXT = {
   missing_field: 'The chat sent an incomplete message. Please try again.',
   invalid_field: 'The chat sent an invalid message. Please try again.',
   internal: 'Something went wrong on our side. Please try again.',
+  turn_interrupted: 'The server writing this answer stopped before it could finish. Please ask again.',
 };
 
 export function errorText(code, limits) {
@@ -588,6 +590,7 @@ const STAGE_TEXT = {
   classifying: 'Understanding your question…',
   searching: 'Searching products…',
   answering: 'Writing the answer…',
+  reconnecting: 'Reconnecting…', // the widget's own: the connection dropped mid-answer
 };
 // what "Checking …" says for the reference deployment's tools; other tools get their own name
 const TOOL_TEXT = {
@@ -1701,7 +1704,8 @@ export class TrilemmaChat extends HTMLElement {
     // is not known any more (the typing indicator stands in until the answer resumes)
     if (this._current) {
       const cur = this._current;
-      this._clearWorkStatus(cur.rec);
+      // the answer goes on at the server (detach grace) and is resumed: say so, keep what arrived
+      if (cur.rec && !cur.rec.done) { cur.rec.status = { stage: 'reconnecting' }; this._renderAssistant(cur.rec); }
       this._pending = { userId: cur.userId, rec: cur.placeholder ? null : cur.rec, placeholder: cur.placeholder ? cur.rec : null,
                         text: this._items.find((i) => i.kind === 'user' && i.id === cur.userId)?.text, stopRequested: cur.stopRequested };
       this._current = null;
@@ -1763,9 +1767,11 @@ export class TrilemmaChat extends HTMLElement {
     this._setPhase('resuming');
     this._resumeSent = true;
     this._wsSend({ type: 'resume', conversation_id: this._cid, after_seq: after });
-    // a server that never answers must not leave the chat stuck: reconnect and try again
+    // a server that never answers must not leave the chat stuck: reconnect and try again (a
+    // server may first wait for the turn running on another of its processes: up to its
+    // resume_wait_ms, 60 s by default)
     clearTimeout(this._resumeWatchdog);
-    this._resumeWatchdog = setTimeout(() => { if (this._resumeSent && this._ws) this._reconnectNow(); }, 20000);
+    this._resumeWatchdog = setTimeout(() => { if (this._resumeSent && this._ws) this._reconnectNow(); }, RESUME_WATCHDOG_MS);
   }
 
   _onResumed(m) {
@@ -1957,9 +1963,24 @@ export class TrilemmaChat extends HTMLElement {
     if (replay && (replay === rec || m.replayed)) this._resumeDone();
   }
 
+  // Before a resume's answer: the turn we were following died with its server process. Its
+  // partial text stays, marked; the resume's own answer follows (`resumed` or an error).
+  _onInterrupted(m) {
+    const rec = typeof m.turn_id === 'string' ? this._byTurn.get(m.turn_id) : null;
+    if (!rec || rec.done) return;
+    rec.done = true;
+    rec.finish = 'cancelled';
+    rec.status = null;
+    rec.note = errorText('turn_interrupted');
+    this._renderAssistant(rec);
+    if (this._pending && this._pending.rec === rec) this._pending = null;
+    this._save();
+  }
+
   _onError(m) {
     const code = typeof m.code === 'string' ? m.code : 'internal';
     this._emit('error', { code, message: m.message, id: m.id, turnId: m.turn_id });
+    if (code === 'turn_interrupted') return this._onInterrupted(m);
     // an error ends the status line of the turn it is about
     this._clearWorkStatus(typeof m.turn_id === 'string' ? this._byTurn.get(m.turn_id) : null);
     if (this._current && m.id && m.id === this._current.userId) this._clearWorkStatus(this._current.rec);

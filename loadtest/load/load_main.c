@@ -28,7 +28,7 @@
 #define FD_RESERVE 64 /* descriptors kept for files, the loop, logs */
 
 struct opts {
-    const char *url, *direct, *scenario, *report, *html, *token, *origin, *model, *corpus;
+    const char *url, *url2, *direct, *scenario, *report, *html, *token, *origin, *model, *corpus;
     const char *turns, *think;
     const char *headers[16];
     int nheaders;
@@ -45,6 +45,8 @@ static void usage(FILE *f)
             "       trilemma-load --scenario FILE.ini [options]\n"
             "       trilemma-load --direct-sse http://HOST:PORT/v1/chat/completions ...\n"
             "  --url URL             the chat server's WebSocket endpoint\n"
+            "  --url2 URL            a second process of it: conversations split between the two,\n"
+            "                        and a dropped connection resumes on the other one\n"
             "  --direct-sse URL      direct mode: OpenAI-style streaming requests to a provider\n"
             "  --sessions N          concurrent users (with --duration: one steady phase)\n"
             "  --duration S          seconds of that phase\n"
@@ -99,6 +101,7 @@ struct flag_def {
 
 static const struct flag_def flag_defs[] = {
     {"url", FLAG_STR, OO(url), 0, 0},
+    {"url2", FLAG_STR, OO(url2), 0, 0},
     {"direct-sse", FLAG_STR, OO(direct), 0, 0},
     {"sessions", FLAG_NUM, OO(sessions), 1, 10000000},
     {"duration", FLAG_NUM, OO(duration), 1, 86400},
@@ -247,6 +250,8 @@ static void build_scenario(struct scenario *sc, const struct opts *o)
         die("%s", err);
     if (o->url)
         copy_str(sc->url, sizeof(sc->url), o->url, "--url");
+    if (o->url2)
+        copy_str(sc->url2, sizeof(sc->url2), o->url2, "--url2");
     if (o->direct)
         copy_str(sc->direct_sse, sizeof(sc->direct_sse), o->direct, "--direct-sse");
     if (o->model)
@@ -280,6 +285,12 @@ static void setup_target(struct load *L, const struct opts *o)
                      sizeof(err)) < 0 ||
         target_resolve(&L->tgt, cli, err, sizeof(err)) < 0)
         die("%s", err);
+    if (!direct && L->sc.url2[0]) {
+        if (target_parse(&L->tgt2, L->sc.url2, "ws", o->token, err, sizeof(err)) < 0 ||
+            target_resolve(&L->tgt2, o->url2 != NULL, err, sizeof(err)) < 0)
+            die("%s", err);
+        L->has_tgt2 = true;
+    }
     L->token = o->token;
     L->origin = o->origin;
     L->headers = (const char **)o->headers;
@@ -439,6 +450,13 @@ static void summary(const struct load *L, const struct stats *st, double elapsed
     for (int m = 0; m < M_NMETRICS; m++)
         if (m != M_TOKENS && m != M_CONV_COST && st->ph[st->nphases].m[m].count)
             summary_line(st, (enum metric)m, 1000.0);
+    if (c[C_RESUMES])
+        printf("  resumes          %llu dropped, %llu delivered exactly once, %llu complete "
+               "(%.1f %%), %llu duplicate deltas%s\n",
+               (unsigned long long)c[C_RESUMES], (unsigned long long)c[C_RESUMED],
+               (unsigned long long)c[C_RESUMED_FULL], 100.0 * (double)c[C_RESUMED_FULL] /
+               (double)c[C_RESUMES], (unsigned long long)c[C_DUPLICATES],
+               L->has_tgt2 ? " (each resumed on the other process)" : "");
     for (int i = 0; i < st->nkinds; i++)
         printf("  error %-30s %llu\n", st->kind[i], (unsigned long long)st->kind_n[i]);
     const struct hist *lag = &st->ph[st->nphases].m[M_LAG];

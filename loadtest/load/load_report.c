@@ -154,6 +154,8 @@ static void config(struct jsonw *w, const struct report_info *ri)
     jw_kstr(w, "mode", L->mode == MODE_WS ? "websocket" : "direct_sse");
     jw_kstr(w, "target", url);
     jw_kstr(w, "address", t->addr);
+    if (L->has_tgt2) /* two processes: conversations split, resumes go to the other one */
+        jw_kstr(w, "target2", L->sc.url2);
     jw_key(w, "scenario");
     if (ri->scenario_path)
         jw_str(w, ri->scenario_path);
@@ -328,6 +330,10 @@ void report_json(struct buf *out, const struct report_info *ri)
     jw_kstr(&w, "currency", st->currency);
     kdouble(&w, "turns_per_s",
             ri->elapsed_s > 0 ? (double)st->ph[st->nphases].c[C_TURNS_DONE] / ri->elapsed_s : 0);
+    /* the share of dropped-and-resumed answers that arrived whole, each delta once */
+    const uint64_t *tc = st->ph[st->nphases].c;
+    kdouble(&w, "resume_complete_share",
+            tc[C_RESUMES] ? (double)tc[C_RESUMED_FULL] / (double)tc[C_RESUMES] : 0);
     metrics(&w, &st->ph[st->nphases], true);
     jw_obj_end(&w);
     phases(&w, ri);

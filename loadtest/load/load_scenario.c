@@ -40,6 +40,7 @@ struct key_def {
 static const struct key_def keys[] = {
     {S_TARGET, "url", K_STR, SO(url), SZ(url), 0, 0, 0},
     {S_TARGET, "direct_sse", K_STR, SO(direct_sse), SZ(direct_sse), 0, 0, 0},
+    {S_TARGET, "url2", K_STR, SO(url2), SZ(url2), 0, 0, 0},
     {S_TARGET, "model", K_STR, SO(model), SZ(model), 0, 0, 0},
     {S_RUN, "threads", K_U32, SO(threads), 0, 1, 64, 1},
     {S_RUN, "seed", K_U64, SO(seed), 0, 0, 1e18, 1},

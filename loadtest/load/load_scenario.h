@@ -36,6 +36,8 @@ struct scn_mix {
 struct scenario {
     /* [target] */
     char url[512];        /* ws://HOST:PORT/PATH */
+    char url2[512];       /* a second process of the same service: half the conversations start
+                             there, and a dropped connection reconnects to the other one */
     char direct_sse[512]; /* http://HOST:PORT/PATH: direct mode when set */
     char model[128];      /* direct mode: the "model" of each request */
     /* [run] */

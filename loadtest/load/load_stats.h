@@ -34,6 +34,8 @@ enum counter {
     C_CANCELLED,     /* turns that ended "cancelled" */
     C_RESUMES,       /* connections dropped mid-turn to reconnect and resume */
     C_RESUMED,       /* ... whose answer then completed exactly once */
+    C_RESUMED_FULL,  /* ... and was the whole answer (stop/length, not a cancelled partial) */
+    C_DUPLICATES,    /* deltas received twice (a seq not above the last one) */
     C_UNFINISHED,    /* turns still running when the run ended (not errors) */
     C_TOKENS,        /* output tokens, summed */
     C_COST,          /* cost in micro-units, summed */

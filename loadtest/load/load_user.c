@@ -139,6 +139,7 @@ static void start_conversation(struct vuser *u, int64_t now)
         user_arm(u, turn_due(u, now));
         return;
     }
+    u->on_tgt2 = L->has_tgt2 && rng_unit(&u->w->rng) < 0.5; /* two processes: half each */
     u->t_conn_due = u->due > now ? now : u->due; /* a timer may fire up to 1 ms early */
     u->t_tcp = 0;
     u->state = VU_CONNECTING;
@@ -265,6 +266,7 @@ static void reconnect(struct vuser *u, int64_t now)
     }
     u->state = VU_RESUMING;
     u->opened = false;
+    u->on_tgt2 = L_of(u)->has_tgt2 && !u->on_tgt2; /* two processes: resume on the other one */
     stats_add(&u->w->st, u->turn_phase, C_CONNECTS, 1);
     user_arm(u, u->t_drop + (int64_t)L_of(u)->sc.turn_timeout_ms * 1000);
     if (ws_connect(u) < 0) {
@@ -471,6 +473,8 @@ static void on_delta(struct vuser *u, json_doc *d, int64_t now)
     }
     if (seq != (int64_t)u->seq + 1) {
         const char *kind = seq <= (int64_t)u->seq ? "duplicate" : "missing";
+        if (seq <= (int64_t)u->seq)
+            stats_add(&u->w->st, u->turn_phase, C_DUPLICATES, 1);
         user_error(u, "%s_%s", u->state == VU_RESUMING ? "resume" : "delta", kind);
         u->resume_bad = true;
         if (seq <= (int64_t)u->seq)
@@ -527,20 +531,27 @@ static void count_finish(struct vuser *u, json_doc *d, int64_t now)
 
 static void on_turn_end(struct vuser *u, json_doc *d, int64_t now)
 {
-    bool replayed = false;
+    bool replayed = false, resumed = false;
     if ((u->state != VU_TURN && u->state != VU_RESUMING) || !u->started || !same_turn(u, d)) {
         user_error(u, "unexpected_turn_end");
         return;
     }
     json_get_bool(d, "/replayed", &replayed);
+    json_get_bool(d, "/resumed", &resumed);
     if (u->state == VU_RESUMING) {
-        if (!replayed || !u->resumed_ack) {
+        /* replayed from the store, or the running turn itself re-attached (resumed) */
+        if (!(replayed || resumed) || !u->resumed_ack) {
             user_error(u, "resume_not_replayed");
             u->resume_bad = true;
         }
         if (!u->resume_bad) {
             stats_add(&u->w->st, u->turn_phase, C_RESUMED, 1);
             stats_rec(&u->w->st, u->turn_phase, M_RESUME, (uint64_t)(now - u->t_drop));
+            bool full = is_str(d, "/finish_reason", "stop") || is_str(d, "/finish_reason", "length");
+            if (full && L_of(u)->sc.expect_echo)
+                full = !u->echo_bad && u->text_off == u->q->len;
+            if (full)
+                stats_add(&u->w->st, u->turn_phase, C_RESUMED_FULL, 1);
         }
     } else {
         if (replayed)

@@ -196,10 +196,11 @@ int ws_connect(struct vuser *u)
         return -EBUSY;
     memset(&ci, 0, sizeof(ci));
     ci.context = u->w->lws;
-    ci.address = L->tgt.addr;
-    ci.port = L->tgt.port;
-    ci.path = L->tgt.path;
-    ci.host = L->tgt.hosthdr;
+    const struct target *t = u->on_tgt2 && L->has_tgt2 ? &L->tgt2 : &L->tgt;
+    ci.address = t->addr;
+    ci.port = t->port;
+    ci.path = t->path;
+    ci.host = t->hosthdr;
     ci.origin = L->origin;
     ci.ietf_version_or_minus_one = -1;
     ci.userdata = u;

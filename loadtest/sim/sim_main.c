@@ -218,6 +218,7 @@ static int sim_config(const struct flags *f, struct config *conf)
     conf->max_connections_per_ip = 1000000;
     conf->max_header_bytes = 65536;
     conf->drain_timeout_ms = f->drain_ms;
+    conf->admin_set = conf->admin_off = true; /* its /healthz and /metrics stay on its one port */
     return 0;
 }
 

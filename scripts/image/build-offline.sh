@@ -101,7 +101,7 @@ common=(
 if [ "$variant" = server ]; then
     bh config "${common[@]}" \
         --entrypoint '["/usr/local/bin/trilemmad"]' --cmd '' \
-        --port 8080 \
+        --port 8080 --port 9180 \
         --env TRILEMMA_JOURNAL_DIR=/var/lib/trilemma/journal \
         "$ctr"
 else

@@ -636,6 +636,58 @@ static void test_validate(void)
     CHECK(config_validate(&c, err, sizeof(err)) == 0);
 }
 
+/* admin_listen: derived from listen unless set; "off"; the same port as listen is refused.
+ * connection_reserve: a tenth of max_connections unless set, and below it. */
+static void test_admin_and_reserve(void)
+{
+    struct config c;
+    char err[512];
+    config_defaults(&c);
+    CHECKF(config_set(&c, "server", "listen", "127.0.0.1:8000", err, sizeof(err)) == 0, "%s", err);
+    struct server_conf s = config_server(&c);
+    CHECK(strcmp(s.admin_host, "127.0.0.1") == 0 && s.admin_port == CONFIG_ADMIN_PORT);
+    CHECK(s.connection_reserve == c.max_connections / 10);
+    CHECK(config_set(&c, "server", "admin_listen", "[::1]:9999", err, sizeof(err)) == 0);
+    s = config_server(&c);
+    CHECK(strcmp(s.admin_host, "::1") == 0 && s.admin_port == 9999);
+    CHECK(config_set(&c, "server", "admin_listen", "off", err, sizeof(err)) == 0);
+    s = config_server(&c);
+    CHECK(s.admin_host[0] == '\0');
+    struct config d = c;
+    CHECK(config_set(&c, "server", "admin_listen", "9180", err, sizeof(err)) == -1);
+    CHECK(strstr(err, "admin_listen") != NULL && memcmp(&c, &d, sizeof(c)) == 0);
+    CHECK(config_set(&c, "server", "admin_listen", "", err, sizeof(err)) == -1);
+
+    config_defaults(&c);
+    CHECK(config_set(&c, "server", "admin_listen", ":8080", err, sizeof(err)) == 0);
+    expect_invalid(&c, "admin_listen is the same port as listen (8080)", __LINE__);
+    CHECK(config_set(&c, "server", "listen", "127.0.0.1:9180", err, sizeof(err)) == 0);
+    expect_invalid(&c, "admin_listen is the same port as listen (9180)", __LINE__);
+    CHECK(config_set(&c, "server", "listen", "127.0.0.1:9180", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "server", "admin_listen", "127.0.0.2:9180", err, sizeof(err)) == 0);
+    CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err); /* other host: fine */
+
+    config_defaults(&c);
+    CHECK(config_set(&c, "server", "max_connections", "100", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "server", "max_connections_per_ip", "10", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "server", "connection_reserve", "0", err, sizeof(err)) == 0);
+    CHECK(config_server(&c).connection_reserve == 0);
+    CHECK(config_set(&c, "server", "connection_reserve", "99", err, sizeof(err)) == 0);
+    CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err);
+    CHECK(config_set(&c, "server", "connection_reserve", "100", err, sizeof(err)) == 0);
+    c.max_connections = 100;
+    c.max_connections_per_ip = 10;
+    c.connection_reserve = 100;
+    expect_invalid(&c, "connection_reserve (100) must be below max_connections (100)", __LINE__);
+
+    clear_env();
+    setenv("TRILEMMA_ADMIN_LISTEN", "127.0.0.1:0", 1);
+    config_defaults(&c);
+    CHECKF(config_apply_env(&c, err, sizeof(err)) == 0, "%s", err);
+    CHECK(c.admin_set && !c.admin_off && c.admin_port == 0);
+    unsetenv("TRILEMMA_ADMIN_LISTEN");
+}
+
 int main(void)
 {
     test_defaults();
@@ -652,5 +704,6 @@ int main(void)
     test_listen();
     test_env();
     test_validate();
+    test_admin_and_reserve();
     return tap_done();
 }

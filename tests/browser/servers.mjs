@@ -118,10 +118,11 @@ export class Sim {
 const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|runtime error:|WARNING: ThreadSanitizer/;
 
 export class Trilemmad {
-  // opts: { port, config: {section: {key: value}}, env: {...}, name }
+  // opts: { port, config: {section: {key: value}}, env: {...}, name, workers (default 2) }
   constructor(bin, opts = {}) {
     this.bin = bin;
     this.port = opts.port;
+    this.workers = opts.workers || 2;
     this.name = opts.name || 'trilemmad';
     this.config = { server: { web_root: path.join(SOURCE, 'web') }, ...(opts.config || {}) };
     this.config.server = { web_root: path.join(SOURCE, 'web'), ...(opts.config?.server || {}) };
@@ -150,7 +151,7 @@ export class Trilemmad {
     this.logPath = path.join(ARTIFACTS, 'logs', `${this.name}-${this.starts}.log`);
     const log = createWriteStream(this.logPath);
     await new Promise((r) => log.on('open', r));
-    this.proc = spawn(this.bin, ['--listen', `127.0.0.1:${this.port}`, '--workers', '2', '--config', conf], {
+    this.proc = spawn(this.bin, ['--listen', `127.0.0.1:${this.port}`, '--workers', String(this.workers), '--config', conf], {
       cwd: SOURCE, env, stdio: ['ignore', log, log],
     });
     const proc = this.proc;

@@ -177,11 +177,16 @@ class Server:
         env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
         env.update(self.extra_env)
         self.port, holder = _reserve_port()
+        # the admin listener (/healthz, /readyz, /metrics) on a port of its own too: the default
+        # (listen's host, port 9180) would be shared by every server of a parallel run
+        self.admin_port, admin_holder = _reserve_port()
         self.log = open(self.log_path, "wb")
         cmd = [
             Args.server,
             "--listen",
             "127.0.0.1:%d" % self.port,
+            "--admin-listen",
+            "127.0.0.1:%d" % self.admin_port,
             "--workers",
             str(self.workers),
             "--config",
@@ -199,6 +204,7 @@ class Server:
             self._wait_healthy()
         finally:
             holder.close()
+            admin_holder.close()
         return self
 
     def _wait_healthy(self):

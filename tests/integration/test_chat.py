@@ -261,6 +261,34 @@ async def error_invalid_json():
     await c.close()
 
 
+def turns_started(srv):
+    r = harness.http_request(getattr(srv, "admin_port", srv.port), "GET", "/metrics")
+    return sum(float(l.rsplit(" ", 1)[1]) for l in r.body.decode().splitlines()
+               if l.startswith("trilemma_turns_started_total"))
+
+
+@suite.test
+async def duplicate_keys_are_refused():
+    # one reading of a message: the server took the first of two keys, Python and browsers the
+    # last; now any object of the message with a repeated key (after unescaping) is refused
+    srv = fast()
+    c = await Chat.connect(srv)
+    before = turns_started(srv)
+    for bad in ('{"type":"user_message","id":"d1","text":"first","text":"second"}',
+                '{"type":"cancel","type":"user_message","id":"d2","text":"x"}',
+                '{"type":"user_message","id":"d3","id":"d4","text":"x"}',
+                '{"type":"user_message","id":"d5","text":"x","\u0074ext":"y"}',
+                '{"type":"user_message","id":"d6","text":"x","meta":{"a":1,"a":2}}',
+                '{"type":"resume","conversation_id":"c","after_seq":0,"after_seq":5}'):
+        ev = await c.expect_error(bad, "invalid_json")
+        assert "duplicate" in ev["message"], ev
+        assert "turn_id" not in ev, ev
+        await c.usable()
+    # nothing was started for the refused ones: only the usable() turns
+    assert turns_started(srv) == before + 6, (before, turns_started(srv))
+    await c.close()
+
+
 @suite.test
 async def lone_surrogate_escape_is_refused():
     # "\ud800" decodes to no Unicode scalar value: refuse it rather than echo invalid UTF-8

@@ -13,7 +13,7 @@
 4. The server runs in the tree as a pod of k8s/base/deployment.yaml would (tests/k8s/minictr.py:
    read-only root, tmpfs journal and /tmp, the ConfigMap's INI bind-mounted at
    /etc/trilemma, uid 10001, no_new_privs, the PostgreSQL socket folder mounted in): it starts,
-   migrates, answers /healthz and /readyz (storage ok), relays a chat from trilemma-sim (running
+   migrates, answers /healthz and /readyz (storage ok) on its admin port, relays a chat from trilemma-sim (running
    outside, on 127.0.0.1) with a JWT-authenticated session, stores it (rows in PostgreSQL),
    exports the metrics the HPA and the alerts use, and exits 0 on SIGTERM.
 5. The same run under the seccomp profile k8s/seccomp/trilemma-io-uring.json (libseccomp
@@ -86,7 +86,7 @@ def image_builds_offline_with_buildah_and_its_config_is_what_kubernetes_expects(
     cfg = json.loads(r.stdout)["OCIv1"]["config"]
     assert cfg.get("User") == "10001:10001", cfg
     assert cfg.get("Entrypoint") == ["/usr/local/bin/trilemmad"], cfg
-    assert list(cfg.get("ExposedPorts", {})) in (["8080"], ["8080/tcp"]), cfg
+    assert {p.split("/")[0] for p in cfg.get("ExposedPorts", {})} == {"8080", "9180"}, cfg
     assert cfg.get("WorkingDir") == "/opt/trilemma", cfg
     assert "TRILEMMA_JOURNAL_DIR=/var/lib/trilemma/journal" in cfg.get("Env", []), cfg
     assert cfg.get("StopSignal") == "SIGTERM", cfg
@@ -171,6 +171,10 @@ class PodProcess:
         # port between sockets of the same user, and the server runs as 10001
         self.port, holder = harness._reserve_port()
         holder.close()
+        # the admin port (/healthz, /readyz, /metrics: what the kubelet and Prometheus use) on a
+        # free port too: the ConfigMap's 0.0.0.0:9180 may be taken by another test's server
+        self.admin_port, holder = harness._reserve_port()
+        holder.close()
         cfgdir = os.path.join(S["work"], "configmap")
         os.makedirs(cfgdir, exist_ok=True)
         # the ConfigMap's file, as k8s/base renders it
@@ -186,7 +190,8 @@ class PodProcess:
         }
         env.update(S["sim"].base_urls())
         argv = ["/usr/local/bin/trilemmad", "--config", "/etc/trilemma/trilemma.ini", "--migrations",
-                "/opt/trilemma/store/migrations", "--listen", "127.0.0.1:%d" % self.port]
+                "/opt/trilemma/store/migrations", "--listen", "127.0.0.1:%d" % self.port,
+                "--admin-listen", "127.0.0.1:%d" % self.admin_port]
         spec = pod_spec(argv, env, seccomp=seccomp, cfgdir=cfgdir)
         cmd = [sys.executable, os.path.join(HERE, "minictr.py"), spec]
         self.traced = bool(trace_prefix)
@@ -211,7 +216,7 @@ class PodProcess:
         if self.proc.poll() is not None:
             raise AssertionError("the server exited with %s\n%s" % (self.proc.returncode, self.text()))
         try:
-            return http_request(self.port, "GET", "/healthz", timeout=2).status == 200
+            return http_request(self.admin_port, "GET", "/healthz", timeout=2).status == 200
         except OSError:
             return False
 
@@ -269,7 +274,7 @@ def serve_and_chat(seccomp=None, trace_prefix=None):
     pod = PodProcess(seccomp=seccomp, trace_prefix=trace_prefix)
     try:
         # ready at once; storage "degraded" until the writer connection is up, then "ok"
-        wait_until(lambda: (lambda x: x.status == 200 and b"storage: ok" in x.body)(http_request(pod.port, "GET", "/readyz")),
+        wait_until(lambda: (lambda x: x.status == 200 and b"storage: ok" in x.body)(http_request(pod.admin_port, "GET", "/readyz")),
                    "/readyz 200 with storage ok")
         # a request without a token is refused: the JWT secret from the environment is in force
         assert http_request(pod.port, "GET", "/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade",
@@ -285,7 +290,7 @@ def serve_and_chat(seccomp=None, trace_prefix=None):
         ledger = S["pg"].psql("SELECT sum(amount_micros) FROM ledger l JOIN turns t ON t.id = l.turn_id "
                               "WHERE t.conversation_id = '%s'" % session["conversation_id"])
         assert int(ledger[0][0]) == end["cost"]["micros"], (ledger, end["cost"])
-        metrics = http_request(pod.port, "GET", "/metrics").body.decode()
+        metrics = http_request(pod.admin_port, "GET", "/metrics").body.decode()
         for name in ("trilemma_sessions_open", "trilemma_store_journal_bytes 0", "trilemma_turns_finished_total",
                      "trilemma_chat_errors_total"):
             assert name in metrics, "%s missing from /metrics" % name

@@ -15,7 +15,7 @@
 //      capabilities dropped and a seccomp profile, no service-account token, no host
 //      namespaces or paths; image references are pinned (a version tag or a digest, never
 //      latest); no Secret carries data; the gateway's preStop sleep, drain_timeout_ms and
-//      close_timeout_ms fit in terminationGracePeriodSeconds; references resolve (ConfigMaps,
+//      close_timeout_ms fit in terminationGracePeriodSeconds; the probes use the admin port; references resolve (ConfigMaps,
 //      Services, HPA and PDB targets, ServiceMonitor ports, Ingress backends); the HPA's
 //      session metric and the probe paths exist in the server's source; with --server, the
 //      INI file in the ConfigMap passes `trilemmad --check-config` with the Deployment's
@@ -277,6 +277,14 @@ function drainRules(objs) {
     const port = Number(listen.slice(listen.lastIndexOf(":") + 1));
     const cport = (g.c.ports || []).find((p) => p.name === "http");
     if (!cport || cport.containerPort !== port) problems.push(`containerPort http is not the listen port ${port}`);
+    // the probes use the admin port (admin_listen), which no client connection limit touches
+    const admin = g.ini.server?.admin_listen;
+    const aport = admin && admin !== "off" ? Number(admin.slice(admin.lastIndexOf(":") + 1)) : null;
+    const cadmin = (g.c.ports || []).find((p) => p.name === "admin");
+    if (!aport) problems.push("admin_listen is not set in the ConfigMap's INI: the probes would compete with clients");
+    else if (!cadmin || cadmin.containerPort !== aport) problems.push(`containerPort admin is not the admin_listen port ${aport}`);
+    for (const k of ["startupProbe", "livenessProbe", "readinessProbe"])
+        if (g.c[k] && g.c[k].httpGet?.port !== "admin" && g.c[k].httpGet?.port !== aport) problems.push(`${k} is not on the admin port`);
     if (!g.c.startupProbe) problems.push("the gateway has no startupProbe");
     if (g.c.livenessProbe?.httpGet?.path !== "/healthz") problems.push("liveness is not GET /healthz");
     if (g.c.readinessProbe?.httpGet?.path !== "/readyz") problems.push("readiness is not GET /readyz");
@@ -479,7 +487,7 @@ for (const t of TARGETS) {
     check(`${t.dir}: references resolve`, () => referenceRules(objs, { externalSecrets: ["trilemma-secrets", "trilemma-tls"] }));
     if (t.namespace && !t.partial) check(`${t.dir}: namespace, restricted Pod Security, default-deny network policy`, () => namespaceRules(objs, { expectNamespace: t.namespace }));
     if (t.gatewayRules) {
-        check(`${t.dir}: preStop < grace, drain_timeout_ms + close < grace, probes on /healthz /readyz`, () => drainRules(objs));
+        check(`${t.dir}: preStop < grace, drain_timeout_ms + close < grace, probes on /healthz /readyz of the admin port`, () => drainRules(objs));
         check(`${t.dir}: HPA on CPU and trilemma_sessions_open; metric and probe paths exist in the server`, () => hpaRules(objs, args.source));
         if (args.server) check(`${t.dir}: trilemmad --check-config accepts the ConfigMap's INI with the Deployment's environment`, () => checkConfig(objs, args.server, args.source));
     }
@@ -549,6 +557,7 @@ check("rules detect broken objects (self-test)", () => {
     mutate("untagged image", (o) => { ctr(o).image = "registry.example.com/trilemma/trilemma"; }, containerRules);
     mutate("Secret with data", (o) => o.push({ apiVersion: "v1", kind: "Secret", metadata: { name: "x" }, data: { K: "dg==" } }), secretRules);
     mutate("grace below the drain", (o) => { dep(o).spec.template.spec.terminationGracePeriodSeconds = 20; }, drainRules);
+    mutate("liveness on the client port", (o) => { ctr(o).livenessProbe.httpGet.port = "http"; }, drainRules);
     mutate("preStop above the grace", (o) => { ctr(o).lifecycle.preStop.exec.command = ["/bin/sleep", "60"]; }, drainRules);
     mutate("unknown field", (o) => { ctr(o).securityContext.readOnlyRootFileSystem = true; }, (objs) => schemaProblems(dep(objs)));
     mutate("schema type error", (o) => { dep(o).spec.replicas = "3"; }, (objs) => schemaProblems(dep(objs)));

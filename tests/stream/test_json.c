@@ -671,6 +671,52 @@ static void test_reuse(json_doc *d)
     json_doc_destroy(NULL);
 }
 
+/* json_doc_load_unique: duplicate keys at any level are refused (-EEXIST), compared after
+ * unescaping; the same key in different objects, or in an array's objects, is fine; plain
+ * json_doc_load keeps accepting them (providers' documents). Large objects take the sorted path. */
+static void test_unique_keys(json_doc *d)
+{
+    static const char *const dup[] = {
+        "{\"a\":1,\"a\":2}",
+        "{\"type\":\"user_message\",\"id\":\"1\",\"text\":\"hi\",\"text\":\"bye\"}",
+        "{\"a\":{\"b\":1,\"c\":2,\"b\":3}}",
+        "[{\"x\":1},{\"y\":1,\"y\":1}]",
+        "{\"a\":1,\"\\u0061\":2}",
+        "{\"\":1,\"\":2}",
+        "{\"k\":[{\"a\":{\"z\":1}},{\"q\":{\"r\":{\"s\":1,\"s\":2}}}]}",
+    };
+    for (size_t i = 0; i < sizeof(dup) / sizeof(dup[0]); i++) {
+        int rc = json_doc_load_unique(d, dup[i], strlen(dup[i]));
+        CHECKF(rc == -EEXIST, "unique %s -> %d", dup[i], rc);
+        CHECK(json_type_at(d, "") == JSON_MISSING); /* nothing loaded */
+        CHECKF(json_doc_load(d, dup[i], strlen(dup[i])) == 0, "plain %s", dup[i]);
+    }
+    static const char *const fine[] = {
+        "{\"a\":1,\"b\":{\"a\":2},\"c\":[{\"a\":3},{\"a\":4}]}",
+        "{\"a\":1,\"A\":2,\"a \":3,\"\\u00e9\":4,\"e\\u0301\":5}",
+        "[1,2,{}]",
+        "\"a\"",
+        "{\"a\":{\"a\":{\"a\":{}}}}",
+    };
+    for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+        int rc = json_doc_load_unique(d, fine[i], strlen(fine[i]));
+        CHECKF(rc == 0, "unique %s -> %d", fine[i], rc);
+    }
+    CHECK(json_doc_load_unique(d, "{\"a\":", 5) == -EINVAL);
+    /* many members: 5000 distinct keys load; one repeated (first and last) is found */
+    struct buf b = {0};
+    buf_printf(&b, "{");
+    for (int i = 0; i < 5000; i++)
+        buf_printf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
+    buf_printf(&b, "}");
+    CHECK(json_doc_load_unique(d, buf_begin(&b), buf_size(&b)) == 0);
+    CHECK(json_count(d, "", &(size_t){0}) == 0);
+    b.len--; /* drop the '}' */
+    buf_printf(&b, ",\"k0\":1}");
+    CHECK(json_doc_load_unique(d, buf_begin(&b), buf_size(&b)) == -EEXIST);
+    buf_free(&b);
+}
+
 int main(void)
 {
     json_doc *d = json_doc_create();
@@ -684,6 +730,7 @@ int main(void)
     test_copy_and_padded(d);
     test_providers(d);
     test_reuse(d);
+    test_unique_keys(d);
     json_doc_destroy(d);
     return tap_done();
 }

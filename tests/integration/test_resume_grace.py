@@ -1,0 +1,387 @@
+"""test_resume_grace.py - turns that survive a disconnect (issue 17, docs/session.md "Detach
+grace"): real clients that drop their TCP connection mid-turn (no close frame), one or two real
+trilemmad processes, and a private PostgreSQL (tests/store/pg_cluster.sh).
+
+  - same process: the connection dropped before the first delta, mid-answer, and after the last
+    delta but before turn_end (the commit held by a table lock): a resume gets the full answer
+    exactly once, in order, and a turn_end with "resumed": true, billed once (one turns row)
+  - a resume after the grace: today's cancelled partial, stored as cancelled with the flag
+    detach_expired; the detach buffer cap: cancelled with the flag detach_buffer_full
+  - two processes on one PostgreSQL: drop from A, resume on B: B waits (LISTEN/NOTIFY) and
+    replays the whole answer once A commits; A killed with SIGKILL mid-turn: B does not wait
+    past the lease, reports turn_interrupted and the row says interrupted
+  - another user's conversation: refused on the process running the turn and on the other one
+
+No sleep stands in for synchronisation: every wait is for a frame, a metric, a row, or a process;
+TIMEOUT only bounds it. No test asserts a duration. Exit status 77 (skipped) without PostgreSQL.
+"""
+
+import asyncio
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+
+import websockets
+
+from harness import TIMEOUT, Server, Suite, http_request, make_jwt, wait_until
+
+suite = Suite("resume_grace")
+
+PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+JWT_SECRET = "jwt-secret-for-the-resume-grace-tests-0123456789"
+PG = None
+
+
+def pg():
+    global PG
+    if PG is None:
+        from test_store_e2e import Cluster
+
+        PG = Cluster()
+    return PG
+
+
+def words(n, tag="w"):
+    return "".join("%s%d " % (tag, i) for i in range(n))
+
+
+def metrics(srv):
+    return http_request(srv.port, "GET", "/metrics").body.decode()
+
+
+def metric(srv, name):
+    m = re.search(r"^%s (\d+)$" % re.escape(name), metrics(srv), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def server(name, workers=1, env=None, **session):
+    conf = {"echo_delay_ms": 40, "rate_messages": 1000, "rate_window_ms": 1000}
+    conf.update(session)
+    e = {"DATABASE_URL": pg().url}
+    e.update(env or {})
+    return Server(config={"session": conf}, env=e, workers=workers, name=name)
+
+
+class Chat:
+    def __init__(self, ws, session):
+        self.ws = ws
+        self.session = session
+        self.cid = session["conversation_id"]
+
+    @classmethod
+    async def connect(cls, srv, token=None):
+        url = srv.ws_url() + ("?token=" + token if token else "")
+        ws = await websockets.connect(url, ping_interval=None, max_size=1 << 22,
+                                      open_timeout=TIMEOUT, close_timeout=TIMEOUT)
+        session = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert session["type"] == "session", session
+        return cls(ws, session)
+
+    async def recv(self):
+        return json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
+
+    async def send(self, obj):
+        await self.ws.send(json.dumps(obj))
+
+    async def start(self, mid, text):
+        await self.send({"type": "user_message", "id": mid, "text": text})
+        ev = await self.recv()
+        assert ev["type"] == "turn_start" and ev["id"] == mid, ev
+        return ev["turn_id"]
+
+    async def deltas(self, n):
+        out = []
+        while len(out) < n:
+            ev = await self.recv()
+            assert ev["type"] == "delta", ev
+            out.append(ev)
+        return out
+
+    async def rest(self, tid):
+        """Deltas until the turn's turn_end: (deltas, turn_end)."""
+        out = []
+        while True:
+            ev = await self.recv()
+            if ev["type"] == "delta":
+                assert ev["turn_id"] == tid, ev
+                out.append(ev)
+            else:
+                assert ev["type"] == "turn_end" and ev["turn_id"] == tid, ev
+                return out, ev
+
+    def drop(self):
+        """The TCP connection goes away without a close frame (a tunnel, a network switch)."""
+        self.ws.transport.abort()
+
+    async def close(self):
+        await self.ws.close(1000, "bye")
+
+
+def check_once_in_order(seen, text):
+    seqs = [d["seq"] for d in seen]
+    assert seqs == list(range(1, len(seen) + 1)), seqs
+    assert "".join(d["text"] for d in seen) == text, "".join(d["text"] for d in seen)
+
+
+def turn_rows(tid):
+    return pg().psql("SELECT finish_reason, array_to_string(flags, ',') FROM turns WHERE id = '%s'"
+                     % tid)
+
+
+async def resume(srv, cid, after, token=None):
+    c = await Chat.connect(srv, token)
+    await c.send({"type": "resume", "conversation_id": cid, "after_seq": after})
+    return c
+
+
+# --------------------------------------------------------------------------------------------
+
+
+async def drop_and_resume(srv, n_words, drop_after, hold=None):
+    """A turn of n_words; the client drops after drop_after deltas (hold: a function run after
+    the drop, e.g. releasing a lock), resumes from what it has. Returns what it saw in all."""
+    text = words(n_words)
+    a = await Chat.connect(srv)
+    tid = await a.start("m1", text)
+    seen = await a.deltas(drop_after)
+    a.drop()
+    b = await resume(srv, a.cid, len(seen))
+    if hold:
+        hold()
+    ev = await b.recv()
+    assert ev["type"] == "resumed" and ev["turn_id"] == tid, ev
+    assert ev["after_seq"] == len(seen), ev
+    more, end = await b.rest(tid)
+    seen += more
+    check_once_in_order(seen, text)
+    assert end["finish_reason"] == "stop" and end.get("resumed") is True, end
+    assert end["usage"]["output_tokens"] == n_words, end
+    await b.send({"type": "user_message", "id": "m2", "text": "and then"})  # it goes on
+    ev = await b.recv()
+    assert ev["type"] == "turn_start", ev
+    await b.rest(ev["turn_id"])
+    await b.close()
+    assert turn_rows(tid) == [["stop", ""]], turn_rows(tid)  # stored, and billed, once
+    return tid
+
+
+@suite.test
+async def test_same_process_drop_before_the_first_delta_resumes_the_whole_answer_once():
+    with server("before-first", echo_delay_ms=300) as srv:
+        await drop_and_resume(srv, 6, 0)
+        assert 'trilemma_turn_reattaches_total{process="same",mode="live"} 1' in metrics(srv)
+        assert metric(srv, "trilemma_turn_detaches_total") == 1
+
+
+@suite.test
+async def test_same_process_drop_mid_answer_resumes_live_exactly_once_in_order():
+    with server("mid-answer") as srv:
+        for after in (1, 5, 12):
+            await drop_and_resume(srv, 30, after)
+        body = metrics(srv)
+        assert 'trilemma_turn_reattaches_total{process="same",mode="live"} 3' in body, body
+        assert metric(srv, "trilemma_turns_detached") == 0
+
+
+class Psql:
+    """One psql session kept open (to hold a lock across steps of a test)."""
+
+    def __init__(self):
+        cmd = [os.path.join(PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-h", pg().dir, "-U",
+               "postgres", "-d", "trilemma"]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  cwd="/")
+
+    def run(self, sql, expect):
+        """Send sql (its last statement prints expect when the rest is done) and wait for it."""
+        self.p.stdin.write(sql + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline().strip()
+        assert line == expect, line
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(TIMEOUT)
+
+
+def claimed(tid):
+    return pg().psql("SELECT claimed FROM turn_state WHERE turn_id = '%s'" % tid) == [["t"]]
+
+
+@suite.test
+async def test_same_process_drop_after_the_last_delta_before_turn_end():
+    """The commit is held by a lock on turns, so the client has every delta but no turn_end when
+    it drops; the resume claims the running turn, waits for its commit, and gets its turn_end
+    (and no delta twice)."""
+    with server("after-last", echo_delay_ms=5) as srv:
+        locker = Psql()
+        try:
+            locker.run("BEGIN; LOCK TABLE turns IN SHARE ROW EXCLUSIVE MODE; SELECT 'locked';",
+                       "locked")
+            text = words(8)
+            a = await Chat.connect(srv)
+            tid = await a.start("m1", text)
+            seen = await a.deltas(8)  # all of them: the turn is done, its commit waits
+            a.drop()
+            b = await resume(srv, a.cid, 8)
+            await asyncio.to_thread(wait_until, lambda: claimed(tid), "the resume claims it")
+            locker.run("COMMIT; SELECT 'released';", "released")
+            ev = await b.recv()
+            assert ev["type"] == "resumed" and ev["turn_id"] == tid and ev["after_seq"] == 8, ev
+            more, end = await b.rest(tid)
+            assert more == [], more
+            check_once_in_order(seen, text)
+            assert end["finish_reason"] == "stop" and end["replayed"] is True, end
+            assert end.get("resumed") is True, end
+            await b.close()
+        finally:
+            locker.close()
+        assert turn_rows(tid) == [["stop", ""]]
+        assert 'trilemma_turn_reattaches_total{process="same",mode="replay"} 1' in metrics(srv)
+
+
+@suite.test
+async def test_a_resume_after_the_grace_gets_the_cancelled_partial():
+    with server("expired", detach_grace_ms=200) as srv:
+        text = words(200)
+        a = await Chat.connect(srv)
+        tid = await a.start("m1", text)
+        seen = await a.deltas(3)
+        a.drop()
+        await asyncio.to_thread(wait_until, lambda: turn_rows(tid), "the cancelled turn stored")
+        assert turn_rows(tid) == [["cancelled", "detach_expired"]], turn_rows(tid)
+        assert 'trilemma_turn_grace_expiries_total{cause="grace"} 1' in metrics(srv)
+        b = await resume(srv, a.cid, 3)
+        ev = await b.recv()
+        assert ev["type"] == "resumed" and ev["turn_id"] == tid, ev
+        more, end = await b.rest(tid)
+        seen += more
+        partial = "".join(d["text"] for d in seen)
+        assert text.startswith(partial) and len(partial) < len(text), partial
+        assert [d["seq"] for d in seen] == list(range(1, len(seen) + 1))
+        assert end["finish_reason"] == "cancelled" and end["replayed"] is True, end
+        assert "resumed" not in end, end
+        await b.close()
+        # what grace cost for nobody is counted
+        assert metric(srv, "trilemma_turn_abandoned_output_tokens_total") >= 0
+        assert re.search(r'trilemma_turn_detached_bytes_total\{outcome="abandoned"\} [1-9]',
+                         metrics(srv))
+
+
+@suite.test
+async def test_the_detach_buffer_cap_cancels_the_turn_and_the_store_says_so():
+    with server("cap", echo_delay_ms=2, detach_buffer_bytes=1024) as srv:
+        text = words(1500)  # ~9 KB, far above the cap
+        a = await Chat.connect(srv)
+        tid = await a.start("m1", text)
+        await a.deltas(1)
+        a.drop()
+        await asyncio.to_thread(wait_until, lambda: turn_rows(tid), "the cancelled turn stored")
+        assert turn_rows(tid) == [["cancelled", "detach_buffer_full"]], turn_rows(tid)
+        assert 'trilemma_turn_grace_expiries_total{cause="buffer_full"} 1' in metrics(srv)
+        n = int(pg().psql("SELECT answer_bytes FROM turns WHERE id = '%s'" % tid)[0][0])
+        assert n < 1024 + 200, n  # the cap plus what was sent before the drop
+
+
+@suite.test
+async def test_two_workers_either_worker_delivers_the_whole_answer_once():
+    """A reconnect lands on either worker (SO_REUSEPORT): re-attached on the turn's own, or
+    waited for and replayed on the other; each way the answer arrives whole, once."""
+    with server("two-workers", workers=2) as srv:
+        for k in range(6):
+            await drop_and_resume(srv, 20, 2 + k)
+        body = metrics(srv)
+        n = sum(int(x) for x in re.findall(
+            r'^trilemma_turn_reattaches_total\{process="same",mode="\w+"\} (\d+)$', body, re.M))
+        assert n == 6, body
+
+
+# --------------------------------------------------------------------------------------------
+# two processes on one PostgreSQL
+
+
+@suite.test
+async def test_two_processes_drop_from_a_resume_on_b_waits_and_replays_the_whole_answer():
+    with server("A", echo_delay_ms=60) as a_srv, server("B") as b_srv:
+        text = words(40)
+        a = await Chat.connect(a_srv)
+        tid0 = await a.start("m0", "a first turn")  # the conversation exists in the store
+        await a.rest(tid0)
+        tid = await a.start("m1", text)
+        seen = await a.deltas(4)
+        a.drop()
+        b = await resume(b_srv, a.cid, 4)
+        ev = await b.recv()
+        assert ev["type"] == "resumed" and ev["turn_id"] == tid and ev["after_seq"] == 4, ev
+        assert ev["turn_id"] != tid0
+        more, end = await b.rest(tid)
+        seen += more
+        check_once_in_order(seen, text)
+        assert end["finish_reason"] == "stop" and end["replayed"] is True, end
+        assert end.get("resumed") is True and end["usage"]["output_tokens"] == 40, end
+        await b.close()
+        assert turn_rows(tid) == [["stop", ""]]
+        assert 'trilemma_turn_reattaches_total{process="other",mode="replay"} 1' in metrics(b_srv)
+        assert pg().psql("SELECT count(*) FROM turn_state WHERE turn_id = '%s'" % tid) == [["0"]]
+
+
+@suite.test
+async def test_two_processes_a_killed_mid_turn_b_reports_the_turn_interrupted():
+    """A's lease is short; B's resume_wait_ms is far above TIMEOUT, so B answering at all within
+    TIMEOUT means it stopped waiting when A's lease ran out."""
+    with server("A-killed", echo_delay_ms=100, turn_lease_ms=1500) as a_srv, \
+            server("B-waits", resume_wait_ms=600000) as b_srv:
+        a = await Chat.connect(a_srv)
+        tid = await a.start("m1", words(500))
+        await a.deltas(3)
+        a_srv.kill()
+        b = await resume(b_srv, a.cid, 3)
+        ev = await b.recv()
+        assert ev["type"] == "error" and ev["code"] == "turn_interrupted", ev
+        assert ev["turn_id"] == tid, ev
+        ev = await b.recv()  # nothing of the conversation was stored
+        assert ev["type"] == "error" and ev["code"] == "unknown_conversation", ev
+        await b.close()
+        rows = pg().psql("SELECT state, ended_at IS NOT NULL FROM turn_state WHERE turn_id = '%s'"
+                         % tid)
+        assert rows == [["interrupted", "t"]], rows
+        assert turn_rows(tid) == []
+
+
+@suite.test
+async def test_another_users_running_turn_is_refused_on_both_processes():
+    env = {"TRILEMMA_JWT_SECRET": JWT_SECRET}
+    exp = int(datetime.datetime.now().timestamp()) + 3600
+    alice = make_jwt({"sub": "alice", "exp": exp}, JWT_SECRET)
+    bob = make_jwt({"sub": "bob", "exp": exp}, JWT_SECRET)
+    with server("A-jwt", env=env, echo_delay_ms=80) as a_srv, \
+            server("B-jwt", env=env) as b_srv:
+        text = words(60)
+        a = await Chat.connect(a_srv, alice)
+        tid = await a.start("m1", text)
+        seen = await a.deltas(2)
+        a.drop()
+        for srv in (a_srv, b_srv):
+            b = await resume(srv, a.cid, 0, bob)
+            ev = await b.recv()
+            assert ev["type"] == "error" and ev["code"] in ("forbidden", "unknown_conversation"), ev
+            await b.close()
+        assert not claimed(tid)
+        c = await resume(a_srv, a.cid, 2, alice)  # the owner still gets it
+        ev = await c.recv()
+        assert ev["type"] == "resumed" and ev["turn_id"] == tid, ev
+        more, end = await c.rest(tid)
+        check_once_in_order(seen + more, text)
+        await c.close()
+
+
+if __name__ == "__main__":
+    if not os.path.exists(os.path.join(PG_BIN, "initdb")):
+        print("PostgreSQL binaries not found in %s: skipped" % PG_BIN)
+        sys.exit(77)
+    suite.main()
