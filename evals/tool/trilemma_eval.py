@@ -85,8 +85,8 @@ def cmd_run(a):
     if a.config:
         if not os.path.isfile(os.path.join(a.config, "agents.ini")):
             die("%s has no agents.ini" % a.config)
-        stack = serve.Stack(SOURCE, BUILD, a.config, db=not a.no_db,
-                            sim_args=a.sim_arg or [], seed=a.seed).start()
+        stack = serve.Stack(SOURCE, BUILD, a.config, db=not a.no_db, sim_args=a.sim_arg or [],
+                            seed=a.seed, fast=not a.real_pacing).start()
         a.ws_url, a.http_url, a.admin_token = stack.ws_url, stack.http_url, stack.admin_token
         catalog_url = a.catalog_url or stack.sim_url
         judge_url = a.judge_url or stack.sim_url + "/v1"
@@ -230,6 +230,9 @@ def main(argv=None):
     r.add_argument("--no-db", action="store_true", help="(--config) no PostgreSQL: no tools")
     r.add_argument("--sim-arg", action="append", help="(--config) one more trilemma-sim flag")
     r.add_argument("--seed", type=int, default=1, help="(--config) the simulator's seed")
+    r.add_argument("--real-pacing", action="store_true",
+                   help="(--config) the simulator's default timing (300 ms to the first token, "
+                        "40 tokens/s, catalog latencies) instead of instant answers")
     r.add_argument("--subset", type=int, help="a fixed, stratified subset of N cases")
     r.add_argument("--only-type", help="only these expected query types (comma-separated)")
     r.add_argument("--concurrency", type=int, default=8)

@@ -86,22 +86,22 @@ static double overlap(const char *q, size_t qn, const char *a, size_t an, int ma
     return total ? (double)found / total : -1;
 }
 
-/* The text after "NAME:\n" up to the next section (or the end). */
+/* The text after "NAME:\n" up to the next section (or the end); an empty section is empty. */
 static const char *section(const char *t, size_t n, const char *name, size_t *len)
 {
     const char *end = t + n, *p = memmem(t, n, name, strlen(name));
     if (!p)
         return NULL;
     p += strlen(name);
-    while (p < end && (*p == '\n' || *p == ' '))
-        p++;
     const char *stop = end;
     static const char *const names[] = {"\n\nQUESTION:", "\n\nREFERENCE:", "\n\nANSWER:"};
     for (int i = 0; i < 3; i++) {
-        const char *s = memmem(p, (size_t)(end - p), names[i], strlen(names[i]));
+        const char *s = memmem(p, (size_t)(end - p), names[i] + 1, strlen(names[i]) - 1);
         if (s && s < stop && strcmp(names[i] + 2, name) != 0)
-            stop = s;
+            stop = s; /* from the first of the two newlines before the next section's name */
     }
+    while (p < stop && (*p == '\n' || *p == ' '))
+        p++;
     *len = (size_t)(stop - p);
     return p;
 }
