@@ -17,13 +17,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/ini_strict.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/record.h"
 
-enum key_kind { K_U32, K_INT, K_STR, K_LISTEN, K_ADMIN_LISTEN, K_ORIGINS, K_LEVEL, K_CIDRS };
+enum key_kind {
+    K_U32,
+    K_INT,
+    K_STR,
+    K_LISTEN,
+    K_ADMIN_LISTEN,
+    K_ORIGINS,
+    K_LEVEL,
+    K_CIDRS,
+    K_BOOL
+};
 
 struct key_def {
     const char *section;
@@ -55,6 +66,15 @@ _Static_assert((uint64_t)MAX_TEXT_BYTES_CAP + (uint64_t)MAX_TOKENS_CAP * 64 <= R
                "the caps of max_text_bytes and max_tokens must keep a turn within one record");
 _Static_assert(REC_MAX_PAYLOAD == 64u << 20, "RECORD_WHY names the record limit");
 
+#define BOOL(sec, name, field)                                                                     \
+    {                                                                                              \
+        sec, name, K_BOOL, offsetof(struct config, field), 0, 0, 0, NULL                           \
+    }
+#define U32F(sec, name, field, lo, hi)                                                             \
+    {                                                                                              \
+        sec, name, K_U32, offsetof(struct config, field), 0, lo, hi, NULL                          \
+    }
+
 #define STR(sec, key)                                                                              \
     {                                                                                              \
         sec, #key, K_STR, offsetof(struct config, key), sizeof(((struct config *)0)->key), 0, 0,   \
@@ -82,6 +102,13 @@ static const struct key_def keys[] = {
     U32("session", rate_messages, 1, 1000000),
     U32("session", rate_window_ms, 1, 86400000),
     U32("session", echo_delay_ms, 0, 60000),
+    U32("session", max_turns_per_user, 0, 1000000),
+    U32("session", turns_per_minute_per_user, 0, 1000000),
+    U32("session", max_turns_per_ip, 0, 1000000),
+    U32("session", turns_per_minute_per_ip, 0, 1000000),
+    U32("session", history_max_bytes, 1024, 1073741824),
+    U32("session", history_budget_bytes, 65536, 4294967295u),
+    U32("session", max_session_age_s, 1, 31536000),
     U32("session", detach_grace_ms, 0, 600000),
     U32("session", detach_buffer_bytes, 1024, 67108864),
     U32("session", turn_lease_ms, 300, 600000),
@@ -89,6 +116,9 @@ static const struct key_def keys[] = {
     STR("auth", jwt_secret),
     STR("auth", jwt_issuer),
     STR("auth", jwt_audience),
+    BOOL("auth", "jwt_require_exp", jwt_require_exp),
+    U32("auth", jwt_max_age_s, 0, 31536000),
+    U32("auth", jwt_leeway_s, 0, 300),
     {"auth", "allowed_origins", K_ORIGINS, 0, 0, 0, 0, NULL},
     {"log", "level", K_LEVEL, 0, 0, 0, 0, NULL},
     STR("model", model),
@@ -109,6 +139,16 @@ static const struct key_def keys[] = {
     STR("pricing", usd_to_inr),
     STR("tools", tools_file),
     STR("orchestrator", agents_file),
+    BOOL("cache", "exact", cache_exact),
+    BOOL("cache", "exact_shared", cache_exact_shared),
+    U32F("cache", "exact_lru_bytes", cache_exact_lru_bytes, 0, 1u << 30),
+    {"cache", "words_file", K_STR, offsetof(struct config, cache_words_file),
+     sizeof(((struct config *)0)->cache_words_file), 0, 0, NULL},
+    U32F("cache", "lookup_timeout_ms", cache_lookup_timeout_ms, 1, 60000),
+    BOOL("cache", "tool", cache_tool),
+    BOOL("cache", "tool_shared", cache_tool_shared),
+    U32F("cache", "tool_lru_bytes", cache_tool_lru_bytes, 0, 1u << 30),
+    U32F("cache", "tool_max_stale_s", cache_tool_max_stale_s, 0, 86400),
     STR("store", journal_dir),
     U32("store", journal_max_bytes, 65536, 4294967295u),
     U32("store", batches_in_flight, 1, 16),
@@ -117,7 +157,7 @@ static const struct key_def keys[] = {
 
 static const char *const sections[] = {"server", "websocket",    "session",   "auth",
                                        "log",    "model",        "providers", "pricing",
-                                       "tools",  "orchestrator", "store"};
+                                       "tools",  "orchestrator", "store",     "cache"};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -155,6 +195,15 @@ void config_defaults(struct config *c)
     c->rate_messages = 20;
     c->rate_window_ms = 10000;
     c->echo_delay_ms = 30;
+    c->max_turns_per_user = 4;
+    c->turns_per_minute_per_user = 60;
+    c->max_turns_per_ip = 32;
+    c->turns_per_minute_per_ip = 300;
+    c->history_max_bytes = 65536;
+    c->history_budget_bytes = 256u << 20;
+    c->max_session_age_s = 86400;
+    c->jwt_require_exp = true;
+    c->jwt_leeway_s = 30;
     c->detach_grace_ms = 15000;
     c->detach_buffer_bytes = 262144;
     c->turn_lease_ms = 10000;
@@ -177,6 +226,14 @@ void config_defaults(struct config *c)
     strcpy(c->journal_dir, ".run/journal");
     c->journal_max_bytes = 64u << 20;
     c->batches_in_flight = 2;
+    c->cache_exact = true;
+    c->cache_exact_shared = true;
+    c->cache_exact_lru_bytes = 8u << 20;
+    c->cache_lookup_timeout_ms = 150;
+    c->cache_tool = true;
+    c->cache_tool_shared = false;
+    c->cache_tool_lru_bytes = 16u << 20;
+    c->cache_tool_max_stale_s = 60;
 }
 
 static bool known_section(const char *name)
@@ -413,6 +470,17 @@ static int set_key(struct config *c, const struct key_def *k, const char *value,
             return -1;
         }
         return 0;
+    }
+    case K_BOOL: {
+        static const char *const yes[] = {"on", "yes", "true", "1"}, *const no[] = {"off", "no",
+                                                                                    "false", "0"};
+        for (int i = 0; i < 4; i++)
+            if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+                *(bool *)((char *)c + k->off) = strcasecmp(value, yes[i]) == 0;
+                return 0;
+            }
+        seterr(err, errlen, "bad value for '%s': expected on or off", k->name);
+        return -1;
     }
     case K_LEVEL:
         if (!log_parse_level(value, &lvl)) {
@@ -681,6 +749,14 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         seterr(err, errlen, "rate_messages and rate_window_ms must be at least 1");
     else if (c->handshake_timeout_ms == 0 || c->close_timeout_ms == 0)
         seterr(err, errlen, "handshake_timeout_ms and close_timeout_ms must be at least 1");
+    else if (c->jwt_secret[0] && strlen(c->jwt_secret) < CONFIG_JWT_SECRET_MIN)
+        seterr(err, errlen,
+               "jwt_secret is %zu bytes: at least %d are required (HS256 needs a key as long as "
+               "its hash, RFC 7518 3.2; use %d+ random bytes)",
+               strlen(c->jwt_secret), CONFIG_JWT_SECRET_MIN, CONFIG_JWT_SECRET_MIN);
+    else if (c->history_max_bytes > c->history_budget_bytes)
+        seterr(err, errlen, "history_max_bytes (%u) must not exceed history_budget_bytes (%u)",
+               (unsigned)c->history_max_bytes, (unsigned)c->history_budget_bytes);
     else if (c->jwt_secret[0] == '\0' && (c->jwt_issuer[0] || c->jwt_audience[0]))
         seterr(err, errlen,
                "jwt_issuer/jwt_audience are set but jwt_secret is empty: tokens "
@@ -707,6 +783,7 @@ struct store_conf config_store(const struct config *c)
         .price_file = c->price_file,
         .journal_max_bytes = c->journal_max_bytes,
         .batches_in_flight = c->batches_in_flight,
+        .db_id = &c->db_id,
     };
 }
 

@@ -14,6 +14,7 @@
 #include "base/cidr.h"
 
 #define CONFIG_MAX_ORIGINS 32
+#define CONFIG_JWT_SECRET_MIN 32 /* bytes: HS256 wants a key at least as long as its hash */
 #define CONFIG_ADMIN_PORT 9180
 #define CONFIG_RESERVE_AUTO UINT32_MAX
 
@@ -51,6 +52,14 @@ struct config {
     uint32_t rate_messages;  /* message rate limit: burst of this many ... default 20 */
     uint32_t rate_window_ms; /* ... refilled over this window, default 10000 */
     uint32_t echo_delay_ms;  /* echo responder: delay between words, default 30 */
+    /* per-user limits, process-wide (session/user_limits.h); 0 = no limit */
+    uint32_t max_turns_per_user;        /* turns running at once per token sub, default 4 */
+    uint32_t turns_per_minute_per_user; /* turns started per minute per sub, default 60 */
+    uint32_t max_turns_per_ip;          /* the same for anonymous sessions per address, 32 */
+    uint32_t turns_per_minute_per_ip;   /* default 300 */
+    uint32_t history_max_bytes;         /* in-memory history per session, default 65536 */
+    uint32_t history_budget_bytes;      /* in-memory history per process, default 256 MiB */
+    uint32_t max_session_age_s;         /* a session is closed (4002) at this age, default 1 day */
     /* detach grace and resume of running turns (docs/session.md) */
     uint32_t detach_grace_ms;     /* a turn whose client left runs on this long, default 15000 */
     uint32_t detach_buffer_bytes; /* ... producing at most this much more answer, default 256 KiB */
@@ -58,9 +67,13 @@ struct config {
     uint32_t resume_wait_ms;      /* a resume waits this long for a running turn, 60000 */
 
     /* [auth] */
-    char jwt_secret[512];   /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */
-    char jwt_issuer[256];   /* if set, `iss` must match */
-    char jwt_audience[256]; /* if set, `aud` must match */
+    char jwt_secret[512];     /* env TRILEMMA_JWT_SECRET; empty = open (anonymous) */
+    char jwt_issuer[256];     /* if set, `iss` must match */
+    char jwt_audience[256];   /* if set, `aud` must match */
+    struct store_db_id db_id; /* not a key: the database's identity, read at start (main.c) */
+    bool jwt_require_exp;     /* a token without exp is refused, default true */
+    uint32_t jwt_max_age_s;   /* > 0: iat required, at most this old; default 0 (exp bounds it) */
+    uint32_t jwt_leeway_s;    /* clock skew on exp/nbf/iat, default 30 */
     char allowed_origins[CONFIG_MAX_ORIGINS][256]; /* empty list = any origin */
     int num_allowed_origins;
 
@@ -99,6 +112,17 @@ struct config {
 
     /* [orchestrator] - agents and routing (docs/routing.md); env TRILEMMA_AGENTS_FILE */
     char agents_file[1024]; /* "" (default) = one model call per turn (the relay) */
+
+    /* [cache] - the cache layers (docs/caching.md) */
+    bool cache_exact;                 /* exact response cache, default on */
+    bool cache_exact_shared;          /* its PostgreSQL tier (with a database), default on */
+    uint32_t cache_exact_lru_bytes;   /* per worker, default 8 MiB */
+    char cache_words_file[1024];      /* synonyms and fillers (JSON); "" (default) = none */
+    uint32_t cache_lookup_timeout_ms; /* a layer slower than this is a miss, default 150 */
+    bool cache_tool;                  /* tool response cache, default on */
+    bool cache_tool_shared;           /* its PostgreSQL tier, default off */
+    uint32_t cache_tool_lru_bytes;    /* per worker, default 16 MiB */
+    uint32_t cache_tool_max_stale_s;  /* serve a stale result while refreshing, default 60 */
 
     /* [store] - PostgreSQL writes and the spill journal (docs/store.md) */
     char journal_dir[1024];     /* env TRILEMMA_JOURNAL_DIR; default ".run/journal" */

@@ -161,7 +161,7 @@ static int migrate_and_exit(const struct config *conf, const char *dir)
 /* With a database: migrate (advisory-locked, so many pods may start at once) and replay spill
  * journals left by an earlier process, before any worker runs. PostgreSQL being away is not
  * fatal: the workers journal until it is back. */
-static void prepare_store(const struct config *conf, const char *dir, bool migrate)
+static void prepare_store(struct config *conf, const char *dir, bool migrate)
 {
     char err[512];
     if (!conf->database_url[0]) {
@@ -171,7 +171,7 @@ static void prepare_store(const struct config *conf, const char *dir, bool migra
     struct store_conf sc = config_store(conf);
     if (migrate && store_migrate(&sc, dir, err, sizeof(err)) < 0)
         log_error("store: migrations not applied (%s); writes are journaled until they are", err);
-    int n = store_replay_journals(&sc, err, sizeof(err));
+    int n = store_replay_journals(&sc, &conf->db_id, err, sizeof(err));
     if (n < 0)
         log_error("store: journal replay: %s", err);
     else if (n > 0)
@@ -226,9 +226,11 @@ int main(int argc, char **argv)
 
     struct server_hooks hooks;
     session_hooks(&hooks);
+    session_limits_init(&conf);
     struct server_conf sconf = config_server(&conf);
     struct server *srv = server_create(&sconf, &hooks);
     if (!srv) {
+        session_limits_fini();
         orchestrator_destroy(orch);
         return 1;
     }
@@ -237,6 +239,7 @@ int main(int argc, char **argv)
         log_error("cannot listen on %s:%u (admin: %s:%u): %s", conf.listen_host, conf.listen_port,
                   sconf.admin_host[0] ? sconf.admin_host : "off", sconf.admin_port, strerror(-ret));
         server_destroy(srv);
+        session_limits_fini();
         orchestrator_destroy(orch);
         return 1;
     }
@@ -260,6 +263,7 @@ int main(int argc, char **argv)
     server_drain(srv);
     server_wait(srv);
     server_destroy(srv);
+    session_limits_fini();
     orchestrator_destroy(orch);
     curl_global_cleanup();
     log_info("stopped");

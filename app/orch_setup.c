@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/redact.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "orchestrator/agent_plan.h"
+#include "orchestrator/exact_cache.h"
 #include "orchestrator/prices.h"
 #include "orchestrator/turn_plan.h"
 
@@ -21,6 +23,9 @@ struct orchestrator {
     struct orch_conf *agents;
     struct tool_set *tools;
     struct agent_plan_conf agent_plan;
+    /* the cache layers (docs/caching.md) */
+    struct norm_words *words;
+    struct exact_cache_conf exact;
 };
 
 /* Fill r from "provider/model" with the configured base URL and key of its provider. */
@@ -73,6 +78,30 @@ static int add_route(struct orchestrator *o, const struct config *c, const char 
     return 0;
 }
 
+/* The answer-cache layers of the agents' plans, in order: exact first (docs/caching.md). */
+static int setup_caches(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
+{
+    struct agent_plan_conf *ap = &o->agent_plan;
+    ap->cache_lookup_timeout_ms = c->cache_lookup_timeout_ms;
+    if (c->cache_words_file[0]) {
+        char e[300];
+        o->words = norm_words_load(c->cache_words_file, e, sizeof(e));
+        if (!o->words) {
+            snprintf(err, errlen, "cache: words_file: %s", e);
+            return -1;
+        }
+    }
+    if (c->cache_exact) {
+        o->exact = (struct exact_cache_conf){
+            .lru_bytes = c->cache_exact_lru_bytes,
+            .shared = c->cache_exact_shared,
+            .words = o->words,
+        };
+        ap->cache_layers[ap->n_cache_layers++] = (struct ac_layer_reg){&exact_cache_ops, &o->exact};
+    }
+    return 0;
+}
+
 /* Agents mode: the agents file, the tools file, and every cascade step as a route. */
 static int setup_agents(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
 {
@@ -114,6 +143,8 @@ static int setup_agents(struct orchestrator *o, const struct config *c, char *er
     }
     const char *cm = o->agents->classifier_model;
     if (cm[0] && parse_route(o, c, cm, strlen(cm), &ap->classifier, err, errlen) < 0)
+        return -1;
+    if (setup_caches(o, c, err, errlen) < 0)
         return -1;
     o->plan.agents = ap;
     return 0;
@@ -198,6 +229,7 @@ void orchestrator_destroy(struct orchestrator *o)
         xfree(o->agents);
     }
     tool_set_free(o->tools);
+    norm_words_free(o->words);
     prices_free(o->prices);
     xfree(o);
 }
@@ -221,8 +253,11 @@ void orchestrator_describe(const struct orchestrator *o, char *out, size_t cap)
                  o->agents->classifier_model[0] ? o->agents->classifier_model : "rules only");
         return;
     }
-    for (int i = 0; i < pc->n_routes && off < cap; i++)
-        off += (size_t)snprintf(out + off, cap - off, "%s%s/%s at %s", i ? " -> " : "",
-                                llm_provider_name(pc->routes[i].provider), pc->routes[i].model,
-                                pc->routes[i].base_url);
+    for (int i = 0; i < pc->n_routes && off < cap; i++) {
+        char url[sizeof(pc->routes[i].base_url)];
+        url_redact(pc->routes[i].base_url, url, sizeof(url)); /* this line is logged */
+        off +=
+            (size_t)snprintf(out + off, cap - off, "%s%s/%s at %s", i ? " -> " : "",
+                             llm_provider_name(pc->routes[i].provider), pc->routes[i].model, url);
+    }
 }

@@ -61,25 +61,42 @@ static const char *status_text(int status)
     }
 }
 
-/* Queue a complete response. The connection closes after it unless keep_alive is set. */
-void http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
-                  const char *extra_headers)
+/* On every response: the browser takes Content-Type as sent (no sniffing a JSON error or a
+ * text/plain metric into HTML or script), and no page of ours leaks its URL to other sites. */
+#define SECURITY_HEADERS "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+
+/* As http_respond, with the Cache-Control value given (static files may be cached). */
+static void respond_cached(struct conn *c, int status, const char *ctype, const char *body,
+                           size_t len, const char *extra_headers, const char *cache)
 {
-    char head[1024], clen[48] = "";
+    char head[2048], clen[48] = "";
     /* RFC 9110 8.6: a 304 carries no Content-Length (it would describe a body not sent) */
     if (status != 304)
         snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", len);
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nServer: trilemma\r\nContent-Type: %s\r\n"
-                     "%sCache-Control: no-store\r\n%s%s\r\n",
-                     status, status_text(status), ctype, clen, extra_headers ? extra_headers : "",
-                     c->keep_alive ? "" : "Connection: close\r\n");
+    int n =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nServer: trilemma\r\nContent-Type: %s\r\n"
+                 "%sCache-Control: %s\r\n" SECURITY_HEADERS "%s%s\r\n",
+                 status, status_text(status), ctype, clen, cache,
+                 extra_headers ? extra_headers : "", c->keep_alive ? "" : "Connection: close\r\n");
+    if (n < 0 || (size_t)n >= sizeof(head)) { /* extra headers are ours: a bug, not input */
+        conn_abort(c);
+        return;
+    }
     conn_queue(c, head, (size_t)n);
     /* RFC 9110 9.3.2: the answer to HEAD has the headers of GET and no body */
     if (body && len && !c->head_request && status != 304)
         conn_queue(c, body, len);
     if (!c->keep_alive)
         conn_close_after_flush(c);
+}
+
+/* Queue a complete response, never cached. The connection closes after it unless keep_alive is
+ * set. */
+void http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                  const char *extra_headers)
+{
+    respond_cached(c, status, ctype, body, len, extra_headers, "no-store");
 }
 
 /* A JSON error body {"error":code,"message":message}; code and message are plain ASCII. */
@@ -148,13 +165,18 @@ static void serve_static(struct conn *c, const struct http_request *req)
         return;
     }
     const struct http_header *inm = http_find_header(req, "If-None-Match");
-    char extra[128];
-    snprintf(extra, sizeof(extra), "ETag: %s\r\n", f->etag);
+    char extra[1024];
+    snprintf(extra, sizeof(extra), "ETag: %s\r\n%s", f->etag, f->headers);
+    /* /widget.js?v=<its version> names these exact bytes: cached for good; any other URL of a
+     * file may change under it, so caches revalidate (a 304 against the ETag) */
+    const char *cache = static_file_versioned(f, req->query, req->query_len)
+                            ? "public, max-age=31536000, immutable"
+                            : "no-cache";
     if (inm && inm->value_len == strlen(f->etag) && !memcmp(inm->value, f->etag, inm->value_len)) {
-        http_respond(c, 304, f->type, NULL, 0, extra);
+        respond_cached(c, 304, f->type, NULL, 0, extra, cache);
         return;
     }
-    http_respond(c, 200, f->type, f->data, f->len, extra);
+    respond_cached(c, 200, f->type, f->data, f->len, extra, cache);
 }
 
 static void upgrade_refused(struct conn *c, enum ws_upgrade_check chk)
@@ -441,12 +463,17 @@ void conn_http_defer(struct conn *c)
 void conn_http_stream_start(struct conn *c, int status, const char *content_type,
                             const char *extra_headers)
 {
-    char head[1024];
+    char head[2048];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nServer: trilemma\r\nContent-Type: %s\r\n"
-                     "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n%s%s\r\n",
+                     "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n" SECURITY_HEADERS
+                     "%s%s\r\n",
                      status, status_text(status), content_type, extra_headers ? extra_headers : "",
                      c->keep_alive ? "" : "Connection: close\r\n");
+    if (n < 0 || (size_t)n >= sizeof(head)) { /* extra headers are the application's: a bug */
+        conn_abort(c);
+        return;
+    }
     conn_queue(c, head, (size_t)n);
     c->http_streaming = true;
     c->http_deferred = false; /* a deferred answer may turn out to be a stream */

@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "base/log.h"
 #include "base/mem.h"
@@ -22,9 +23,9 @@
 #include "orchestrator/slate.h"
 #include "stream/jsonw.h"
 
-enum ap_state { AP_CLASSIFY = 0, AP_STEP, AP_TOOLS, AP_DONE };
+enum ap_state { AP_CLASSIFY = 0, AP_CACHE, AP_STEP, AP_TOOLS, AP_DONE };
 
-static const char *const state_names[] = {"classify", "step", "tools", "done"};
+static const char *const state_names[] = {"classify", "cache", "step", "tools", "done"};
 
 #define AP_MAX_CALLS 8 /* tool calls of one response that are run; more are refused */
 
@@ -79,9 +80,15 @@ struct agent_turn {
     struct slate slate; /* products shown in this turn */
     struct slate prev;  /* the slate of an earlier turn of the session (follow-ups) */
     struct buf answer;  /* the text shown, for the grounding check */
+    /* the answer cache (docs/caching.md) */
+    struct ac_lookup *lookup; /* in flight */
+    struct ac_query *cq;      /* the turn's cache query: offered the answer at the end */
+    bool from_cache;          /* the answer came from a cache layer */
+    int64_t spent;            /* cost of the calls and tools after routing (an answer's price) */
 };
 
 static void step_start(struct agent_turn *at);
+static void offer_answer(struct agent_turn *at);
 static void finish(struct agent_turn *at, const char *reason, const char *code, const char *msg);
 
 /* The one place the plan changes state (and logs it). */
@@ -105,6 +112,13 @@ static const char *keep(struct agent_turn *at, const char *p, size_t n)
     return own(at, xstrndup(p ? p : "", p ? n : 0));
 }
 
+static int64_t unix_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 static void ex_add(struct agent_turn *at, struct llm_message m)
 {
     at->ex = xrealloc(at->ex, (at->n_ex + 1) * sizeof(*at->ex));
@@ -114,6 +128,8 @@ static void ex_add(struct agent_turn *at, struct llm_message m)
 static void plan_free(struct agent_turn *at)
 {
     timer_disarm(at->env.l, &at->cls_deadline);
+    answer_cache_cancel(at->lookup);
+    ac_query_free(at->cq);
     tool_call_free(at->prefetch);
     tool_batch_free(at->batch);
     for (size_t i = 0; i < at->n_owned; i++)
@@ -138,6 +154,7 @@ static void record_attempts(struct agent_turn *at, const struct model_result *r)
         if (a) { /* the classifier works for no agent */
             snprintf(rec.agent, sizeof(rec.agent), "%s", a->name);
             snprintf(rec.prompt_version, sizeof(rec.prompt_version), "%s", a->prompt_version);
+            at->spent += rec.cost_micros;
         }
         turn_add_call(at->t, &rec);
     }
@@ -158,6 +175,7 @@ static void record_tool(struct agent_turn *at, const char *name, const char *arg
                      : res->status == TOOL_CANCELLED ? "cancelled"
                                                      : "error";
     snprintf(rec.status, sizeof(rec.status), "%s", st);
+    at->spent += rec.cost_micros;
     turn_add_tool(at->t, &rec);
 }
 
@@ -190,8 +208,10 @@ static void finish(struct agent_turn *at, const char *reason, const char *code, 
     snprintf(m, sizeof(m), "%s", msg ? msg : "");
     if (at->narr.removed)
         turn_add_flag(t, "narration_removed");
-    if (!code)
+    if (!code && !at->from_cache)
         ground(at);
+    if (!code && !at->from_cache && at->cq && strcmp(reason, "stop") == 0)
+        offer_answer(at);
     plan_state(at, AP_DONE);
     turn_set_responder_state(t, NULL);
     plan_free(at);
@@ -450,7 +470,7 @@ static void step_complete(void *ctx, const struct model_result *r)
             return;
         }
         finish(at, "error", at->shown ? "provider_error" : "provider_unavailable",
-               r->error_message);
+               r->client_message);
         return;
     }
     if (at->n_calls || at->n_refused) {
@@ -729,6 +749,96 @@ static bool preload(struct agent_turn *at)
     return true;
 }
 
+/* Routed (and not answered by a cache): preload what a follow-up refers to, or the first step. */
+static void answer(struct agent_turn *at)
+{
+    if (preload(at))
+        return;
+    step_start(at);
+}
+
+/* ---- the answer cache (docs/caching.md) ---- */
+
+/* A flag that says the answer may be wrong is never cached; a cheaper-model retry is not one. */
+static bool answer_flagged(struct agent_turn *at)
+{
+    uint32_t n;
+    const char(*f)[32] = turn_flags(at->t, &n);
+    for (uint32_t i = 0; i < n; i++)
+        if (strncmp(f[i], "escalated:", 10) != 0 && strcmp(f[i], "classifier_late") != 0)
+            return true;
+    return false;
+}
+
+static void offer_answer(struct agent_turn *at)
+{
+    if (!buf_size(&at->answer) || answer_flagged(at))
+        return;
+    struct ac_answer a = {buf_begin(&at->answer), buf_size(&at->answer), at->spent};
+    answer_cache_offer(at->env.cache, at->cq, &a);
+}
+
+static void cache_done(void *ctx, int layer, const struct ac_hit *hit)
+{
+    struct agent_turn *at = ctx;
+    at->lookup = NULL;
+    if (!hit) {
+        plan_state(at, AP_STEP);
+        answer(at);
+        return;
+    }
+    const char *name = cache_layer_name((enum cache_layer)layer);
+    struct cache_saving_record s = {.amount_micros = -hit->cost_micros};
+    snprintf(s.layer, sizeof(s.layer), "%s", name);
+    snprintf(s.description, sizeof(s.description), "%s cache: answer of %s (%s, %s)", name,
+             at->cq->agent, at->cq->prompt_version, at->cq->model);
+    turn_add_saving(at->t, &s);
+    turn_set_cache(at->t, name);
+    at->from_cache = true;
+    for (size_t off = 0, end; off < hit->len; off = end) {
+        end = ac_chunk_end(hit->text, hit->len, off);
+        to_client(at, hit->text + off, end - off);
+    }
+    finish(at, "stop", NULL, NULL);
+}
+
+/* A cacheable route: ask the cache layers before the first model call, keyed on what that call
+ * would send. Returns true when a lookup started (cache_done goes on). */
+static bool cache_lookup(struct agent_turn *at)
+{
+    const struct orch_conf *oc = at->c->orch;
+    const struct route *rc = &oc->routes[at->guess.type];
+    if (!rc->cacheable || !answer_cache_layers(at->env.cache))
+        return false;
+    const struct agent *a = &oc->agents[at->agent];
+    const struct history_msg *h;
+    size_t hn = turn_history(at->t, &h), m = build_messages(at, a), user = m;
+    for (size_t i = 0; i < m; i++)
+        if (at->msgs[i].content == h[hn - 1].text)
+            user = i;
+    at->n_tools = build_tools(at, a);
+    const struct model_route *r = &at->c->routes[at->agent][at->level];
+    char model[200];
+    snprintf(model, sizeof(model), "%s/%s", llm_provider_name(r->provider), r->model);
+    struct ac_query q = {
+        .text = h[hn - 1].text,
+        .len = h[hn - 1].len,
+        .query_type = query_type_name(at->guess.type),
+        .agent = a->name,
+        .prompt_version = a->prompt_version,
+        .model = model,
+        .ttl_s = rc->cache_ttl_s,
+        .now_unix_ms = unix_now_ms(),
+        .store = turn_store(at->t),
+        .currency = at->c->pricing->currency,
+    };
+    ac_context_hash(at->msgs, m, 0, user, at->tools, at->n_tools, q.context_hash, &q.single_shot);
+    at->cq = ac_query_dup(&q);
+    plan_state(at, AP_CACHE);
+    at->lookup = answer_cache_lookup(at->env.cache, &q, cache_done, at);
+    return true;
+}
+
 /* Both the classification and the prefetch are over: route and take the first step. */
 static void route(struct agent_turn *at)
 {
@@ -749,9 +859,9 @@ static void route(struct agent_turn *at)
         turn_add_flag(at->t, "escalated:low_confidence");
         at->level = 1;
     }
-    if (preload(at))
+    if (cache_lookup(at))
         return;
-    step_start(at);
+    answer(at);
 }
 
 static void prefetch_done(void *ctx, struct tool_call *c)
@@ -922,6 +1032,8 @@ void agent_plan_cancel(struct agent_turn *at)
     at->state = AP_DONE;
     if (at->cls)
         model_call_cancel(at->cls); /* records the call (cls_complete: state is DONE) */
+    answer_cache_cancel(at->lookup);
+    at->lookup = NULL;
     if (at->call) {
         at->escalated_for = ESC_NONE;
         model_call_cancel(at->call);

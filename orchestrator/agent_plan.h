@@ -10,6 +10,7 @@
 #define TRILEMMA_ORCHESTRATOR_AGENT_PLAN_H
 
 #include "orchestrator/agents.h"
+#include "orchestrator/answer_cache.h"
 #include "orchestrator/model_call.h"
 #include "orchestrator/tool.h"
 #include "orchestrator/tool_run.h"
@@ -25,6 +26,10 @@ struct agent_plan_conf {
     const struct model_call_policy *policy;
     const struct model_pricing *pricing;
     const char *prefetch_tool; /* "search_products" by default; "" = no prefetch */
+    /* the answer-cache layers, in order (docs/caching.md); none = no response cache */
+    struct ac_layer_reg cache_layers[AC_MAX_LAYERS];
+    int n_cache_layers;
+    uint32_t cache_lookup_timeout_ms;
 };
 
 /* What a worker lends a plan: its loop, HTTP client, tool runner and a JSON scratch doc. */
@@ -33,6 +38,7 @@ struct agent_plan_env {
     struct hc *hc;
     struct tool_runner *tools;
     json_doc *doc;
+    struct answer_cache *cache; /* NULL = no answer cache */
 };
 
 struct agent_turn;

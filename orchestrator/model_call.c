@@ -59,6 +59,7 @@ struct model_call {
     bool retryable;
     char err_type[48];
     char err_msg[256];
+    char client_msg[96]; /* model_result.client_message */
     /* the completion record */
     struct llm_call_record *attempts;
     uint32_t n_attempts;
@@ -144,6 +145,33 @@ static bool sink_committed(const struct model_call *mc)
     return mc->sink.ops->committed && mc->sink.ops->committed(mc->sink.ctx);
 }
 
+/* The failure in words a client may see: its kind and the HTTP status class of the last
+ * attempt, nothing the provider wrote. */
+static const char *client_message(struct model_call *mc)
+{
+    int status = mc->n_attempts ? mc->attempts[mc->n_attempts - 1].http_status : 0;
+    const char *t = mc->err_type;
+    if (status >= 300 && status <= 599)
+        snprintf(mc->client_msg, sizeof(mc->client_msg), "the model provider %s (HTTP %dxx)",
+                 status >= 500   ? "failed"
+                 : status >= 400 ? "refused the request"
+                                 : "answered with a redirect",
+                 status / 100);
+    else if (!strcmp(t, "timeout"))
+        snprintf(mc->client_msg, sizeof(mc->client_msg),
+                 "the model provider did not answer "
+                 "in time");
+    else if (!strcmp(t, "connect_failed") || !strcmp(t, "connection_error"))
+        snprintf(mc->client_msg, sizeof(mc->client_msg), "the model provider could not be reached");
+    else if (!strcmp(t, "bad_stream") || !strcmp(t, "incomplete_stream"))
+        snprintf(mc->client_msg, sizeof(mc->client_msg), "the model's answer broke off");
+    else if (!strcmp(t, "internal") || !strcmp(t, "bad_route"))
+        snprintf(mc->client_msg, sizeof(mc->client_msg), "the model request could not be made");
+    else
+        snprintf(mc->client_msg, sizeof(mc->client_msg), "the model provider reported an error");
+    return mc->client_msg;
+}
+
 static void call_end(struct model_call *mc, enum call_state final)
 {
     static const enum model_outcome outcome[] = {
@@ -156,6 +184,7 @@ static void call_end(struct model_call *mc, enum call_state final)
                                          : "cancelled",
         .error_type = final == CALL_FAILED ? mc->err_type : NULL,
         .error_message = final == CALL_FAILED ? mc->err_msg : NULL,
+        .client_message = final == CALL_FAILED ? client_message(mc) : NULL,
         .committed = sink_committed(mc),
         .attempts = mc->attempts,
         .n_attempts = mc->n_attempts,

@@ -79,11 +79,17 @@ enum model_outcome {
 /* The completion record. Pointers are valid during on_complete only. */
 struct model_result {
     enum model_outcome outcome;
-    const char *finish;        /* MODEL_OK: the provider's "stop", "length", "tool_calls",
-                                * "content_filter"; else "error" / "cancelled" */
-    const char *error_type;    /* MODEL_FAILED: e.g. "timeout", "rate_limit"; else NULL */
-    const char *error_message; /* MODEL_FAILED: for the user (no keys, valid UTF-8) */
-    bool committed;            /* the sink had committed output when the call ended */
+    const char *finish;     /* MODEL_OK: the provider's "stop", "length", "tool_calls",
+                             * "content_filter"; else "error" / "cancelled" */
+    const char *error_type; /* MODEL_FAILED: e.g. "timeout", "rate_limit"; else NULL */
+    /* MODEL_FAILED: what went wrong, with the provider's own text ("HTTP 401: Incorrect API
+     * key provided: sk-...abcd"): for the log and the stored call record, never the client */
+    const char *error_message;
+    /* MODEL_FAILED: the same for the client: generic words and the HTTP status class ("the
+     * model provider refused the request (HTTP 4xx)"); providers put organisation ids and key
+     * suffixes in their texts */
+    const char *client_message;
+    bool committed;                         /* the sink had committed output when the call ended */
     const struct llm_call_record *attempts; /* one per HTTP attempt, in order */
     uint32_t n_attempts;
     struct llm_usage usage; /* sums over the attempts */

@@ -3,6 +3,7 @@
 #include "orchestrator/tool.h"
 #include "orchestrator/json_schema.h"
 #include "stream/jsonw.h"
+#include "base/redact.h"
 #include "base/mem.h"
 
 #include <errno.h>
@@ -226,9 +227,12 @@ static int load_base_url(struct lctx *c, struct tool_def *t, const char *hp)
     int rc = 0;
     if (!chosen)
         rc = lerr(c, "http.base_url", "missing (and no base_url_env set)");
-    else if (strncmp(chosen, "http://", 7) && strncmp(chosen, "https://", 8))
-        rc = lerr(c, "http.base_url", "'%s'%s%s does not start with http:// or https://", chosen,
+    else if (strncmp(chosen, "http://", 7) && strncmp(chosen, "https://", 8)) {
+        char shown[256]; /* the message is printed: no credentials in it */
+        url_redact(chosen, shown, sizeof(shown));
+        rc = lerr(c, "http.base_url", "'%s'%s%s does not start with http:// or https://", shown,
                   v && *v ? " from " : "", v && *v ? var : "");
+    }
     if (!rc) {
         size_t n = strlen(chosen);
         while (n && chosen[n - 1] == '/')

@@ -5,6 +5,7 @@
  * owner never hears of an end from inside its own start call. Every change goes through
  * call_state(), the one place a tracer will hook. See tool_run.h and docs/tools.md. */
 #include "orchestrator/tool_run.h"
+#include "base/redact.h"
 #include "base/clock.h"
 #include "base/mem.h"
 
@@ -239,7 +240,9 @@ static int send_attempt(struct tool_call *c)
     c->r->st.attempts++;
     c->req = hc_start(c->r->h, &req, &cb, c);
     if (!c->req) {
-        set_text(c, "%s failed: the request could not be made (URL %s)", c->t->name, req.url);
+        char url[512]; /* the text goes to the model and the turn's record: no credentials */
+        url_redact(req.url, url, sizeof(url));
+        set_text(c, "%s failed: the request could not be made (URL %s)", c->t->name, url);
         c->res.status = TOOL_ERROR;
         return -1;
     }

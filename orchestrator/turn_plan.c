@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "orchestrator/agent_plan.h"
+#include "orchestrator/cache_stats.h"
 
 struct plan_worker {
     struct loop *l;
@@ -20,6 +21,7 @@ struct plan_worker {
     const struct turn_plan_conf *conf;
     struct tool_runner *tools; /* agents mode */
     json_doc *doc;
+    struct answer_cache *cache; /* agents mode with cache layers */
 };
 
 struct turn_plan {
@@ -71,7 +73,7 @@ static void client_complete(void *ctx, const struct model_result *r)
         return;
     }
     session_turn_done(t, "error", r->committed ? "provider_error" : "provider_unavailable",
-                      r->error_message);
+                      r->client_message);
 }
 
 static const struct model_sink_ops client_sink = {
@@ -111,7 +113,7 @@ static int plan_start(struct turn *t, const char *text, size_t len)
     if (pw->conf->agents) {
         if (!pw->tools || !pw->doc)
             return -1;
-        struct agent_plan_env env = {pw->l, pw->hc, pw->tools, pw->doc};
+        struct agent_plan_env env = {pw->l, pw->hc, pw->tools, pw->doc, pw->cache};
         return agent_plan_start(pw->conf->agents, &env, t) ? 0 : -1;
     }
     struct turn_plan *p = xcalloc(1, sizeof(*p));
@@ -164,6 +166,10 @@ static void *plan_worker_create(void *arg, struct loop *l, const struct config *
     if (pw->hc && pw->conf->agents) {
         pw->tools = tool_runner_create(l, pw->hc);
         pw->doc = json_doc_create();
+        const struct agent_plan_conf *ap = pw->conf->agents;
+        if (ap->n_cache_layers)
+            pw->cache = answer_cache_create(ap->cache_layers, ap->n_cache_layers,
+                                            ap->cache_lookup_timeout_ms, l, pw->hc);
     }
     return pw;
 }
@@ -173,10 +179,17 @@ static void plan_worker_destroy(void *state)
     struct plan_worker *pw = state;
     if (!pw)
         return;
+    answer_cache_destroy(pw->cache);
     tool_runner_destroy(pw->tools);
     json_doc_destroy(pw->doc);
     hc_destroy(pw->hc);
     xfree(pw);
+}
+
+static void plan_metrics(void *arg, struct buf *out)
+{
+    (void)arg;
+    cache_stats_metrics(out);
 }
 
 /* The responder running plans with conf; see the header. */
@@ -189,5 +202,6 @@ void turn_plan_responder(const struct turn_plan_conf *conf, struct responder *ou
         .worker_destroy = plan_worker_destroy,
         .start = plan_start,
         .cancel = plan_cancel,
+        .metrics = plan_metrics,
     };
 }

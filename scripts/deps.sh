@@ -26,7 +26,7 @@ RUN_PACKAGES=(
     build-essential cmake pkg-config python3
     # libraries the server and its tools link
     liburing-dev libcurl4-openssl-dev libsimdjson-dev libmimalloc-dev libpq-dev
-    libjwt-dev libinih-dev libssl-dev zlib1g-dev
+    libjwt-dev libinih-dev libssl-dev zlib1g-dev libutf8proc-dev
     libwebsockets-dev libuv1-dev libwebsockets-evlib-uv
     # services the server talks to; run.sh's readiness check
     postgresql curl ca-certificates

@@ -16,13 +16,14 @@
  * Known weakness: an unrecognised alg string ("XX1") fails libjwt's header parse in step 2 and
  * is reported as AUTH_MALFORMED, not AUTH_BAD_ALG. Either way it is rejected.
  *
- * Claims: exp/nbf are NumericDates (integer or fractional); a present but non-numeric one is
+ * Claims: exp/nbf/iat are NumericDates (integer or fractional); a present but non-numeric one is
  * AUTH_BAD_CLAIMS. `sub` must be a non-empty string shorter than AUTH_SUB_MAX. `iss` and `aud`
  * are checked only when configured; `aud` may be a string or an array of strings. */
 #include "session/auth.h"
 
 #include <jwt.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -230,20 +231,43 @@ static bool audience_ok(jwt_t *j, const char *want)
     return ok && found;
 }
 
-static enum auth_result check_claims(jwt_t *j, const struct auth_conf *conf, int64_t now,
-                                     char sub[AUTH_SUB_MAX])
+/* exp, nbf and iat against now (with the leeway) and the configured requirements; on success
+ * *until is when the token stops holding (see auth_verify_until). */
+static enum auth_result check_times(jwt_t *j, const struct auth_conf *conf, int64_t now,
+                                    int64_t *until)
 {
-    double exp, nbf;
+    double exp, nbf, iat;
     double leeway = (double)conf->leeway_s;
     int has_exp = numeric_claim(j, "exp", &exp);
     int has_nbf = numeric_claim(j, "nbf", &nbf);
-    if (has_exp < 0 || has_nbf < 0)
+    int has_iat = numeric_claim(j, "iat", &iat);
+    if (has_exp < 0 || has_nbf < 0 || has_iat < 0)
         return AUTH_BAD_CLAIMS;
     if (has_exp && !(exp > (double)now - leeway))
         return AUTH_EXPIRED;
     if (has_nbf && !(nbf <= (double)now + leeway))
         return AUTH_NOT_YET_VALID;
+    if (!has_exp && conf->require_exp)
+        return AUTH_NO_EXP;
+    double end = has_exp ? exp : 9e18;
+    if (conf->max_age_s) {
+        /* issued in the future (beyond the skew) is as suspect as issued too long ago */
+        if (!has_iat || !(iat <= (double)now + leeway) ||
+            !(iat + (double)conf->max_age_s > (double)now - leeway))
+            return AUTH_TOO_OLD;
+        if (iat + (double)conf->max_age_s < end)
+            end = iat + (double)conf->max_age_s;
+    }
+    *until = end + leeway >= 9e18 ? INT64_MAX : (int64_t)(end + leeway);
+    return AUTH_OK;
+}
 
+static enum auth_result check_claims(jwt_t *j, const struct auth_conf *conf, int64_t now,
+                                     char sub[AUTH_SUB_MAX], int64_t *until)
+{
+    enum auth_result r = check_times(j, conf, now, until);
+    if (r != AUTH_OK)
+        return r;
     const char *s = jwt_get_grant(j, "sub");
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n >= AUTH_SUB_MAX)
@@ -261,14 +285,15 @@ static enum auth_result check_claims(jwt_t *j, const struct auth_conf *conf, int
 
 /* See auth.h. The token is copied into a NUL-terminated stack buffer because libjwt wants a C
  * string and the caller's bytes usually sit inside a request buffer. */
-enum auth_result auth_verify(const struct auth_conf *conf, const char *token, size_t len,
-                             int64_t now, char sub[AUTH_SUB_MAX])
+enum auth_result auth_verify_until(const struct auth_conf *conf, const char *token, size_t len,
+                                   int64_t now, char sub[AUTH_SUB_MAX], int64_t *valid_until)
 {
     char buf[AUTH_TOKEN_MAX + 1];
     jwt_t *j = NULL;
     size_t keylen;
 
     sub[0] = '\0';
+    *valid_until = INT64_MAX;
     if (!conf->secret || (conf->secret_len == 0 && conf->secret[0] == '\0'))
         return AUTH_OK;
     /* a non-empty secret with secret_len 0 is a caller slip: never let it mean "open" */
@@ -289,10 +314,18 @@ enum auth_result auth_verify(const struct auth_conf *conf, const char *token, si
     if (!all || all[0] != '{')
         r = AUTH_MALFORMED; /* the payload must be a JSON object */
     else
-        r = check_claims(j, conf, now, sub);
+        r = check_claims(j, conf, now, sub, valid_until);
     free(all);
     jwt_free(j);
     return r;
+}
+
+/* See auth.h. */
+enum auth_result auth_verify(const struct auth_conf *conf, const char *token, size_t len,
+                             int64_t now, char sub[AUTH_SUB_MAX])
+{
+    int64_t until;
+    return auth_verify_until(conf, token, len, now, sub, &until);
 }
 
 /* See auth.h. */
@@ -315,6 +348,10 @@ const char *auth_result_str(enum auth_result r)
         return "token not yet valid";
     case AUTH_BAD_CLAIMS:
         return "token claims rejected";
+    case AUTH_NO_EXP:
+        return "token has no exp";
+    case AUTH_TOO_OLD:
+        return "token too old (iat)";
     }
     return "unknown auth result";
 }

@@ -15,7 +15,10 @@ struct auth_conf {
     size_t secret_len;
     const char *issuer;   /* NULL or "" = not checked */
     const char *audience; /* NULL or "" = not checked */
-    uint32_t leeway_s;    /* clock skew allowed on exp/nbf, default 30 */
+    uint32_t leeway_s;    /* clock skew allowed on exp/nbf/iat, default 30 */
+    bool require_exp;     /* a token without exp is AUTH_NO_EXP (the default: a token that never
+                           * expires is a credential forever once it leaks) */
+    uint32_t max_age_s;   /* > 0: iat is required and may be at most this old (AUTH_TOO_OLD) */
 };
 
 enum auth_result {
@@ -27,6 +30,8 @@ enum auth_result {
     AUTH_EXPIRED,
     AUTH_NOT_YET_VALID,
     AUTH_BAD_CLAIMS, /* missing/empty sub, wrong iss/aud */
+    AUTH_NO_EXP,     /* no exp while require_exp is set */
+    AUTH_TOO_OLD, /* iat older than max_age_s, missing while max_age_s is set, or in the future */
 };
 
 /* Verify token[0..len) against conf at time `now` (unix seconds). On AUTH_OK, the `sub` claim is
@@ -34,6 +39,12 @@ enum auth_result {
  * With no secret configured returns AUTH_OK and sets sub to "" (anonymous) whatever the token. */
 enum auth_result auth_verify(const struct auth_conf *conf, const char *token, size_t len,
                              int64_t now, char sub[AUTH_SUB_MAX]);
+
+/* auth_verify, and on AUTH_OK *valid_until = the unix second after which the token no longer
+ * holds: the earlier of exp and iat + max_age_s, plus the leeway (INT64_MAX when neither
+ * bounds it, or with no secret configured). The session is closed then (4001). */
+enum auth_result auth_verify_until(const struct auth_conf *conf, const char *token, size_t len,
+                                   int64_t now, char sub[AUTH_SUB_MAX], int64_t *valid_until);
 
 /* A short message for an auth result, e.g. "token expired". */
 const char *auth_result_str(enum auth_result r);

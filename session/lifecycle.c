@@ -89,7 +89,9 @@ static void *worker_init(struct worker *w)
     sw->auth.secret_len = strlen(conf->jwt_secret);
     sw->auth.issuer = conf->jwt_issuer;
     sw->auth.audience = conf->jwt_audience;
-    sw->auth.leeway_s = 30;
+    sw->auth.leeway_s = conf->jwt_leeway_s;
+    sw->auth.require_exp = conf->jwt_require_exp;
+    sw->auth.max_age_s = conf->jwt_max_age_s;
     sw->usd_to_inr_micros = decimal_parse_micros(conf->usd_to_inr, strlen(conf->usd_to_inr));
     if (conf->database_url[0]) {
         uint8_t op = loop_op_alloc(worker_loop(w), STORE_LOOP_OPS);
@@ -156,8 +158,8 @@ static int on_upgrade(struct conn *c, const struct http_request *req, struct upg
     if (sw->auth.secret_len && n < 0)
         ar = AUTH_MISSING;
     else
-        ar = auth_verify(&sw->auth, token, n < 0 ? 0 : (size_t)n, (int64_t)time(NULL),
-                         sw->pending_sub);
+        ar = auth_verify_until(&sw->auth, token, n < 0 ? 0 : (size_t)n, (int64_t)time(NULL),
+                               sw->pending_sub, &sw->pending_until);
     if (ar != AUTH_OK) {
         r->status = 401;
         r->code = "unauthorized";
@@ -186,6 +188,7 @@ static void on_open(struct conn *c)
     s->sw = sw;
     s->user_sub = sw->pending_sub[0] ? xstrdup(sw->pending_sub) : no_user;
     sw->pending_sub[0] = '\0';
+    sess_life_arm(s, sw->auth.secret_len ? sw->pending_until : INT64_MAX);
     s->rate_tokens = (uint64_t)sw->conf->rate_messages * 1000;
     s->rate_at_ms = loop_now_ms(worker_loop(conn_worker(c)));
     session_new_conversation(s);
@@ -207,6 +210,8 @@ static void on_close(struct conn *c)
     /* The client is gone: a running turn stops at once but is still stored. */
     session_detach_turn(s);
     session_resume_free(s);
+    sess_life_disarm(s);
+    history_held_free(s);
     session_replay_free(s);
     s->prev->next = s->next;
     s->next->prev = s->prev;
@@ -344,6 +349,8 @@ static void metrics_calls(struct server *srv, struct buf *out)
     buf_free(&tok);
 }
 
+static const struct responder *g_responder;
+
 /* The detach grace and resumes of running turns (detach.c, resume.c). */
 static void metrics_detach(struct server *srv, struct buf *out)
 {
@@ -396,6 +403,8 @@ static void metrics(struct server *srv, struct buf *out)
     metrics_ttft(srv, out);
     metrics_calls(srv, out);
     metrics_detach(srv, out);
+    if (g_responder->metrics)
+        g_responder->metrics(g_responder->arg, out);
     buf_printf(out,
                "# HELP trilemma_sessions_open Open chat sessions.\n"
                "# TYPE trilemma_sessions_open gauge\ntrilemma_sessions_open %llu\n",
@@ -418,6 +427,32 @@ static void metrics(struct server *srv, struct buf *out)
                "# HELP trilemma_deltas_out_total Delta events sent.\n"
                "# TYPE trilemma_deltas_out_total counter\ntrilemma_deltas_out_total %llu\n",
                (unsigned long long)SUM(deltas_out));
+    buf_printf(out,
+               "# HELP trilemma_sessions_closed_total Sessions closed by the server's limits.\n"
+               "# TYPE trilemma_sessions_closed_total counter\n"
+               "trilemma_sessions_closed_total{reason=\"token_expired\"} %llu\n"
+               "trilemma_sessions_closed_total{reason=\"max_age\"} %llu\n",
+               (unsigned long long)SUM(closed_token_expired),
+               (unsigned long long)SUM(closed_max_age));
+    buf_printf(out,
+               "# HELP trilemma_history_bytes Conversation text held in memory for next turns.\n"
+               "# TYPE trilemma_history_bytes gauge\ntrilemma_history_bytes %llu\n"
+               "# HELP trilemma_history_budget_bytes The process's history_budget_bytes.\n"
+               "# TYPE trilemma_history_budget_bytes gauge\ntrilemma_history_budget_bytes %u\n"
+               "# HELP trilemma_history_dropped_total Session histories dropped for the budget.\n"
+               "# TYPE trilemma_history_dropped_total counter\n"
+               "trilemma_history_dropped_total %llu\n"
+               "# HELP trilemma_history_trimmed_total Oldest messages dropped for the caps.\n"
+               "# TYPE trilemma_history_trimmed_total counter\n"
+               "trilemma_history_trimmed_total %llu\n"
+               "# HELP trilemma_history_reloads_total Dropped histories read back from the store.\n"
+               "# TYPE trilemma_history_reloads_total counter\n"
+               "trilemma_history_reloads_total %llu\n",
+               (unsigned long long)history_bytes_held(),
+               (unsigned)((const struct config *)server_app(srv))->history_budget_bytes,
+               (unsigned long long)SUM(history_dropped), (unsigned long long)SUM(history_trimmed),
+               (unsigned long long)SUM(history_reloads));
+    sess_guard_metrics(srv, out);
     buf_printf(out,
                "# HELP trilemma_auth_failures_total Upgrades refused by auth or origin.\n"
                "# TYPE trilemma_auth_failures_total counter\n"

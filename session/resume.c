@@ -336,7 +336,7 @@ void session_resume(struct session *s, const struct chat_msg *m)
                            NULL, 0, NULL);
         return;
     }
-    if (s->turn || session_resume_busy(s)) {
+    if (s->turn || session_resume_busy(s) || s->held) {
         session_send_error(s, "turn_in_progress", "a turn or a resume is still running", NULL, 0,
                            s->turn ? s->turn->turn_id : NULL);
         return;

@@ -1,7 +1,7 @@
 /* session.c - what a session says and hears: the session event, the delta / turn_end / error
- * events, client messages (parse, rate limit, dispatch to a turn or a cancel), and the
- * conversation history kept for the next turn. The upgrade decision, session creation and drain
- * are in lifecycle.c; a turn's life in turn.c; resume in resume.c.
+ * events, client messages (parse, rate limit, dispatch to a turn or a cancel). The
+ * conversation history kept for the next turn is in history.c. The upgrade decision, session
+ * creation and drain are in lifecycle.c; a turn's life in turn.c; resume in resume.c.
  *
  * A session belongs to the worker that accepted its connection; all of this runs on that
  * worker's thread with no locks. At most one turn runs per session at a time. */
@@ -41,28 +41,6 @@ void random_hex(char *out, size_t bytes)
 void random_hex16(char out[33])
 {
     random_hex(out, 16);
-}
-
-/* Append to the conversation, dropping the oldest messages beyond what is ever sent. */
-void history_add(struct session *s, const char *role, const char *text, size_t len)
-{
-    size_t keep = (size_t)s->sw->conf->history_messages + 1;
-    if (s->history_len == keep) {
-        xfree((void *)s->history[0].text);
-        memmove(s->history, s->history + 1, (s->history_len - 1) * sizeof(*s->history));
-        s->history_len--;
-    }
-    s->history = xrealloc(s->history, (s->history_len + 1) * sizeof(*s->history));
-    s->history[s->history_len++] = (struct history_msg){role, xstrndup(text, len), len};
-}
-
-void session_history_free(struct session *s)
-{
-    for (size_t i = 0; i < s->history_len; i++)
-        xfree((void *)s->history[i].text);
-    xfree(s->history);
-    s->history = NULL;
-    s->history_len = 0;
 }
 
 /* A new conversation: 128 random bits, which is all that guards an anonymous one. */
@@ -141,6 +119,11 @@ void session_send_turn_end(struct session *s, const struct turn_end_info *e)
             jw_str(&w, e->flags[i]);
         jw_arr_end(&w);
     }
+    jw_key(&w, "cache");
+    if (e->cache && e->cache[0])
+        jw_str(&w, e->cache);
+    else
+        jw_null(&w);
     if (e->replayed)
         jw_kbool(&w, "replayed", true);
     if (e->resumed)
@@ -218,7 +201,7 @@ void session_send_event_session(struct session *s)
 
 /* ---- client messages ---- */
 
-static bool rate_allow(struct session *s)
+static bool rate_allow(struct session *s, uint64_t *retry_ms)
 {
     const struct config *conf = s->sw->conf;
     uint64_t now = loop_now_ms(worker_loop(conn_worker(s->c)));
@@ -230,15 +213,21 @@ static bool rate_allow(struct session *s)
         s->rate_tokens = s->rate_tokens + refill > cap ? cap : s->rate_tokens + refill;
         s->rate_at_ms = now;
     }
-    if (s->rate_tokens < 1000)
+    if (s->rate_tokens < 1000) {
+        /* when the missing thousandths are back, rounded up */
+        uint64_t per = (uint64_t)conf->rate_messages * 1000;
+        *retry_ms = ((1000 - s->rate_tokens) * conf->rate_window_ms + per - 1) / per;
         return false;
+    }
     s->rate_tokens -= 1000;
     return true;
 }
 
-static void on_user_message(struct session *s, const struct chat_msg *m)
+/* A user_message: refused while something else runs, else (its history read back first if
+ * it was dropped, history.c) a new turn. */
+void on_user_message(struct session *s, const struct chat_msg *m)
 {
-    if (session_resume_busy(s)) {
+    if (session_resume_busy(s) || s->held) {
         session_send_error(s, "turn_in_progress", "a resume is still being read or replayed", m->id,
                            m->id_len, NULL);
         return;
@@ -254,6 +243,8 @@ static void on_user_message(struct session *s, const struct chat_msg *m)
                            m->id, m->id_len, NULL);
         return;
     }
+    if (history_reload_first(s, m))
+        return;
     session_start_turn(s, m);
 }
 
@@ -275,8 +266,9 @@ void on_message_hook(struct conn *c, char *text, size_t len)
     struct session *s = conn_app(c);
     if (!s)
         return;
-    if (!rate_allow(s)) {
-        session_send_error(s, "rate_limited", "too many messages; slow down", NULL, 0, NULL);
+    uint64_t retry_ms = 0;
+    if (!rate_allow(s, &retry_ms)) {
+        session_send_rate_limited(s, "messages", retry_ms ? retry_ms : 1, NULL, 0);
         return;
     }
     struct chat_msg m;

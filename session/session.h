@@ -27,6 +27,8 @@ struct responder {
     void (*worker_destroy)(void *wstate);
     int (*start)(struct turn *t, const char *text, size_t len);
     void (*cancel)(struct turn *t);
+    /* Append the responder's Prometheus metrics to out (may be NULL; any thread). */
+    void (*metrics)(void *arg, struct buf *out);
 };
 
 /* One message of the conversation so far (the turn's own user message last). */
@@ -58,6 +60,20 @@ void turn_add_call(struct turn *t, const struct llm_call_record *c);
 /* Record one tool call of the turn (copied): a tool_calls row and a "tool" ledger line. */
 void turn_add_tool(struct turn *t, const struct tool_call_record *c);
 
+/* Record a cache hit's saving (copied): a "cache_saving" ledger line, never part of the turn's
+ * cost (docs/caching.md). */
+void turn_add_saving(struct turn *t, const struct cache_saving_record *s);
+
+/* The cache layer that served the turn's answer ("exact", "semantic"; copied): turn_end's
+ * "cache" member (null when none did). */
+void turn_set_cache(struct turn *t, const char *layer);
+
+/* The worker's store (NULL when no database is configured), for the cache layers' shared tier. */
+struct store *turn_store(struct turn *t);
+
+/* The turn's flags so far (turn_add_flag), n of them. */
+const char (*turn_flags(struct turn *t, uint32_t *n))[32];
+
 /* What the plan decided for the turn: its query type and the agent that answered (copied; sent
  * in turn_end as "route"). */
 void turn_set_route(struct turn *t, const char *query_type, const char *agent);
@@ -84,6 +100,11 @@ void session_turn_products(struct turn *t, const char *items_json, size_t len);
 #define TURN_MEMO_MAX 16384
 const void *turn_memo(struct turn *t, size_t *len);
 void turn_set_memo(struct turn *t, const void *p, size_t len);
+
+/* The process-wide per-user turn limits ([session] max_turns_per_user ...; guard.c): made before
+ * the server starts, freed after it stopped. Without them every turn is admitted. */
+void session_limits_init(const struct config *conf);
+void session_limits_fini(void);
 
 /* Choose the responder of the process (before the server starts). */
 void session_set_responder(const struct responder *r);

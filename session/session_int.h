@@ -29,10 +29,15 @@ struct turn {
     char agent[32];
     char flags[TURN_MAX_FLAGS][32];
     uint32_t n_flags;
+    struct cache_saving_record *savings;
+    uint32_t n_savings;
+    char cache[16];       /* the layer that served the answer; "" = none */
     char last_status[80]; /* stage + tool of the last status event sent */
     bool sent_products;
     char turn_id[33];
     char client_id[CHAT_ID_MAX + 1];
+    uint64_t ulim_key; /* the per-user limit this turn counts against (guard.c) */
+    bool ulim_held;    /* ... until its responder is done */
     uint64_t started_ms;
     uint64_t first_token_ms; /* 0 until the first delta */
     uint32_t seq;
@@ -58,8 +63,12 @@ struct turn {
 struct session {
     struct conn *c;
     struct sess_worker *sw;
-    struct session *prev, *next; /* the worker's sessions */
+    struct session *prev, *next; /* the worker's sessions, least recently active first */
     char conversation_id[33];
+    bool close_after_turn;
+    uint8_t life_end;       /* what life_timer ends: SESS_LIFE_TOKEN or SESS_LIFE_AGE (guard.c) */
+    bool history_dropped;   /* dropped for the process budget: reload before the next turn */
+    uint32_t history_bytes; /* text bytes held in history */
     /* The authenticated subject: owned (set in on_open), or a shared "" without auth - most
      * sessions, which would otherwise each carry AUTH_SUB_MAX bytes of zeros. A pointer, not
      * an array: copy it with a string copy, never with sizeof. */
@@ -67,13 +76,14 @@ struct session {
     uint64_t rate_tokens; /* thousandths of a message */
     uint64_t rate_at_ms;
     struct turn *turn;
-    bool close_after_turn;
     struct history_msg *history; /* oldest first; texts owned */
-    size_t history_len;
-    void *memo; /* the responder's note between turns (turn_memo), lazily allocated */
+    uint32_t history_len;
     uint32_t memo_len;
-    struct resume *rs;     /* a resume being waited for or read (resume.c), or NULL */
-    struct replay *replay; /* a resume's replay still going out (resume.c), or NULL */
+    void *memo;              /* the responder's note between turns (turn_memo), lazily allocated */
+    struct resume *rs;       /* a resume being waited for or read (resume.c), or NULL */
+    struct replay *replay;   /* a resume's replay still going out (resume.c), or NULL */
+    struct timer life_timer; /* token expiry or max_session_age_s (guard.c) */
+    struct held_msg *held;   /* a user_message waiting for its history's reload (history.c) */
 };
 
 enum {
@@ -85,6 +95,8 @@ enum {
 };
 
 #define SESS_ERROR_CODES 20
+
+enum { SESS_LIFE_TOKEN = 1, SESS_LIFE_AGE = 2 };
 
 #define SESS_TTFT_BUCKETS 10
 #define SESS_CALL_ROWS 32
@@ -112,6 +124,11 @@ struct sess_metrics {
     uint64_t events_out;
     uint64_t errors[SESS_ERROR_CODES];
     uint64_t auth_failures;
+    uint64_t closed_token_expired; /* sessions closed with 4001 */
+    uint64_t closed_max_age;       /* sessions closed with 4002 */
+    uint64_t history_dropped;      /* histories dropped for the process budget */
+    uint64_t history_trimmed;      /* messages dropped for history_max_bytes or the budget */
+    uint64_t history_reloads;      /* dropped histories read back from the store */
     /* detach grace and resume of running turns (detach.c, resume.c) */
     uint64_t detaches;
     uint64_t reattaches[2][2]; /* [same process, other process][live, replayed after a wait] */
@@ -142,6 +159,7 @@ struct sess_worker {
     struct session head; /* list sentinel */
     struct auth_conf auth;
     char pending_sub[AUTH_SUB_MAX]; /* from on_upgrade to on_open (same call chain) */
+    int64_t pending_until;          /* ... and when its token stops holding (unix s) */
     struct tstate *ts;              /* running-turn rows (store/turn_state.h); NULL w/o store */
     struct turn *detached;          /* turns whose client left, in their grace (detach.c) */
     bool draining;
@@ -176,6 +194,7 @@ struct turn_end_info {
     const char *agent;
     const char (*flags)[32];
     uint32_t n_flags;
+    const char *cache; /* the layer that served the answer; NULL or "" = null */
 };
 void session_send_delta(struct session *s, const char *turn_id, uint32_t seq, const char *text,
                         size_t len);
@@ -206,6 +225,29 @@ void detach_count_end(struct turn *t);       /* at commit: what grace cost for n
 void session_history_free(struct session *s);
 const struct responder *session_responder(void);
 void on_message_hook(struct conn *c, char *text, size_t len);
+void on_user_message(struct session *s, const struct chat_msg *m);
 void sess_count_finish(struct sess_worker *sw, const char *finish);
+
+/* guard.c: the limits of issue 18 around a session and its turns. */
+/* Arm the session's end: its token's end (valid_until, unix s; INT64_MAX = none) or
+ * max_session_age_s, whichever comes first. */
+void sess_life_arm(struct session *s, int64_t valid_until);
+void sess_life_disarm(struct session *s);
+/* Admit a turn of s under the per-user limits: true (t->ulim_* set) or false after sending
+ * rate_limited (with retry_after_ms) about the message id. */
+bool sess_turn_admit(struct session *s, struct turn *t, const char *id, size_t id_len);
+/* The turn's responder is done: it no longer counts as running for its user. */
+void sess_turn_release(struct turn *t);
+void session_send_rate_limited(struct session *s, const char *limit, uint64_t retry_ms,
+                               const char *id, size_t id_len);
+void sess_guard_metrics(struct server *srv, struct buf *out);
+
+/* history.c: the conversation kept in memory, within history_max_bytes per session and
+ * history_budget_bytes per process. */
+/* A user_message for a session whose history was dropped: read it back from the store first,
+ * then start the turn (true: the message is held until then). */
+bool history_reload_first(struct session *s, const struct chat_msg *m);
+void history_held_free(struct session *s);
+uint64_t history_bytes_held(void);
 
 #endif

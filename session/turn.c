@@ -139,6 +139,31 @@ void turn_add_tool(struct turn *t, const struct tool_call_record *c)
     t->tools[t->n_tools++] = *c;
 }
 
+void turn_add_saving(struct turn *t, const struct cache_saving_record *s)
+{
+    t->savings = xrealloc(t->savings, (t->n_savings + 1) * sizeof(*t->savings));
+    t->savings[t->n_savings] = *s;
+    if (t->savings[t->n_savings].amount_micros > 0) /* a saving is never a charge */
+        t->savings[t->n_savings].amount_micros = -t->savings[t->n_savings].amount_micros;
+    t->n_savings++;
+}
+
+void turn_set_cache(struct turn *t, const char *layer)
+{
+    snprintf(t->cache, sizeof(t->cache), "%s", layer ? layer : "");
+}
+
+struct store *turn_store(struct turn *t)
+{
+    return t->sw->store;
+}
+
+const char (*turn_flags(struct turn *t, uint32_t *n))[32]
+{
+    *n = t->n_flags;
+    return (const char(*)[32])t->flags;
+}
+
 const void *turn_memo(struct turn *t, size_t *len)
 {
     *len = t->s && t->s->memo ? t->s->memo_len : 0;
@@ -206,6 +231,7 @@ static void send_turn_end(struct turn *t)
         .flags = (const char(*)[32])t->flags,
         .n_flags = t->n_flags,
         .resumed = t->resumed,
+        .cache = t->cache,
     };
     if (t->catching_up && t->sent_seq < t->seq) {
         /* re-attached and its catch-up still going out: the rest, then turn_end, paced */
@@ -222,6 +248,7 @@ void session_turn_free(struct turn *t)
     buf_free(&t->delta_ends);
     xfree(t->calls);
     xfree(t->tools);
+    xfree(t->savings);
     xfree(t->user_text);
     xfree(t);
 }
@@ -325,6 +352,8 @@ static void commit(struct turn *t)
         .query_type = t->query_type,
         .agent = t->agent,
         .flags = flags,
+        .savings = t->savings,
+        .n_savings = t->n_savings,
     };
     store_commit_turn(st, &rec, turn_committed, t);
 }
@@ -335,6 +364,7 @@ void session_turn_done(struct turn *t, const char *finish_reason, const char *er
 {
     struct session *s = t->s;
     t->done = true;
+    sess_turn_release(t);
     detach_forget(t); /* a resume of it now waits for its commit (pending.h) */
     t->total_ms = loop_now_ms(turn_loop(t)) - t->started_ms;
     snprintf(t->finish, sizeof(t->finish), "%s", finish_reason);
@@ -395,6 +425,10 @@ void session_start_turn(struct session *s, const struct chat_msg *m)
         return;
     }
     struct turn *t = xcalloc(1, sizeof(*t));
+    if (!sess_turn_admit(s, t, m->id, m->id_len)) {
+        xfree(t);
+        return;
+    }
     t->s = s;
     t->sw = s->sw;
     random_hex16(t->turn_id);

@@ -104,7 +104,7 @@ static const char sql_exists[] = "SELECT 1 FROM conversations WHERE id = $1";
 static const char sql_ledger[] =
     "SELECT t.id, to_char(t.started_at AT TIME ZONE 'UTC', " ISO_MS "), t.currency, "
     "       t.cost_micros, l.line, l.kind, l.description, l.provider, l.model, "
-    "       l.amount_micros, l.currency, l.usd_to_inr_micros "
+    "       l.amount_micros, l.currency, l.usd_to_inr_micros, l.cache_layer "
     "FROM turns t "
     "LEFT JOIN ledger l ON l.turn_id = t.id AND l.created_at = t.started_at "
     "WHERE t.conversation_id = $1 "
@@ -136,6 +136,14 @@ static const char sql_by_conversation[] =
     "FROM turns WHERE " IN_RANGE(
         "started_at") " "
                       "GROUP BY 1, 2 ORDER BY sum(cost_micros) DESC, 1, 2" GROUPS_LIMIT;
+
+/* What the cache layers saved (cache_saving ledger lines, negative amounts): layer, currency,
+ * hits, the saving as a positive number. */
+static const char sql_cost_savings[] =
+    "SELECT cache_layer, currency, count(*), (-sum(amount_micros))::bigint "
+    "FROM ledger WHERE kind = 'cache_saving' AND " IN_RANGE(
+        "created_at") " "
+                      "GROUP BY 1, 2 ORDER BY 1, 2";
 
 static const char sql_cost_totals[] =
     "SELECT currency, count(*), " TOKEN_SUMS ", sum(cost_micros)::bigint "
@@ -586,6 +594,8 @@ static void write_line(struct jsonw *w, const PGresult *l, int i)
     kcol_int(w, "amount_micros", l, i, 9);
     kcol_str(w, "currency", l, i, 10);
     kcol_rate(w, "usd_to_inr", l, i, 11);
+    if (!col_null(l, i, 12))
+        kcol_str(w, "cache_layer", l, i, 12);
     jw_obj_end(w);
 }
 
@@ -593,7 +603,7 @@ static void write_line(struct jsonw *w, const PGresult *l, int i)
 static int write_ledger_turn(struct jsonw *w, const PGresult *l, int i, struct totals *tot)
 {
     const char *id = col(l, i, 0);
-    int64_t sum = 0, lines = 0;
+    int64_t sum = 0, saved = 0, lines = 0;
     jw_obj_begin(w);
     kcol_str(w, "turn_id", l, i, 0);
     kcol_str(w, "started_at", l, i, 1);
@@ -606,11 +616,17 @@ static int write_ledger_turn(struct jsonw *w, const PGresult *l, int i, struct t
         if (col_null(l, j, 4))
             continue; /* a turn without lines (LEFT JOIN) */
         write_line(w, l, j);
-        sum += col_i64(l, j, 9);
+        /* a cache saving is a line of its own, never part of what the turn cost */
+        if (strcmp(col(l, j, 5), "cache_saving") == 0)
+            saved -= col_i64(l, j, 9);
+        else
+            sum += col_i64(l, j, 9);
         lines++;
     }
     jw_arr_end(w);
     jw_kint(w, "total_micros", sum);
+    if (saved)
+        jw_kint(w, "saved_micros", saved);
     jw_obj_end(w);
     int s = totals_slot(tot, col(l, i, 2));
     tot->t[s].turns++;
@@ -621,7 +637,7 @@ static int write_ledger_turn(struct jsonw *w, const PGresult *l, int i, struct t
 
 static int write_ledger(const struct api_req *a, const struct pg_result *res, struct jsonw *w)
 {
-    static const int ncols[] = {1, 12};
+    static const int ncols[] = {1, 13};
     if (!shape_ok(res, 2, ncols))
         return 500;
     PGresult *const *r = res->rows + API_PRELUDE;
@@ -650,8 +666,8 @@ static void add_costs_stmts(struct pg_query *q, const struct api_req *a)
     char from[40], to[40];
     format_day(a->from_day, "%Y-%m-%d 00:00:00+00", from, sizeof(from));
     format_day(a->to_day + 1, "%Y-%m-%d 00:00:00+00", to, sizeof(to));
-    const char *const sqls[] = {sql, sql_cost_totals};
-    for (int i = 0; i < 2; i++) {
+    const char *const sqls[] = {sql, sql_cost_totals, sql_cost_savings};
+    for (int i = 0; i < 3; i++) {
         pg_query_sql(q, sqls[i]);
         pg_query_param_str(q, from);
         pg_query_param_str(q, to);
@@ -675,10 +691,26 @@ static void write_group(struct jsonw *w, const PGresult *g, int i, enum group_by
     jw_obj_end(w);
 }
 
+/* "savings": per cache layer and currency, what its hits saved (docs/caching.md). */
+static void write_savings(struct jsonw *w, const PGresult *s)
+{
+    jw_key(w, "savings");
+    jw_arr_begin(w);
+    for (int i = 0; i < PQntuples(s); i++) {
+        jw_obj_begin(w);
+        kcol_str(w, "layer", s, i, 0);
+        kcol_str(w, "currency", s, i, 1);
+        kcol_int(w, "hits", s, i, 2);
+        kcol_int(w, "saved_micros", s, i, 3);
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+}
+
 static int write_costs(const struct api_req *a, const struct pg_result *res, struct jsonw *w)
 {
-    const int ncols[] = {a->group == G_MODEL ? 10 : 9, 8};
-    if (!shape_ok(res, 2, ncols))
+    const int ncols[] = {a->group == G_MODEL ? 10 : 9, 8, 4};
+    if (!shape_ok(res, 3, ncols))
         return 500;
     PGresult *const *r = res->rows + API_PRELUDE;
     char day[16];
@@ -704,6 +736,7 @@ static int write_costs(const struct api_req *a, const struct pg_result *res, str
         tot.t[s].cost += col_i64(r[1], i, 7);
     }
     write_totals(w, &tot, false, true);
+    write_savings(w, r[2]);
     jw_obj_end(w);
     return 200;
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -20,6 +21,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "store/record.h"
+#include "store/store.h"
 
 /* ---- opening ---- */
 
@@ -152,16 +154,92 @@ out_close:
     return NULL;
 }
 
-static struct journal *try_adopt(const char *path)
+/* ---- adopting orphans ---- */
+
+enum adopt { ADOPT_NONE, ADOPT_OK, ADOPT_FOREIGN };
+
+static uint64_t g_foreign; /* atomic: foreign orphans at the last complete look */
+
+/* Files already reported as foreign or unverifiable, so that each is logged once per process
+ * however often the workers look (a small set: a journal folder holds a few files). */
+static struct {
+    pthread_mutex_t mu;
+    dev_t dev[64];
+    ino_t ino[64];
+    unsigned n;
+} g_reported = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static bool first_report(const struct stat *sb)
+{
+    bool first = true;
+    pthread_mutex_lock(&g_reported.mu);
+    for (unsigned i = 0; i < g_reported.n && first; i++)
+        first = !(g_reported.dev[i] == sb->st_dev && g_reported.ino[i] == sb->st_ino);
+    if (first && g_reported.n < 64) {
+        g_reported.dev[g_reported.n] = sb->st_dev;
+        g_reported.ino[g_reported.n++] = sb->st_ino;
+    }
+    pthread_mutex_unlock(&g_reported.mu);
+    return first;
+}
+
+/* See journal.h. */
+uint64_t journal_foreign_count(void)
+{
+    return __atomic_load_n(&g_foreign, __ATOMIC_RELAXED);
+}
+
+/* Does the journal's first record belong to want? ADOPT_OK (yes, or it names no database),
+ * ADOPT_FOREIGN (another database's), ADOPT_NONE (unreadable, or want unknown: leave it). */
+static enum adopt check_owner(int fd, uint64_t size, const char *path, const struct stat *sb,
+                              const struct store_db_id *want)
+{
+    struct buf b = {0};
+    uint64_t sys = 0;
+    char name[64] = "";
+    long n = read_one(fd, 0, size, &b);
+    int has = n > 0 ? rec_identity(buf_begin(&b), (size_t)n, &sys, name, sizeof(name)) : -1;
+    buf_free(&b);
+    if (has < 0)
+        return ADOPT_NONE;
+    if (has == 0)
+        return ADOPT_OK; /* written before journals named their database: replayed as before */
+    bool known = want && want->system_id;
+    if (known && sys == want->system_id && strcmp(name, want->name) == 0)
+        return ADOPT_OK;
+    if (first_report(sb)) {
+        if (known)
+            log_warn("journal %s belongs to another database (system %llu, database \"%s\"; this "
+                     "is %llu, \"%s\"): left alone",
+                     path, (unsigned long long)sys, name, (unsigned long long)want->system_id,
+                     want->name);
+        else
+            log_warn("journal %s belongs to database %llu \"%s\" and this process does not know "
+                     "its own yet: left alone",
+                     path, (unsigned long long)sys, name);
+    }
+    return known ? ADOPT_FOREIGN : ADOPT_NONE;
+}
+
+/* Lock path and, if it is an orphan of want's database (check) with records, open it into *out
+ * (out NULL: only look). */
+static enum adopt try_adopt(const char *path, const struct store_db_id *want, bool check,
+                            struct journal **out)
 {
     uint64_t valid, fsize;
     struct stat sb;
+    enum adopt res = ADOPT_NONE;
     int fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
-        return NULL;
+        return ADOPT_NONE;
     if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &sb) < 0 || sb.st_nlink == 0)
         goto out_close; /* alive, or already replayed and deleted by someone else */
     if (scan_valid(fd, &valid, &fsize) < 0)
+        goto out_close;
+    if (check && valid && (res = check_owner(fd, valid, path, &sb, want)) != ADOPT_OK)
+        goto out_close; /* closing drops the lock: the file stays as it was */
+    res = ADOPT_NONE;
+    if (!out)
         goto out_close;
     if (valid == 0) {
         if (fsize)
@@ -176,15 +254,18 @@ static struct journal *try_adopt(const char *path)
     if (j->dropped)
         log_warn("journal %s: %llu bytes of torn or corrupt tail ignored", path,
                  (unsigned long long)j->dropped);
-    return j;
+    *out = j;
+    return ADOPT_OK;
 
 out_close:
     close(fd);
-    return NULL;
+    return res;
 }
 
-/* Lock and open the next orphan; see journal.h. */
-struct journal *journal_adopt(const char *dir, const char *skip)
+/* The next orphan of dir (see journal.h). With check, the look goes on after the one adopted
+ * (locking each other orphan for a moment) to count the foreign ones. */
+static struct journal *adopt(const char *dir, const char *skip, const struct store_db_id *want,
+                             bool check)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -192,7 +273,8 @@ struct journal *journal_adopt(const char *dir, const char *skip)
     struct journal *j = NULL;
     struct dirent *e;
     char path[PATH_MAX];
-    while (!j && (e = readdir(d))) {
+    uint64_t foreign = 0;
+    while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (n <= 8 || strcmp(e->d_name + n - 8, ".journal") != 0)
             continue;
@@ -200,10 +282,27 @@ struct journal *journal_adopt(const char *dir, const char *skip)
             continue;
         if (skip && strcmp(path, skip) == 0)
             continue;
-        j = try_adopt(path);
+        if (!check && j)
+            break;
+        if (try_adopt(path, want, check, j ? NULL : &j) == ADOPT_FOREIGN)
+            foreign++;
     }
     closedir(d);
+    if (check)
+        __atomic_store_n(&g_foreign, foreign, __ATOMIC_RELAXED);
     return j;
+}
+
+/* Lock and open the next orphan, any database's; see journal.h. */
+struct journal *journal_adopt(const char *dir, const char *skip)
+{
+    return adopt(dir, skip, NULL, false);
+}
+
+/* See journal.h. */
+struct journal *journal_adopt_for(const char *dir, const char *skip, const struct store_db_id *want)
+{
+    return adopt(dir, skip, want, true);
 }
 
 /* Close the journal (and delete it first if asked, while the lock is held). */

@@ -32,8 +32,22 @@ struct journal {
 struct journal *journal_open_own(const char *dir, int worker, char *err, size_t errlen);
 
 /* Lock and open the next orphan in dir other than `skip` (a path), or NULL when there is none.
- * Its valid records are [0, size). */
+ * Its valid records are [0, size). Any database's: tests and tools. */
 struct journal *journal_adopt(const char *dir, const char *skip);
+
+struct store_db_id;
+
+/* journal_adopt for database `want`: an orphan whose first record names another database is
+ * left alone (not locked, not read further, never deleted), logged once per file and counted
+ * (journal_foreign_count). One whose records carry no identity (written before journals had
+ * one, or while the identity was unknown) is adopted as before. While want is unknown (NULL or
+ * system_id 0) an orphan that names a database is left alone too: it cannot be checked. */
+struct journal *journal_adopt_for(const char *dir, const char *skip,
+                                  const struct store_db_id *want);
+
+/* Orphans of another database found by the last complete look at a journal folder (any
+ * thread): for /metrics (trilemma_store_foreign_journals). */
+uint64_t journal_foreign_count(void);
 
 /* Close; unlink_it deletes the file first (while still locked). */
 void journal_close(struct journal *j, bool unlink_it);

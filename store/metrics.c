@@ -1,5 +1,6 @@
 /* metrics.c - the store's Prometheus metrics, summed over the workers. */
 #include "base/buf.h"
+#include "store/journal.h"
 #include "store/store_int.h"
 
 static uint64_t rd(const uint64_t *c)
@@ -80,6 +81,9 @@ void store_metrics(struct store *const *workers, int n, struct buf *out)
     gauge(out, "trilemma_store_degraded",
           "Workers whose writes go to the spill journal (PostgreSQL away or being caught up).",
           s.degraded);
+    gauge(out, "trilemma_store_foreign_journals",
+          "Orphaned spill journals of another database in journal_dir, left alone.",
+          journal_foreign_count());
     buf_printf(out, "# HELP trilemma_store_errors_total Store failures by kind.\n"
                     "# TYPE trilemma_store_errors_total counter\n");
     for (int k = 0; k < SE__COUNT; k++)

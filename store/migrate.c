@@ -381,14 +381,35 @@ static int replay_file(struct replayer *rp, struct journal *j, char *err, size_t
     return ret;
 }
 
+/* Which database conn is on; see migrate.h. */
+int store_db_identity(PGconn *conn, struct store_db_id *out, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, "SELECT system_identifier::text, current_database() "
+                                 "FROM pg_control_system()");
+    int ret = -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(err, errlen, "cannot read the database's identity: %s", PQerrorMessage(conn));
+        goto out_clear;
+    }
+    out->system_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(out->name, sizeof(out->name), "%s", PQgetvalue(res, 0, 1));
+    ret = out->system_id ? 0 : -1;
+    if (ret < 0)
+        snprintf(err, errlen, "the database's system_identifier reads as 0");
+out_clear:
+    PQclear(res);
+    return ret;
+}
+
 /* Replay the orphaned journals of dir; see migrate.h. */
-int store_replay_dir(PGconn *conn, const char *dir, char *err, size_t errlen)
+int store_replay_dir(PGconn *conn, const char *dir, const struct store_db_id *want, char *err,
+                     size_t errlen)
 {
     struct replayer rp = {.conn = conn, .jd = json_doc_create()};
     pg_query_init(&rp.q);
     struct journal *j;
     int ret = 0;
-    while ((j = journal_adopt(dir, NULL))) {
+    while ((j = journal_adopt_for(dir, NULL, want))) {
         long before = rp.replayed;
         if (replay_file(&rp, j, err, errlen) < 0) {
             journal_close(j, false);
@@ -408,21 +429,27 @@ int store_replay_dir(PGconn *conn, const char *dir, char *err, size_t errlen)
 
 /* Replay journals left by earlier processes; see store.h. PostgreSQL being away is not an
  * error: the files stay, and the workers adopt and replay them once it is back. */
-int store_replay_journals(const struct store_conf *conf, char *err, size_t errlen)
+int store_replay_journals(const struct store_conf *conf, struct store_db_id *id_out, char *err,
+                          size_t errlen)
 {
     if (!conf->database_url[0])
         return 0;
-    DIR *d = opendir(conf->journal_dir);
-    if (!d)
-        return 0; /* no journal folder yet: nothing was ever spilled */
-    closedir(d);
     char why[512];
     PGconn *conn = connect_blocking(conf->database_url, why, sizeof(why));
     if (!conn) {
         log_warn("store: journals not replayed at start (%s): the workers will", why);
         return 0;
     }
-    int n = store_replay_dir(conn, conf->journal_dir, err, errlen);
+    struct store_db_id id = {0};
+    if (store_db_identity(conn, &id, why, sizeof(why)) < 0)
+        log_warn("store: %s: journals are written without it, and journals that name a database "
+                 "are left alone",
+                 why);
+    else
+        log_info("store: database %llu \"%s\"", (unsigned long long)id.system_id, id.name);
+    if (id_out)
+        *id_out = id;
+    int n = store_replay_dir(conn, conf->journal_dir, &id, err, errlen);
     PQfinish(conn);
     if (n < 0) {
         log_warn("store: %s: the workers will finish the replay", err);

@@ -2,6 +2,7 @@
  *
  * Payload v1, every integer little endian:
  *   u8 version
+ *   (v4 on) u64 system_identifier, str database name: the database the turn belongs to
  *   str conversation_id, user_sub, turn_id, client_msg_id, user_text, answer, finish, currency
  *   i64 started_at_ms, first_token_ms, total_ms, usd_to_inr_micros, cost_micros
  *   usage (5 x u64: input, cached input, cache write, output, reasoning)
@@ -10,6 +11,8 @@
  *       i32 http_status; usage; u8 usage_reported; i64 ttft_ms, duration_ms, cost_micros
  *   u32 n_tools, then per tool: str name, arguments, status; u64 result_bytes; u8 cache_hit;
  *       i64 duration_ms, cost_micros
+ * v2 appends: str query_type, agent, flags; per call: str agent, prompt_version
+ * v3 appends: u32 n_savings, then per saving: str layer, description; i64 amount_micros
  * A str is u32 length (0xFFFFFFFF = NULL) then the bytes and a NUL, so decoded strings point
  * into the record as C strings. */
 #include "store/record.h"
@@ -21,7 +24,9 @@
 #include "base/mem.h"
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
-#define REC_VERSION 2         /* 2 appends the route, the flags and each call's agent and prompt */
+#define REC_VERSION                                                                                \
+    4 /* 2 appends the route, the flags and each call's agent and prompt; 3 the                    \
+       * cache savings; 4 puts the database's identity right after the version */
 #define STR_NULL 0xFFFFFFFFu
 #define REC_MAX_TOOLS 4096 /* tool calls in one turn */
 
@@ -128,6 +133,8 @@ int rec_encode(struct buf *out, const struct store_turn *t)
     buf_reserve(out, REC_HEADER);
     buf_commit(out, REC_HEADER);
     put_u8(out, REC_VERSION);
+    put_u64(out, t->db_system_id);
+    put_str(out, t->db_name ? t->db_name : "");
     put_str(out, t->conversation_id);
     put_str(out, t->user_sub ? t->user_sub : "");
     put_str(out, t->turn_id);
@@ -157,6 +164,12 @@ int rec_encode(struct buf *out, const struct store_turn *t)
     for (uint32_t i = 0; i < t->n_calls; i++) {
         put_str(out, t->calls[i].agent);
         put_str(out, t->calls[i].prompt_version);
+    }
+    put_u32(out, t->n_savings);
+    for (uint32_t i = 0; i < t->n_savings; i++) {
+        put_str(out, t->savings[i].layer);
+        put_str(out, t->savings[i].description);
+        put_u64(out, (uint64_t)t->savings[i].amount_micros);
     }
 
     size_t payload = buf_size(out) - start - REC_HEADER;
@@ -312,6 +325,21 @@ static void get_tools(struct rd *r, struct rec_turn *o)
     }
 }
 
+static int get_savings(struct rd *r, struct rec_turn *o)
+{
+    if (get_counted(r, &o->t.n_savings, 17) < 0)
+        return -EBADMSG;
+    o->savings = xcalloc(o->t.n_savings ? o->t.n_savings : 1, sizeof(*o->savings));
+    o->t.savings = o->savings;
+    for (uint32_t i = 0; i < o->t.n_savings && !r->bad; i++) {
+        struct cache_saving_record *s = &o->savings[i];
+        get_str_into(r, s->layer, sizeof(s->layer));
+        get_str_into(r, s->description, sizeof(s->description));
+        s->amount_micros = (int64_t)get_u64(r);
+    }
+    return 0;
+}
+
 static void get_head(struct rd *r, struct store_turn *t)
 {
     t->conversation_id = get_str(r, NULL);
@@ -330,6 +358,24 @@ static void get_head(struct rd *r, struct store_turn *t)
     get_usage(r, &t->usage);
 }
 
+/* The identity at the start of a v3 payload; see record.h. */
+int rec_identity(const char *rec, size_t len, uint64_t *system_id, char *name, size_t cap)
+{
+    if (len < REC_HEADER + 1)
+        return -EBADMSG;
+    struct rd r = {(const uint8_t *)rec + REC_HEADER, len - REC_HEADER, false};
+    uint8_t version = get_u8(&r);
+    if (version < 1 || version > REC_VERSION)
+        return -EBADMSG;
+    if (version < 4)
+        return 0;
+    *system_id = get_u64(&r);
+    get_str_into(&r, name, cap);
+    if (r.bad)
+        return -EBADMSG;
+    return *system_id != 0;
+}
+
 /* Decode a checked record; see record.h. */
 int rec_decode(const char *rec, size_t len, struct rec_turn *o)
 {
@@ -338,8 +384,12 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
         return -EBADMSG;
     struct rd r = {(const uint8_t *)rec + REC_HEADER, len - REC_HEADER, false};
     uint8_t version = get_u8(&r);
-    if (version != 1 && version != REC_VERSION) /* a journal of the previous release replays */
+    if (version < 1 || version > REC_VERSION) /* journals of earlier releases replay */
         return -EBADMSG;
+    if (version >= 4) {
+        o->t.db_system_id = get_u64(&r);
+        o->t.db_name = get_str(&r, NULL);
+    }
     get_head(&r, &o->t);
     if (get_counted(&r, &o->t.n_deltas, 4) < 0)
         goto out_bad;
@@ -367,6 +417,8 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
             get_str_into(&r, o->calls[i].prompt_version, sizeof(o->calls[i].prompt_version));
         }
     }
+    if (version >= 3 && get_savings(&r, o) < 0)
+        goto out_bad;
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
         goto out_bad;
@@ -383,5 +435,6 @@ void rec_turn_free(struct rec_turn *rt)
     xfree(rt->delta_ends);
     xfree(rt->calls);
     xfree(rt->tools);
+    xfree(rt->savings);
     memset(rt, 0, sizeof(*rt));
 }

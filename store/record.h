@@ -2,7 +2,8 @@
  * journal holds, and what replay reads back.
  *
  *   header (12 bytes, little endian): magic "TRJ1" | payload length u32 | crc32 u32
- *   payload: version u8 (1), then the turn's fields in a fixed order (record.c)
+ *   payload: version u8 (4), the database's identity, then the turn's fields in a fixed order
+ *   (record.c)
  *
  * The crc32 (zlib) covers the length field and the payload, so a torn or corrupted tail (a
  * crash in the middle of an append) is recognised and never replayed. */
@@ -24,6 +25,11 @@
  * and hide every record after it. */
 int rec_encode(struct buf *out, const struct store_turn *t);
 
+/* The database a checked record belongs to (payload v3 on): returns 1 with *system_id and name
+ * (NUL-terminated, cut to cap) set, 0 when the record carries none (written before v3, or while
+ * the identity was unknown), -EBADMSG when it is corrupt. Reads only the payload's start. */
+int rec_identity(const char *rec, size_t len, uint64_t *system_id, char *name, size_t cap);
+
 /* Look at the record at p[0..n): returns its total length (header included) when it is complete
  * and its checksum matches, 0 when more bytes are needed (a torn tail if the file ends here),
  * -EBADMSG when it is corrupt. */
@@ -36,6 +42,7 @@ struct rec_turn {
     uint32_t *delta_ends;
     struct llm_call_record *calls;
     struct tool_call_record *tools;
+    struct cache_saving_record *savings;
 };
 
 /* Decode a record rec_check accepted. Returns 0 or -EBADMSG. Free with rec_turn_free. */

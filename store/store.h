@@ -19,6 +19,15 @@
 
 struct store;
 
+/* Which database this is: pg_control_system()'s system_identifier (unique per cluster, kept by
+ * its physical replicas) and the database's name. Read once at start (store_replay_journals);
+ * every spill journal record carries it, and a journal is replayed only into its own database.
+ * system_id 0 = unknown (PostgreSQL was away at start). */
+struct store_db_id {
+    uint64_t system_id;
+    char name[64];
+};
+
 /* What the store needs of the configuration (app/ fills it: config_store). The strings must
  * outlive every store and call made with it (the store reconnects with database_url). */
 struct store_conf {
@@ -26,7 +35,9 @@ struct store_conf {
     const char *journal_dir;  /* the spill journal's folder */
     const char *price_file;   /* loaded into the prices table by store_migrate */
     uint32_t journal_max_bytes;
-    uint32_t batches_in_flight; /* group commits in flight per worker (1..16) */
+    uint32_t batches_in_flight;      /* group commits in flight per worker (1..16) */
+    const struct store_db_id *db_id; /* as store_replay_journals read it at start; NULL =
+                                      * unknown */
 };
 
 /* True for a well-formed conversation or turn id: 32 lowercase hex digits (128 random bits), as
@@ -69,6 +80,11 @@ struct store_turn {
     const char *query_type; /* NULL or "" when the turn was not routed (the relay, echo) */
     const char *agent;      /* the agent that answered; NULL or "" = none */
     const char *flags;      /* comma-separated flags of the turn's checks; NULL or "" = none */
+    /* cache hits: one "cache_saving" ledger line each, outside cost_micros */
+    const struct cache_saving_record *savings;
+    uint32_t n_savings;
+    uint64_t db_system_id; /* the database the journal record belongs to (0 = unknown) ... */
+    const char *db_name;   /* ... set by the writer, read back from the journal */
 };
 
 /* ---- what a conversation reads back ---- */
@@ -117,10 +133,13 @@ struct store_op; /* a pending read, cancellable */
 int store_migrate(const struct store_conf *conf, const char *migrations_dir, char *err,
                   size_t errlen);
 
-/* Replay every worker's spill journal left by an earlier process (after a crash or kill -9)
- * into PostgreSQL, then truncate them. Blocking; PostgreSQL being away is not an error (the
- * workers replay later). Returns the number of turns replayed, or -1 with err. */
-int store_replay_journals(const struct store_conf *conf, char *err, size_t errlen);
+/* Read the database's identity into *id (left zero when PostgreSQL is away or the role may not
+ * read it; id may be NULL), then replay every worker's spill journal left by an earlier process
+ * (after a crash or kill -9) that belongs to this database into PostgreSQL, and delete them;
+ * another database's journals are left alone (docs/store.md). Blocking; PostgreSQL being away is
+ * not an error (the workers replay later). Returns the number of turns replayed, or -1 with err. */
+int store_replay_journals(const struct store_conf *conf, struct store_db_id *id, char *err,
+                          size_t errlen);
 
 /* ---- per worker ---- */
 

@@ -102,6 +102,7 @@ struct store {
     struct loop *l;
     int worker;
     char journal_dir[1024];
+    struct store_db_id db_id; /* this database (copied at create; system_id 0 = unknown) */
     uint64_t journal_max;
     struct wconn wc[STORE_WRITERS_MAX]; /* writes: group commits, replays ... */
     unsigned nw;                        /* ... [store] batches_in_flight of them */
@@ -138,6 +139,7 @@ struct store {
 
     uint64_t accepting;   /* published by update_gauges for other threads */
     struct store_op *ops; /* pending reads */
+    uint32_t cache_puts;  /* shared cache writes in flight (cache_sql.c): a drain waits for them */
     struct store_stats stats;
 };
 

@@ -50,4 +50,12 @@ struct tool_call_record {
     int64_t cost_micros; /* 0 for a free tool (it still gets its ledger line) */
 };
 
+/* One cache hit of the turn: a "cache_saving" ledger line of what the avoided work would have
+ * cost (amount <= 0: a saving, never part of the turn's cost; 0 for a free tool, still counted). */
+struct cache_saving_record {
+    char layer[16];        /* "exact", "semantic", "tool", "prompt" */
+    char description[160]; /* what was served: "answer of specialist/..." or "tool get_policy" */
+    int64_t amount_micros; /* <= 0 */
+};
+
 #endif

@@ -52,10 +52,10 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                          11},
     [SQL_W_LEDGER] = {"tri_w_ledger",
                       "INSERT INTO ledger (turn_id, line, created_at, conversation_id, kind, "
-                      "description, provider, model, amount_micros, currency, usd_to_inr_micros) "
-                      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                      "description, provider, model, amount_micros, currency, usd_to_inr_micros, "
+                      "cache_layer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
                       "ON CONFLICT DO NOTHING",
-                      11},
+                      12},
     [SQL_W_PARTITIONS] = {"tri_w_parts", "SELECT trilemma_ensure_partitions(now(), 2)", 0},
     /* A conversation appears once per statement (ON CONFLICT DO UPDATE may not touch a row
      * twice), in id order (two batches lock their conversations in the same order). */
@@ -115,11 +115,11 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
     [SQL_W_LEDGER_N] = {"tri_w_ledger_n",
                         "INSERT INTO ledger (turn_id, line, created_at, conversation_id, kind, "
                         "description, provider, model, amount_micros, currency, "
-                        "usd_to_inr_micros) SELECT * FROM unnest($1::text[], $2::integer[], "
-                        "$3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], "
-                        "$8::text[], $9::bigint[], $10::text[], $11::bigint[]) "
-                        "ON CONFLICT DO NOTHING",
-                        11},
+                        "usd_to_inr_micros, cache_layer) SELECT * FROM unnest($1::text[], "
+                        "$2::integer[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], "
+                        "$7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], "
+                        "$12::text[]) ON CONFLICT DO NOTHING",
+                        12},
 };
 
 const struct pg_stmt_def turn_sql_read[SQL_R__COUNT] = {
@@ -266,7 +266,8 @@ static void append_tool(struct pg_query *q, const struct store_turn *t, const ch
     pg_query_param_i64(q, c->cost_micros);
 }
 
-/* One ledger line per model call (its role is the kind) and per tool call, in that order. */
+/* One ledger line per model call (its role is the kind), per tool call and per cache hit (kind
+ * cache_saving, negative, outside the turn's cost), in that order. */
 static void append_ledger(struct pg_query *q, const struct store_turn *t, const char *ts)
 {
     uint32_t line = 0;
@@ -280,6 +281,7 @@ static void append_ledger(struct pg_query *q, const struct store_turn *t, const 
         pg_query_param_str(q, c->model);
         pg_query_param_i64(q, c->cost_micros);
         money_params(q, t);
+        pg_query_param(q, NULL, 0);
     }
     for (uint32_t i = 0; i < t->n_tools; i++, line++) {
         const struct tool_call_record *c = &t->tools[i];
@@ -290,6 +292,18 @@ static void append_ledger(struct pg_query *q, const struct store_turn *t, const 
         pg_query_param(q, NULL, 0);
         pg_query_param_i64(q, c->cost_micros);
         money_params(q, t);
+        pg_query_param(q, NULL, 0);
+    }
+    for (uint32_t i = 0; i < t->n_savings; i++, line++) {
+        const struct cache_saving_record *s = &t->savings[i];
+        child_key(q, SQL_W_LEDGER, t, line, ts);
+        pg_query_param_str(q, "cache_saving");
+        pg_query_param_str(q, s->description);
+        pg_query_param(q, NULL, 0);
+        pg_query_param(q, NULL, 0);
+        pg_query_param_i64(q, s->amount_micros > 0 ? -s->amount_micros : s->amount_micros);
+        money_params(q, t);
+        pg_query_param_str(q, s->layer);
     }
 }
 

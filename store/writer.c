@@ -263,7 +263,7 @@ static void replay_source_done(struct store *st, struct wbatch *b)
     if (src == st->orphan && src->replay_off >= src->size) {
         log_info("store: orphaned journal %s replayed", src->path);
         journal_close(src, true);
-        st->orphan = journal_adopt(st->journal_dir, st->j ? st->j->path : NULL);
+        st->orphan = journal_adopt_for(st->journal_dir, st->j ? st->j->path : NULL, &st->db_id);
     }
 }
 
@@ -718,7 +718,7 @@ static void on_writer_state(void *ctx, bool up)
         st->replay_wait = false;
         timer_disarm(st->l, &st->replay_timer);
         if (!st->orphan)
-            st->orphan = journal_adopt(st->journal_dir, st->j ? st->j->path : NULL);
+            st->orphan = journal_adopt_for(st->journal_dir, st->j ? st->j->path : NULL, &st->db_id);
     }
     kick(st);
 }
@@ -737,7 +737,10 @@ void store_commit_turn(struct store *st, const struct store_turn *t, store_commi
         return;
     }
     struct buf rec = {0};
-    if (rec_encode(&rec, t) < 0) {
+    struct store_turn named = *t; /* the journal record names its database */
+    named.db_system_id = st->db_id.system_id;
+    named.db_name = st->db_id.name;
+    if (rec_encode(&rec, &named) < 0) {
         /* Refused here, alone: queued, it could never be journaled or replayed whole. */
         log_error("store.w%d: turn %s is larger than one record (%u MiB): not stored", st->worker,
                   t->turn_id ? t->turn_id : "?", REC_MAX_PAYLOAD >> 20);
@@ -781,8 +784,8 @@ void store_flush(struct store *st)
 /* Nothing waits to become durable. */
 bool store_idle(const struct store *st)
 {
-    return !st ||
-           (!st->queue.n && !st->nflight && !st->appending.n && !journal_append_busy(&st->app));
+    return !st || (!st->queue.n && !st->nflight && !st->appending.n &&
+                   !journal_append_busy(&st->app) && !st->cache_puts);
 }
 
 /* The writer connections share one op code: the poll's idx says whose completion it is. */
@@ -807,6 +810,8 @@ struct store *store_create(struct loop *l, const struct store_conf *conf, int wo
     st->worker = worker_index;
     snprintf(st->journal_dir, sizeof(st->journal_dir), "%s", conf->journal_dir);
     st->journal_max = conf->journal_max_bytes;
+    if (conf->db_id)
+        st->db_id = *conf->db_id;
     st->replay_backoff_ms = STORE_RETRY_MIN_MS;
     st->jd = json_doc_create();
     pg_query_init(&st->q);
@@ -818,7 +823,7 @@ struct store *store_create(struct loop *l, const struct store_conf *conf, int wo
     else if (st->j->size)
         st->spill = true; /* left by an earlier process with our pid: replay it first */
     journal_append_init(&st->app, l, (uint8_t)(op_base + 2));
-    st->orphan = journal_adopt(st->journal_dir, st->j ? st->j->path : NULL);
+    st->orphan = journal_adopt_for(st->journal_dir, st->j ? st->j->path : NULL, &st->db_id);
     st->op_writers = op_base;
     st->nw = conf->batches_in_flight < 1                   ? 1
              : conf->batches_in_flight > STORE_WRITERS_MAX ? STORE_WRITERS_MAX

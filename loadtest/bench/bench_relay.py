@@ -143,7 +143,7 @@ def run_trilemma(a, n, tmp, sim_port, binary=None, name="trilemma"):
         f.write("[server]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n")
         if a.workers:
             f.write("workers = %d\n" % a.workers)
-        f.write("[session]\nrate_messages = 100000\n[model]\nmax_retries = 0\n")
+        f.write("[session]\nrate_messages = 100000\nmax_turns_per_ip = 0\nturns_per_minute_per_ip = 0\n[model]\nmax_retries = 0\n")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TRILEMMA_") and k != "DATABASE_URL"}
     env.update({"TRILEMMA_MODEL": "openai/sim-shopper",

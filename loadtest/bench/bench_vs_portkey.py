@@ -202,7 +202,7 @@ def start_trilemma(a, tmp, sim_port, name):
     cfg = os.path.join(tmp, "trilemma.ini")
     with open(cfg, "w") as f:
         f.write("[server]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n"
-                "[session]\nrate_messages = 100000\n"
+                "[session]\nrate_messages = 100000\nmax_turns_per_ip = 0\nturns_per_minute_per_ip = 0\n"
                 "[model]\nmax_retries = 0\nstall_timeout_ms = 600000\n")
     env = clean_env()
     env.update({"TRILEMMA_MODEL": "openai/sim-shopper",

@@ -65,6 +65,11 @@ static void test_defaults(void)
     CHECK(c.max_header_bytes == 8192);
     CHECK(c.handshake_timeout_ms == 10000);
     CHECK(c.drain_timeout_ms == 25000);
+    CHECK(c.max_turns_per_user == 4 && c.turns_per_minute_per_user == 60);
+    CHECK(c.max_turns_per_ip == 32 && c.turns_per_minute_per_ip == 300);
+    CHECK(c.history_max_bytes == 65536 && c.history_budget_bytes == 256u << 20);
+    CHECK(c.max_session_age_s == 86400);
+    CHECK(c.jwt_require_exp && c.jwt_max_age_s == 0 && c.jwt_leeway_s == 30);
     CHECK(c.max_message_bytes == 65536);
     CHECK(c.ping_interval_ms == 25000);
     CHECK(c.idle_timeout_ms == 120000);
@@ -120,13 +125,33 @@ static void test_every_key(void)
                        "rate_messages = 5\n"
                        "rate_window_ms = 1000\n"
                        "echo_delay_ms = 0\n"
+                       "max_turns_per_user = 2\n"
+                       "turns_per_minute_per_user = 0\n"
+                       "max_turns_per_ip = 7\n"
+                       "turns_per_minute_per_ip = 70\n"
+                       "history_max_bytes = 4096\n"
+                       "history_budget_bytes = 1048576\n"
+                       "max_session_age_s = 3600\n"
                        "[auth]\n"
                        "jwt_secret = s3cret-s3cret-s3cret-s3cret-s3cr\n"
+                       "jwt_require_exp = false\n"
+                       "jwt_max_age_s = 900\n"
+                       "jwt_leeway_s = 5\n"
                        "jwt_issuer = https://idp.example\n"
                        "jwt_audience = chat\n"
                        "allowed_origins = https://chat.example, http://localhost:8080\n"
                        "[log]\n"
-                       "level = debug\n";
+                       "level = debug\n"
+                       "[cache]\n"
+                       "exact = off\n"
+                       "exact_shared = no\n"
+                       "exact_lru_bytes = 0\n"
+                       "words_file = /etc/trilemma/words.json\n"
+                       "lookup_timeout_ms = 40\n"
+                       "tool = OFF\n"
+                       "tool_shared = yes\n"
+                       "tool_lru_bytes = 1024\n"
+                       "tool_max_stale_s = 0\n";
     struct config c;
     char err[512];
     CHECKF(load_text(&c, text, err, sizeof(err)) == 0, "%s", err);
@@ -136,6 +161,11 @@ static void test_every_key(void)
     CHECK(c.max_connections == 5000 && c.max_connections_per_ip == 50);
     CHECK(c.max_header_bytes == 16384 && c.handshake_timeout_ms == 5000);
     CHECK(c.drain_timeout_ms == 0);
+    CHECK(c.max_turns_per_user == 2 && c.turns_per_minute_per_user == 0);
+    CHECK(c.max_turns_per_ip == 7 && c.turns_per_minute_per_ip == 70);
+    CHECK(c.history_max_bytes == 4096 && c.history_budget_bytes == 1048576);
+    CHECK(c.max_session_age_s == 3600);
+    CHECK(!c.jwt_require_exp && c.jwt_max_age_s == 900 && c.jwt_leeway_s == 5);
     CHECK(c.trusted_proxies.n == 3 && c.trusted_proxies.nets[0].bits == 96 + 8 &&
           c.trusted_proxies.nets[1].bits == 8 && c.trusted_proxies.nets[2].bits == 128);
     CHECK(c.max_message_bytes == 131072 && c.ping_interval_ms == 1000);
@@ -150,6 +180,10 @@ static void test_every_key(void)
     CHECK(strcmp(c.allowed_origins[0], "https://chat.example") == 0);
     CHECK(strcmp(c.allowed_origins[1], "http://localhost:8080") == 0);
     CHECK(c.log_level == LOG_DEBUG);
+    CHECK(!c.cache_exact && !c.cache_exact_shared && c.cache_exact_lru_bytes == 0);
+    CHECK(strcmp(c.cache_words_file, "/etc/trilemma/words.json") == 0);
+    CHECK(c.cache_lookup_timeout_ms == 40 && !c.cache_tool && c.cache_tool_shared);
+    CHECK(c.cache_tool_lru_bytes == 1024 && c.cache_tool_max_stale_s == 0);
     CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err);
 }
 
@@ -157,11 +191,11 @@ static void test_structure_errors(void)
 {
     EXPECT_ERROR("[server]\nworkers = 1\n[serverr]\nworkers = 2\n",
                  "3: unknown section [serverr] (known: server, websocket, session, auth, log, "
-                 "model, providers, pricing, tools, orchestrator, store)");
+                 "model, providers, pricing, tools, orchestrator, store, cache)");
     EXPECT_ERROR("[Server]\n",
                  "1: unknown section [Server] (known: server, websocket, "
                  "session, auth, log, model, providers, pricing, tools, orchestrator, "
-                 "store)");
+                 "store, cache)");
     EXPECT_ERROR("\n\n[server]\nmax_conections = 5\n",
                  "4: unknown key 'max_conections' in [server]");
     EXPECT_ERROR("[websocket]\nworkers = 5\n", "2: unknown key 'workers' in [websocket]");
@@ -216,6 +250,13 @@ static void test_value_errors(void)
         EXPECT_ERROR(text, "4: bad value for 'workers': expected an integer 0..1024");
     }
     EXPECT_ERROR("[server]\nworkers =\n", "2: bad value for 'workers': empty value");
+    EXPECT_ERROR("[cache]\nexact = maybe\n", "2: bad value for 'exact': expected on or off");
+    EXPECT_ERROR("[cache]\ntool_shared = 2\n",
+                 "2: bad value for 'tool_shared': expected on or off");
+    EXPECT_ERROR("[cache]\nlookup_timeout_ms = 0\n",
+                 "2: bad value for 'lookup_timeout_ms': expected an integer 1..60000");
+    EXPECT_ERROR("[cache]\ntool_max_stale_s = 86401\n",
+                 "2: bad value for 'tool_max_stale_s': expected an integer 0..86400");
     /* inih scans the value from right after '=': " ;" there starts a comment, ";" does not */
     EXPECT_ERROR("[server]\nworkers = ; nothing\n", "2: bad value for 'workers': empty value");
     EXPECT_ERROR("[server]\nworkers =;4\n",
@@ -224,6 +265,10 @@ static void test_value_errors(void)
                  "2: bad value for 'max_connections': expected an integer 1..10000000");
     EXPECT_ERROR("[server]\nmax_header_bytes = 100\n",
                  "2: bad value for 'max_header_bytes': expected an integer 1024..1048576");
+    EXPECT_ERROR("[auth]\njwt_require_exp = maybe\n",
+                 "2: bad value for 'jwt_require_exp': expected on or off");
+    EXPECT_ERROR("[session]\nmax_session_age_s = 0\n",
+                 "2: bad value for 'max_session_age_s': expected an integer 1..31536000");
     EXPECT_ERROR("[session]\nrate_messages = 0\n",
                  "2: bad value for 'rate_messages': expected an integer 1..1000000");
     EXPECT_ERROR("[websocket]\nping_interval_ms = -25000\n",
@@ -630,8 +675,13 @@ static void test_validate(void)
 
     char err[256];
     strcpy(c.jwt_issuer, "https://idp");
-    strcpy(c.jwt_secret, "k");
-    CHECK(config_validate(&c, err, sizeof(err)) == 0);
+    strcpy(c.jwt_secret, "0123456789abcdef0123456789abcde"); /* 31 bytes */
+    expect_invalid(&c, "jwt_secret is 31 bytes: at least 32 are required", __LINE__);
+    c.history_max_bytes = c.history_budget_bytes + 1;
+    expect_invalid(&c, "history_max_bytes", __LINE__);
+    c.history_max_bytes = c.history_budget_bytes;
+    strcpy(c.jwt_issuer, "https://idp");
+    strcpy(c.jwt_secret, "0123456789abcdef0123456789abcdef");
     c.max_text_bytes = c.max_message_bytes; /* equal is fine */
     CHECK(config_validate(&c, err, sizeof(err)) == 0);
 }

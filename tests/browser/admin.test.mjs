@@ -10,6 +10,7 @@
 //     order, each with its duration, bars placed by start time
 //   - a prompt holding <img src=x onerror=...> is shown as text: no element made, no script run
 //   - "add to golden set" writes the case (checked in PostgreSQL), a second time says it is in
+//   - no Content-Security-Policy violation (the server sends a strict one on /admin/)
 //
 // Started by tests/integration/run_browser.py (ctest `browser_admin`, label `browser`); by hand:
 //   TRILEMMA_SERVER=build/trilemmad TRILEMMA_SIM=build/trilemma-sim TRILEMMA_SOURCE=$PWD \
@@ -99,6 +100,7 @@ before(async () => {
       model: { model: 'openai/sim-frontier', retry_base_ms: 10 },
       orchestrator: { agents_file: path.join(SOURCE, 'config', 'agents.ini') },
       tools: { tools_file: path.join(SOURCE, 'config', 'tools.json') },
+      trace: { capture: 'full' }, // prompts, responses and tool payloads in the spans
     },
     env: { DATABASE_URL: pg.url, TRILEMMA_ADMIN_TOKEN: TOKEN, TRILEMMA_MODEL: 'openai/sim-frontier',
       OPENAI_BASE_URL: u + '/v1', ANTHROPIC_BASE_URL: u, GEMINI_BASE_URL: u, TRILEMMA_CATALOG_URL: u },
@@ -135,6 +137,11 @@ after(async () => {
 
 async function newPage() {
   const page = await context.newPage();
+  // the pages run under a strict Content-Security-Policy (net/): any violation is a failure
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+  });
   page.setDefaultTimeout(BOUND_MS);
   page.errors = [];
   page.requestsSeen = [];
@@ -237,6 +244,7 @@ test('token form, search, waterfall, text-only rendering, add to golden set', as
     if (new URL(r.url).pathname.startsWith('/v1/')) assert.ok(r.auth === 'Bearer ' + TOKEN || r.auth === 'Bearer not-the-token', r.url);
   }
   assert.deepEqual(page.errors, []);
+  assert.deepEqual(await page.evaluate(() => window.__csp), []);
   await page.close();
 });
 

@@ -155,6 +155,43 @@ test('browser WebSocket: an error leaves the connection usable', async () => {
   await page.close();
 });
 
+test('the page runs under its Content-Security-Policy: no violation, the shop glue and the widget work', async () => {
+  const page = await newPage();
+  // collect violations from the first script on (Playwright's init scripts are not subject to
+  // the page's policy)
+  await page.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) =>
+      window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+  });
+  const resp = await page.goto(BASE + '/');
+  const policy = resp.headers()['content-security-policy'] || '';
+  assert.match(policy, /default-src 'self'/);
+  assert.doesNotMatch(policy, /unsafe-inline|unsafe-eval/);
+  assert.equal(resp.headers()['x-content-type-options'], 'nosniff');
+  // a product card's Ask button: the shop's glue (/shop.js, no longer inline) puts its question
+  // in the widget's box; Enter sends it
+  const question = await page.locator('.card .ask').first().getAttribute('data-ask');
+  await page.locator('.card .ask').first().click();
+  const box = page.getByRole('textbox', { name: 'Message' });
+  assert.equal(await box.inputValue(), question);
+  await box.press('Enter');
+  await page.waitForFunction(
+    (q) => {
+      const el = document.querySelector('trilemma-chat');
+      const thread = el && el.shadowRoot && el.shadowRoot.querySelector('.thread');
+      return thread && thread.textContent.split(q).length - 1 >= 2 && !el.busy;
+    },
+    question,
+    { timeout: BOUND_MS },
+  );
+  // the cards' colours come from shop.css classes, not from style attributes
+  const tile = await page.locator('.card .tile').first().evaluate((e) => getComputedStyle(e).backgroundColor);
+  assert.notEqual(tile, 'rgba(0, 0, 0, 0)');
+  assert.deepEqual(await page.evaluate(() => window.__csp), []);
+  await page.close();
+});
+
 test('the page itself: open the chat widget, type a message, see the streamed answer', async () => {
   const page = await newPage();
   await page.goto(BASE + '/');

@@ -126,6 +126,8 @@ export class Trilemmad {
     this.name = opts.name || 'trilemmad';
     this.config = { server: { web_root: path.join(SOURCE, 'web') }, ...(opts.config || {}) };
     this.config.server = { web_root: path.join(SOURCE, 'web'), ...(opts.config?.server || {}) };
+    // every page connects from 127.0.0.1: the per-address turn limits are off (docs/config.md)
+    this.config.session = { max_turns_per_ip: 0, turns_per_minute_per_ip: 0, ...(opts.config?.session || {}) };
     this.env = opts.env || {};
     this.dir = mkdtempSync(path.join(tmpdir(), 'trilemma-wsrv-'));
     this.starts = 0;

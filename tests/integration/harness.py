@@ -135,7 +135,11 @@ class Server:
     def __init__(self, config=None, env=None, workers=2, name="server"):
         self.name = name
         self.workers = workers
-        self.config = {"server": {"web_root": os.path.join(Args.source, "web")}}
+        # Every test client connects from 127.0.0.1: one address standing for many users, so
+        # the per-address turn limits of anonymous sessions (docs/config.md) are off unless a
+        # test sets them (test_guards.py does).
+        self.config = {"server": {"web_root": os.path.join(Args.source, "web")},
+                       "session": {"max_turns_per_ip": 0, "turns_per_minute_per_ip": 0}}
         for section, keys in (config or {}).items():
             self.config.setdefault(section, {}).update(keys)
         self.extra_env = env or {}

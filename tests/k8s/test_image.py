@@ -40,6 +40,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -249,7 +250,7 @@ class PodProcess:
 async def chat(port, text):
     import websockets
 
-    token = make_jwt({"sub": "image-test-user"}, JWT_SECRET)
+    token = make_jwt({"sub": "image-test-user", "exp": int(time.time()) + 600}, JWT_SECRET)
     async with websockets.connect("ws://127.0.0.1:%d/ws?token=%s" % (port, token), max_size=None) as ws:
         first = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         assert first["type"] == "session", first

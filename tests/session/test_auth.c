@@ -247,6 +247,46 @@ static void test_time(void)
     free(t);
 }
 
+/* jwt_require_exp, jwt_max_age_s (iat) and when the token stops holding (the session's 4001). */
+static void test_exp_required_and_max_age(void)
+{
+    struct auth_conf c = conf();
+    char sub[AUTH_SUB_MAX];
+    int64_t until = 0;
+    c.require_exp = true;
+    char *t = encode(JWT_ALG_HS256, SECRET, "{\"sub\":\"a\"}");
+    CHECK(verify_c(&c, t, sub) == AUTH_NO_EXP);
+    c.require_exp = false;
+    CHECK(auth_verify_until(&c, t, strlen(t), NOW, sub, &until) == AUTH_OK && until == INT64_MAX);
+    free(t);
+    t = encode(JWT_ALG_HS256, SECRET, "{\"sub\":\"a\",\"exp\":1700000100}");
+    CHECK(auth_verify_until(&c, t, strlen(t), NOW, sub, &until) == AUTH_OK);
+    CHECKF(until == 1700000100 + 30, "until %lld", (long long)until); /* exp + leeway */
+    c.max_age_s = 600;                                                /* now iat is required */
+    CHECK(verify_c(&c, t, sub) == AUTH_TOO_OLD);
+    free(t);
+    const char *ages[][2] = {
+        {"{\"sub\":\"a\",\"iat\":1699999500}", "ok"},      /* 500 s old */
+        {"{\"sub\":\"a\",\"iat\":1699999000}", "too old"}, /* 1000 s old */
+        {"{\"sub\":\"a\",\"iat\":1700001000}", "future"},  /* beyond the leeway */
+        {"{\"sub\":\"a\",\"iat\":\"1700000000\"}", "claims"},
+    };
+    enum auth_result want[] = {AUTH_OK, AUTH_TOO_OLD, AUTH_TOO_OLD, AUTH_BAD_CLAIMS};
+    for (size_t i = 0; i < 4; i++) {
+        t = encode(JWT_ALG_HS256, SECRET, ages[i][0]);
+        CHECKF(auth_verify_until(&c, t, strlen(t), NOW, sub, &until) == want[i], "%s: want %s",
+               ages[i][0], ages[i][1]);
+        if (want[i] == AUTH_OK)
+            CHECKF(until == 1699999500 + 600 + 30, "until %lld", (long long)until);
+        free(t);
+    }
+    /* the earlier of exp and iat + max_age */
+    t = encode(JWT_ALG_HS256, SECRET, "{\"sub\":\"a\",\"iat\":1699999500,\"exp\":1700000010}");
+    CHECK(auth_verify_until(&c, t, strlen(t), NOW, sub, &until) == AUTH_OK &&
+          until == 1700000010 + 30);
+    free(t);
+}
+
 static void test_sub(void)
 {
     const char *bad[] = {"{}",
@@ -408,7 +448,7 @@ static void test_guard_page(void)
 
 static void test_result_str(void)
 {
-    for (int r = AUTH_OK; r <= AUTH_BAD_CLAIMS; r++) {
+    for (int r = AUTH_OK; r <= AUTH_TOO_OLD; r++) {
         const char *s = auth_result_str((enum auth_result)r);
         CHECK(s && *s && strcmp(s, "unknown auth result") != 0);
     }
@@ -450,6 +490,7 @@ int main(void)
     test_forged_alg();
     test_libjwt_pins();
     test_time();
+    test_exp_required_and_max_age();
     test_sub();
     test_iss_aud();
     test_malformed();

@@ -974,7 +974,7 @@ static void test_replay_at_start(const struct config *base)
     write_orphan(conf.journal_dir, "4242-w0.journal", 70, 7, 30);
     write_orphan(conf.journal_dir, "4242-w1.journal", 71, 3, 0);
     struct store_conf sc = config_store(&conf);
-    int n = store_replay_journals(&sc, err, sizeof(err));
+    int n = store_replay_journals(&sc, NULL, err, sizeof(err));
     CHECKF(n == 10, "replayed at start: %d (%s)", n, err);
     PGconn *c = connect_db("trilemma");
     CHECK(q1(c, "SELECT count(*) FROM turns WHERE conversation_id LIKE '%00000046%' OR "
@@ -984,7 +984,7 @@ static void test_replay_at_start(const struct config *base)
     snprintf(path, sizeof(path), "%s/4242-w0.journal", conf.journal_dir);
     CHECK(access(path, F_OK) != 0);
     /* again: nothing left */
-    CHECK(store_replay_journals(&sc, err, sizeof(err)) == 0);
+    CHECK(store_replay_journals(&sc, NULL, err, sizeof(err)) == 0);
 }
 
 /* All the checks, in a child process (see main). */

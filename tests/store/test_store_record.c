@@ -14,6 +14,7 @@
 #include "base/mem.h"
 #include "store/journal.h"
 #include "store/record.h"
+#include "store/store.h"
 #include "tests/tap.h"
 
 static const uint32_t deltas[] = {5, 11, 12};
@@ -129,32 +130,118 @@ static void test_route_and_flags(void)
     buf_free(&b);
 }
 
-/* A record of version 1 (the journal a previous release left) still replays: it is a version 2
- * record without the tail (three empty strings and two per call, 5 bytes each). */
-static void test_version_1_replays(void)
+/* Rewrite a version 4 record (identity: u64 0 and an empty string, 13 bytes after the version)
+ * as the version an earlier release wrote: without the identity; for version 2 also without
+ * version 3's tail (a zero count of savings, 4 bytes), for version 1 also without version 2's
+ * (three empty strings and two per call, 5 bytes each). Returns its length. */
+static size_t downgrade(struct buf *b, uint8_t version, uint32_t n_calls)
 {
-    struct store_turn t = sample();
-    struct buf b = {0};
-    rec_encode(&b, &t);
-    size_t tail = 5 * (3 + 2 * t.n_calls);
-    uint8_t *p = (uint8_t *)buf_begin(&b);
-    uint32_t len = (uint32_t)(buf_size(&b) - 12 - tail);
-    p[12] = 1;
+    uint8_t *p = (uint8_t *)buf_begin(b);
+    size_t tail = (version <= 2 ? 4 : 0) + (version == 1 ? 5 * (3 + 2 * (size_t)n_calls) : 0);
+    memmove(p + 13, p + 13 + 13, buf_size(b) - 13 - 13);
+    uint32_t len = (uint32_t)(buf_size(b) - 13 - 12 - tail);
+    p[12] = version;
     uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
     uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
     for (int k = 0; k < 4; k++)
         p[4 + k] = l[k], p[8 + k] = (uint8_t)(crc >> (8 * k));
-    CHECK(rec_check(buf_begin(&b), 12 + len) == (long)(12 + len));
+    return 12 + len;
+}
+
+/* Cache savings (version 3) travel with the turn; a version 2 record (without them) replays. */
+static void test_savings_round_trip(void)
+{
+    struct store_turn t = sample();
+    struct cache_saving_record sv[2] = {{"exact", "exact cache: answer of specialist", -1234},
+                                        {"tool", "tool get_policy", 0}};
+    t.savings = sv;
+    t.n_savings = 2;
+    struct buf b = {0};
+    CHECK(rec_encode(&b, &t) == 0);
     struct rec_turn rt;
-    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == 0);
-    CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.n_calls == 2);
-    CHECK(rt.t.calls[1].agent[0] == '\0');
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(rt.t.n_savings == 2 && !strcmp(rt.t.savings[0].layer, "exact") &&
+          rt.t.savings[0].amount_micros == -1234 && !strcmp(rt.t.savings[1].layer, "tool") &&
+          !strcmp(rt.t.savings[1].description, "tool get_policy"));
     rec_turn_free(&rt);
-    p[12] = 3; /* a version from the future is refused */
-    crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
-    for (int k = 0; k < 4; k++)
-        p[8 + k] = (uint8_t)(crc >> (8 * k));
-    CHECK(rec_decode(buf_begin(&b), 12 + len, &rt) == -EBADMSG);
+    buf_free(&b);
+    t.n_savings = 0;
+    rec_encode(&b, &t);
+    size_t n = downgrade(&b, 2, t.n_calls);
+    CHECK(rec_decode(buf_begin(&b), n, &rt) == 0);
+    CHECK(rt.t.n_savings == 0 && rt.t.n_calls == t.n_calls);
+    rec_turn_free(&rt);
+    buf_free(&b);
+}
+
+/* Records of versions 1 to 3 (journals previous releases left) still replay, without a
+ * database identity; a version from the future is refused. */
+static void test_version_1_replays(void)
+{
+    struct store_turn t = sample();
+    for (uint8_t v = 1; v <= 3; v++) {
+        struct buf b = {0};
+        rec_encode(&b, &t);
+        size_t n = downgrade(&b, v, t.n_calls);
+        CHECK(rec_check(buf_begin(&b), n) == (long)n);
+        struct rec_turn rt;
+        uint64_t sys = 7;
+        char name[64] = "x";
+        CHECK(rec_identity(buf_begin(&b), n, &sys, name, sizeof(name)) == 0);
+        CHECKF(rec_decode(buf_begin(&b), n, &rt) == 0, "version %d", v);
+        CHECK(rt.t.n_calls == 2 && rt.t.db_system_id == 0 && rt.t.db_name == NULL);
+        if (v == 1)
+            CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.calls[1].agent[0] == '\0');
+        rec_turn_free(&rt);
+        uint8_t *p = (uint8_t *)buf_begin(&b);
+        p[12] = 5; /* a version from the future is refused */
+        uint32_t len = (uint32_t)(n - 12);
+        uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
+                        (uint8_t)(len >> 24)};
+        uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
+        for (int k = 0; k < 4; k++)
+            p[8 + k] = (uint8_t)(crc >> (8 * k));
+        CHECK(rec_decode(buf_begin(&b), n, &rt) == -EBADMSG);
+        buf_free(&b);
+    }
+}
+
+static char dir[] = "/tmp/trilemma-journal-test.XXXXXX";
+
+/* Version 4: each record names its database; journal_adopt_for adopts only its own database's
+ * orphans (or ones that name none) and counts the others, which stay as they were. */
+static void test_database_identity(void)
+{
+    struct store_turn t = sample();
+    t.db_system_id = 7351234567890123456ull;
+    t.db_name = "trilemma";
+    struct buf b = {0};
+    CHECK(rec_encode(&b, &t) == 0);
+    uint64_t sys = 0;
+    char name[64];
+    CHECK(rec_identity(buf_begin(&b), buf_size(&b), &sys, name, sizeof(name)) == 1);
+    CHECK(sys == t.db_system_id && !strcmp(name, "trilemma"));
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(rt.t.db_system_id == t.db_system_id && !strcmp(rt.t.db_name, "trilemma"));
+    rec_turn_free(&rt);
+
+    char path[256];
+    snprintf(path, sizeof(path), "%s/9-w0.journal", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && write(fd, buf_begin(&b), buf_size(&b)) == (ssize_t)buf_size(&b));
+    close(fd);
+    struct store_db_id other = {t.db_system_id + 1, "trilemma"};
+    struct store_db_id other_name = {t.db_system_id, "trilemma_b"};
+    struct store_db_id unknown = {0, ""};
+    struct store_db_id same = {t.db_system_id, "trilemma"};
+    CHECK(journal_adopt_for(dir, NULL, &other) == NULL && journal_foreign_count() == 1);
+    CHECK(journal_adopt_for(dir, NULL, &other_name) == NULL && journal_foreign_count() == 1);
+    CHECK(journal_adopt_for(dir, NULL, &unknown) == NULL && journal_foreign_count() == 0);
+    CHECK(access(path, F_OK) == 0); /* left alone */
+    struct journal *j = journal_adopt_for(dir, NULL, &same);
+    CHECK(j != NULL && j->size == buf_size(&b) && journal_foreign_count() == 0);
+    journal_close(j, true);
     buf_free(&b);
 }
 
@@ -181,8 +268,6 @@ static void test_corruption(void)
     xfree(copy);
     buf_free(&b);
 }
-
-static char dir[] = "/tmp/trilemma-journal-test.XXXXXX";
 
 /* A dead process's journal with a torn tail of every possible length. */
 static void test_torn_tail(void)
@@ -302,6 +387,7 @@ int main(void)
 {
     test_route_and_flags();
     test_version_1_replays();
+    test_savings_round_trip();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
     test_corruption();
@@ -312,6 +398,7 @@ int main(void)
     test_torn_tail();
     test_locking();
     test_oversized_record_refused();
+    test_database_identity();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

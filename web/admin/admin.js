@@ -235,9 +235,10 @@ function renderWaterfall(t) {
     bar.style.left = left.toFixed(3) + '%';
     bar.style.width = Math.min(width, 100 - left).toFixed(3) + '%';
     const label = el('span', { class: 'dur' }, fmtMs(dur / 1000));
-    // the duration after its bar, or inside its end when the bar reaches the right edge
-    if (left + width > 85) { label.classList.add('inside'); bar.append(label); }
-    else label.style.left = (left + width).toFixed(3) + '%';
+    // the duration after its bar; near the right edge inside a long bar, or before a short one
+    if (left + width <= 85) label.style.left = (left + width).toFixed(3) + '%';
+    else if (width >= 10) { label.classList.add('inside'); bar.append(label); }
+    else label.style.right = (100 - left).toFixed(3) + '%';
     const name = el('span', { class: 'name', title: s.name },
       el('span', { class: ['kind', 'k-' + (s.kind || 'other')] }, s.kind || '?'), ' ', s.name,
       s.status === 'error' ? el('span', { class: 'badge st-error' }, 'error') : null);
@@ -293,7 +294,8 @@ function messagesBlock(title, raw) {
       else if (p.type === 'tool_call_response') parts.push(el('div', { class: 'call' }, el('b', null, '← result ' + (p.id || '')), el('pre', { class: 'json' }, pretty(p.response ?? p.result ?? ''))));
     }
     if (m.finish_reason) parts.push(el('p', { class: 'meta' }, 'finish: ' + m.finish_reason));
-    return el('div', { class: ['msg', 'role-' + (m.role || 'x')] }, el('span', { class: 'role' }, m.role || '?'), parts);
+    const role = m.role || (title === 'System' ? 'system' : '?'); // system instructions: bare parts
+    return el('div', { class: ['msg', 'role-' + role] }, el('span', { class: 'role' }, role), parts);
   }));
 }
 

@@ -1,0 +1,225 @@
+"""test_caching.py - the cache layers end to end (docs/caching.md): a real trilemmad with the
+agents plan, trilemma-sim as provider and commerce API, and (where the shared tier or the ledger
+is checked) a private PostgreSQL.
+
+What is asserted comes from the server's events (delta, turn_end with its cost and "cache"), the
+simulator's own records (the model request-body log: was the answering model called; the catalog's
+request log: how many requests reached the API), the stored rows and the read API. Nothing depends
+on the catalog's data or the simulator's wording. No sleep stands in for synchronisation.
+"""
+
+import asyncio
+import json
+import os
+
+from harness import Args, Suite, http_request
+from test_orchestrator import (PG_BIN, Cluster, Sim, agent_requests, open_session, orch_server,
+                               section, shipped_agents, turn, write_agents)
+
+suite = Suite("caching")
+SIMS = {}
+ADMIN = "test-admin-token-caching"
+
+
+def sim(key="default", *args):
+    if key not in SIMS:
+        SIMS[key] = Sim(*args)
+    return SIMS[key]
+
+
+@suite.on_teardown
+def stop_sims():
+    for s in SIMS.values():
+        s.stop()
+
+
+def words():
+    return os.path.join(Args.source, "config", "cache_words.json")
+
+
+def rules_only(secs=None, prompt_suffix=None):
+    """The shipped agents with no classifier model (the rules classify: a cache hit then costs
+    exactly nothing) and, optionally, the specialist's prompt changed (a new prompt version)."""
+    secs = secs or shipped_agents()
+    section(secs, "classifier")["model"] = ""
+    if prompt_suffix:
+        spec = section(secs, "agent specialist")
+        text = open(spec["prompt"]).read() + prompt_suffix
+        path = os.path.join(os.path.dirname(write_agents([])), "specialist.md")
+        with open(path, "w") as f:
+            f.write(text)
+        spec["prompt"] = path
+    return write_agents(secs)
+
+
+def cache_server(s, agents=None, db=None, cache=None, name="caching"):
+    env = {"TRILEMMA_ADMIN_TOKEN": ADMIN}
+    if db:
+        env["DATABASE_URL"] = db.url
+    cfg = {"cache": {"words_file": words()}}
+    cfg["cache"].update(cache or {})
+    return orch_server(s, agents=agents, extra_env=env, config=cfg, name=name)
+
+
+async def ask(srv, text, mid="m1"):
+    ws = await open_session(srv)
+    t = await turn(ws, text, mid)
+    await ws.close()
+    return t
+
+
+def has_pg():
+    if not os.access(os.path.join(PG_BIN, "initdb"), os.X_OK):
+        print("  (PostgreSQL binaries not found in %s: this test checks nothing)" % PG_BIN)
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# the exact response cache
+
+
+@suite.test
+async def test_exact_hit_streams_the_same_answer_and_costs_nothing():
+    s = sim()
+    with cache_server(s, agents=rules_only()) as srv:
+        first = await ask(srv, "What is your return policy?")
+        first.check_stop()
+        assert first.route["query_type"] == "policy", first.route
+        assert first.end["cache"] is None, first.end
+        assert first.end["cost"]["micros"] > 0, first.end
+        seq = s.requests_seq()
+        # the same question in other words of the same meaning (case, punctuation, spacing, a
+        # contraction, a filler): one normalized key
+        again = await ask(srv, "  please, WHAT'S your   return policy??")
+        again.check_stop()
+        assert again.end["cache"] == "exact", again.end
+        assert again.text == first.text, (again.text, first.text)
+        assert again.end["cost"]["micros"] == 0, again.end
+        assert again.end["usage"]["input_tokens"] == 0, again.end
+        assert agent_requests(s.requests(seq)) == [], "the answering model was called"
+        # streamed like an answer: several deltas, in order, none of them the whole text
+        assert len(again.deltas) > 1 and max(len(d["text"]) for d in again.deltas) < len(
+            again.text), [d["text"] for d in again.deltas]
+        assert [d["seq"] for d in again.deltas] == list(range(1, len(again.deltas) + 1))
+        # a different question is a miss, and an uncacheable route never asks
+        other = await ask(srv, "What is your warranty policy?")
+        assert other.end["cache"] is None
+        search = await ask(srv, "show me phones under 20000")
+        assert search.end["cache"] is None and search.route["query_type"] == "product_search"
+        search2 = await ask(srv, "show me phones under 20000")
+        assert search2.end["cache"] is None
+        m = http_request(srv.port, "GET", "/metrics").body.decode()
+        assert 'trilemma_cache_hits_total{layer="exact"} 1' in m, m
+        assert 'trilemma_cache_misses_total{layer="exact"} 2' in m, m
+        assert 'trilemma_cache_bytes{layer="exact"} ' in m and \
+            'trilemma_cache_bytes{layer="exact"} 0\n' not in m, m
+
+
+@suite.test
+async def test_exact_cache_with_the_classifier_saves_the_answer_only():
+    """With a classifier model the turn still pays for the classification (it decides the route
+    the key needs); the answering model is not called."""
+    s = sim()
+    with cache_server(s) as srv:
+        first = await ask(srv, "what is the return policy")
+        first.check_stop()
+        seq = s.requests_seq()
+        again = await ask(srv, "What is the return policy?")
+        assert again.end["cache"] == "exact" and again.text == first.text, again.end
+        reqs = s.requests(seq)
+        assert agent_requests(reqs) == [] and len(reqs) == 1, [r[1] for r in reqs]
+        assert 0 < again.end["cost"]["micros"] < first.end["cost"]["micros"], again.end
+
+
+@suite.test
+async def test_errors_and_cut_answers_are_not_cached():
+    s = sim()
+    secs = shipped_agents()
+    section(secs, "route policy")["max_tokens"] = "5"  # every policy answer is cut: "length"
+    with cache_server(s, agents=rules_only(secs)) as srv:
+        cut = await ask(srv, "What is your return policy?")
+        assert cut.end["finish_reason"] == "length", cut.end
+        again = await ask(srv, "What is your return policy?")
+        assert again.end["cache"] is None and again.end["finish_reason"] == "length", again.end
+    bad = sim("failing_models", "--error-rate", "1")
+    with cache_server(bad, agents=rules_only()) as srv:
+        for _ in range(2):
+            t = await ask(srv, "What is your return policy?")
+            assert t.end["finish_reason"] == "error" and t.end["cache"] is None, t.end
+
+
+@suite.test
+async def test_shared_tier_serves_other_processes_and_a_new_prompt_version_misses():
+    if not has_pg():
+        return
+    db = Cluster()
+    try:
+        s = sim()
+        agents = rules_only()
+        with cache_server(s, agents=agents, db=db, name="writer") as srv:
+            first = await ask(srv, "What is your return policy?")
+            first.check_stop()
+            assert first.end["cache"] is None
+        rows = db.psql("SELECT layer, cost_micros, expires_at > now() + interval '23 hours' "
+                       "FROM cache_entries")
+        assert rows == [["exact", str(first.end["cost"]["micros"]), "t"]], rows
+        # another process (an empty LRU) finds the answer in PostgreSQL
+        with cache_server(s, agents=agents, db=db, name="reader") as srv:
+            seq = s.requests_seq()
+            t = await ask(srv, "what is your return policy")
+            assert t.end["cache"] == "exact" and t.text == first.text, t.end
+            assert agent_requests(s.requests(seq)) == []
+        # the same question to a new prompt version: a miss, and a new entry
+        with cache_server(s, agents=rules_only(prompt_suffix="\nBe brief.\n"), db=db,
+                          name="new_prompt") as srv:
+            seq = s.requests_seq()
+            t = await ask(srv, "What is your return policy?")
+            assert t.end["cache"] is None, t.end
+            assert agent_requests(s.requests(seq)) != []
+        assert db.psql("SELECT count(*) FROM cache_entries WHERE layer = 'exact'") == [["2"]]
+        # an expired row is never served, and the next write purges it
+        db.psql("UPDATE cache_entries SET expires_at = now() - interval '1 second'")
+        with cache_server(s, agents=agents, db=db, name="expired") as srv:
+            t = await ask(srv, "What is your return policy?")
+            assert t.end["cache"] is None, t.end
+        left = db.psql("SELECT count(*) FROM cache_entries WHERE expires_at <= now()")
+        assert left == [["0"]], left
+    finally:
+        db.stop()
+
+
+@suite.test
+async def test_savings_on_the_ledger_and_in_costs():
+    if not has_pg():
+        return
+    db = Cluster()
+    try:
+        s = sim()
+        with cache_server(s, agents=rules_only(), db=db) as srv:
+            first = await ask(srv, "What is your return policy?")
+            hits = [await ask(srv, "what's your return policy", "m%d" % i) for i in range(3)]
+            assert all(h.end["cache"] == "exact" for h in hits), [h.end for h in hits]
+            saved = first.end["cost"]["micros"]
+            lines = db.psql("SELECT kind, amount_micros, cache_layer FROM ledger "
+                            "WHERE kind = 'cache_saving' ORDER BY created_at")
+            assert lines == [["cache_saving", str(-saved), "exact"]] * 3, lines
+            # never in the turn's cost: the hit turns cost 0
+            costs = db.psql("SELECT cost_micros FROM turns ORDER BY started_at")
+            assert [c for (c,) in costs] == [str(saved), "0", "0", "0"], costs
+            r = http_request(srv.port, "GET", "/v1/costs?group_by=day",
+                             headers={"Authorization": "Bearer " + ADMIN})
+            assert r.status == 200, r.body
+            body = json.loads(r.body)
+            sv = {x["layer"]: x for x in body["savings"]}
+            assert sv["exact"]["hits"] == 3 and sv["exact"]["saved_micros"] == 3 * saved, body
+            (total,) = db.psql("SELECT -sum(amount_micros) FROM ledger "
+                               "WHERE kind = 'cache_saving'")
+            assert int(total[0]) == sv["exact"]["saved_micros"]
+            assert body["totals"][0]["cost_micros"] == saved, body["totals"]
+    finally:
+        db.stop()
+
+
+if __name__ == "__main__":
+    suite.main()
