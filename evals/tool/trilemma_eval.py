@@ -7,6 +7,7 @@ rate the vibe-check panel's votes; export the reviewed production cases. See doc
   trilemma-eval gate --old-prompts DIR --new-prompts DIR [--set SET] [--subset N]
   trilemma-eval vibe --url URL --session ID [--json out.json]
   trilemma-eval export --url URL [--set production] [-o cases.jsonl]
+  trilemma-eval harvest --url URL [--flag ungrounded_number] (flagged turns -> candidates)
   trilemma-eval serve --config DIR        (the stack of a configuration, until Ctrl-C)
 
 Exit codes: 0 fine, 1 a gate failed (compare/gate), 2 bad input.
@@ -195,6 +196,38 @@ def cmd_export(a):
     return 0
 
 
+def cmd_harvest(a):
+    """Flagged production turns (GET /v1/turns?flag=...) into the golden set's review queue as
+    candidates (POST /v1/golden); a turn already in (409) is skipped."""
+    import urllib.error
+    import urllib.parse
+
+    import runner
+
+    token = a.admin_token or os.environ.get("TRILEMMA_ADMIN_TOKEN")
+    if not token:
+        die("harvest uses the admin API: give --admin-token or TRILEMMA_ADMIN_TOKEN")
+    base = a.url.rstrip("/")
+    added = known = 0
+    for flag in a.flag or ["ungrounded_number"]:
+        q = {"flag": flag, "limit": str(a.limit)}
+        if a.since:
+            q["from"] = a.since
+        turns = runner.http_json(base + "/v1/turns?" + urllib.parse.urlencode(q), token)["turns"]
+        for t in turns:
+            try:
+                runner.http_json(base + "/v1/golden", token, {
+                    "turn_id": t["turn_id"], "note": "flagged: %s" % flag,
+                    "added_by": "trilemma-eval harvest"})
+                added += 1
+            except urllib.error.HTTPError as e:
+                if e.code != 409:
+                    raise
+                known += 1
+    print("harvest: %d flagged turns added as candidates, %d were in already" % (added, known))
+    return 0
+
+
 def cmd_serve(a):
     import serve
 
@@ -272,6 +305,13 @@ def main(argv=None):
     e.add_argument("--set", dest="set_name")
     e.add_argument("--admin-token")
     e.add_argument("-o", "--output")
+    h = sub.add_parser("harvest", help="flagged production turns into the review queue")
+    h.add_argument("--url", required=True)
+    h.add_argument("--flag", action="append", help="a turn flag (repeatable; default "
+                   "ungrounded_number)")
+    h.add_argument("--since", help="turns from this time on (YYYY-MM-DD or RFC 3339)")
+    h.add_argument("--limit", type=int, default=100)
+    h.add_argument("--admin-token")
     s = sub.add_parser("serve", help="start a configuration's stack until Ctrl-C")
     s.add_argument("--config", required=True)
     s.add_argument("--name")
@@ -283,7 +323,7 @@ def main(argv=None):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         return {"run": cmd_run, "compare": cmd_compare, "gate": cmd_gate, "vibe": cmd_vibe,
-                "export": cmd_export, "serve": cmd_serve}[a.cmd](a)
+                "export": cmd_export, "harvest": cmd_harvest, "serve": cmd_serve}[a.cmd](a)
     except goldenset.BadSet as e:
         die(str(e))
 

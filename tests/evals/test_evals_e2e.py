@@ -7,7 +7,8 @@
   - the prompt gate: a prompt change that makes comparisons prose instead of tables is refused
     (exit 1, the format dimension named), a harmless one passes;
   - the review queue: a served turn added to the golden set (POST /v1/golden) is a candidate,
-    accepted through POST /v1/golden/cases/{id}, exported to the JSONL format and run again;
+    accepted through POST /v1/golden/cases/{id}, exported to the JSONL format and run again; a
+    turn the grounding check flagged becomes a candidate through `trilemma-eval harvest`;
   - bad input: to the evals API (400/404/405/409/415, nothing changed) and bad golden sets.
 
 Relations are asserted, never the simulator's numbers: which configuration is better, which
@@ -203,6 +204,20 @@ def test_review_queue_and_export(stack):
     assert run["cases"][0]["tools"] == ["get_order"]
 
 
+def test_harvest_flagged_turns(stack):
+    """A turn the grounding check flagged becomes a candidate through `trilemma-eval harvest`."""
+    _, turn = asyncio.run(one_turn(stack.ws_url, "Best phone under 30000 [[sim:mistake=wrong_number]]"))
+    rc, out = tool("harvest", "--url", stack.http_url, "--admin-token", stack.admin_token,
+                   "--flag", "ungrounded_number", check=0)
+    assert "1 flagged turns added" in out, out
+    st, r = api(stack, "GET", "/v1/golden/cases?status=candidate")
+    mine = [c for c in r["cases"] if c["source_turn_id"] == turn]
+    assert len(mine) == 1 and mine[0]["note"] == "flagged: ungrounded_number", r
+    assert mine[0]["case_json"]["flags"] == ["ungrounded_number"]
+    rc, out = tool("harvest", "--url", stack.http_url, "--admin-token", stack.admin_token, check=0)
+    assert "0 flagged turns added" in out, out
+
+
 def test_vibe_api_bad_input(stack):
     st, r = api(stack, "POST", "/v1/vibe/sessions", {"version_a": "x", "version_b": "y"})
     assert st == 201, r
@@ -274,7 +289,8 @@ def main():
 
     tests = [t for t in (test_cheap_vs_cascade, test_prompt_gate, test_bad_golden_sets)
              if A.k in t.__name__]
-    stack_tests = [t for t in (test_review_queue_and_export, test_vibe_api_bad_input)
+    stack_tests = [t for t in (test_review_queue_and_export, test_harvest_flagged_turns,
+                               test_vibe_api_bad_input)
                    if A.k in t.__name__]
     passed = failed = 0
 
