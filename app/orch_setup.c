@@ -26,6 +26,7 @@ struct orchestrator {
     /* the cache layers (docs/caching.md) */
     struct norm_words *words;
     struct exact_cache_conf exact;
+    struct tool_cache_conf tool_cache;
 };
 
 /* Fill r from "provider/model" with the configured base URL and key of its provider. */
@@ -98,6 +99,15 @@ static int setup_caches(struct orchestrator *o, const struct config *c, char *er
             .words = o->words,
         };
         ap->cache_layers[ap->n_cache_layers++] = (struct ac_layer_reg){&exact_cache_ops, &o->exact};
+    }
+    if (c->cache_tool) {
+        o->tool_cache = (struct tool_cache_conf){
+            .lru_bytes = c->cache_tool_lru_bytes,
+            .shared = c->cache_tool_shared,
+            .max_stale_s = c->cache_tool_max_stale_s,
+            .currency = c->currency,
+        };
+        ap->tool_cache = &o->tool_cache;
     }
     return 0;
 }

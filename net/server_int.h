@@ -124,6 +124,18 @@ struct server {
     struct ip_table *ips;
 };
 
+/* conn_limits.c: the per-IP table and admission (docs/net.md, "Admission") */
+struct ip_table *ip_table_create(void);
+void ip_table_destroy(struct ip_table *t);
+/* Count one more connection from addr; false (nothing counted) when that passes limit. */
+bool ip_acquire(struct ip_table *t, const struct in6_addr *addr, uint32_t limit);
+void ip_release(struct ip_table *t, const struct in6_addr *addr);
+/* How many connections one address may hold now (max_connections_per_ip, or
+ * SERVER_RESERVE_IP_MAX within the reserve). */
+uint32_t ip_limit(struct server *s);
+/* Take the slots a new connection needs (c->counted_global, c->counted_ip); false = refused. */
+bool conn_admit(struct conn *c);
+
 /* server.c */
 void conn_teardown(struct conn *c);
 void conn_mark_dirty(struct conn *c);

@@ -175,8 +175,15 @@ static void record_tool(struct agent_turn *at, const char *name, const char *arg
                      : res->status == TOOL_CANCELLED ? "cancelled"
                                                      : "error";
     snprintf(rec.status, sizeof(rec.status), "%s", st);
+    rec.cache_hit = res->cache_hit;
     at->spent += rec.cost_micros;
     turn_add_tool(at->t, &rec);
+    if (res->cache_hit) { /* what the request would have cost: tools here are free, still counted */
+        struct cache_saving_record s = {.layer = "tool", .amount_micros = -rec.cost_micros};
+        snprintf(s.description, sizeof(s.description), "tool cache: %s%s", name,
+                 res->stale ? " (stale, refreshing)" : "");
+        turn_add_saving(at->t, &s);
+    }
 }
 
 /* ---- the end ---- */
@@ -808,7 +815,7 @@ static bool cache_lookup(struct agent_turn *at)
 {
     const struct orch_conf *oc = at->c->orch;
     const struct route *rc = &oc->routes[at->guess.type];
-    if (!rc->cacheable || !answer_cache_layers(at->env.cache))
+    if (!answer_cache_layers(at->env.cache))
         return false;
     const struct agent *a = &oc->agents[at->agent];
     const struct history_msg *h;
@@ -827,12 +834,15 @@ static bool cache_lookup(struct agent_turn *at)
         .agent = a->name,
         .prompt_version = a->prompt_version,
         .model = model,
+        .cacheable = rc->cacheable,
         .ttl_s = rc->cache_ttl_s,
         .now_unix_ms = unix_now_ms(),
         .store = turn_store(at->t),
         .currency = at->c->pricing->currency,
     };
     ac_context_hash(at->msgs, m, 0, user, at->tools, at->n_tools, q.context_hash, &q.single_shot);
+    if (!answer_cache_wants(at->env.cache, &q))
+        return false;
     at->cq = ac_query_dup(&q);
     plan_state(at, AP_CACHE);
     at->lookup = answer_cache_lookup(at->env.cache, &q, cache_done, at);
@@ -1009,6 +1019,7 @@ struct agent_turn *agent_plan_start(const struct agent_plan_conf *c,
     at->c = c;
     at->env = *env;
     at->agent = -1;
+    tool_cache_set_store(env->tool_cache, turn_store(t));
     narr_init(&at->narr);
     size_t ml;
     const void *memo = turn_memo(t, &ml);

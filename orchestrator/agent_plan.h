@@ -12,6 +12,7 @@
 #include "orchestrator/agents.h"
 #include "orchestrator/answer_cache.h"
 #include "orchestrator/model_call.h"
+#include "orchestrator/tool_cache.h"
 #include "orchestrator/tool.h"
 #include "orchestrator/tool_run.h"
 #include "session/session.h"
@@ -30,6 +31,7 @@ struct agent_plan_conf {
     struct ac_layer_reg cache_layers[AC_MAX_LAYERS];
     int n_cache_layers;
     uint32_t cache_lookup_timeout_ms;
+    const struct tool_cache_conf *tool_cache; /* NULL = no tool cache */
 };
 
 /* What a worker lends a plan: its loop, HTTP client, tool runner and a JSON scratch doc. */
@@ -38,7 +40,8 @@ struct agent_plan_env {
     struct hc *hc;
     struct tool_runner *tools;
     json_doc *doc;
-    struct answer_cache *cache; /* NULL = no answer cache */
+    struct answer_cache *cache;    /* NULL = no answer cache */
+    struct tool_cache *tool_cache; /* NULL = no tool cache */
 };
 
 struct agent_turn;

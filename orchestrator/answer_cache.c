@@ -62,6 +62,20 @@ int answer_cache_layers(const struct answer_cache *ac)
     return ac ? ac->n : 0;
 }
 
+static bool layer_wants(const struct layer *ly, const struct ac_query *q)
+{
+    return ly->ops->wants ? ly->ops->wants(ly->state, q) : q->cacheable;
+}
+
+/* Whether any layer wants q; see the header. */
+bool answer_cache_wants(const struct answer_cache *ac, const struct ac_query *q)
+{
+    for (int i = 0; ac && i < ac->n; i++)
+        if (layer_wants(&ac->layers[i], q))
+            return true;
+    return false;
+}
+
 static void ask(struct ac_lookup *lk);
 
 static void lookup_end(struct ac_lookup *lk, int layer, const struct ac_hit *hit)
@@ -109,6 +123,8 @@ static void on_deadline(struct loop *l, struct timer *t)
 static void ask(struct ac_lookup *lk)
 {
     struct answer_cache *ac = lk->ac;
+    while (lk->at < ac->n && !layer_wants(&ac->layers[lk->at], lk->q))
+        lk->at++;
     if (lk->at >= ac->n) {
         lookup_end(lk, -1, NULL);
         return;
@@ -150,7 +166,7 @@ void answer_cache_offer(struct answer_cache *ac, const struct ac_query *q,
                         const struct ac_answer *a)
 {
     for (int i = 0; ac && i < ac->n; i++)
-        if (ac->layers[i].ops->offer)
+        if (ac->layers[i].ops->offer && layer_wants(&ac->layers[i], q))
             ac->layers[i].ops->offer(ac->layers[i].state, q, a);
 }
 

@@ -41,6 +41,7 @@ struct ac_query {
                                    prompt and the message: other context messages, the slate
                                    note, the tool exchange so far, the tool schemas */
     bool single_shot;           /* nothing but the system prompt and the message reach the model */
+    bool cacheable;             /* the route's `cacheable` */
     uint32_t ttl_s;             /* the route's cache_ttl_s */
     int64_t now_unix_ms;
     struct store *store; /* the worker's store: NULL = no database */
@@ -69,6 +70,10 @@ struct ac_layer_ops {
     /* Per-worker state, on the worker thread; conf is the registration's (read-only). */
     void *(*create)(const void *conf, struct loop *l, struct hc *hc);
     void (*destroy)(void *state);
+    /* Whether the layer serves q at all (its own opt-in per query type); NULL = the route's
+     * `cacheable` decides. A layer that does not want q is neither asked nor offered (and no miss
+     * is counted for it). */
+    bool (*wants)(void *state, const struct ac_query *q);
     /* Start a lookup of q (valid during the call only: copy what is kept). fn runs exactly
      * once, from the loop and never inside lookup, unless cancel is called first. Returns a
      * handle for cancel (never NULL). */
@@ -95,12 +100,15 @@ struct answer_cache *answer_cache_create(const struct ac_layer_reg *regs, int n,
 void answer_cache_destroy(struct answer_cache *ac);
 int answer_cache_layers(const struct answer_cache *ac);
 
+/* Whether any layer wants q (see ac_layer_ops.wants). */
+bool answer_cache_wants(const struct answer_cache *ac, const struct ac_query *q);
+
 /* layer: the layer that hit (hit valid during the call), or -1 with hit NULL (every layer
  * missed). The lookup is freed after the call. */
 typedef void (*ac_result_fn)(void *ctx, int layer, const struct ac_hit *hit);
 
-/* Consult the layers in order (q is copied); ac has at least one layer. fn runs once, from the
- * loop. */
+/* Consult the layers that want q in order (q is copied); at least one does
+ * (answer_cache_wants). fn runs once, from the loop. */
 struct ac_lookup *answer_cache_lookup(struct answer_cache *ac, const struct ac_query *q,
                                       ac_result_fn fn, void *ctx);
 /* fn will not run; the layer's pending lookup is cancelled. NULL is a no-op. */

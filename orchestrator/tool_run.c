@@ -1,13 +1,17 @@
 /* tool_run.c - tool calls on the worker's curl multi, one state machine per call, and batches.
  *
  * A call moves NEW -> SENDING <-> BACKOFF -> DONE, or NEW -> ENDING -> DONE when it ends before
- * any request (invalid arguments, a URL curl refuses): ENDING waits one loop turn so that the
- * owner never hears of an end from inside its own start call. Every change goes through
- * call_state(), the one place a tracer will hook. See tool_run.h and docs/tools.md. */
+ * any request (invalid arguments, a URL curl refuses, a result served by the tool cache): ENDING
+ * waits one loop turn so that the owner never hears of an end from inside its own start call.
+ * With the tool cache (tool_cache.h), NEW -> CACHED while it waits for an identical call in
+ * flight or the shared tier, then ENDING (served) or SENDING (its own request). Every change goes
+ * through call_state(), the one place a tracer will hook. See tool_run.h and docs/tools.md. */
 #include "orchestrator/tool_run.h"
 #include "base/redact.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "orchestrator/tool_cache.h"
+#include "orchestrator/tool_run_int.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,31 +21,6 @@
 #define TOOL_MAX_RESULT (4u << 20) /* bytes of one answer (what the JSON boundary can load) */
 #define TOOL_BACKOFF_MS 50         /* first retry delay, doubled each time */
 #define TOOL_ERR_BODY 300          /* bytes of an error answer quoted to the model */
-
-enum call_state { TC_NEW = 0, TC_SENDING, TC_BACKOFF, TC_ENDING, TC_DONE };
-
-struct tool_runner {
-    struct loop *l;
-    struct hc *h;
-    json_doc *doc; /* scratch for arguments and results: calls run one callback at a time */
-    struct tool_runner_stats st;
-};
-
-struct tool_call {
-    struct tool_runner *r;
-    const struct tool_def *t; /* NULL: an unknown tool (the name is in name) */
-    char name[72];
-    enum call_state state;
-    tool_call_fn fn;
-    void *ctx;
-    struct tool_result res;
-    struct buf url, body, raw;
-    const char *headers[TOOL_MAX_HEADERS + 3];
-    struct hc_req *req;
-    struct timer timer; /* backoff, or the deferred end */
-    uint64_t start_ns, deadline_ms;
-    bool too_large;
-};
 
 static const char *const status_names[TOOL__NSTATUS] = {
     "running", "ok", "error", "timeout", "invalid_arguments", "cancelled",
@@ -62,6 +41,12 @@ struct tool_runner *tool_runner_create(struct loop *l, struct hc *h)
     r->h = h;
     r->doc = json_doc_create();
     return r;
+}
+
+/* See tool_run.h. */
+void tool_runner_set_cache(struct tool_runner *r, struct tool_cache *tc)
+{
+    r->cache = tc;
 }
 
 void tool_runner_destroy(struct tool_runner *r)
@@ -98,7 +83,8 @@ static void set_text(struct tool_call *c, const char *fmt, ...)
     buf_append_str(&c->res.text, msg);
 }
 
-/* Record the end: status, latency, counters. The text is already set. */
+/* Record the end: status, latency, counters. The text is already set. The cache hears of every
+ * end of a call it knows (it keeps a result, hands it to identical calls waiting). */
 static void finalize(struct tool_call *c, enum tool_status st)
 {
     c->res.status = st;
@@ -106,6 +92,8 @@ static void finalize(struct tool_call *c, enum tool_status st)
     c->r->st.calls[st]++;
     timer_disarm(c->r->l, &c->timer);
     call_state(c, TC_DONE);
+    if (c->flight)
+        tool_cache_call_ended(c->r->cache, c);
 }
 
 /* The end, reported now (from a curl or timer callback). fn may free c: nothing after it. */
@@ -129,6 +117,11 @@ static void end_deferred(struct tool_call *c, enum tool_status st)
     c->res.status = st;
     call_state(c, TC_ENDING);
     timer_arm(c->r->l, &c->timer, 0, on_deferred_end);
+}
+
+void tool_call__end_deferred(struct tool_call *c, enum tool_status st)
+{
+    end_deferred(c, st);
 }
 
 static bool retryable(int result, int status)
@@ -278,6 +271,13 @@ static int prepare(struct tool_call *c, const char *args, size_t len)
     return 0;
 }
 
+/* Send the first attempt (tool_run_int.h). */
+void tool_call__send(struct tool_call *c)
+{
+    if (send_attempt(c))
+        end_deferred(c, c->res.status);
+}
+
 static struct tool_call *call_new(struct tool_runner *r, const struct tool_def *t, const char *name,
                                   tool_call_fn fn, void *ctx)
 {
@@ -299,8 +299,21 @@ static void call_begin(struct tool_call *c, const char *args, size_t len)
         return;
     }
     c->deadline_ms = clock_now_ms() + c->t->timeout_ms;
+    if (c->r->cache && c->t->cache_ttl_s && tool_cache_begin(c->r->cache, c, args, len))
+        return; /* served, waiting for an identical call, or reading the shared tier */
     if (send_attempt(c))
         end_deferred(c, c->res.status);
+}
+
+struct tool_call *tool_call__new(struct tool_runner *r, const struct tool_def *t, tool_call_fn fn,
+                                 void *ctx)
+{
+    return call_new(r, t, NULL, fn, ctx);
+}
+
+void tool_call__begin(struct tool_call *c, const char *args, size_t len)
+{
+    call_begin(c, args, len);
 }
 
 /* See tool_run.h. */

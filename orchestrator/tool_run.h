@@ -44,6 +44,8 @@ struct tool_result {
     size_t raw_bytes;    /* body bytes received (last attempt) */
     size_t shaped_bytes; /* bytes of text when ok */
     struct buf text;     /* for the model: the shaped result, or the failure's reason */
+    bool cache_hit;      /* served by the tool cache (its store, or an identical call's request) */
+    bool stale;          /* ... past its TTL, within the staleness bound (a refresh is under way) */
 };
 
 /* The worker's tool runner: the loop (timers), the HTTP client, and counters. */
@@ -57,8 +59,12 @@ struct tool_runner_stats {
 
 /* h must belong to l's worker; both outlive the runner. Returns NULL on failure. */
 struct tool_runner *tool_runner_create(struct loop *l, struct hc *h);
-/* Every call and batch must have been freed first. */
+/* Every call and batch must have been freed first (and the cache destroyed before the runner:
+ * tool_cache_destroy). */
 void tool_runner_destroy(struct tool_runner *r);
+/* Serve calls of tools with a cache_ttl_s through tc (tool_cache.h); NULL = none. */
+struct tool_cache;
+void tool_runner_set_cache(struct tool_runner *r, struct tool_cache *tc);
 void tool_runner_stats(const struct tool_runner *r, struct tool_runner_stats *out);
 
 /* ---- one call ---- */

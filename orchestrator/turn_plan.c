@@ -21,7 +21,8 @@ struct plan_worker {
     const struct turn_plan_conf *conf;
     struct tool_runner *tools; /* agents mode */
     json_doc *doc;
-    struct answer_cache *cache; /* agents mode with cache layers */
+    struct answer_cache *cache;    /* agents mode with cache layers */
+    struct tool_cache *tool_cache; /* agents mode with [cache] tool */
 };
 
 struct turn_plan {
@@ -113,7 +114,7 @@ static int plan_start(struct turn *t, const char *text, size_t len)
     if (pw->conf->agents) {
         if (!pw->tools || !pw->doc)
             return -1;
-        struct agent_plan_env env = {pw->l, pw->hc, pw->tools, pw->doc, pw->cache};
+        struct agent_plan_env env = {pw->l, pw->hc, pw->tools, pw->doc, pw->cache, pw->tool_cache};
         return agent_plan_start(pw->conf->agents, &env, t) ? 0 : -1;
     }
     struct turn_plan *p = xcalloc(1, sizeof(*p));
@@ -170,6 +171,10 @@ static void *plan_worker_create(void *arg, struct loop *l, const struct config *
         if (ap->n_cache_layers)
             pw->cache = answer_cache_create(ap->cache_layers, ap->n_cache_layers,
                                             ap->cache_lookup_timeout_ms, l, pw->hc);
+        if (ap->tool_cache && pw->tools) {
+            pw->tool_cache = tool_cache_create(ap->tool_cache, pw->tools, l);
+            tool_runner_set_cache(pw->tools, pw->tool_cache);
+        }
     }
     return pw;
 }
@@ -180,6 +185,7 @@ static void plan_worker_destroy(void *state)
     if (!pw)
         return;
     answer_cache_destroy(pw->cache);
+    tool_cache_destroy(pw->tool_cache);
     tool_runner_destroy(pw->tools);
     json_doc_destroy(pw->doc);
     hc_destroy(pw->hc);

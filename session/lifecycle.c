@@ -259,7 +259,7 @@ static bool may_stop(struct worker *w)
 {
     struct sess_worker *sw = worker_app(w);
     store_flush(sw->store);
-    return store_idle(sw->store);
+    return store_idle(sw->store) && !sw->claiming;
 }
 
 /* A running worker's session state, for the metrics and readiness hooks (net/ holds every
@@ -297,6 +297,55 @@ static void metrics_ttft(struct server *srv, struct buf *out)
     }
     buf_printf(out, "trilemma_turn_first_token_seconds_sum %.6f\n", (double)SUM(ttft_sum_us) / 1e6);
     buf_printf(out, "trilemma_turn_first_token_seconds_count %llu\n", (unsigned long long)cum);
+}
+
+/* Time to first token by query type and tool calls by tool and status, one series per worker
+ * (like the model calls: aggregate with sum by). */
+static void metrics_types_tools(struct server *srv, struct buf *out)
+{
+    static const char *const le[SESS_TTFT_BUCKETS] = {"0.05", "0.1", "0.25", "0.5", "1",
+                                                      "2.5",  "5",   "10",   "30",  "+Inf"};
+    static const char *const st[4] = {"ok", "error", "timeout", "cancelled"};
+    struct buf tools = {0};
+    buf_printf(out, "# HELP trilemma_turn_first_token_by_type_seconds Turn start to first delta, "
+                    "by query type.\n# TYPE trilemma_turn_first_token_by_type_seconds histogram\n");
+    buf_printf(&tools, "# HELP trilemma_tool_calls_total Tool calls by tool and status.\n"
+                       "# TYPE trilemma_tool_calls_total counter\n");
+    for (int w = 0; w < server_worker_count(srv); w++) {
+        struct sess_worker *sw = held_app(srv, w);
+        if (!sw)
+            continue;
+        uint32_t n = __atomic_load_n(&sw->m.type_rows, __ATOMIC_ACQUIRE);
+        for (uint32_t r = 0; r < n; r++) {
+            const struct ttft_type_row *t = &sw->m.types[r];
+            uint64_t cum = 0;
+            for (int b = 0; b < SESS_TTFT_BUCKETS; b++) {
+                cum += __atomic_load_n(&t->bucket[b], __ATOMIC_RELAXED);
+                buf_printf(out,
+                           "trilemma_turn_first_token_by_type_seconds_bucket{worker=\"%d\","
+                           "query_type=\"%s\",le=\"%s\"} %llu\n",
+                           w, t->query_type, le[b], (unsigned long long)cum);
+            }
+            buf_printf(out,
+                       "trilemma_turn_first_token_by_type_seconds_sum{worker=\"%d\",query_type="
+                       "\"%s\"} %.6f\ntrilemma_turn_first_token_by_type_seconds_count{worker="
+                       "\"%d\",query_type=\"%s\"} %llu\n",
+                       w, t->query_type,
+                       (double)__atomic_load_n(&t->sum_us, __ATOMIC_RELAXED) / 1e6, w,
+                       t->query_type, (unsigned long long)cum);
+        }
+        n = __atomic_load_n(&sw->m.tool_rows, __ATOMIC_ACQUIRE);
+        for (uint32_t r = 0; r < n; r++)
+            for (int k = 0; k < 4; k++)
+                buf_printf(&tools,
+                           "trilemma_tool_calls_total{worker=\"%d\",tool=\"%s\",status=\"%s\"}"
+                           " %llu\n",
+                           w, sw->m.tools[r].name, st[k],
+                           (unsigned long long)__atomic_load_n(&sw->m.tools[r].by_status[k],
+                                                               __ATOMIC_RELAXED));
+    }
+    buf_append(out, buf_begin(&tools), buf_size(&tools));
+    buf_free(&tools);
 }
 
 /* Model calls and their cost by provider/model, summed over the running workers. */
@@ -401,6 +450,7 @@ static void metrics(struct server *srv, struct buf *out)
                "# TYPE trilemma_build_info gauge\ntrilemma_build_info{version=\"%s\"} 1\n",
                TRILEMMA_VERSION);
     metrics_ttft(srv, out);
+    metrics_types_tools(srv, out);
     metrics_calls(srv, out);
     metrics_detach(srv, out);
     if (g_responder->metrics)

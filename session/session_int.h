@@ -111,10 +111,30 @@ struct call_row {
     uint64_t output_tokens;
 };
 
+#define SESS_TYPE_ROWS 16
+#define SESS_TOOL_ROWS 32
+
+/* Time to first token of the turns of one query type ("none": not routed). */
+struct ttft_type_row {
+    char query_type[24];
+    uint64_t bucket[SESS_TTFT_BUCKETS];
+    uint64_t sum_us;
+};
+
+/* Tool calls of one tool by status: ok, error, timeout, cancelled. */
+struct tool_row {
+    char name[64];
+    uint64_t by_status[4];
+};
+
 struct sess_metrics {
     uint64_t sessions_open;                  /* gauge */
     uint64_t ttft_bucket[SESS_TTFT_BUCKETS]; /* time to first token, last bucket +Inf */
     uint64_t ttft_sum_us;
+    uint32_t type_rows; /* rows in use; published after a row's name is written */
+    struct ttft_type_row types[SESS_TYPE_ROWS];
+    uint32_t tool_rows; /* same */
+    struct tool_row tools[SESS_TOOL_ROWS];
     uint32_t call_rows; /* rows in use; published after a row's names are written */
     struct call_row calls[SESS_CALL_ROWS];
     uint64_t sessions_total;
@@ -162,6 +182,7 @@ struct sess_worker {
     int64_t pending_until;          /* ... and when its token stops holding (unix s) */
     struct tstate *ts;              /* running-turn rows (store/turn_state.h); NULL w/o store */
     struct turn *detached;          /* turns whose client left, in their grace (detach.c) */
+    uint32_t claiming;              /* ended turns asking for their claim before the commit */
     bool draining;
     struct sess_metrics m;
 };

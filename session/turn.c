@@ -92,6 +92,51 @@ static void count_call(struct sess_metrics *m, const struct llm_call_record *c)
     metric_add(&r->output_tokens, c->usage.output_tokens);
 }
 
+/* Index of name among n rows (names at base + k * stride, each name_cap bytes), claiming a new
+ * row when absent. Rows are written by this worker only and read by /metrics on another thread:
+ * a new row's name is written before the count that publishes it. The last row collects what
+ * does not fit. */
+static uint32_t claim_row(char *base, size_t stride, size_t name_cap, uint32_t *count, uint32_t cap,
+                          const char *name)
+{
+    uint32_t n = *count, i = 0;
+    while (i < n && strcmp(base + i * stride, name))
+        i++;
+    if (i == n && n == cap)
+        return n - 1;
+    if (i == n) {
+        snprintf(base + i * stride, name_cap, "%s", name);
+        __atomic_store_n(count, n + 1, __ATOMIC_RELEASE);
+    }
+    return i;
+}
+
+static void count_tool(struct sess_metrics *m, const struct tool_call_record *c)
+{
+    static const char *const st[4] = {"ok", "error", "timeout", "cancelled"};
+    struct tool_row *r =
+        &m->tools[claim_row(m->tools[0].name, sizeof(m->tools[0]), sizeof(m->tools[0].name),
+                            &m->tool_rows, SESS_TOOL_ROWS, c->name)];
+    int k = 1; /* anything unknown counts as an error */
+    for (int i = 0; i < 4; i++)
+        if (strcmp(c->status, st[i]) == 0)
+            k = i;
+    metric_add(&r->by_status[k], 1);
+}
+
+static void count_ttft(struct turn *t, unsigned bucket, uint64_t ms)
+{
+    struct sess_metrics *m = &t->sw->m;
+    const char *qt = t->query_type[0] ? t->query_type : "none";
+    struct ttft_type_row *r =
+        &m->types[claim_row(m->types[0].query_type, sizeof(m->types[0]),
+                            sizeof(m->types[0].query_type), &m->type_rows, SESS_TYPE_ROWS, qt)];
+    metric_add(&r->bucket[bucket], 1);
+    metric_add(&r->sum_us, ms * 1000);
+    metric_add(&m->ttft_bucket[bucket], 1);
+    metric_add(&m->ttft_sum_us, ms * 1000);
+}
+
 /* Record one model call (copied) for the llm_calls table and the ledger. */
 void turn_add_call(struct turn *t, const struct llm_call_record *c)
 {
@@ -137,6 +182,7 @@ void turn_add_tool(struct turn *t, const struct tool_call_record *c)
 {
     t->tools = xrealloc(t->tools, (t->n_tools + 1) * sizeof(*t->tools));
     t->tools[t->n_tools++] = *c;
+    count_tool(&t->sw->m, c);
 }
 
 void turn_add_saving(struct turn *t, const struct cache_saving_record *s)
@@ -358,11 +404,21 @@ static void commit(struct turn *t)
     store_commit_turn(st, &rec, turn_committed, t);
 }
 
+static void on_claim_answer(void *ctx, int claimed)
+{
+    struct turn *t = ctx;
+    t->claim = NULL;
+    t->keep = claimed == 1;
+    t->sw->claiming--;
+    commit(t);
+}
+
 /* The responder finished; the turn is stored, then turn_end goes out (see turn_committed). */
 void session_turn_done(struct turn *t, const char *finish_reason, const char *error_code,
                        const char *error_message)
 {
     struct session *s = t->s;
+    bool detached = t->detached;
     t->done = true;
     sess_turn_release(t);
     detach_forget(t); /* a resume of it now waits for its commit (pending.h) */
@@ -376,14 +432,20 @@ void session_turn_done(struct turn *t, const char *finish_reason, const char *er
                                                                2.5,  5,   10,   30};
         uint64_t ms = t->first_token_ms - t->started_ms;
         unsigned b = metric_bucket(bounds_s, SESS_TTFT_BUCKETS - 1, (double)ms / 1000);
-        metric_add(&t->sw->m.ttft_bucket[b], 1);
-        metric_add(&t->sw->m.ttft_sum_us, ms * 1000);
+        count_ttft(t, b, ms);
     }
     if (s && error_code)
         session_send_error(s, error_code, error_message ? error_message : error_code, t->client_id,
                            strlen(t->client_id), t->turn_id);
     if (s && buf_size(&t->answer))
         history_add(s, "assistant", buf_begin(&t->answer), buf_size(&t->answer));
+    /* ended with no client: whether a resume elsewhere waits for it is asked before the commit
+     * deletes its turn_state row (the cost of grace counts only answers nobody came back for) */
+    if (detached && !t->keep && t->sw->ts && !t->sw->draining) {
+        t->sw->claiming++; /* a draining worker stops only once they are committed */
+        t->claim = tstate_claimed(t->sw->ts, t->turn_id, on_claim_answer, t);
+        return;
+    }
     commit(t);
 }
 

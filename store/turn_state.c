@@ -28,9 +28,13 @@ static const char begin_sql[] =
     "lease_until) SELECT $1, $2, $3, $4, 'running', $5::timestamptz, now() + $6::bigint * "
     "interval '1 millisecond' WHERE NOT EXISTS (SELECT 1 FROM turns WHERE id = $1 AND "
     "started_at = $5::timestamptz) ON CONFLICT (turn_id) DO NOTHING";
+/* SKIP LOCKED: a row locked by its commit (deleting it) or by a resume's claim needs no renewal
+ * now, and waiting for it while holding the others' locks could deadlock with a group commit
+ * that deletes several of them in another order (and would hold up the reader's pipeline). */
 static const char renew_sql[] =
     "UPDATE turn_state SET lease_until = now() + $2::bigint * interval '1 millisecond' "
-    "WHERE turn_id = ANY($1::text[]) AND state = 'running'";
+    "WHERE turn_id IN (SELECT turn_id FROM turn_state WHERE turn_id = ANY($1::text[]) AND "
+    "state = 'running' FOR UPDATE SKIP LOCKED)";
 static const char claimed_sql[] = "SELECT claimed FROM turn_state WHERE turn_id = $1";
 static const char stale_sql[] =
     "UPDATE turn_state SET state = 'interrupted', ended_at = now() WHERE conversation_id = $1 "

@@ -514,15 +514,15 @@ static void test_listen(void)
     }
 }
 
-static const char *const env_vars[] = {"TRILEMMA_LISTEN",         "TRILEMMA_WORKERS",
-                                       "TRILEMMA_JWT_SECRET",     "TRILEMMA_JWT_ISSUER",
-                                       "TRILEMMA_JWT_AUDIENCE",   "TRILEMMA_ALLOWED_ORIGINS",
-                                       "TRILEMMA_LOG_LEVEL",      "DATABASE_URL",
-                                       "TRILEMMA_MODEL",          "TRILEMMA_FALLBACKS",
-                                       "OPENAI_BASE_URL",         "ANTHROPIC_BASE_URL",
-                                       "GEMINI_BASE_URL",         "OPENAI_API_KEY",
-                                       "ANTHROPIC_API_KEY",       "GEMINI_API_KEY",
-                                       "TRILEMMA_TRUSTED_PROXIES"};
+static const char *const env_vars[] = {"TRILEMMA_LISTEN",          "TRILEMMA_WORKERS",
+                                       "TRILEMMA_JWT_SECRET",      "TRILEMMA_JWT_ISSUER",
+                                       "TRILEMMA_JWT_AUDIENCE",    "TRILEMMA_ALLOWED_ORIGINS",
+                                       "TRILEMMA_LOG_LEVEL",       "DATABASE_URL",
+                                       "TRILEMMA_MODEL",           "TRILEMMA_FALLBACKS",
+                                       "OPENAI_BASE_URL",          "ANTHROPIC_BASE_URL",
+                                       "GEMINI_BASE_URL",          "OPENAI_API_KEY",
+                                       "ANTHROPIC_API_KEY",        "GEMINI_API_KEY",
+                                       "TRILEMMA_TRUSTED_PROXIES", "TRILEMMA_ADMIN_LISTEN"};
 
 static void clear_env(void)
 {

@@ -329,6 +329,33 @@ def test_token_and_methods():
     assert r.status == 405, r
 
 
+@suite.test
+def test_metrics_count_first_token_by_type_and_tools_as_stored():
+    """/metrics (read by the Grafana dashboard and the alerts) agrees with PostgreSQL."""
+    setup()
+    text = http_request(STATE["srv"].port, "GET", "/metrics").body.decode()
+
+    def total(name, **labels):
+        n = 0
+        for line in text.splitlines():
+            m = re.match(r"^%s\{([^}]*)\} (\d+)$" % re.escape(name), line)
+            if m and all('%s="%s"' % kv in m.group(1) for kv in labels.items()):
+                n += int(m.group(2))
+        return n
+    assert "# TYPE trilemma_turn_first_token_by_type_seconds histogram" in text
+    for qt, n in db().psql("SELECT query_type, count(*) FROM turns "
+                           "WHERE first_token_ms IS NOT NULL GROUP BY 1"):
+        assert total("trilemma_turn_first_token_by_type_seconds_count",
+                     query_type=qt or "none") == int(n), (qt, n)
+        assert total("trilemma_turn_first_token_by_type_seconds_bucket",
+                     query_type=qt or "none", le="+Inf") == int(n)
+    rows = db().psql("SELECT name, status, count(*) FROM tool_calls GROUP BY 1, 2")
+    assert rows
+    for name, status, n in rows:
+        assert total("trilemma_tool_calls_total", tool=name, status=status) == int(n), (name, rows)
+    assert sum(int(n) for _, _, n in rows) == total("trilemma_tool_calls_total")
+
+
 # --------------------------------------------------------------------------------------------
 # the golden set
 

@@ -11,8 +11,11 @@ on the catalog's data or the simulator's wording. No sleep stands in for synchro
 import asyncio
 import json
 import os
+import re
+import select
+import time
 
-from harness import Args, Suite, http_request
+from harness import Args, Suite, http_request, wait_until
 from test_orchestrator import (PG_BIN, Cluster, Sim, agent_requests, open_session, orch_server,
                                section, shipped_agents, turn, write_agents)
 
@@ -217,6 +220,142 @@ async def test_savings_on_the_ledger_and_in_costs():
                                "WHERE kind = 'cache_saving'")
             assert int(total[0]) == sv["exact"]["saved_micros"]
             assert body["totals"][0]["cost_micros"] == saved, body["totals"]
+    finally:
+        db.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# the tool response cache
+
+
+def tools_with(ttl):
+    """config/tools.json with get_policy's cache_ttl_s set to ttl."""
+    with open(os.path.join(Args.source, "config", "tools.json")) as f:
+        doc = json.load(f)
+    for t in doc["tools"]:
+        if t["name"] == "get_policy":
+            t["cache_ttl_s"] = ttl
+    path = os.path.join(os.path.dirname(write_agents([])), "tools.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return path
+
+
+def tool_server(s, tools=None, cache=None, db=None, name="tools"):
+    """Exact cache off: every question reaches the model, which calls the tool again."""
+    c = {"exact": "off"}
+    c.update(cache or {})
+    env = {"TRILEMMA_ADMIN_TOKEN": ADMIN}
+    if db:
+        env["DATABASE_URL"] = db.url
+    return orch_server(s, agents=rules_only(), tools=tools, extra_env=env, name=name,
+                       config={"cache": c})
+
+
+def policy_requests(s, since):
+    return [r for r in s.catalog_log(since) if r["endpoint"] == "policy"]
+
+
+def metric(srv, name):
+    m = http_request(srv.port, "GET", "/metrics").body.decode()
+    found = re.search(r"^%s (\d+)$" % re.escape(name), m, re.M)
+    assert found, (name, m[-3000:])
+    return int(found.group(1))
+
+
+@suite.test
+async def test_tool_cache_single_flight_concurrent_identical_calls_make_one_request():
+    # the policy endpoint answers after 400 ms: the four turns' identical calls overlap
+    s = sim("slow_policy", "--catalog-policy", "ms=400")
+    with tool_server(s) as srv:
+        seq = s.catalog_seq()
+        turns = await asyncio.gather(*[ask(srv, "What is your return policy?", "m%d" % i)
+                                       for i in range(4)])
+        for t in turns:
+            t.check_stop()
+        assert len({t.text for t in turns}) == 1, [t.text for t in turns]
+        reqs = policy_requests(s, seq)
+        assert len(reqs) == 1, reqs
+        hits = metric(srv, 'trilemma_cache_hits_total{layer="tool"}')
+        misses = metric(srv, 'trilemma_cache_misses_total{layer="tool"}')
+        assert (hits, misses) == (3, 1), (hits, misses)
+        # an uncached tool (get_order: cache_ttl_s 0) is never coalesced nor kept
+        seq = s.catalog_seq()
+        for i in range(2):
+            (await ask(srv, "where is order 1234-5678", "o%d" % i)).check_stop()
+        orders = [r for r in s.catalog_log(seq) if r["endpoint"] == "order"]
+        assert len(orders) == 2, orders
+
+
+def wall_wait(seconds):
+    """Let a TTL pass: the passage of time is what is tested here (bounded, no polling of the
+    server)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        select.select([], [], [], deadline - time.time())
+
+
+@suite.test
+async def test_tool_cache_ttl_expiry_and_stale_while_revalidate():
+    s = sim()
+    tools = tools_with(3)
+    # no staleness allowed: past the TTL the call goes to the API before the answer
+    with tool_server(s, tools=tools, cache={"tool_max_stale_s": 0}, name="no_stale") as srv:
+        seq = s.catalog_seq()
+        (await ask(srv, "What is your return policy?")).check_stop()
+        t0 = time.time()
+        (await ask(srv, "What is your return policy?")).check_stop()
+        assert len(policy_requests(s, seq)) == 1, policy_requests(s, seq)
+        wall_wait(3.2 - (time.time() - t0))
+        seq = s.catalog_seq()
+        (await ask(srv, "What is your return policy?")).check_stop()
+        assert len(policy_requests(s, seq)) == 1  # fetched again, in line
+    # within the staleness bound: the stale result is served at once, one refresh follows
+    with tool_server(s, tools=tools, cache={"tool_max_stale_s": 60}, name="stale") as srv:
+        (await ask(srv, "What is your return policy?")).check_stop()
+        wall_wait(3.2)
+        seq = s.catalog_seq()
+        hits = metric(srv, 'trilemma_cache_hits_total{layer="tool"}')
+        t = await ask(srv, "What is your return policy?")
+        t.check_stop()
+        assert metric(srv, 'trilemma_cache_hits_total{layer="tool"}') == hits + 1
+        wait_until(lambda: len(policy_requests(s, seq)) == 1, "the background refresh")
+        # the refreshed entry is fresh: no request, a hit
+        seq = s.catalog_seq()
+        (await ask(srv, "What is your return policy?")).check_stop()
+        assert policy_requests(s, seq) == []
+        assert metric(srv, 'trilemma_cache_hits_total{layer="tool"}') == hits + 2
+
+
+@suite.test
+async def test_tool_hits_are_marked_and_on_the_ledger():
+    if not has_pg():
+        return
+    db = Cluster()
+    try:
+        s = sim()
+        with tool_server(s, db=db, cache={"tool_shared": "on"}, name="tool_ledger") as srv:
+            first = await ask(srv, "What is your return policy?")
+            again = await ask(srv, "What is your return policy?")
+            first.check_stop()
+            again.check_stop()
+        got = db.psql("SELECT t.name, t.cache_hit FROM tool_calls t JOIN turns u "
+                      "ON u.id = t.turn_id ORDER BY u.started_at")
+        assert got == [["get_policy", "f"], ["get_policy", "t"]], got
+        lines = db.psql("SELECT kind, amount_micros, cache_layer FROM ledger "
+                        "WHERE kind = 'cache_saving'")
+        assert lines == [["cache_saving", "0", "tool"]], lines
+        # the shared tier: another process finds the result in PostgreSQL
+        rows = db.psql("SELECT layer, label FROM cache_entries WHERE layer = 'tool'")
+        assert rows == [["tool", "get_policy"]], rows
+        with tool_server(s, db=db, cache={"tool_shared": "on"}, name="tool_reader") as srv:
+            seq = s.catalog_seq()
+            (await ask(srv, "What is your return policy?")).check_stop()
+            assert policy_requests(s, seq) == []
+            r = http_request(srv.port, "GET", "/v1/costs?group_by=day",
+                             headers={"Authorization": "Bearer " + ADMIN})
+            sv = {x["layer"]: x for x in json.loads(r.body)["savings"]}
+            assert sv["tool"]["hits"] == 2 and sv["tool"]["saved_micros"] == 0, sv
     finally:
         db.stop()
 

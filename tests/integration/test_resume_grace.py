@@ -328,6 +328,12 @@ async def test_two_processes_drop_from_a_resume_on_b_waits_and_replays_the_whole
         assert turn_rows(tid) == [["stop", ""]]
         assert 'trilemma_turn_reattaches_total{process="other",mode="replay"} 1' in metrics(b_srv)
         assert pg().psql("SELECT count(*) FROM turn_state WHERE turn_id = '%s'" % tid) == [["0"]]
+        # A knows someone came back for it (the claim): grace cost nothing here
+        await asyncio.to_thread(wait_until, lambda: 'trilemma_turns_finished_total{finish_reason='
+                                '"stop"} 2' in metrics(a_srv), "A counted its turns")
+        body = metrics(a_srv)
+        assert re.search(r'detached_bytes_total\{outcome="all"\} [1-9]', body), body
+        assert 'trilemma_turn_detached_bytes_total{outcome="abandoned"} 0' in body, body
 
 
 @suite.test

@@ -11,6 +11,7 @@
 #include "orchestrator/cache_lru.h"
 #include "orchestrator/exact_cache.h"
 #include "orchestrator/normalize.h"
+#include "orchestrator/tool_cache.h"
 #include "tests/tap.h"
 
 static void expect(const struct norm_words *w, const char *in, const char *want)
@@ -259,8 +260,45 @@ static void test_chunks(void)
     CHECK(ac_chunk_end("short", 5, 0) == 5);
 }
 
+static void canon_is(json_doc *d, const char *in, const char *want)
+{
+    struct buf b = {0};
+    int rc = tool_canonical_args(d, in, in ? strlen(in) : 0, &b);
+    buf_append(&b, "", 1);
+    CHECKF(rc == 0 && strcmp(buf_begin(&b), want) == 0, "'%s' -> '%s', want '%s'", in,
+           buf_begin(&b), want);
+    buf_free(&b);
+}
+
+static void test_canonical_args(void)
+{
+    json_doc *d = json_doc_create();
+    canon_is(d, "{\"b\":1,\"a\":2}", "{\"a\":2,\"b\":1}");
+    canon_is(d, " { \"q\" : \"  red   phone \" , \"limit\":10.0 }",
+             "{\"limit\":10,\"q\":\"red phone\"}");
+    canon_is(d, "{\"max_price\":1e3,\"x\":null}", "{\"max_price\":1000}");
+    canon_is(d, "{\"p\":2.5,\"n\":-0.125}", "{\"n\":-0.125,\"p\":2.5}");
+    canon_is(d, "{\"o\":{\"z\":[3,{\"b\":true,\"a\":false}],\"a\":\"x\"}}",
+             "{\"o\":{\"a\":\"x\",\"z\":[3,{\"a\":false,\"b\":true}]}}");
+    canon_is(d, "{\"a/b\":1,\"c~d\":2}", "{\"a/b\":1,\"c~d\":2}");
+    canon_is(d, "", "{}");
+    canon_is(d, NULL, "{}");
+    canon_is(d, "{\"q\":\"\\u00e9t\\u00e9\"}", "{\"q\":\"\xc3\xa9t\xc3\xa9\"}");
+    struct buf b = {0};
+    CHECK(tool_canonical_args(d, "{\"a\":", 5, &b) == -EINVAL && buf_size(&b) == 0);
+    char deep[200] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "]");
+    CHECK(tool_canonical_args(d, deep, strlen(deep), &b) == -EINVAL && buf_size(&b) == 0);
+    buf_free(&b);
+    json_doc_destroy(d);
+}
+
 int main(void)
 {
+    test_canonical_args();
     test_plain();
     test_words();
     test_words_file();
