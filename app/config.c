@@ -81,6 +81,16 @@ _Static_assert(REC_MAX_PAYLOAD == 64u << 20, "RECORD_WHY names the record limit"
             NULL                                                                                   \
     }
 
+#define TSTR(key, field)                                                                           \
+    {                                                                                              \
+        "trace", key, K_STR, offsetof(struct config, field), sizeof(((struct config *)0)->field),  \
+            0, 0, NULL                                                                             \
+    }
+#define TU32(key, field, lo, hi)                                                                   \
+    {                                                                                              \
+        "trace", key, K_U32, offsetof(struct config, field), 0, lo, hi, NULL                       \
+    }
+
 static const struct key_def keys[] = {
     {"server", "listen", K_LISTEN, 0, 0, 0, 0, NULL},
     {"server", "admin_listen", K_ADMIN_LISTEN, 0, 0, 0, 0, NULL},
@@ -152,12 +162,21 @@ static const struct key_def keys[] = {
     STR("store", journal_dir),
     U32("store", journal_max_bytes, 65536, 4294967295u),
     U32("store", batches_in_flight, 1, 16),
+    TSTR("capture", trace_capture),
+    TSTR("sample_rate", trace_sample_rate),
+    TSTR("redact", trace_redact),
+    TU32("retention_days", trace_retention_days, 0, 3650),
+    TSTR("otlp_endpoint", trace_otlp_endpoint),
+    TU32("otlp_queue_spans", trace_otlp_queue_spans, 1, 10000000),
+    TSTR("ttft_targets", trace_ttft_targets),
+    TU32("ttft_target_ms", trace_ttft_target_ms, 1, 3600000),
+    TU32("cost_outlier_factor", trace_cost_outlier_factor, 0, 1000000),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "websocket",    "session",   "auth",
-                                       "log",    "model",        "providers", "pricing",
-                                       "tools",  "orchestrator", "store",     "cache"};
+static const char *const sections[] = {"server", "websocket", "session", "auth",  "log",
+                                       "model",  "providers", "pricing", "tools", "orchestrator",
+                                       "store",  "cache",     "trace"};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -234,6 +253,14 @@ void config_defaults(struct config *c)
     c->cache_tool_shared = false;
     c->cache_tool_lru_bytes = 16u << 20;
     c->cache_tool_max_stale_s = 60;
+    strcpy(c->trace_capture, "metadata");
+    strcpy(c->trace_sample_rate, "1");
+    strcpy(c->trace_redact, "card,phone,email");
+    c->trace_retention_days = 14;
+    c->trace_otlp_queue_spans = 20000;
+    strcpy(c->trace_ttft_targets, "suggestion:200,chitchat:1000,policy:1000");
+    c->trace_ttft_target_ms = 3000;
+    c->trace_cost_outlier_factor = 5;
 }
 
 static bool known_section(const char *name)
@@ -615,6 +642,7 @@ static const struct {
     {"ANTHROPIC_BASE_URL", "providers", "anthropic_base_url"},
     {"GEMINI_BASE_URL", "providers", "gemini_base_url"},
     {"TRILEMMA_JOURNAL_DIR", "store", "journal_dir"},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT", "trace", "otlp_endpoint"},
 };
 
 /* Secrets that only come from the environment (never from a file that might be committed). */
@@ -769,6 +797,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         seterr(err, errlen, "currency: expected INR or USD");
     else if (c->journal_dir[0] == '\0' || c->journal_max_bytes < 65536)
         seterr(err, errlen, "journal_dir must be set and journal_max_bytes at least 65536");
+    else if (config_trace(c, &(struct trace_conf){0}, err, errlen) < 0)
+        return -1;
     else
         return 0;
     return -1;
@@ -784,6 +814,7 @@ struct store_conf config_store(const struct config *c)
         .journal_max_bytes = c->journal_max_bytes,
         .batches_in_flight = c->batches_in_flight,
         .db_id = &c->db_id,
+        .trace_retention_days = c->trace_retention_days,
     };
 }
 

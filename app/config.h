@@ -10,6 +10,7 @@
 
 #include "net/server.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 #include "base/cidr.h"
 
@@ -130,6 +131,17 @@ struct config {
     uint32_t batches_in_flight; /* group commits in flight per worker, one writer connection
                                    each; default 2 */
 
+    /* [trace] - request tracing and anomaly flags (docs/tracing.md); config_trace reads them */
+    char trace_capture[16];     /* full | metadata (default) | off */
+    char trace_sample_rate[16]; /* 0..1, default 1: share of ordinary turns whose trace is kept */
+    char trace_redact[64];      /* card,phone,email (default) | none */
+    uint32_t trace_retention_days;      /* default 14; 0 = keep forever */
+    char trace_otlp_endpoint[512];      /* env OTEL_EXPORTER_OTLP_ENDPOINT; "" = no export */
+    uint32_t trace_otlp_queue_spans;    /* default 20000 per worker; more are dropped and counted */
+    char trace_ttft_targets[256];       /* TYPE:MS,... default suggestion:200,chitchat:1000,... */
+    uint32_t trace_ttft_target_ms;      /* any other type; default 3000 */
+    uint32_t trace_cost_outlier_factor; /* default 5; 0 = off */
+
     /* [log] */
     int log_level; /* enum log_level, default info */
 
@@ -172,6 +184,10 @@ int config_validate(const struct config *c, char *err, size_t errlen);
 
 /* The store's part of c (store/store.h); its strings point into c, which must outlive it. */
 struct store_conf config_store(const struct config *c);
+
+/* The [trace] part of c (trace/trace.h); its strings point into c. Returns 0, or -1 with err
+ * naming the key. */
+int config_trace(const struct config *c, struct trace_conf *out, char *err, size_t errlen);
 
 /* The server's part of c (net/server.h), with c itself as the application's configuration. */
 struct server_conf config_server(const struct config *c);

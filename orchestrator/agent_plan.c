@@ -19,9 +19,11 @@
 #include "base/mem.h"
 #include "orchestrator/context.h"
 #include "orchestrator/guard.h"
+#include "orchestrator/plan_trace.h"
 #include "orchestrator/query.h"
 #include "orchestrator/slate.h"
 #include "stream/jsonw.h"
+#include "trace/flags.h"
 
 enum ap_state { AP_CLASSIFY = 0, AP_CACHE, AP_STEP, AP_TOOLS, AP_DONE };
 
@@ -85,6 +87,8 @@ struct agent_turn {
     struct ac_query *cq;      /* the turn's cache query: offered the answer at the end */
     bool from_cache;          /* the answer came from a cache layer */
     int64_t spent;            /* cost of the calls and tools after routing (an answer's price) */
+    bool cls_decided;         /* the classifier's answer was taken (else the rules') */
+    struct plan_trace pt;     /* the turn's spans (plan_trace.h) */
 };
 
 static void step_start(struct agent_turn *at);
@@ -141,6 +145,7 @@ static void plan_free(struct agent_turn *at)
     buf_free(&at->cls_text);
     buf_free(&at->held);
     buf_free(&at->answer);
+    pt_free(&at->pt);
     xfree(at);
 }
 
@@ -160,8 +165,11 @@ static void record_attempts(struct agent_turn *at, const struct model_result *r)
     }
 }
 
-static void record_tool(struct agent_turn *at, const char *name, const char *args, size_t args_len,
-                        const struct tool_result *res)
+/* Call i of the batch (-1: the prefetch) ended: its record and its span. raw: the answer as
+ * received (NULL when there is none). */
+static void record_tool(struct agent_turn *at, size_t i, const char *name, const char *args,
+                        size_t args_len, const struct tool_result *res, const char *raw,
+                        size_t raw_len)
 {
     struct tool_call_record rec = {0};
     snprintf(rec.name, sizeof(rec.name), "%s", name);
@@ -177,6 +185,7 @@ static void record_tool(struct agent_turn *at, const char *name, const char *arg
     snprintf(rec.status, sizeof(rec.status), "%s", st);
     rec.cache_hit = res->cache_hit;
     at->spent += rec.cost_micros;
+    rec.empty = res->status == TOOL_OK && raw && flags_result_empty(raw, raw_len);
     turn_add_tool(at->t, &rec);
     if (res->cache_hit) { /* what the request would have cost: tools here are free, still counted */
         struct cache_saving_record s = {.layer = "tool", .amount_micros = -rec.cost_micros};
@@ -184,6 +193,7 @@ static void record_tool(struct agent_turn *at, const char *name, const char *arg
                  res->stale ? " (stale, refreshing)" : "");
         turn_add_saving(at->t, &s);
     }
+    pt_tool_end(&at->pt, i, name, args, args_len, res, raw, raw_len);
 }
 
 /* ---- the end ---- */
@@ -201,6 +211,11 @@ static void ground(struct agent_turn *at)
         src[n] = h[hn - 1].text, lens[n++] = h[hn - 1].len;
     struct grounding g;
     ground_check(buf_begin(&at->answer), buf_size(&at->answer), src, lens, n, &g);
+    struct trace_attr ga[] = {{"trilemma.grounding.claims", TA_INT, NULL, g.claims},
+                              {"trilemma.grounding.mismatches", TA_INT, NULL, g.mismatches},
+                              {"trilemma.grounding.first_mismatch", TA_STR, g.first_mismatch, 0}};
+    pt_guard(&at->pt, "grounding", g.mismatches ? "ungrounded_number" : NULL, ga,
+             g.mismatches ? 3 : 2);
     if (g.mismatches) {
         turn_add_flag(at->t, "ungrounded_number");
         log_info("turn answer states %s, which no tool result of the turn has (%u of %u claims)",
@@ -215,10 +230,13 @@ static void finish(struct agent_turn *at, const char *reason, const char *code, 
     snprintf(m, sizeof(m), "%s", msg ? msg : "");
     if (at->narr.removed)
         turn_add_flag(t, "narration_removed");
+    struct trace_attr na[] = {{"trilemma.narration.removed", TA_INT, NULL, at->narr.removed}};
+    pt_guard(&at->pt, "narration", NULL, na, 1);
     if (!code && !at->from_cache)
         ground(at);
     if (!code && !at->from_cache && at->cq && strcmp(reason, "stop") == 0)
         offer_answer(at);
+    pt_agent_end(&at->pt, code ? m : NULL);
     plan_state(at, AP_DONE);
     turn_set_responder_state(t, NULL);
     plan_free(at);
@@ -261,6 +279,7 @@ static void step_text(void *ctx, const char *text, size_t len)
     struct agent_turn *at = ctx;
     if (!len)
         return;
+    pt_model_text(&at->pt.step, text, len);
     session_turn_status(at->t, "answering", NULL);
     if (!at->holding) {
         narr_feed(&at->narr, text, len, to_client, at);
@@ -281,6 +300,7 @@ static void step_text(void *ctx, const char *text, size_t len)
 static void step_tool_call(void *ctx, const struct model_tool_call *tc)
 {
     struct agent_turn *at = ctx;
+    pt_model_tool_call(&at->pt.step, tc);
     if (at->n_calls == AP_MAX_CALLS) {
         at->n_refused++;
         return;
@@ -319,8 +339,10 @@ static void escalate(struct agent_turn *at, enum escalation why)
     char flag[32];
     snprintf(flag, sizeof(flag), "escalated:%s", escalation_name(why));
     turn_add_flag(at->t, flag);
-    log_info("cascade: agent %s escalates from %s (%s)", at->c->orch->agents[at->agent].name,
-             at->c->orch->agents[at->agent].cascade[at->level], escalation_name(why));
+    const struct agent *a = &at->c->orch->agents[at->agent];
+    log_info("cascade: agent %s escalates from %s (%s)", a->name, a->cascade[at->level],
+             escalation_name(why));
+    pt_escalate(&at->pt, escalation_name(why), a->cascade[at->level], a->cascade[at->level + 1]);
     at->level++;
     at->escalated_for = ESC_NONE;
     step_start(at);
@@ -350,11 +372,15 @@ static bool maybe_handoff(struct agent_turn *at)
                      at->c->orch->agents[at->agent].name, at->c->orch->agents[to].name,
                      v == HANDOFF_LOOP ? "a loop" : "too many handoffs");
             turn_add_flag(at->t, "routing_loop");
+            pt_handoff(&at->pt, at->c->orch->agents[at->agent].name, at->c->orch->agents[to].name,
+                       v == HANDOFF_LOOP ? "loop" : "limit");
             finish(at, "error", "routing_loop", msg);
             return true;
         }
         log_info("handoff: %s -> %s", at->c->orch->agents[at->agent].name,
                  at->c->orch->agents[to].name);
+        pt_handoff(&at->pt, at->c->orch->agents[at->agent].name, at->c->orch->agents[to].name,
+                   "ok");
         at->chain[at->n_chain++] = to;
         at->agent = to;
         at->level = 0;
@@ -398,6 +424,7 @@ static void run_tools(struct agent_turn *at)
     session_turn_status(at->t, search ? "searching" : "calling_tool",
                         search ? NULL : calls[0].name);
     plan_state(at, AP_TOOLS);
+    pt_tools_start(&at->pt, at->env.tools, calls, at->n_calls, false);
     at->batch = tool_batch_start(at->env.tools, at->c->tools, calls, at->n_calls, tools_done, at);
 }
 
@@ -431,7 +458,9 @@ static void tools_done(void *ctx, struct tool_batch *b)
     for (size_t i = 0; i < tool_batch_count(b); i++) {
         const struct tool_result *r = tool_batch_result(b, i);
         const struct llm_msg_tool_call *c = &asked[i];
-        record_tool(at, c->name, c->arguments, c->arguments_len, r);
+        size_t rl;
+        const char *raw = tool_batch_raw(b, i, &rl);
+        record_tool(at, i, c->name, c->arguments, c->arguments_len, r, raw, rl);
         failed += r->status != TOOL_OK;
         const char *text = keep(at, buf_begin(&r->text), buf_size(&r->text));
         ex_add(at, (struct llm_message){.role = "tool",
@@ -440,8 +469,6 @@ static void tools_done(void *ctx, struct tool_batch *b)
                                         .tool_call_id = c->id,
                                         .tool_name = c->name,
                                         .is_error = r->status != TOOL_OK});
-        size_t rl;
-        const char *raw = tool_batch_raw(b, i, &rl);
         if (r->status == TOOL_OK && raw)
             add_slate(at, c->name, raw, rl); /* the cards show what the model was spared */
     }
@@ -463,6 +490,7 @@ static const char *turn_finish(const char *provider_finish)
 static void step_complete(void *ctx, const struct model_result *r)
 {
     struct agent_turn *at = ctx;
+    pt_model_end(&at->pt.step, r);
     record_attempts(at, r);
     at->call = NULL;
     if (r->outcome == MODEL_CANCELLED && at->escalated_for == ESC_NONE)
@@ -603,6 +631,7 @@ static void step_start(struct agent_turn *at)
     const struct orch_conf *oc = at->c->orch;
     const struct agent *a = &oc->agents[at->agent];
     plan_state(at, AP_STEP);
+    pt_agent_step(&at->pt, a->name, at->level, at->steps + 1);
     at->n_calls = at->n_refused = 0;
     at->holding = oc->hold_opening && !at->shown;
     buf_reset(&at->held);
@@ -628,6 +657,7 @@ static void step_start(struct agent_turn *at)
         .role = at->level ? "escalation" : "model",
     };
     struct model_sink sink = {&step_sink, at};
+    pt_model_start(&at->pt, &at->pt.step, &spec, a->name, a->prompt_version);
     at->call = model_call_start(at->env.l, at->env.hc, &spec, &sink);
     if (!at->call)
         finish(at, "error", "internal", "the model call could not start");
@@ -639,7 +669,9 @@ static void use_prefetch(struct agent_turn *at)
 {
     const struct tool_result *r = tool_call_result(at->prefetch);
     const char *name = at->c->prefetch_tool;
-    record_tool(at, name, at->prefetch_args, strlen(at->prefetch_args), r);
+    size_t rl;
+    const char *raw = tool_call_raw(at->prefetch, &rl);
+    record_tool(at, (size_t)-1, name, at->prefetch_args, strlen(at->prefetch_args), r, raw, rl);
     const struct agent *a = &at->c->orch->agents[at->agent];
     if (r->status != TOOL_OK || !orch_agent_has_tool(a, name) ||
         at->guess.type != QT_PRODUCT_SEARCH)
@@ -658,8 +690,6 @@ static void use_prefetch(struct agent_turn *at)
                                     .len = buf_size(&r->text),
                                     .tool_call_id = c->id,
                                     .tool_name = name});
-    size_t rl;
-    const char *raw = tool_call_raw(at->prefetch, &rl);
     add_slate(at, name, raw, rl);
     send_slate(at);
 }
@@ -789,6 +819,8 @@ static void cache_done(void *ctx, int layer, const struct ac_hit *hit)
 {
     struct agent_turn *at = ctx;
     at->lookup = NULL;
+    pt_cache_end(&at->pt, hit ? cache_layer_name((enum cache_layer)layer) : NULL,
+                 hit ? hit->cost_micros : 0);
     if (!hit) {
         plan_state(at, AP_STEP);
         answer(at);
@@ -845,6 +877,7 @@ static bool cache_lookup(struct agent_turn *at)
         return false;
     at->cq = ac_query_dup(&q);
     plan_state(at, AP_CACHE);
+    pt_cache_begin(&at->pt, model);
     at->lookup = answer_cache_lookup(at->env.cache, &q, cache_done, at);
     return true;
 }
@@ -859,6 +892,8 @@ static void route(struct agent_turn *at)
     at->chain[0] = at->agent;
     at->n_chain = 1;
     turn_set_route(at->t, query_type_name(at->guess.type), oc->agents[at->agent].name);
+    pt_classify_end(&at->pt, query_type_name(at->guess.type), at->guess.confidence,
+                    at->cls_decided);
     if (at->prefetch) {
         use_prefetch(at);
         tool_call_free(at->prefetch);
@@ -908,6 +943,9 @@ static void start_prefetch(struct agent_turn *at, const char *text, size_t len)
         return; /* this API's search takes other arguments: no prefetch */
     session_turn_status(at->t, "searching", NULL);
     at->prefetch_running = true;
+    struct llm_msg_tool_call pc = {"call_prefetch", name, at->prefetch_args,
+                                   strlen(at->prefetch_args)};
+    pt_tools_start(&at->pt, at->env.tools, &pc, 1, true);
     at->prefetch = tool_call_start(at->env.tools, td, at->prefetch_args, strlen(at->prefetch_args),
                                    prefetch_done, at);
 }
@@ -921,6 +959,7 @@ static const char classifier_prompt[] =
 static void cls_text_cb(void *ctx, const char *text, size_t len)
 {
     struct agent_turn *at = ctx;
+    pt_model_text(&at->pt.cls, text, len);
     if (buf_size(&at->cls_text) < 4096)
         buf_append(&at->cls_text, text, len);
 }
@@ -933,6 +972,7 @@ static void cls_reset(void *ctx)
 static void cls_complete(void *ctx, const struct model_result *r)
 {
     struct agent_turn *at = ctx;
+    pt_model_end(&at->pt.cls, r);
     record_attempts(at, r);
     at->cls = NULL;
     at->cls_running = false;
@@ -951,7 +991,7 @@ static void cls_complete(void *ctx, const struct model_result *r)
             log_info("classifier: says other; the rules' %s stands",
                      query_type_name(at->guess.type));
         else
-            at->guess = g;
+            at->guess = g, at->cls_decided = true;
     } else if (r->outcome == MODEL_CANCELLED) {
         turn_add_flag(at->t, "classifier_late");
     }
@@ -998,6 +1038,7 @@ static void start_classifier(struct agent_turn *at, const char *text, size_t len
     };
     struct model_sink sink = {&cls_sink, at};
     session_turn_status(at->t, "classifying", NULL);
+    pt_model_start(&at->pt, &at->pt.cls, &spec, NULL, NULL);
     at->cls = model_call_start(at->env.l, at->env.hc, &spec, &sink);
     if (!at->cls)
         return;
@@ -1021,6 +1062,8 @@ struct agent_turn *agent_plan_start(const struct agent_plan_conf *c,
     at->agent = -1;
     tool_cache_set_store(env->tool_cache, turn_store(t));
     narr_init(&at->narr);
+    pt_init(&at->pt, turn_trace(t));
+    pt_classify_begin(&at->pt);
     size_t ml;
     const void *memo = turn_memo(t, &ml);
     if (memo && ml == sizeof(at->prev))
@@ -1053,8 +1096,9 @@ void agent_plan_cancel(struct agent_turn *at)
         tool_batch_cancel(at->batch);
         const struct llm_message *asked = &at->ex[at->n_ex - 1].m;
         for (size_t i = 0; i < tool_batch_count(at->batch); i++)
-            record_tool(at, asked->tool_calls[i].name, asked->tool_calls[i].arguments,
-                        asked->tool_calls[i].arguments_len, tool_batch_result(at->batch, i));
+            record_tool(at, i, asked->tool_calls[i].name, asked->tool_calls[i].arguments,
+                        asked->tool_calls[i].arguments_len, tool_batch_result(at->batch, i), NULL,
+                        0);
     }
     plan_free(at);
 }

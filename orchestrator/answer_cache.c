@@ -57,6 +57,7 @@ void answer_cache_destroy(struct answer_cache *ac)
     xfree(ac);
 }
 
+/* See answer_cache.h. */
 int answer_cache_layers(const struct answer_cache *ac)
 {
     return ac ? ac->n : 0;
@@ -186,6 +187,7 @@ struct ac_query *ac_query_dup(const struct ac_query *q)
     return c;
 }
 
+/* See answer_cache.h. */
 void ac_query_free(struct ac_query *q)
 {
     if (!q)

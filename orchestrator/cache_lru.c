@@ -37,6 +37,7 @@ static size_t bucket_of(const struct lru *c, const uint8_t key[LRU_KEY])
     return (size_t)h & (c->nbuckets - 1);
 }
 
+/* See cache_lru.h. */
 struct lru *lru_create(size_t max_bytes, enum cache_layer layer)
 {
     struct lru *c = xcalloc(1, sizeof(*c));
@@ -91,6 +92,7 @@ static void node_remove(struct lru *c, struct node **slot)
     xfree(n);
 }
 
+/* See cache_lru.h. */
 void lru_destroy(struct lru *c)
 {
     if (!c)
@@ -118,6 +120,7 @@ static void grow(struct lru *c)
     c->nbuckets = nb;
 }
 
+/* See cache_lru.h. */
 bool lru_get(struct lru *c, const uint8_t key[LRU_KEY], struct lru_entry *out)
 {
     struct node *n = *find_slot(c, key);
@@ -129,6 +132,7 @@ bool lru_get(struct lru *c, const uint8_t key[LRU_KEY], struct lru_entry *out)
     return true;
 }
 
+/* See cache_lru.h. */
 void lru_del(struct lru *c, const uint8_t key[LRU_KEY])
 {
     struct node **slot = find_slot(c, key);
@@ -136,6 +140,7 @@ void lru_del(struct lru *c, const uint8_t key[LRU_KEY])
         node_remove(c, slot);
 }
 
+/* See cache_lru.h. */
 void lru_put(struct lru *c, const uint8_t key[LRU_KEY], const char *val, size_t len,
              int64_t expires_ms, int64_t cost_micros)
 {
@@ -162,11 +167,13 @@ void lru_put(struct lru *c, const uint8_t key[LRU_KEY], const char *val, size_t 
     cache_bytes_add(c->layer, (int64_t)node_bytes(n));
 }
 
+/* See cache_lru.h. */
 size_t lru_bytes(const struct lru *c)
 {
     return c->bytes;
 }
 
+/* See cache_lru.h. */
 size_t lru_count(const struct lru *c)
 {
     return c->count;

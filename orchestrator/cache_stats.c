@@ -11,28 +11,33 @@ static struct layer_stats stats[CACHE__LAYERS];
 
 static const char *const layer_names[CACHE__LAYERS] = {"exact", "semantic", "tool", "prompt"};
 
+/* See cache_stats.h. */
 const char *cache_layer_name(enum cache_layer l)
 {
     return (unsigned)l < CACHE__LAYERS ? layer_names[l] : "unknown";
 }
 
+/* See cache_stats.h. */
 void cache_stat_add(enum cache_layer l, enum cache_stat s, uint64_t n)
 {
     if ((unsigned)l < CACHE__LAYERS && (unsigned)s < CSTAT__N)
         __atomic_fetch_add(&stats[l].n[s], n, __ATOMIC_RELAXED);
 }
 
+/* See cache_stats.h. */
 void cache_bytes_add(enum cache_layer l, int64_t delta)
 {
     if ((unsigned)l < CACHE__LAYERS)
         __atomic_fetch_add(&stats[l].bytes, delta, __ATOMIC_RELAXED);
 }
 
+/* See cache_stats.h. */
 uint64_t cache_stat_get(enum cache_layer l, enum cache_stat s)
 {
     return __atomic_load_n(&stats[l].n[s], __ATOMIC_RELAXED);
 }
 
+/* See cache_stats.h. */
 int64_t cache_bytes_get(enum cache_layer l)
 {
     return __atomic_load_n(&stats[l].bytes, __ATOMIC_RELAXED);

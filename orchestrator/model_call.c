@@ -9,10 +9,10 @@
  *   any non-final state --model_call_cancel--> CANCELLED
  *
  * Every change of state goes through call_state() (curl's mstate()): the one place that logs it,
- * and where tracing will hook in. The rest of what a call knows are facts, not state: the route
- * and attempt numbers, the current attempt's record (usage, status, times), its failure (first
- * cause wins), and whether the provider parser is on the stack (in_feed: a cancel from inside a
- * sink callback must not free the parser under its own feet). */
+ * and where an observer (tracing) is told. The rest of what a call knows are facts, not state: the
+ * route and attempt numbers, the current attempt's record (usage, status, times), its failure
+ * (first cause wins), and whether the provider parser is on the stack (in_feed: a cancel from
+ * inside a sink callback must not free the parser under its own feet). */
 #include "orchestrator/model_call.h"
 
 #include <stdio.h>
@@ -73,13 +73,16 @@ static bool call_final(const struct model_call *mc)
     return mc->state >= CALL_DONE;
 }
 
-/* The one transition function: every change of state is logged here (and traced, later). */
+/* The one transition function: every change of state is logged here, and the observer told. */
 static void call_state(struct model_call *mc, enum call_state to)
 {
     const struct model_route *r = &mc->spec.routes[mc->route];
+    const struct model_call_observer *o = mc->spec.observer;
     log_debug("model call %p %s/%s attempt %u: %s -> %s", (void *)mc,
               llm_provider_name(r->provider), r->model, mc->attempt, state_names[mc->state],
               state_names[to]);
+    if (o && o->on_state)
+        o->on_state(o->ctx, state_names[mc->state], state_names[to], r, mc->attempt);
     mc->state = to;
 }
 
@@ -483,6 +486,11 @@ static int start_request(struct model_call *mc)
     const char *headers[6] = {"Content-Type: application/json", "Accept: text/event-stream"};
     for (int i = 0; i < na; i++)
         headers[2 + i] = auth[i];
+    char tp[80];
+    if (mc->spec.traceparent && mc->spec.traceparent[0]) {
+        snprintf(tp, sizeof(tp), "traceparent: %s", mc->spec.traceparent);
+        headers[2 + (na > 0 ? na : 0)] = tp;
+    }
     struct hc_request hr = {
         .url = url,
         .headers = headers,

@@ -50,6 +50,15 @@ struct model_pricing {
     int64_t usd_to_inr_micros;
 };
 
+/* Who watches a call's state machine (tracing): on_state runs on every change of state, with
+ * the state names of model_call.c ("requested", "streaming", "backoff", "done", "failed",
+ * "cancelled"), the route in use and its attempt number. It must not touch the call. */
+struct model_call_observer {
+    void (*on_state)(void *ctx, const char *from, const char *to, const struct model_route *r,
+                     unsigned attempt);
+    void *ctx;
+};
+
 /* What to call. Every pointer must stay valid until the completion (or model_call_cancel). */
 struct model_call_spec {
     const struct model_route *routes; /* tried in order */
@@ -59,6 +68,8 @@ struct model_call_spec {
     const struct model_pricing *pricing;
     const char *role; /* ledger role of first attempts: "model", "classifier", "judge"...;
                        * later attempts are "retry" (same route) or "fallback" (next route) */
+    const struct model_call_observer *observer; /* NULL: nobody watches */
+    const char *traceparent; /* W3C traceparent value sent with every attempt; NULL/"": none */
 };
 
 /* A complete tool call of the response (arguments assembled: the whole JSON text). */

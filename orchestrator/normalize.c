@@ -204,16 +204,19 @@ int query_normalize(const struct norm_words *nw, const char *s, size_t n, struct
 
 /* ---- the words file ---- */
 
+/* See normalize.h. */
 struct norm_words *norm_words_create(void)
 {
     return xcalloc(1, sizeof(struct norm_words));
 }
 
+/* See normalize.h. */
 size_t norm_words_count(const struct norm_words *w)
 {
     return w ? w->n : 0;
 }
 
+/* See normalize.h. */
 void norm_words_free(struct norm_words *w)
 {
     if (!w)

@@ -486,6 +486,7 @@ void tool_cache_call_ended(struct tool_cache *tc, struct tool_call *c)
 
 /* ---- life ---- */
 
+/* See tool_cache.h. */
 struct tool_cache *tool_cache_create(const struct tool_cache_conf *conf, struct tool_runner *r,
                                      struct loop *l)
 {
@@ -497,12 +498,14 @@ struct tool_cache *tool_cache_create(const struct tool_cache_conf *conf, struct 
     return tc;
 }
 
+/* See tool_cache.h. */
 void tool_cache_set_store(struct tool_cache *tc, struct store *st)
 {
     if (tc)
         tc->st = st;
 }
 
+/* See tool_cache.h. */
 void tool_cache_destroy(struct tool_cache *tc)
 {
     if (!tc)

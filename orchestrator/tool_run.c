@@ -267,6 +267,10 @@ static int prepare(struct tool_call *c, const char *args, size_t len)
         buf_append(&c->body, "", 1);
         c->body.len--;
     }
+    if (c->r->traceparent[0]) {
+        snprintf(c->tp_header, sizeof(c->tp_header), "traceparent: %s", c->r->traceparent);
+        c->headers[h++] = c->tp_header;
+    }
     c->headers[h] = NULL;
     return 0;
 }
@@ -335,6 +339,12 @@ void tool_call_cancel(struct tool_call *c)
     }
     set_text(c, "%s: cancelled", c->name);
     finalize(c, TOOL_CANCELLED);
+}
+
+/* See tool_run.h. */
+void tool_runner_set_traceparent(struct tool_runner *r, const char *tp)
+{
+    snprintf(r->traceparent, sizeof(r->traceparent), "%s", tp ? tp : "");
 }
 
 const struct tool_result *tool_call_result(const struct tool_call *c)

@@ -66,6 +66,9 @@ void tool_runner_destroy(struct tool_runner *r);
 struct tool_cache;
 void tool_runner_set_cache(struct tool_runner *r, struct tool_cache *tc);
 void tool_runner_stats(const struct tool_runner *r, struct tool_runner_stats *out);
+/* The W3C traceparent value the calls started from now on send ("" or NULL: none); a call
+ * keeps the one it started with through its retries. */
+void tool_runner_set_traceparent(struct tool_runner *r, const char *tp);
 
 /* ---- one call ---- */
 

@@ -18,6 +18,7 @@ struct tool_runner {
     json_doc *doc; /* scratch for arguments and results: calls run one callback at a time */
     struct tool_runner_stats st;
     struct tool_cache *cache; /* NULL = no tool cache */
+    char traceparent[64];     /* sent with the calls started while it is set ("" = none) */
 };
 
 struct tool_call {
@@ -29,7 +30,8 @@ struct tool_call {
     void *ctx;
     struct tool_result res;
     struct buf url, body, raw;
-    const char *headers[TOOL_MAX_HEADERS + 3];
+    const char *headers[TOOL_MAX_HEADERS + 4];
+    char tp_header[80]; /* "traceparent: ..." when the runner had one at the start */
     struct hc_req *req;
     struct timer timer; /* backoff, or the deferred end */
     uint64_t start_ns, deadline_ms;

@@ -14,6 +14,7 @@
 #include "base/mem.h"
 #include "orchestrator/agent_plan.h"
 #include "orchestrator/cache_stats.h"
+#include "orchestrator/plan_trace.h"
 
 struct plan_worker {
     struct loop *l;
@@ -31,11 +32,13 @@ struct turn_plan {
     struct model_call *call;
     struct llm_message *msgs; /* the context; texts belong to the session's history */
     struct llm_request req;
-    bool sent; /* a delta reached the session: the client sink's output is committed */
+    bool sent;            /* a delta reached the session: the client sink's output is committed */
+    struct plan_trace pt; /* the call's span in the turn's trace */
 };
 
 static void plan_free(struct turn_plan *p)
 {
+    pt_free(&p->pt);
     xfree(p->msgs);
     xfree(p);
 }
@@ -46,6 +49,7 @@ static void client_text(void *ctx, const char *text, size_t len)
 {
     struct turn_plan *p = ctx;
     p->sent = true;
+    pt_model_text(&p->pt.step, text, len);
     session_turn_delta(p->t, text, len);
 }
 
@@ -63,6 +67,7 @@ static void client_complete(void *ctx, const struct model_result *r)
 {
     struct turn_plan *p = ctx;
     struct turn *t = p->t;
+    pt_model_end(&p->pt.step, r);
     for (uint32_t i = 0; i < r->n_attempts; i++)
         turn_add_call(t, &r->attempts[i]);
     if (r->outcome == MODEL_CANCELLED)
@@ -130,6 +135,8 @@ static int plan_start(struct turn *t, const char *text, size_t len)
         .role = "model",
     };
     struct model_sink sink = {&client_sink, p};
+    pt_init(&p->pt, turn_trace(t));
+    pt_model_start(&p->pt, &p->pt.step, &spec, NULL, NULL);
     p->call = model_call_start(pw->l, pw->hc, &spec, &sink);
     if (!p->call) {
         plan_free(p);
@@ -179,6 +186,11 @@ static void *plan_worker_create(void *arg, struct loop *l, const struct config *
     return pw;
 }
 
+static struct hc *plan_worker_hc(void *state)
+{
+    return state ? ((struct plan_worker *)state)->hc : NULL;
+}
+
 static void plan_worker_destroy(void *state)
 {
     struct plan_worker *pw = state;
@@ -209,5 +221,6 @@ void turn_plan_responder(const struct turn_plan_conf *conf, struct responder *ou
         .start = plan_start,
         .cancel = plan_cancel,
         .metrics = plan_metrics,
+        .worker_hc = plan_worker_hc,
     };
 }

@@ -84,6 +84,7 @@ static void *worker_init(struct worker *w)
     if (sw->responder->worker_create)
         sw->rworker = sw->responder->worker_create(sw->responder->arg, worker_loop(w), conf);
     sw->doc = json_doc_create();
+    sess_trace_worker_init(sw, worker_loop(w));
     sw->head.next = sw->head.prev = &sw->head;
     sw->auth.secret = conf->jwt_secret;
     sw->auth.secret_len = strlen(conf->jwt_secret);
@@ -111,6 +112,7 @@ static void worker_fini(struct worker *w, void *state)
     sw->draining = true;
     detach_end_all(sw);
     tstate_destroy(sw->ts);
+    sess_trace_worker_fini(sw); /* after the turns' ends; before the responder's client */
     if (sw->responder->worker_destroy)
         sw->responder->worker_destroy(sw->rworker);
     store_destroy(sw->store);
@@ -168,6 +170,7 @@ static int on_upgrade(struct conn *c, const struct http_request *req, struct upg
         metric_add(&sw->m.auth_failures, 1);
         return -1;
     }
+    sess_trace_upgrade(sw, req);
     return 0;
 }
 
@@ -188,6 +191,7 @@ static void on_open(struct conn *c)
     s->sw = sw;
     s->user_sub = sw->pending_sub[0] ? xstrdup(sw->pending_sub) : no_user;
     sw->pending_sub[0] = '\0';
+    sess_trace_open(sw, s);
     sess_life_arm(s, sw->auth.secret_len ? sw->pending_until : INT64_MAX);
     s->rate_tokens = (uint64_t)sw->conf->rate_messages * 1000;
     s->rate_at_ms = loop_now_ms(worker_loop(conn_worker(c)));
@@ -217,6 +221,7 @@ static void on_close(struct conn *c)
     s->next->prev = s->prev;
     session_history_free(s);
     xfree(s->memo);
+    xfree(s->tp);
     conn_set_app(c, NULL);
     metric_sub(&s->sw->m.sessions_open, 1);
     if (s->user_sub != no_user)
@@ -523,6 +528,7 @@ static void metrics(struct server *srv, struct buf *out)
     for (int i = 0; i < SESS_ERROR_CODES; i++)
         buf_printf(out, "trilemma_chat_errors_total{code=\"%s\"} %llu\n", error_codes[i],
                    (unsigned long long)SUM(errors[i]));
+    sess_trace_metrics(srv, held_app, out);
 }
 
 static const struct responder *g_responder = &echo_responder;

@@ -14,6 +14,8 @@
 
 struct session;
 struct turn;
+struct hc;
+struct trace;
 
 /* What produces a turn's answer: the orchestrator's turn plan (orchestrator/turn_plan.h) or the
  * built-in echo. start() begins producing and reports through session_turn_delta /
@@ -29,6 +31,8 @@ struct responder {
     void (*cancel)(struct turn *t);
     /* Append the responder's Prometheus metrics to out (may be NULL; any thread). */
     void (*metrics)(void *arg, struct buf *out);
+    /* The worker's HTTP client, for the trace exporter (NULL or returning NULL: none). */
+    struct hc *(*worker_hc)(void *wstate);
 };
 
 /* One message of the conversation so far (the turn's own user message last). */
@@ -47,6 +51,8 @@ void *turn_responder_state(struct turn *t);
 void turn_set_responder_state(struct turn *t, void *state);
 const struct config *turn_config(struct turn *t);
 void *turn_responder_worker(struct turn *t);
+/* The turn's trace (trace/trace.h), or NULL when tracing is off: every trace_* call takes it. */
+struct trace *turn_trace(struct turn *t);
 /* The conversation's earlier messages (at most history_messages) and this turn's user message
  * last. Valid until the turn ends. */
 size_t turn_history(struct turn *t, const struct history_msg **msgs);

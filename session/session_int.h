@@ -8,6 +8,9 @@
 #include "session/session.h"
 #include "stream/json.h"
 #include "stream/llm.h"
+#include "store/store.h"
+#include "trace/flags.h"
+#include "trace/otlp.h"
 
 struct turn {
     struct session *s; /* NULL once the client is gone (the turn still gets stored) */
@@ -33,6 +36,7 @@ struct turn {
     uint32_t n_savings;
     char cache[16];       /* the layer that served the answer; "" = none */
     char last_status[80]; /* stage + tool of the last status event sent */
+    struct trace *tr;     /* the turn's trace (turn_trace.c); NULL when capture is off */
     bool sent_products;
     char turn_id[33];
     char client_id[CHAT_ID_MAX + 1];
@@ -84,6 +88,7 @@ struct session {
     struct replay *replay;   /* a resume's replay still going out (resume.c), or NULL */
     struct timer life_timer; /* token expiry or max_session_age_s (guard.c) */
     struct held_msg *held;   /* a user_message waiting for its history's reload (history.c) */
+    struct trace_ctx *tp;    /* the upgrade's traceparent (owned), or NULL: turn_trace.c */
 };
 
 enum {
@@ -100,6 +105,7 @@ enum { SESS_LIFE_TOKEN = 1, SESS_LIFE_AGE = 2 };
 
 #define SESS_TTFT_BUCKETS 10
 #define SESS_CALL_ROWS 32
+#define SESS_FLAG_KINDS 9
 
 /* Model calls by provider/model (a small table: rows are claimed once, never freed). */
 struct call_row {
@@ -144,11 +150,13 @@ struct sess_metrics {
     uint64_t events_out;
     uint64_t errors[SESS_ERROR_CODES];
     uint64_t auth_failures;
-    uint64_t closed_token_expired; /* sessions closed with 4001 */
-    uint64_t closed_max_age;       /* sessions closed with 4002 */
-    uint64_t history_dropped;      /* histories dropped for the process budget */
-    uint64_t history_trimmed;      /* messages dropped for history_max_bytes or the budget */
-    uint64_t history_reloads;      /* dropped histories read back from the store */
+    uint64_t closed_token_expired;   /* sessions closed with 4001 */
+    uint64_t closed_max_age;         /* sessions closed with 4002 */
+    uint64_t history_dropped;        /* histories dropped for the process budget */
+    uint64_t history_trimmed;        /* messages dropped for history_max_bytes or the budget */
+    uint64_t history_reloads;        /* dropped histories read back from the store */
+    uint64_t flags[SESS_FLAG_KINDS]; /* turns flagged, by kind (turn_trace.c) */
+    uint64_t traces_kept, traces_sampled_out;
     /* detach grace and resume of running turns (detach.c, resume.c) */
     uint64_t detaches;
     uint64_t reattaches[2][2]; /* [same process, other process][live, replayed after a wait] */
@@ -180,6 +188,12 @@ struct sess_worker {
     struct auth_conf auth;
     char pending_sub[AUTH_SUB_MAX]; /* from on_upgrade to on_open (same call chain) */
     int64_t pending_until;          /* ... and when its token stops holding (unix s) */
+    struct trace_ctx pending_tp;    /* the same for a valid traceparent header ... */
+    bool has_pending_tp;            /* ... when there was one */
+    struct trace_conf trace;        /* [trace] */
+    struct cost_windows costs;      /* recent turn costs per query type (cost_outlier) */
+    struct otlp_exporter *otlp;     /* NULL without [trace] otlp_endpoint */
+    struct hc *otlp_hc;             /* the exporter's client when the responder has none */
     struct tstate *ts;              /* running-turn rows (store/turn_state.h); NULL w/o store */
     struct turn *detached;          /* turns whose client left, in their grace (detach.c) */
     uint32_t claiming;              /* ended turns asking for their claim before the commit */
@@ -270,5 +284,19 @@ void sess_guard_metrics(struct server *srv, struct buf *out);
 bool history_reload_first(struct session *s, const struct chat_msg *m);
 void history_held_free(struct session *s);
 uint64_t history_bytes_held(void);
+/* turn_trace.c: the turn's trace from start to commit, the anomaly flags, export. */
+void sess_trace_worker_init(struct sess_worker *sw, struct loop *l);
+void sess_trace_worker_fini(struct sess_worker *sw);
+void sess_trace_upgrade(struct sess_worker *sw, const struct http_request *req);
+void sess_trace_open(struct sess_worker *sw, struct session *s);
+void turn_trace_start(struct turn *t);
+/* The anomaly flags, computed and added to the turn (and counted) once the responder is done. */
+void turn_trace_flags(struct turn *t);
+/* The spans (if the trace is kept) into rec, pointing into text and *spans (free both after
+ * store_commit_turn), and to the exporter. */
+void turn_trace_finish(struct turn *t, struct store_turn *rec, struct buf *text,
+                       struct span_record **spans);
+void sess_trace_metrics(struct server *srv, struct sess_worker *(*app)(struct server *, int),
+                        struct buf *out);
 
 #endif

@@ -296,6 +296,7 @@ void session_turn_free(struct turn *t)
     xfree(t->tools);
     xfree(t->savings);
     xfree(t->user_text);
+    trace_free(t->tr);
     xfree(t);
 }
 
@@ -364,7 +365,13 @@ static void turn_committed(void *ctx, int result)
 static void commit(struct turn *t)
 {
     struct store *st = t->sw->store;
+    struct buf text = {0};
+    struct span_record *spans;
     if (!st) {
+        struct store_turn none = {0};
+        turn_trace_finish(t, &none, &text, &spans); /* exported all the same */
+        xfree(spans);
+        buf_free(&text);
         turn_committed(t, 0);
         return;
     }
@@ -401,7 +408,10 @@ static void commit(struct turn *t)
         .savings = t->savings,
         .n_savings = t->n_savings,
     };
-    store_commit_turn(st, &rec, turn_committed, t);
+    turn_trace_finish(t, &rec, &text, &spans);
+    store_commit_turn(st, &rec, turn_committed, t); /* copies the spans at once */
+    xfree(spans);
+    buf_free(&text);
 }
 
 static void on_claim_answer(void *ctx, int claimed)
@@ -427,6 +437,7 @@ void session_turn_done(struct turn *t, const char *finish_reason, const char *er
     if (!t->n_calls)
         synthesize_call(t);
     total_from_calls(t);
+    turn_trace_flags(t);
     if (t->first_token_ms) {
         static const double bounds_s[SESS_TTFT_BUCKETS - 1] = {0.05, 0.1, 0.25, 0.5, 1,
                                                                2.5,  5,   10,   30};
@@ -503,6 +514,7 @@ void session_start_turn(struct session *s, const struct chat_msg *m)
     t->started_ms = loop_now_ms(turn_loop(t));
     t->started_unix_ms = unix_ms();
     s->turn = t;
+    turn_trace_start(t);
     /* A resume of this conversation (its client may reconnect before this connection's end is
      * even noticed) waits until this turn is durable: see resume.c. */
     if (t->sw->store) {

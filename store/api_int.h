@@ -30,6 +30,8 @@ extern const struct store_api_sub store_api_admin;
 
 /* api_evals.c: the vibe-check sessions and votes, the golden set's review queue (docs/evals.md). */
 extern const struct store_api_sub store_api_evals;
+/* api_trace.c: GET /v1/turns/{id}/trace, /v1/conversations/{id}/trace, /v1/flags. */
+extern const struct store_api_sub store_api_trace;
 
 /* The JSON body in b (not consumed) with status and extra header lines ("Name: v\r\n", or
  * NULL); HEAD gets the headers only. */

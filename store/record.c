@@ -13,6 +13,8 @@
  *       i64 duration_ms, cost_micros
  * v2 appends: str query_type, agent, flags; per call: str agent, prompt_version
  * v3 appends: u32 n_savings, then per saving: str layer, description; i64 amount_micros
+ * v5 appends: str trace_id; u32 n_spans, then per span: str span_id, parent_span_id, kind, name,
+ *     status, status_message, attributes, events; i64 start_us, end_us
  * A str is u32 length (0xFFFFFFFF = NULL) then the bytes and a NUL, so decoded strings point
  * into the record as C strings. */
 #include "store/record.h"
@@ -24,11 +26,12 @@
 #include "base/mem.h"
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
-#define REC_VERSION                                                                                \
-    4 /* 2 appends the route, the flags and each call's agent and prompt; 3 the                    \
-       * cache savings; 4 puts the database's identity right after the version */
+/* 2 appends the route, the flags and each call's agent and prompt; 3 the cache savings; 4 puts
+ * the database's identity right after the version; 5 appends the trace */
+#define REC_VERSION 5
 #define STR_NULL 0xFFFFFFFFu
-#define REC_MAX_TOOLS 4096 /* tool calls in one turn */
+#define REC_MAX_TOOLS 4096  /* tool calls in one turn */
+#define REC_MAX_SPANS 65536 /* spans in one turn's trace */
 
 /* ---- encoding ---- */
 
@@ -106,6 +109,20 @@ static void put_tool(struct buf *b, const struct tool_call_record *c)
     put_u64(b, (uint64_t)c->cost_micros);
 }
 
+static void put_span(struct buf *b, const struct span_record *s)
+{
+    put_str(b, s->span_id);
+    put_str(b, s->parent_span_id);
+    put_str(b, s->kind);
+    put_str(b, s->name);
+    put_str(b, s->status);
+    put_str(b, s->status_message);
+    put_strn(b, s->attributes ? s->attributes : "{}", s->attributes ? s->attributes_len : 2);
+    put_strn(b, s->events ? s->events : "[]", s->events ? s->events_len : 2);
+    put_u64(b, (uint64_t)s->start_us);
+    put_u64(b, (uint64_t)s->end_us);
+}
+
 static uint32_t rec_crc(const char *payload, uint32_t len)
 {
     uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
@@ -121,6 +138,8 @@ static bool surely_too_big(const struct store_turn *t)
                  (uint64_t)(t->answer ? t->answer_len : 0) + 4ull * t->n_deltas;
     for (uint32_t i = 0; i < t->n_tools; i++)
         n += t->tools[i].arguments_len;
+    for (uint32_t i = 0; i < t->n_spans; i++)
+        n += t->spans[i].attributes_len + t->spans[i].events_len;
     return n > REC_MAX_PAYLOAD;
 }
 
@@ -171,6 +190,10 @@ int rec_encode(struct buf *out, const struct store_turn *t)
         put_str(out, t->savings[i].description);
         put_u64(out, (uint64_t)t->savings[i].amount_micros);
     }
+    put_str(out, t->trace_id ? t->trace_id : "");
+    put_u32(out, t->n_spans);
+    for (uint32_t i = 0; i < t->n_spans; i++)
+        put_span(out, &t->spans[i]);
 
     size_t payload = buf_size(out) - start - REC_HEADER;
     if (payload > REC_MAX_PAYLOAD) {
@@ -325,6 +348,37 @@ static void get_tools(struct rd *r, struct rec_turn *o)
     }
 }
 
+static void get_spans(struct rd *r, struct rec_turn *o)
+{
+    for (uint32_t i = 0; i < o->t.n_spans && !r->bad; i++) {
+        struct span_record *s = &o->spans[i];
+        get_str_into(r, s->span_id, sizeof(s->span_id));
+        get_str_into(r, s->parent_span_id, sizeof(s->parent_span_id));
+        get_str_into(r, s->kind, sizeof(s->kind));
+        get_str_into(r, s->name, sizeof(s->name));
+        get_str_into(r, s->status, sizeof(s->status));
+        get_str_into(r, s->status_message, sizeof(s->status_message));
+        s->attributes = get_str(r, &s->attributes_len);
+        s->events = get_str(r, &s->events_len);
+        s->start_us = (int64_t)get_u64(r);
+        s->end_us = (int64_t)get_u64(r);
+        if (!s->attributes || !s->events)
+            r->bad = true;
+    }
+}
+
+/* v5: the trace id and the spans. */
+static int get_trace(struct rd *r, struct rec_turn *o)
+{
+    o->t.trace_id = get_str(r, NULL);
+    if (get_counted(r, &o->t.n_spans, 48) < 0 || o->t.n_spans > REC_MAX_SPANS)
+        return -EBADMSG;
+    o->spans = xcalloc(o->t.n_spans ? o->t.n_spans : 1, sizeof(*o->spans));
+    o->t.spans = o->spans;
+    get_spans(r, o);
+    return 0;
+}
+
 static int get_savings(struct rd *r, struct rec_turn *o)
 {
     if (get_counted(r, &o->t.n_savings, 17) < 0)
@@ -419,6 +473,8 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
     }
     if (version >= 3 && get_savings(&r, o) < 0)
         goto out_bad;
+    if (version >= 5 && get_trace(&r, o) < 0)
+        goto out_bad;
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
         goto out_bad;
@@ -436,5 +492,6 @@ void rec_turn_free(struct rec_turn *rt)
     xfree(rt->calls);
     xfree(rt->tools);
     xfree(rt->savings);
+    xfree(rt->spans);
     memset(rt, 0, sizeof(*rt));
 }

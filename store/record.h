@@ -43,6 +43,7 @@ struct rec_turn {
     struct llm_call_record *calls;
     struct tool_call_record *tools;
     struct cache_saving_record *savings;
+    struct span_record *spans;
 };
 
 /* Decode a record rec_check accepted. Returns 0 or -EBADMSG. Free with rec_turn_free. */

@@ -38,6 +38,7 @@ struct store_conf {
     uint32_t batches_in_flight;      /* group commits in flight per worker (1..16) */
     const struct store_db_id *db_id; /* as store_replay_journals read it at start; NULL =
                                       * unknown */
+    uint32_t trace_retention_days;   /* span partitions older than this are dropped (0 = never) */
 };
 
 /* True for a well-formed conversation or turn id: 32 lowercase hex digits (128 random bits), as
@@ -85,6 +86,10 @@ struct store_turn {
     uint32_t n_savings;
     uint64_t db_system_id; /* the database the journal record belongs to (0 = unknown) ... */
     const char *db_name;   /* ... set by the writer, read back from the journal */
+    /* the turn's trace (trace/trace.h): none when n_spans is 0 (capture off, or not sampled) */
+    const char *trace_id; /* 32 hex */
+    const struct span_record *spans;
+    uint32_t n_spans;
 };
 
 /* ---- what a conversation reads back ---- */

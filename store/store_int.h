@@ -104,6 +104,7 @@ struct store {
     char journal_dir[1024];
     struct store_db_id db_id; /* this database (copied at create; system_id 0 = unknown) */
     uint64_t journal_max;
+    uint32_t trace_retention_days;      /* [trace] retention_days: older span partitions dropped */
     struct wconn wc[STORE_WRITERS_MAX]; /* writes: group commits, replays ... */
     unsigned nw;                        /* ... [store] batches_in_flight of them */
     struct pg *r;                       /* reads */

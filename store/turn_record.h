@@ -48,6 +48,24 @@ struct tool_call_record {
     int64_t duration_ms;
     char status[16];     /* "ok", "error", "timeout", "cancelled" */
     int64_t cost_micros; /* 0 for a free tool (it still gets its ledger line) */
+    bool empty;          /* answered with nothing in it (anomaly flags; not stored) */
+};
+
+/* One span of the turn's trace (trace/trace.h builds them). Unlike the records above, the
+ * attributes and events are pointers: they are valid until store_commit_turn returns (it copies
+ * them into the turn's record at once). */
+struct span_record {
+    char span_id[17];        /* 16 hex */
+    char parent_span_id[17]; /* 16 hex; "" for the root span */
+    char kind[12];           /* turn, classify, agent, model, tool, cache, guard, handoff */
+    char name[96];
+    char status[8];           /* "ok" / "error" */
+    char status_message[160]; /* "" = none */
+    int64_t start_us, end_us; /* unix microseconds */
+    const char *attributes;   /* a JSON object */
+    size_t attributes_len;
+    const char *events; /* a JSON array */
+    size_t events_len;
 };
 
 /* One cache hit of the turn: a "cache_saving" ledger line of what the avoided work would have

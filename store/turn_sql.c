@@ -56,7 +56,15 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                       "cache_layer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
                       "ON CONFLICT DO NOTHING",
                       12},
+    [SQL_W_SPAN] = {"tri_w_span",
+                    "INSERT INTO spans (turn_id, started_at, span_id, conversation_id, trace_id, "
+                    "parent_span_id, kind, name, start_us, end_us, status, status_message, "
+                    "attributes, events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                    "$12, $13, $14) ON CONFLICT DO NOTHING",
+                    14},
     [SQL_W_PARTITIONS] = {"tri_w_parts", "SELECT trilemma_ensure_partitions(now(), 2)", 0},
+    [SQL_W_TRACE_PARTITIONS] = {"tri_w_tparts",
+                                "SELECT trilemma_trace_partitions(now(), $1::integer)", 1},
     /* A conversation appears once per statement (ON CONFLICT DO UPDATE may not touch a row
      * twice), in id order (two batches lock their conversations in the same order). */
     [SQL_W_CONVERSATION_N] = {"tri_w_conv_n",
@@ -120,6 +128,14 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                         "$7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], "
                         "$12::text[]) ON CONFLICT DO NOTHING",
                         12},
+    [SQL_W_SPAN_N] = {"tri_w_span_n",
+                      "INSERT INTO spans (turn_id, started_at, span_id, conversation_id, trace_id, "
+                      "parent_span_id, kind, name, start_us, end_us, status, status_message, "
+                      "attributes, events) SELECT * FROM unnest($1::text[], $2::timestamptz[], "
+                      "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
+                      "$9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::jsonb[], "
+                      "$14::jsonb[]) ON CONFLICT DO NOTHING",
+                      14},
 };
 
 const struct pg_stmt_def turn_sql_read[SQL_R__COUNT] = {
@@ -307,6 +323,29 @@ static void append_ledger(struct pg_query *q, const struct store_turn *t, const 
     }
 }
 
+/* One row per span of the turn's trace, keyed like the other child rows. */
+static void append_spans(struct pg_query *q, const struct store_turn *t, const char *ts)
+{
+    for (uint32_t i = 0; i < t->n_spans; i++) {
+        const struct span_record *s = &t->spans[i];
+        pg_query_stmt(q, SQL_W_SPAN);
+        pg_query_param_str(q, t->turn_id);
+        pg_query_param_str(q, ts);
+        pg_query_param_str(q, s->span_id);
+        pg_query_param_str(q, t->conversation_id);
+        pg_query_param_str(q, t->trace_id ? t->trace_id : "");
+        pg_query_param_str(q, s->parent_span_id[0] ? s->parent_span_id : NULL);
+        pg_query_param_str(q, s->kind);
+        pg_query_param_str(q, s->name);
+        pg_query_param_i64(q, s->start_us);
+        pg_query_param_i64(q, s->end_us);
+        pg_query_param_str(q, s->status);
+        pg_query_param_str(q, s->status_message[0] ? s->status_message : NULL);
+        pg_query_param(q, s->attributes, s->attributes_len);
+        pg_query_param(q, s->events, s->events_len);
+    }
+}
+
 /* Append the statements storing t; see turn_sql.h. */
 void turn_sql_append(struct pg_query *q, const struct store_turn *t, json_doc *jd)
 {
@@ -334,11 +373,12 @@ void turn_sql_append(struct pg_query *q, const struct store_turn *t, json_doc *j
     for (uint32_t i = 0; i < t->n_tools; i++)
         append_tool(q, t, ts, i, jd);
     append_ledger(q, t, ts);
+    append_spans(q, t, ts);
 }
 
 /* ---- a batch as one statement per table ---- */
 
-enum { COLUMNAR_TABLES = 6, COLUMNAR_MAX_COLS = 25 };
+enum { COLUMNAR_TABLES = 7, COLUMNAR_MAX_COLS = 25 };
 
 /* Append one array literal element to b (which holds "{" and the elements so far): quoted, with
  * " and \ escaped, so any text survives (commas, braces, the word NULL); SQL NULL unquoted. */
@@ -371,7 +411,7 @@ void turn_sql_columnar(const struct pg_query *in, struct pg_query *out)
     memset(cols, 0, sizeof(cols));
     for (uint32_t i = 0; i < in->nstmts; i++) {
         const struct pg_stmt *st = &in->stmts[i];
-        if (st->def > SQL_W_LEDGER || st->nparams != turn_sql_write[st->def].nparams)
+        if (st->def > SQL_W_SPAN || st->nparams != turn_sql_write[st->def].nparams)
             continue; /* not a row of a turn (partitions): never in a batch */
         if (!used[st->def]) {
             used[st->def] = true;

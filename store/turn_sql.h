@@ -21,7 +21,9 @@ enum {
     SQL_W_LLM_CALL,
     SQL_W_TOOL_CALL,
     SQL_W_LEDGER,
+    SQL_W_SPAN,
     SQL_W_PARTITIONS,
+    SQL_W_TRACE_PARTITIONS, /* $1: retention in days */
     /* the same rows for a whole batch: one statement per table (turn_sql_columnar) */
     SQL_W_CONVERSATION_N,
     SQL_W_TURN_N,
@@ -29,6 +31,7 @@ enum {
     SQL_W_LLM_CALL_N,
     SQL_W_TOOL_CALL_N,
     SQL_W_LEDGER_N,
+    SQL_W_SPAN_N,
     SQL_W__COUNT,
 };
 

@@ -643,6 +643,8 @@ static void kick_pg(struct store *st)
         st->parts_due_ms = loop_now_ms(st->l) + STORE_PARTITIONS_EVERY_MS;
         pg_query_reset(&st->q);
         pg_query_stmt(&st->q, SQL_W_PARTITIONS);
+        pg_query_stmt(&st->q, SQL_W_TRACE_PARTITIONS); /* days ahead, and retention */
+        pg_query_param_i64(&st->q, st->trace_retention_days);
         pg_submit(wc->pg, &st->q, false, on_parts_done, st);
     }
     if (st->spill && !spill_done(st, wc))
@@ -812,6 +814,7 @@ struct store *store_create(struct loop *l, const struct store_conf *conf, int wo
     st->journal_max = conf->journal_max_bytes;
     if (conf->db_id)
         st->db_id = *conf->db_id;
+    st->trace_retention_days = conf->trace_retention_days;
     st->replay_backoff_ms = STORE_RETRY_MIN_MS;
     st->jd = json_doc_create();
     pg_query_init(&st->q);

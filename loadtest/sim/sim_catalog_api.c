@@ -37,6 +37,7 @@ struct logent {
     char fault[8]; /* "", "error", "timeout" */
     char target[TARGET_MAX];
     char rid[RID_MAX];
+    char traceparent[RID_MAX]; /* the W3C traceparent header, "" = none */
 };
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -84,6 +85,7 @@ static void log_reply(const struct http_request *req, struct buf *out)
         jw_kuint(&w, "delay_ms", e->delay_ms);
         jw_kstr(&w, "fault", e->fault);
         jw_kstr(&w, "request_id", e->rid);
+        jw_kstr(&w, "traceparent", e->traceparent);
         jw_obj_end(&w);
     }
     pthread_mutex_unlock(&log_lock);
@@ -680,6 +682,9 @@ bool sim_catalog_api_request(struct sim_worker *sw, struct conn *c, const struct
     const struct http_header *rid = http_find_header(req, "x-request-id");
     if (rid)
         snprintf(e.rid, sizeof(e.rid), "%.*s", (int)rid->value_len, rid->value);
+    const struct http_header *tp = http_find_header(req, "traceparent");
+    if (tp)
+        snprintf(e.traceparent, sizeof(e.traceparent), "%.*s", (int)tp->value_len, tp->value);
     struct answer a = {.ctype = "application/json; charset=utf-8"};
     if (req->path_len == 13 && memcmp(req->path, "/catalog/_log", 13) == 0) {
         log_reply(req, &a.body);

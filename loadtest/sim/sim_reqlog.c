@@ -19,6 +19,7 @@ struct reqent {
     char *body; /* owned, NUL-terminated, at most SIM_REQLOG_BODY_MAX bytes */
     size_t len;
     bool truncated;
+    char traceparent[64]; /* the W3C traceparent header, "" = none */
 };
 
 static pthread_mutex_t reqlog_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -27,7 +28,7 @@ static uint64_t reqlog_seq; /* entries written so far; the newest has seq == req
 
 /* Record one request; see the header. */
 void sim_reqlog_add(const char *path, size_t path_len, const char *model, const char *body,
-                    size_t len)
+                    size_t len, const char *traceparent, size_t tp_len)
 {
     size_t keep = len < SIM_REQLOG_BODY_MAX ? len : SIM_REQLOG_BODY_MAX;
     char *copy = xstrndup(body ? body : "", body ? keep : 0);
@@ -42,6 +43,8 @@ void sim_reqlog_add(const char *path, size_t path_len, const char *model, const 
     e->body = copy;
     e->len = keep;
     e->truncated = keep < len;
+    snprintf(e->traceparent, sizeof(e->traceparent), "%.*s", (int)tp_len,
+             traceparent ? traceparent : "");
     pthread_mutex_unlock(&reqlog_lock);
     xfree(old); /* outside the lock: the dropped entry is no longer reachable */
 }
@@ -51,8 +54,8 @@ static bool path_is(const struct http_request *req, const char *p)
     return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
 }
 
-/* {"last": SEQ, "requests": [{seq, path, model, body, truncated}]}, oldest first; the body is
- * the request's JSON text as a string (a cut body would not be JSON). */
+/* {"last": SEQ, "requests": [{seq, path, model, body, truncated, traceparent}]}, oldest first; the
+ * body is the request's JSON text as a string (a cut body would not be JSON). */
 uint64_t sim_log_since(const struct http_request *req)
 {
     char v[24];
@@ -81,6 +84,7 @@ static void reply(const struct http_request *req, struct buf *out)
         jw_key(&w, "body");
         jw_strn(&w, e->body, e->len);
         jw_kbool(&w, "truncated", e->truncated);
+        jw_kstr(&w, "traceparent", e->traceparent);
         jw_obj_end(&w);
     }
     pthread_mutex_unlock(&reqlog_lock);

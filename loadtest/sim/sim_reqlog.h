@@ -18,9 +18,10 @@ enum {
 };
 
 /* Record one generation request: its path (as sent, without the query), the model it names
- * ("" when unknown) and its body. Copies everything; callable from any worker. */
+ * ("" when unknown), its body and its traceparent header (NULL: none). Copies everything;
+ * callable from any worker. */
 void sim_reqlog_add(const char *path, size_t path_len, const char *model, const char *body,
-                    size_t len);
+                    size_t len, const char *traceparent, size_t tp_len);
 
 /* Answer GET /v1/_requests[?since=SEQ] (returns true), or return false for any other request. */
 bool sim_reqlog_request(struct conn *c, const struct http_request *req);

@@ -266,7 +266,9 @@ static void generate(struct sim_worker *sw, struct conn *c, const struct http_re
     if (!err && json_doc_load(sw->doc, body, len) < 0)
         err = "The request body is not valid JSON.";
     bool parsed = !err && sim_req_parse(&r, sw->doc, body, len, &err) == 0;
-    sim_reqlog_add(req->path, req->path_len, r.model[0] ? r.model : rt->model, body, len);
+    const struct http_header *tp = http_find_header(req, "traceparent");
+    sim_reqlog_add(req->path, req->path_len, r.model[0] ? r.model : rt->model, body, len,
+                   tp ? tp->value : NULL, tp ? tp->value_len : 0);
     if (parsed) {
         struct sim_answer a;
         if (!sim_agent_answer(&a, &r, sw->doc, sw->aux, &sw->sim->o))

@@ -191,11 +191,11 @@ static void test_structure_errors(void)
 {
     EXPECT_ERROR("[server]\nworkers = 1\n[serverr]\nworkers = 2\n",
                  "3: unknown section [serverr] (known: server, websocket, session, auth, log, "
-                 "model, providers, pricing, tools, orchestrator, store, cache)");
+                 "model, providers, pricing, tools, orchestrator, store, cache, trace)");
     EXPECT_ERROR("[Server]\n",
                  "1: unknown section [Server] (known: server, websocket, "
                  "session, auth, log, model, providers, pricing, tools, orchestrator, "
-                 "store, cache)");
+                 "store, cache, trace)");
     EXPECT_ERROR("\n\n[server]\nmax_conections = 5\n",
                  "4: unknown key 'max_conections' in [server]");
     EXPECT_ERROR("[websocket]\nworkers = 5\n", "2: unknown key 'workers' in [websocket]");
@@ -224,6 +224,52 @@ static void test_structure_errors(void)
     snprintf(text, sizeof(text), "[auth]\n;%0300d\n[server]\nbogus = 1\n", 0);
     EXPECT_ERROR(text, "2: line too long (at most 197 bytes; set long values through the "
                        "environment)");
+}
+
+/* [trace]: every key read, the defaults, and what config_trace refuses. */
+static void test_trace(void)
+{
+    struct config c;
+    struct trace_conf t;
+    char err[256];
+    config_defaults(&c);
+    CHECK(config_trace(&c, &t, err, sizeof(err)) == 0);
+    CHECK(t.capture == TRACE_METADATA && t.sample_rate == 1 && t.retention_days == 14);
+    CHECK(t.redact == (REDACT_CARD | REDACT_PHONE | REDACT_EMAIL) && !t.otlp_endpoint[0]);
+    CHECK(t.n_ttft_targets == 3 && !strcmp(t.ttft_targets[0].query_type, "suggestion") &&
+          t.ttft_targets[0].ms == 200 && t.ttft_default_ms == 3000);
+    CHECK(load_text(&c,
+                    "[trace]\ncapture = full\nsample_rate = 0.25\nredact = email\n"
+                    "retention_days = 3\notlp_endpoint = http://127.0.0.1:4318\n"
+                    "otlp_queue_spans = 100\nttft_targets = chitchat:900,policy:800\n"
+                    "ttft_target_ms = 2500\ncost_outlier_factor = 0\n",
+                    err, sizeof(err)) == 0);
+    CHECKF(config_trace(&c, &t, err, sizeof(err)) == 0, "%s", err);
+    CHECK(t.capture == TRACE_FULL && t.sample_rate == 0.25 && t.redact == REDACT_EMAIL);
+    CHECK(t.retention_days == 3 && !strcmp(t.otlp_endpoint, "http://127.0.0.1:4318"));
+    CHECK(t.otlp_queue_spans == 100 && t.n_ttft_targets == 2 && t.ttft_targets[1].ms == 800);
+    CHECK(t.ttft_default_ms == 2500 && t.cost_outlier_factor == 0);
+    static const struct {
+        const char *key, *value, *msg;
+    } bad[] = {
+        {"capture", "verbose",
+         "bad value for 'capture' in [trace]: expected full, metadata or off"},
+        {"sample_rate", "1.5", "bad value for 'sample_rate' in [trace]"},
+        {"sample_rate", "-0", "bad value for 'sample_rate' in [trace]"},
+        {"redact", "cards", "bad value for 'redact' in [trace]"},
+        {"otlp_endpoint", "collector:4318", "bad value for 'otlp_endpoint' in [trace]"},
+        {"ttft_targets", "chitchat", "bad value for 'ttft_targets' in [trace]"},
+        {"ttft_targets", "chitchat:0", "bad value for 'ttft_targets' in [trace]"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        config_defaults(&c);
+        CHECK(config_set(&c, "trace", bad[i].key, bad[i].value, err, sizeof(err)) == 0);
+        CHECKF(config_validate(&c, err, sizeof(err)) < 0 &&
+                   strncmp(err, bad[i].msg, strlen(bad[i].msg)) == 0,
+               "%s = %s: %s", bad[i].key, bad[i].value, err);
+    }
+    EXPECT_ERROR("[trace]\nretention_days = 4000\n",
+                 "2: bad value for 'retention_days': expected an integer 0..3650");
 }
 
 static void test_nul_line(void)
@@ -744,6 +790,7 @@ int main(void)
     test_example_file();
     test_every_key();
     test_structure_errors();
+    test_trace();
     test_nul_line();
     test_value_errors();
     test_file_open_errors();

@@ -130,16 +130,18 @@ static void test_route_and_flags(void)
     buf_free(&b);
 }
 
-/* Rewrite a version 4 record (identity: u64 0 and an empty string, 13 bytes after the version)
- * as the version an earlier release wrote: without the identity; for version 2 also without
- * version 3's tail (a zero count of savings, 4 bytes), for version 1 also without version 2's
- * (three empty strings and two per call, 5 bytes each). Returns its length. */
+/* Rewrite a version 5 record (identity: u64 0 and an empty string, 13 bytes after the version;
+ * no trace: an empty trace id and a zero count of spans, 9 bytes at the end) as the version an
+ * earlier release wrote: without the trace; below version 4 also without the identity; for
+ * version 2 also without version 3's tail (a zero count of savings, 4 bytes), for version 1 also
+ * without version 2's (three empty strings and two per call, 5 bytes each). Returns its length. */
 static size_t downgrade(struct buf *b, uint8_t version, uint32_t n_calls)
 {
     uint8_t *p = (uint8_t *)buf_begin(b);
-    size_t tail = (version <= 2 ? 4 : 0) + (version == 1 ? 5 * (3 + 2 * (size_t)n_calls) : 0);
-    memmove(p + 13, p + 13 + 13, buf_size(b) - 13 - 13);
-    uint32_t len = (uint32_t)(buf_size(b) - 13 - 12 - tail);
+    size_t tail = 9 + (version <= 2 ? 4 : 0) + (version == 1 ? 5 * (3 + 2 * (size_t)n_calls) : 0);
+    size_t id = version <= 3 ? 13 : 0;
+    memmove(p + 13, p + 13 + id, buf_size(b) - 13 - id);
+    uint32_t len = (uint32_t)(buf_size(b) - id - 12 - tail);
     p[12] = version;
     uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
     uint32_t crc = (uint32_t)crc32(crc32(0L, l, 4), p + 12, len);
@@ -194,7 +196,7 @@ static void test_version_1_replays(void)
             CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.calls[1].agent[0] == '\0');
         rec_turn_free(&rt);
         uint8_t *p = (uint8_t *)buf_begin(&b);
-        p[12] = 5; /* a version from the future is refused */
+        p[12] = 6; /* a version from the future is refused */
         uint32_t len = (uint32_t)(n - 12);
         uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
                         (uint8_t)(len >> 24)};
@@ -204,6 +206,61 @@ static void test_version_1_replays(void)
         CHECK(rec_decode(buf_begin(&b), n, &rt) == -EBADMSG);
         buf_free(&b);
     }
+}
+
+/* Version 5: the trace id and the spans (attributes and events as JSON text) come back; a
+ * version 4 record (the previous release) has no trace. */
+static void test_spans(void)
+{
+    struct store_turn t = sample();
+    struct span_record sp[2] = {
+        {.span_id = "00f067aa0ba902b7",
+         .kind = "turn",
+         .name = "turn",
+         .status = "ok",
+         .start_us = 1700000000000000,
+         .end_us = 1700000000500000,
+         .attributes = "{\"a\":1}",
+         .attributes_len = 7,
+         .events = "[]",
+         .events_len = 2},
+        {.span_id = "0000000000000001",
+         .parent_span_id = "00f067aa0ba902b7",
+         .kind = "tool",
+         .name = "execute_tool get_product",
+         .status = "error",
+         .status_message = "HTTP 503",
+         .start_us = 1700000000100000,
+         .end_us = 1700000000200000,
+         .attributes = "{}",
+         .attributes_len = 2,
+         .events = "[{\"name\":\"x\"}]",
+         .events_len = 14},
+    };
+    t.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    t.spans = sp;
+    t.n_spans = 2;
+    struct buf b = {0};
+    CHECK(rec_encode(&b, &t) == 0);
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(!strcmp(rt.t.trace_id, t.trace_id) && rt.t.n_spans == 2);
+    CHECK(!strcmp(rt.t.spans[0].span_id, sp[0].span_id) && rt.t.spans[0].parent_span_id[0] == 0);
+    CHECK(!strcmp(rt.t.spans[1].parent_span_id, sp[0].span_id));
+    CHECK(!strcmp(rt.t.spans[1].status_message, "HTTP 503") && !strcmp(rt.t.spans[1].kind, "tool"));
+    CHECK(rt.t.spans[1].attributes_len == 2 && !strcmp(rt.t.spans[1].events, sp[1].events));
+    CHECK(!strcmp(rt.t.spans[0].attributes, "{\"a\":1}"));
+    CHECK(rt.t.spans[0].start_us == sp[0].start_us && rt.t.spans[1].end_us == sp[1].end_us);
+    rec_turn_free(&rt);
+    buf_free(&b);
+    t.n_spans = 0;
+    t.trace_id = NULL;
+    rec_encode(&b, &t);
+    size_t n = downgrade(&b, 4, t.n_calls);
+    CHECK(rec_decode(buf_begin(&b), n, &rt) == 0);
+    CHECK(rt.t.n_spans == 0 && rt.t.trace_id == NULL && rt.t.n_calls == 2);
+    rec_turn_free(&rt);
+    buf_free(&b);
 }
 
 static char dir[] = "/tmp/trilemma-journal-test.XXXXXX";
@@ -388,6 +445,7 @@ int main(void)
     test_route_and_flags();
     test_version_1_replays();
     test_savings_round_trip();
+    test_spans();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
     test_corruption();
