@@ -3,9 +3,12 @@
  * What is kept is what the context policy sends, and no more: the last history_messages
  * messages (plus the turn's own), within history_max_bytes of text per session (the oldest go
  * first; the newest message always stays, the turn needs it). Across the process the text held
- * stays within history_budget_bytes: when a message would pass it, the worker drops the whole
+ * stays within history_budget_bytes: when a message takes it past, the worker drops the whole
  * history of its least recently active sessions that have no turn running (the session list is
- * kept in activity order), and as a last resort the oldest messages of the adding session. A
+ * kept in activity order), and as a last resort the oldest messages of the adding session. The
+ * one excess left is a worker whose every other session has a turn running (their histories are
+ * pinned: the turns' contexts point into them) adding the first message of a session: it is
+ * held over the budget until the next message of that worker makes room again. A
  * session whose history was dropped reads it back from the store (the same read as a resume)
  * before its next turn starts, so the answer still gets its context; without a database a
  * dropped history is lost, and the next turn starts without it.
@@ -68,13 +71,13 @@ static void to_tail(struct session *s)
     head->prev = s;
 }
 
-/* Drop whole histories of this worker's idle sessions, least recently active first, until len
- * more bytes fit the budget (or none is left to drop). Only sessions with no turn, resume,
+/* Drop whole histories of this worker's idle sessions, least recently active first, until the
+ * process is back within the budget (or none is left to drop). Only sessions with no turn, resume,
  * replay or reload in progress: a running turn's context points into its history. */
-static void make_room(struct session *self, size_t len, uint64_t budget)
+static void make_room(struct session *self, uint64_t budget)
 {
     struct sess_worker *sw = self->sw;
-    for (struct session *o = sw->head.next; o != &sw->head && history_bytes_held() + len > budget;
+    for (struct session *o = sw->head.next; o != &sw->head && history_bytes_held() > budget;
          o = o->next) {
         if (o == self || !o->history_len || o->turn || o->rs || o->replay || o->held)
             continue;
@@ -95,20 +98,21 @@ void history_add(struct session *s, const char *role, const char *text, size_t l
         drop_oldest(s);
         trimmed++;
     }
-    if (history_bytes_held() + len > conf->history_budget_bytes) {
-        make_room(s, len, conf->history_budget_bytes);
-        while (s->history_len && history_bytes_held() + len > conf->history_budget_bytes) {
+    s->history = xrealloc(s->history, (s->history_len + 1) * sizeof(*s->history));
+    s->history[s->history_len++] = (struct history_msg){role, xstrndup(text, len), len};
+    s->history_bytes += (uint32_t)len;
+    to_tail(s);
+    /* Counted first, then made room for: two workers adding at once both see both messages and
+     * both make room (never both decide it fits). */
+    if (__atomic_add_fetch(&g_bytes, len, __ATOMIC_RELAXED) > conf->history_budget_bytes) {
+        make_room(s, conf->history_budget_bytes);
+        while (s->history_len > 1 && history_bytes_held() > conf->history_budget_bytes) {
             drop_oldest(s);
             trimmed++;
         }
     }
     if (trimmed)
         metric_add(&s->sw->m.history_trimmed, trimmed);
-    s->history = xrealloc(s->history, (s->history_len + 1) * sizeof(*s->history));
-    s->history[s->history_len++] = (struct history_msg){role, xstrndup(text, len), len};
-    s->history_bytes += (uint32_t)len;
-    __atomic_add_fetch(&g_bytes, len, __ATOMIC_RELAXED);
-    to_tail(s);
 }
 
 /* The client left while its history was being read: forget the read and the message. */

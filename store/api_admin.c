@@ -79,7 +79,8 @@ struct admin_req {
 
 /* ---- statements ---- */
 
-/* clang-format off: one SQL clause per line reads better than a reflow */
+/* one SQL clause per line reads better than a reflow */
+// clang-format off
 static const char sql_search[] =
     "SELECT t.id, t.conversation_id, c.user_sub, "
     "       to_char(t.started_at AT TIME ZONE 'UTC', " ISO_US "), "
@@ -88,37 +89,57 @@ static const char sql_search[] =
     "       t.finish_reason, t.total_ms, "
     "       (SELECT count(*) FROM tool_calls tc "
     "         WHERE tc.turn_id = t.id AND tc.started_at = t.started_at), "
-    "       (SELECT left(content, " STR(
-        QUERY_PREVIEW) ") FROM messages q "
-                       "         WHERE q.turn_id = t.id AND q.created_at = t.started_at AND "
-                       "q.ordinal = 0) "
-                       "FROM turns t JOIN conversations c ON c.id = t.conversation_id "
-                       /* the model that answered: the last successful answering call, else the last
-                          one */
-                       "LEFT JOIN LATERAL (SELECT l.provider, l.model FROM llm_calls l "
-                       "    WHERE l.turn_id = t.id AND l.started_at = t.started_at "
-                       "      AND l.role IN ('model', 'retry', 'fallback', 'escalation') "
-                       "    ORDER BY l.status = 'ok' DESC, l.ordinal DESC LIMIT 1) m ON true "
-                       "WHERE ($1::text IS NULL OR t.conversation_id = $1) "
-                       "  AND ($2::text IS NULL OR c.user_sub = $2) "
-                       "  AND ($3::timestamptz IS NULL OR t.started_at >= $3) "
-                       "  AND ($4::timestamptz IS NULL OR t.started_at < $4) "
-                       "  AND ($5::text IS NULL OR t.query_type = $5) "
-                       "  AND ($6::text IS NULL OR t.flags @> ARRAY[$6::text]) "
-                       "  AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM llm_calls l2 "
-                       "        WHERE l2.turn_id = t.id AND l2.started_at = t.started_at "
-                       "          AND (l2.model = $7 OR l2.provider || '/' || l2.model = $7))) "
-                       "  AND ($8::bigint IS NULL OR t.cost_micros >= $8) "
-                       "ORDER BY t.started_at DESC, t.id DESC "
-                       "LIMIT $9";
+    "       (SELECT left(content, " STR(QUERY_PREVIEW) ") FROM messages q "
+    "         WHERE q.turn_id = t.id AND q.created_at = t.started_at AND q.ordinal = 0) "
+    "FROM turns t JOIN conversations c ON c.id = t.conversation_id "
+    /* the model that answered: the last successful answering call, else the last one */
+    "LEFT JOIN LATERAL (SELECT l.provider, l.model FROM llm_calls l "
+    "    WHERE l.turn_id = t.id AND l.started_at = t.started_at "
+    "      AND l.role IN ('model', 'retry', 'fallback', 'escalation') "
+    "    ORDER BY l.status = 'ok' DESC, l.ordinal DESC LIMIT 1) m ON true "
+    "WHERE ($1::text IS NULL OR t.conversation_id = $1) "
+    "  AND ($2::text IS NULL OR c.user_sub = $2) "
+    "  AND ($3::timestamptz IS NULL OR t.started_at >= $3) "
+    "  AND ($4::timestamptz IS NULL OR t.started_at < $4) "
+    "  AND ($5::text IS NULL OR t.query_type = $5) "
+    "  AND ($6::text IS NULL OR t.flags @> ARRAY[$6::text]) "
+    "  AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM llm_calls l2 "
+    "        WHERE l2.turn_id = t.id AND l2.started_at = t.started_at "
+    "          AND (l2.model = $7 OR l2.provider || '/' || l2.model = $7))) "
+    "  AND ($8::bigint IS NULL OR t.cost_micros >= $8) "
+    "ORDER BY t.started_at DESC, t.id DESC "
+    "LIMIT $9";
 
 /* $1 turn id: does it exist, and is it in the golden set already (the existing case's id) */
 static const char sql_golden_check[] =
     "SELECT (SELECT count(*) FROM turns WHERE id = $1), "
     "       (SELECT id FROM golden_cases WHERE source_turn_id = $1)";
 
-/* $1 turn id, $2 note, $3 added_by. The case in the evals' JSONL format; tool results come from
- * the trace's tool spans (golden_tool_result, api_admin.c's header) when there are any. */
+/* JSON text without its whitespace: a stored tool_calls.arguments (jsonb's spacing) and a tool
+ * span's gen_ai.tool.call.arguments (as the model sent it) compare equal when they say the same
+ * with the same key order. */
+#define NORM(x) "regexp_replace(" x ", '\\s', '', 'g')"
+#define SPAN_ARGS "coalesce(sp.attributes->>'gen_ai.tool.call.arguments', '')"
+
+/* The result of tool call c (a tool_calls row with norm, k, n_name) as the model received it,
+ * from the turn's tool spans (kept at capture level full). The calls of one batch start at the
+ * same microsecond, so a span is matched by its tool name and arguments (the k-th of equal
+ * calls to the k-th equal span: equal calls, equal results), or as the only call of its tool;
+ * anything else stays null rather than risk another call's result. */
+#define GOLDEN_TOOL_RESULT \
+    "SELECT s.result FROM (" \
+    "  SELECT sp.attributes->>'gen_ai.tool.call.result' AS result, " \
+    "         " NORM(SPAN_ARGS) " AS norm, " \
+    "         row_number() OVER (PARTITION BY " NORM(SPAN_ARGS) " " \
+    "                            ORDER BY sp.start_us, sp.span_id) AS k, " \
+    "         count(*) OVER () AS n_name " \
+    "  FROM spans sp WHERE sp.turn_id = t.id AND sp.started_at = t.started_at " \
+    "    AND sp.kind = 'tool' AND sp.attributes->>'gen_ai.tool.name' = c.name) s " \
+    "WHERE (s.norm = c.norm AND s.k = c.k) OR (s.n_name = 1 AND c.n_name = 1) " \
+    "ORDER BY s.norm = c.norm DESC LIMIT 1"
+
+/* $1 turn id, $2 note, $3 added_by. The case in the evals' JSONL format, built from the stored
+ * turn: its messages, route, tool calls, and the tool results of its trace. */
 static const char sql_golden_insert[] =
     "WITH t AS (SELECT id, started_at, conversation_id, query_type, agent, flags, finish_reason "
     "           FROM turns WHERE id = $1 ORDER BY started_at DESC LIMIT 1) "
@@ -137,35 +158,31 @@ static const char sql_golden_insert[] =
     "            WHERE m.conversation_id = t.conversation_id AND m.created_at < t.started_at "
     "              AND m.role IN ('user', 'assistant') "
     "            ORDER BY created_at DESC, turn_id DESC, ordinal DESC "
-    "            LIMIT " STR(
-        GOLDEN_HISTORY_MAX) ") h), '[]'::jsonb), "
-                            "  'expected_query_type', nullif(t.query_type, ''), "
-                            "  'expected_agent', nullif(t.agent, ''), "
-                            "  'expected_tools', coalesce((SELECT jsonb_agg(n.name ORDER BY "
-                            "n.first) "
-                            "      FROM (SELECT name, min(ordinal) AS first FROM tool_calls tc "
-                            "            WHERE tc.turn_id = t.id AND tc.started_at = t.started_at "
-                            "GROUP BY name) n), "
-                            "      '[]'::jsonb), "
-                            "  'fixtures', jsonb_build_object('tools', coalesce((SELECT "
-                            "jsonb_agg(jsonb_build_object("
-                            "          'name', tc.name, 'arguments', tc.arguments, 'status', "
-                            "tc.status, "
-                            "          'result', NULL) ORDER BY tc.ordinal) "
-                            "      FROM tool_calls tc WHERE tc.turn_id = t.id AND tc.started_at = "
-                            "t.started_at), "
-                            "      '[]'::jsonb)), "
-                            "  'reference_answer', (SELECT content FROM messages m WHERE m.turn_id "
-                            "= t.id "
-                            "                         AND m.created_at = t.started_at AND "
-                            "m.ordinal = 1), "
-                            "  'finish_reason', t.finish_reason, "
-                            "  'flags', to_jsonb(t.flags)), $2, $3 "
-                            "FROM t "
-                            "ON CONFLICT (source_turn_id) WHERE source_turn_id IS NOT NULL DO "
-                            "NOTHING "
-                            "RETURNING id";
-/* clang-format on */
+    "            LIMIT " STR(GOLDEN_HISTORY_MAX) ") h), '[]'::jsonb), "
+    "  'expected_query_type', nullif(t.query_type, ''), "
+    "  'expected_agent', nullif(t.agent, ''), "
+    "  'expected_tools', coalesce((SELECT jsonb_agg(n.name ORDER BY n.first) "
+    "      FROM (SELECT name, min(ordinal) AS first FROM tool_calls tc "
+    "            WHERE tc.turn_id = t.id AND tc.started_at = t.started_at GROUP BY name) n), "
+    "      '[]'::jsonb), "
+    "  'fixtures', jsonb_build_object('tools', coalesce((SELECT jsonb_agg(jsonb_build_object("
+    "          'name', c.name, 'arguments', c.arguments, 'status', c.status, "
+    "          'result', (" GOLDEN_TOOL_RESULT ")) ORDER BY c.ordinal) "
+    "      FROM (SELECT tc.*, " NORM("tc.arguments::text") " AS norm, "
+    "                   row_number() OVER (PARTITION BY tc.name, " NORM("tc.arguments::text") " "
+    "                                      ORDER BY tc.ordinal) AS k, "
+    "                   count(*) OVER (PARTITION BY tc.name) AS n_name "
+    "            FROM tool_calls tc "
+    "            WHERE tc.turn_id = t.id AND tc.started_at = t.started_at) c), "
+    "      '[]'::jsonb)), "
+    "  'reference_answer', (SELECT content FROM messages m WHERE m.turn_id = t.id "
+    "                         AND m.created_at = t.started_at AND m.ordinal = 1), "
+    "  'finish_reason', t.finish_reason, "
+    "  'flags', to_jsonb(t.flags)), $2, $3 "
+    "FROM t "
+    "ON CONFLICT (source_turn_id) WHERE source_turn_id IS NOT NULL DO NOTHING "
+    "RETURNING id";
+// clang-format on
 
 /* ---- checking what the client sent ---- */
 

@@ -6,7 +6,8 @@ API, and a private PostgreSQL (tests/store/pg_cluster.sh).
     minimum cost) against what psql finds for the same turns; newest first; limit and `more`
   - each bad parameter gets 400 and a message naming it; hostile text stays a parameter
   - POST /v1/golden: a multi-tool turn becomes a candidate case whose query, history, expected
-    query type and tools, tool fixtures and reference answer are the stored turn's; 409 the second
+    query type and tools, tool fixtures (results from the trace's tool spans) and reference
+    answer are the stored turn's; 409 the second
     time, 404 for an unknown turn, 400 / 415 / 413 for bad bodies, and nothing written by any of
     them
   - the admin token (401), methods (405)
@@ -120,6 +121,7 @@ def setup():
            "DATABASE_URL": db.url, "TRILEMMA_ADMIN_TOKEN": ADMIN,
            "TRILEMMA_JWT_SECRET": JWT_SECRET}
     cfg = {"model": {"model": "openai/sim-frontier", "retry_base_ms": 10, "max_retries": 0},
+           "trace": {"capture": "full"},
            "orchestrator": {"agents_file": agents},
            "tools": {"tools_file": os.path.join(Args.source, "config", "tools.json")}}
     srv = Server(config=cfg, env=env, workers=1, name="admin").start()
@@ -404,6 +406,14 @@ def test_add_to_golden_set_writes_the_turn_as_a_case():
     assert [t["arguments"] for t in case["fixtures"]["tools"]] == \
         [json.loads(t[1]) for t in tools]
     assert case["expected_tools"] == list(dict.fromkeys(t[0] for t in tools)), case
+    # each tool's result as the model received it, from the trace (capture = full)
+    spans = json.loads("|".join(db().psql(
+        "SELECT json_agg(attributes->>'gen_ai.tool.call.result') FROM spans "
+        "WHERE turn_id = '%s' AND kind = 'tool'" % tid)[0]))
+    assert len(spans) == len(tools), spans
+    results = [f["result"] for f in case["fixtures"]["tools"]]
+    assert all(r for r in results), case["fixtures"]
+    assert sorted(results) == sorted(spans), (results, spans)
     assert case["source"] == "production" and case["source_turn_id"] == tid
     assert case["id"] == "prod-" + tid
     # the same turn again: 409, still one case

@@ -153,6 +153,25 @@ async def test_errors_and_cut_answers_are_not_cached():
 
 
 @suite.test
+async def test_flagged_answers_are_not_cached():
+    """An answer a check flagged (here: a price no tool result has, ungrounded_number) is never
+    stored; the same question answered cleanly is (the route made cacheable for the test)."""
+    s = sim()
+    secs = shipped_agents()
+    section(secs, "route product_search").update({"cacheable": "yes", "cache_ttl_s": "600"})
+    with cache_server(s, agents=rules_only(secs)) as srv:
+        bad = "Show me phones under 20000 [[sim:mistake=wrong_number]]"
+        for _ in range(2):
+            t = await ask(srv, bad)
+            assert t.flags == ["ungrounded_number"] and t.end["cache"] is None, t.end
+        good = "Show me phones under 20000"
+        first = await ask(srv, good)
+        assert not first.flags and first.end["cache"] is None, first.end
+        again = await ask(srv, good)
+        assert again.end["cache"] == "exact" and again.text == first.text, again.end
+
+
+@suite.test
 async def test_shared_tier_serves_other_processes_and_a_new_prompt_version_misses():
     if not has_pg():
         return

@@ -318,8 +318,9 @@ BIG = 12000
 
 
 def big_text(tag, i):
-    """About BIG bytes of words, tagged so that a model request shows which turn it holds."""
-    word = "%s%02d " % (tag, i)
+    """About BIG bytes in long words (the echo answers one delta per word: few frames)."""
+    word = "%s%02d" % (tag, i)
+    word = (word + "x" * 999)[:999] + " "
     return (word * (BIG // len(word)))[:BIG]
 
 

@@ -440,6 +440,34 @@ function checkConfig(objs, server, source) {
     }
 }
 
+// The server's C sources (not tests, builds or dependencies) as one text, to look metric names up.
+let sourceText = null;
+function serverSource(root) {
+    if (sourceText !== null) return sourceText;
+    const sources = [];
+    const walk = (d) => {
+        for (const f of fs.readdirSync(d, { withFileTypes: true })) {
+            const p = path.join(d, f.name);
+            if (f.isDirectory() && !["tests", "node_modules", ".git"].includes(f.name) && !f.name.startsWith("build")) walk(p);
+            else if (f.isFile() && /\.(c|h)$/.test(f.name)) sources.push(fs.readFileSync(p, "utf8"));
+        }
+    };
+    walk(root);
+    sourceText = sources.join("\n");
+    return sourceText;
+}
+
+// Metric names in PromQL that the server's source does not print.
+function unknownMetrics(exprs, root) {
+    const text = serverSource(root);
+    const problems = [];
+    for (const m of new Set(exprs.flatMap((e) => e.match(/trilemma_[a-z0-9_]+/g) || []))) {
+        const base = m.replace(/_(bucket|sum|count)$/, "");
+        if (!text.includes(`"${base}`) && !text.includes(`${base} `) && !text.includes(`${base}{`)) problems.push(`${m} is not in the server's source`);
+    }
+    return problems;
+}
+
 // ---- the targets
 
 function kubectlRender(dir) {
@@ -493,16 +521,7 @@ for (const t of TARGETS) {
     }
     if (objs.some((o) => o.kind === "PrometheusRule"))
         check(`${t.dir}: every metric an alert reads is exported by the server (no invented names)`, () => {
-            const sources = [];
-            const walk = (d) => {
-                for (const f of fs.readdirSync(d, { withFileTypes: true })) {
-                    const p = path.join(d, f.name);
-                    if (f.isDirectory() && !["tests", "node_modules", ".git"].includes(f.name) && !f.name.startsWith("build")) walk(p);
-                    else if (f.isFile() && /\.(c|h)$/.test(f.name)) sources.push(fs.readFileSync(p, "utf8"));
-                }
-            };
-            walk(args.source);
-            const text = sources.join("\n");
+            const text = serverSource(args.source);
             const problems = [];
             for (const r of objs.filter((o) => o.kind === "PrometheusRule").flatMap((o) => o.spec.groups.flatMap((g) => g.rules)))
                 for (const m of new Set(r.expr.match(/trilemma_[a-z0-9_]+/g) || [])) {
@@ -536,6 +555,14 @@ for (const t of TARGETS) {
             return want.filter((w) => !names.includes(w)).map((w) => `missing ${w}`);
         });
 }
+
+// k8s/extras/grafana-dashboard.json: valid JSON, queries on every panel, only exported metrics
+check("k8s/extras/grafana-dashboard.json: every metric the dashboard reads is exported by the server (no invented names)", () => {
+    const dash = JSON.parse(fs.readFileSync(path.join(args.source, "k8s", "extras", "grafana-dashboard.json"), "utf8"));
+    const panels = dash.panels.filter((p) => p.type !== "row");
+    const problems = panels.filter((p) => !(p.targets || []).length).map((p) => `panel "${p.title}" has no query`);
+    return problems.concat(unknownMetrics(panels.flatMap((p) => p.targets.map((x) => x.expr)), args.source));
+});
 
 // the rules catch what they claim to: break a rendered prod object per rule and expect a finding
 check("rules detect broken objects (self-test)", () => {
