@@ -110,7 +110,13 @@ def test_prompt_gate():
         f.write("Answer comparisons in prose, without tables.\n")
     with open(os.path.join(ok, "general.md"), "a") as f:
         f.write("Greet the customer warmly.\n")
-    common = ["--subset", "28", "--sim-arg=--cheap-mistake-rate=0", "--out", path("gate")]
+    # the shipped gate without its latency limit: first-token times on a busy test machine are
+    # noise, and a test asserts no timing (the quality dimensions and cost are deterministic)
+    gate = path("gate.ini")
+    with open(os.path.join(A.source, "evals", "gate.ini")) as f, open(gate, "w") as g:
+        g.write(f.read().split("[latency]")[0])
+    common = ["--subset", "28", "--sim-arg=--cheap-mistake-rate=0", "--out", path("gate"),
+              "--gate", gate]
     rc, out = tool("gate", "--old-prompts", prompts, "--new-prompts", bad, *common)
     print("\n".join("    " + line for line in out.splitlines() if "gate" in line or "format" in line))
     assert rc == 1 and "REFUSED" in out, out
@@ -122,7 +128,7 @@ def test_prompt_gate():
                       capture_output=True).returncode == 0:
         r = subprocess.run([os.path.join(A.source, "scripts", "prompt-gate.sh"), "HEAD", bad,
                             "--subset", "28", "--sim-arg=--cheap-mistake-rate=0", "--out",
-                            path("gate2")], capture_output=True, text=True,
+                            path("gate2"), "--gate", gate], capture_output=True, text=True,
                            env=dict(os.environ, TRILEMMA_BUILD=A.build))
         assert r.returncode == 1, r.stdout + r.stderr
 
