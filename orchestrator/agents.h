@@ -7,7 +7,7 @@
  *   [turn]                 max_handoffs, max_steps, hold_opening
  *   [agent NAME]           prompt (a file), tools, cascade, context, handoffs, max_steps,
  *                          escalate_on_tool_failure
- *   [route QUERY_TYPE]     agent, max_tokens, cacheable, cache_ttl_s
+ *   [route QUERY_TYPE]     agent, max_tokens, cacheable, cache_ttl_s, semantic_threshold
  *
  * Every query type needs a route; every route names a known agent; unknown sections and keys,
  * duplicate keys, and values out of range are errors naming the file and line. A prompt file is
@@ -63,6 +63,9 @@ struct route {
     uint32_t max_tokens;
     bool cacheable;
     uint32_t cache_ttl_s;
+    /* the semantic cache (docs/caching.md): the similarity a hit needs, 0 = this type is not in
+     * the semantic cache (opt-in per type); its entries live cache_ttl_s */
+    float semantic_threshold;
 };
 
 struct orch_conf {

@@ -107,6 +107,17 @@ enum { SESS_LIFE_TOKEN = 1, SESS_LIFE_AGE = 2 };
 #define SESS_CALL_ROWS 32
 #define SESS_FLAG_KINDS 9
 
+#define SESS_AGENT_ROWS 16
+
+/* Prompt tokens by agent and how the provider's prompt cache served them (the share of input read
+ * from the cache is what the stable prefix buys). Rows are claimed once, never freed. */
+struct prompt_row {
+    char agent[32]; /* the agent, or "classifier" / "relay" for calls that work for none */
+    uint64_t input_tokens;
+    uint64_t cache_read_tokens;
+    uint64_t cache_write_tokens;
+};
+
 /* Model calls by provider/model (a small table: rows are claimed once, never freed). */
 struct call_row {
     char provider[16];
@@ -143,6 +154,8 @@ struct sess_metrics {
     struct tool_row tools[SESS_TOOL_ROWS];
     uint32_t call_rows; /* rows in use; published after a row's names are written */
     struct call_row calls[SESS_CALL_ROWS];
+    uint32_t agent_rows; /* the same for prompt_rows */
+    struct prompt_row prompts[SESS_AGENT_ROWS];
     uint64_t sessions_total;
     uint64_t turns_started;
     uint64_t turns_finished[SESS_FINISH__N];

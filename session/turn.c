@@ -137,12 +137,35 @@ static void count_ttft(struct turn *t, unsigned bucket, uint64_t ms)
     metric_add(&m->ttft_sum_us, ms * 1000);
 }
 
+static void count_prompt(struct sess_metrics *m, const struct llm_call_record *c)
+{
+    const char *agent = c->agent[0]                          ? c->agent
+                        : strcmp(c->role, "classifier") == 0 ? "classifier"
+                                                             : "relay";
+    uint32_t n = m->agent_rows, i = 0;
+    while (i < n && strcmp(m->prompts[i].agent, agent))
+        i++;
+    if (i == n) {
+        if (n == SESS_AGENT_ROWS)
+            i = n - 1; /* the last row collects what does not fit */
+        else {
+            snprintf(m->prompts[i].agent, sizeof(m->prompts[i].agent), "%s", agent);
+            __atomic_store_n(&m->agent_rows, n + 1, __ATOMIC_RELEASE);
+        }
+    }
+    struct prompt_row *r = &m->prompts[i];
+    metric_add(&r->input_tokens, c->usage.input_tokens);
+    metric_add(&r->cache_read_tokens, c->usage.cached_input_tokens);
+    metric_add(&r->cache_write_tokens, c->usage.cache_write_tokens);
+}
+
 /* Record one model call (copied) for the llm_calls table and the ledger. */
 void turn_add_call(struct turn *t, const struct llm_call_record *c)
 {
     t->calls = xrealloc(t->calls, (t->n_calls + 1) * sizeof(*t->calls));
     t->calls[t->n_calls++] = *c;
     count_call(&t->sw->m, c);
+    count_prompt(&t->sw->m, c);
 }
 
 static int64_t unix_ms(void)

@@ -33,6 +33,7 @@ static const char *good =
     "[route product_fact]\nagent = specialist\nmax_tokens = 150\n"
     "[route comparison]\nagent = search\nmax_tokens = 400\n"
     "[route policy]\nagent = specialist\nmax_tokens = 200\ncacheable = yes\ncache_ttl_s = 3600\n"
+    "semantic_threshold = 0.9\n"
     "[route order_status]\nagent = specialist\n"
     "[route chitchat]\nagent = general\nmax_tokens = 80\n"
     "[route other]\nagent = general\n";
@@ -60,6 +61,9 @@ static void test_good(void)
     const struct agent *sp = &c.agents[orch_agent_find(&c, "specialist")];
     CHECK(strcmp(sp->prompt_version, s->prompt_version) != 0); /* versions follow the text */
     CHECK(c.routes[QT_POLICY].cacheable && c.routes[QT_POLICY].cache_ttl_s == 3600);
+    CHECK(c.routes[QT_POLICY].semantic_threshold > 0.899f &&
+          c.routes[QT_POLICY].semantic_threshold < 0.901f);
+    CHECK(c.routes[QT_CHITCHAT].semantic_threshold == 0); /* opt-in per type */
     CHECK(c.routes[QT_CHITCHAT].max_tokens == 80);
     CHECK(c.routes[QT_COMPARISON].agent == orch_agent_find(&c, "search"));
     CHECK(c.routes[QT_ORDER_STATUS].max_tokens == 0); /* unset: the provider's default */
@@ -115,6 +119,10 @@ static void test_bad(void)
     bad("[route chitchat]\nagent = general", "[route chitchat]\nagent = nobody",
         "agent 'nobody' is not an [agent NAME] section");
     bad("cacheable = yes", "cacheable = maybe", "yes or no");
+    bad("semantic_threshold = 0.9", "semantic_threshold = 1.2", "a similarity above 0");
+    bad("semantic_threshold = 0.9", "semantic_threshold = 0", "a similarity above 0");
+    bad("semantic_threshold = 0.9", "semantic_threshold = high", "a similarity above 0");
+    bad("cache_ttl_s = 3600\n", "", "semantic_threshold needs cache_ttl_s");
 }
 
 static void test_context(void)
