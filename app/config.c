@@ -776,6 +776,9 @@ int config_validate(const struct config *c, char *err, size_t errlen)
              c->connection_reserve >= c->max_connections)
         seterr(err, errlen, "connection_reserve (%u) must be below max_connections (%u)",
                (unsigned)c->connection_reserve, (unsigned)c->max_connections);
+    else if (c->cache_embeddings_url[0] && strncmp(c->cache_embeddings_url, "http://", 7) &&
+             strncmp(c->cache_embeddings_url, "https://", 8))
+        seterr(err, errlen, "embeddings_url: expected an http:// or https:// URL");
     else if (admin_clashes(c))
         seterr(err, errlen,
                "admin_listen is the same port as listen (%u): give it another port, or off",

@@ -83,7 +83,7 @@ static int add_route(struct orchestrator *o, const struct config *c, const char 
 }
 
 /* The semantic cache, second: on with an embeddings URL and a route with semantic_threshold. */
-static int setup_semantic(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
+static void setup_semantic(struct orchestrator *o, const struct config *c)
 {
     struct semcache_conf sc = {
         .embeddings_url = c->cache_embeddings_url,
@@ -103,21 +103,15 @@ static int setup_semantic(struct orchestrator *o, const struct config *c, char *
         }
     }
     if (!c->cache_embeddings_url[0] || !sc.n_types)
-        return 0;
-    if (strncmp(c->cache_embeddings_url, "http://", 7) &&
-        strncmp(c->cache_embeddings_url, "https://", 8)) {
-        snprintf(err, errlen, "cache: embeddings_url must be an http:// or https:// URL");
-        return -1;
-    }
+        return;
     struct agent_plan_conf *ap = &o->agent_plan;
     if (ap->n_cache_layers >= AC_MAX_LAYERS)
-        return 0;
+        return;
     o->semantic = semcache_create(&sc);
     ap->cache_layers[ap->n_cache_layers++] =
         (struct ac_layer_reg){&semcache_layer_ops, o->semantic};
     log_info("cache: semantic cache on (%d query types, embeddings %s at %s)", sc.n_types,
              c->cache_embeddings_model, c->cache_embeddings_url);
-    return 0;
 }
 
 /* The answer-cache layers of the agents' plans, in order: exact first (docs/caching.md). */
@@ -150,7 +144,8 @@ static int setup_caches(struct orchestrator *o, const struct config *c, char *er
         };
         ap->tool_cache = &o->tool_cache;
     }
-    return setup_semantic(o, c, err, errlen);
+    setup_semantic(o, c);
+    return 0;
 }
 
 /* Agents mode: the agents file, the tools file, and every cascade step as a route. */
