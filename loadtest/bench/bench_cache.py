@@ -23,6 +23,9 @@ the shipped agents (config/agents.ini, config/tools.json), all on free loopback 
   /usr/bin/python3 loadtest/bench/bench_cache.py --quick    # 200
       [--conversations N] [--concurrency 50] [--seed 11] [--ttft-ms 300] [--tps 40]
       [--config "NAME:section.key=value,..."]... [--md FILE] [--json FILE]
+  the semantic layer (values may name "{sim}", this run's simulator):
+      --config "semantic:exact=off,tool=off,embeddings_url={sim}/v1/embeddings,
+                embeddings_model=sim-embed,lookup_timeout_ms=1000,embeddings_timeout_ms=1000"
 """
 
 import argparse
@@ -69,6 +72,8 @@ def start_server(a, sim_port, db_url, cache):
     }
     for key, value in cache.items():
         section, _, name = key.rpartition(".")
+        # "{sim}": this run's simulator (e.g. its embeddings endpoint for the semantic layer)
+        value = value.replace("{sim}", "http://127.0.0.1:%d" % sim_port)
         config.setdefault(section or "cache", {})[name] = value
     config.setdefault("cache", {}).setdefault("words_file",
                                               os.path.join(ROOT, "config", "cache_words.json"))
