@@ -162,7 +162,7 @@ def first_token(a, sim_port, db_url, pgdir):
     res = {"miss": [], "hit_lru": [], "hit_shared": [], "same_text": 0}
     for _ in range(a.rounds):
         srv = start_server(a, sim_port, db_url, {"exact": "on", "tool": "on"})
-        psql(pgdir, "TRUNCATE cache_entries")  # the server migrated the schema
+        psql(pgdir, "TRUNCATE cache_entries, semantic_cache")  # the server migrated the schema
         try:
             for q in qs:
                 m = asyncio.run(ask(srv.port, q, a.turn_timeout))
@@ -237,7 +237,7 @@ def cost_runs(a, db_url, pgdir, mix, tmp):
     for k, (name, cache) in enumerate(CONFIGS + a.config):
         sim, sim_port = start_sim(a, os.path.join(tmp, "sim-%d.log" % k))
         srv = start_server(a, sim_port, db_url, cache)
-        psql(pgdir, "TRUNCATE cache_entries")
+        psql(pgdir, "TRUNCATE cache_entries, semantic_cache")
         try:
             row = {"config": name, "cache": cache}
             for phase in ("cold", "warm"):
