@@ -61,7 +61,10 @@ struct turn {
     size_t answer_at_detach;    /* answer bytes when the client left */
     struct turn *dnext, *dprev; /* the worker's detached turns */
     struct timer grace_timer;
-    struct tstate_claim *claim; /* grace over: asking whether a resume elsewhere claimed it */
+    struct tstate_claim *claim;      /* grace over: asking whether a resume elsewhere claimed it */
+    struct history_msg *own_history; /* taken over from the session that left (history.c) */
+    uint32_t own_history_len;
+    uint32_t own_history_bytes;
 };
 
 struct session {
@@ -262,9 +265,9 @@ void session_resume_free(struct session *s);
 bool session_resume_busy(const struct session *s);
 
 /* detach.c: the detach grace. */
-bool detach_park(struct turn *t);                 /* the client left: keep the turn running? */
-void detach_forget(struct turn *t);               /* the turn is done: off the detached list */
-void detach_buffered(struct turn *t, size_t len); /* a delta while detached (cap, metrics) */
+bool detach_park(struct turn *t, struct session *s); /* the client left: keep it running? */
+void detach_forget(struct turn *t);                  /* the turn is done: off the detached list */
+void detach_buffered(struct turn *t, size_t len);    /* a delta while detached (cap, metrics) */
 struct turn *detach_find(struct sess_worker *sw, const char *conversation_id);
 void detach_attach(struct session *s, struct turn *t, int64_t after_seq);
 void detach_catch_up(struct session *s);     /* paced: deltas after sent_seq (on_writable too) */
@@ -297,6 +300,10 @@ void sess_guard_metrics(struct server *srv, struct buf *out);
 bool history_reload_first(struct session *s, const struct chat_msg *m);
 void history_held_free(struct session *s);
 uint64_t history_bytes_held(void);
+/* The client left while its turn runs on: the turn keeps the history its context points into
+ * (turn_history answers from it while no client is attached), freed with the turn. */
+void history_hand_over(struct session *s, struct turn *t);
+void history_turn_free(struct turn *t);
 /* turn_trace.c: the turn's trace from start to commit, the anomaly flags, export. */
 void sess_trace_worker_init(struct sess_worker *sw, struct loop *l);
 void sess_trace_worker_fini(struct sess_worker *sw);

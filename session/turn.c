@@ -48,13 +48,16 @@ void *turn_responder_worker(struct turn *t)
 size_t turn_history(struct turn *t, const struct history_msg **msgs)
 {
     struct session *s = t->s;
-    if (!s) {
+    /* no client attached: the history the turn took over when it left (detach.c) */
+    const struct history_msg *all = s ? s->history : t->own_history;
+    size_t len = s ? s->history_len : t->own_history_len;
+    if (!all) {
         *msgs = NULL;
         return 0;
     }
     size_t keep = (size_t)t->sw->conf->history_messages + 1;
-    size_t n = s->history_len < keep ? s->history_len : keep;
-    const struct history_msg *h = s->history + (s->history_len - n);
+    size_t n = len < keep ? len : keep;
+    const struct history_msg *h = all + (len - n);
     /* the window starts with a user message: some providers refuse an assistant first */
     while (n > 1 && strcmp(h->role, "assistant") == 0) {
         h++;
@@ -313,6 +316,7 @@ static void send_turn_end(struct turn *t)
 
 void session_turn_free(struct turn *t)
 {
+    history_turn_free(t);
     buf_free(&t->answer);
     buf_free(&t->delta_ends);
     xfree(t->calls);
@@ -432,6 +436,7 @@ static void commit(struct turn *t)
         .n_savings = t->n_savings,
     };
     turn_trace_finish(t, &rec, &text, &spans);
+    tstate_committing(t->sw->ts, t->turn_id);
     store_commit_turn(st, &rec, turn_committed, t); /* copies the spans at once */
     xfree(spans);
     buf_free(&text);
@@ -503,7 +508,7 @@ void session_detach_turn(struct session *s)
     s->turn = NULL;
     if (!t->done) {
         t->s = NULL;
-        if (detach_park(t))
+        if (detach_park(t, s))
             return;
         t->sw->responder->cancel(t);
         session_turn_done(t, "cancelled", NULL, NULL);
