@@ -23,6 +23,9 @@ the shipped agents (config/agents.ini, config/tools.json), all on free loopback 
   /usr/bin/python3 loadtest/bench/bench_cache.py --quick    # 200
       [--conversations N] [--concurrency 50] [--seed 11] [--ttft-ms 300] [--tps 40]
       [--config "NAME:section.key=value,..."]... [--md FILE] [--json FILE]
+  the semantic layer (values may name "{sim}", this run's simulator):
+      --config "semantic:exact=off,tool=off,embeddings_url={sim}/v1/embeddings,
+                embeddings_model=sim-embed,lookup_timeout_ms=1000,embeddings_timeout_ms=1000"
 """
 
 import argparse
@@ -73,6 +76,8 @@ def start_server(a, sim_port, db_url, cache):
     for key, value in cache.items():
         value = value.replace("{sim}", "http://127.0.0.1:%d" % sim_port)
         section, _, name = key.rpartition(".")
+        # "{sim}": this run's simulator (e.g. its embeddings endpoint for the semantic layer)
+        value = value.replace("{sim}", "http://127.0.0.1:%d" % sim_port)
         config.setdefault(section or "cache", {})[name] = value
     config.setdefault("cache", {}).setdefault("words_file",
                                               os.path.join(ROOT, "config", "cache_words.json"))
@@ -161,7 +166,7 @@ def first_token(a, sim_port, db_url, pgdir):
     res = {"miss": [], "hit_lru": [], "hit_shared": [], "hit_semantic": [], "same_text": 0}
     for _ in range(a.rounds):
         srv = start_server(a, sim_port, db_url, {"exact": "on", "tool": "on"})
-        psql(pgdir, "TRUNCATE cache_entries")  # the server migrated the schema
+        psql(pgdir, "TRUNCATE cache_entries, semantic_cache")  # the server migrated the schema
         try:
             for q in qs:
                 m = asyncio.run(ask(srv.port, q, a.turn_timeout))
