@@ -74,7 +74,6 @@ def start_server(a, sim_port, db_url, cache):
         "log": {"level": "warn"},
     }
     for key, value in cache.items():
-        value = value.replace("{sim}", "http://127.0.0.1:%d" % sim_port)
         section, _, name = key.rpartition(".")
         # "{sim}": this run's simulator (e.g. its embeddings endpoint for the semantic layer)
         value = value.replace("{sim}", "http://127.0.0.1:%d" % sim_port)
