@@ -256,6 +256,21 @@ static bool user_text(json_doc *d, struct jptr *p, enum sim_format fmt, struct b
     return text && !tool;
 }
 
+/* Append the text of a system prompt at p (a string, or a message / instruction with text
+ * content or parts) to r->system_text. */
+static void system_text(struct sim_req *r, json_doc *d, struct jptr *p)
+{
+    const char *s;
+    size_t n;
+    struct buf t = {0};
+    if (json_get_string(d, p->s, &s, &n) == 0)
+        buf_append(&r->system_text, s, n);
+    else if (user_text(d, p, r->fmt, &t) || buf_size(&t))
+        buf_append(&r->system_text, buf_begin(&t), buf_size(&t));
+    buf_append(&r->system_text, "\n", 1);
+    buf_free(&t);
+}
+
 /* Walk the message list at `list` (and the system prompt at `sys`), filling the conversation
  * fields. Returns 0 or -EINVAL. */
 static int read_messages(struct sim_req *r, json_doc *d, const char *sys, const char *list,
@@ -275,6 +290,7 @@ static int read_messages(struct sim_req *r, json_doc *d, const char *sys, const 
     if (sys && json_type_at(d, sys) != JSON_MISSING && json_type_at(d, sys) != JSON_NULL) {
         jp_set(&p, sys);
         add_message(r, d, &p, 's', &ph);
+        system_text(r, d, &p);
     }
     long last_user = -1;
     for (size_t i = 0; i < n; i++) {
@@ -282,6 +298,8 @@ static int read_messages(struct sim_req *r, json_doc *d, const char *sys, const 
         jp_push_idx(&p, i);
         char role = role_of(d, &p, r->fmt);
         add_message(r, d, &p, role, &ph);
+        if (role == 's')
+            system_text(r, d, &p);
         if (role == 'u')
             last_user = (long)i;
     }
@@ -561,6 +579,7 @@ void sim_req_free(struct sim_req *r)
     xfree(r->tools);
     buf_free(&r->last_text);
     buf_free(&r->echo_text);
+    buf_free(&r->system_text);
     r->prefix_hash = NULL;
     r->prefix_tokens = NULL;
     r->prefix_bp = NULL;

@@ -58,6 +58,7 @@ struct sim_req {
     bool last_is_user_text; /* the final message is a user message with text (no tool result) */
     struct buf last_text;   /* text of the last user text message, directives included */
     struct buf echo_text;   /* the same without directives */
+    struct buf system_text; /* the system prompt's text (instructions the agents honour) */
     struct sim_directives d;
 
     uint32_t ntools;

@@ -327,7 +327,8 @@ static void models(struct conn *c, const struct http_request *req)
     static const char *const ids[] = {"gpt-4.1-mini",     "gpt-4o-mini",      "claude-sonnet-4-5",
                                       "claude-haiku-4-5", "gemini-2.5-flash", "gemini-2.5-pro",
                                       "sim-shopper",      "sim-frontier",     "sim-cheap",
-                                      "sim-classifier"}; /* the last three: tiers (docs/sim.md) */
+                                      "sim-classifier",   "sim-judge"}; /* the last four: tiers
+                                                                        (docs/sim.md) */
     bool anthropic = http_find_header(req, "anthropic-version") != NULL;
     struct buf out = {0};
     struct jsonw w;
