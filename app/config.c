@@ -167,6 +167,15 @@ static const struct key_def keys[] = {
     BOOL("cache", "tool_shared", cache_tool_shared),
     U32F("cache", "tool_lru_bytes", cache_tool_lru_bytes, 0, 1u << 30),
     U32F("cache", "tool_max_stale_s", cache_tool_max_stale_s, 0, 86400),
+    {"cache", "embeddings_url", K_STR, offsetof(struct config, cache_embeddings_url),
+     sizeof(((struct config *)0)->cache_embeddings_url), 0, 0, NULL},
+    {"cache", "embeddings_model", K_STR, offsetof(struct config, cache_embeddings_model),
+     sizeof(((struct config *)0)->cache_embeddings_model), 0, 0, NULL},
+    U32F("cache", "embeddings_timeout_ms", cache_embeddings_timeout_ms, 1, 60000),
+    U32F("cache", "semantic_max_entries", cache_semantic_max_entries, 1, 1000000),
+    U32F("cache", "semantic_sync_ms", cache_semantic_sync_ms, 100, 3600000),
+    {"cache", "catalog_version", K_STR, offsetof(struct config, cache_catalog_version),
+     sizeof(((struct config *)0)->cache_catalog_version), 0, 0, NULL},
     STR("store", journal_dir),
     U32("store", journal_max_bytes, 65536, 4294967295u),
     U32("store", batches_in_flight, 1, 16),
@@ -274,6 +283,10 @@ void config_defaults(struct config *c)
     c->trace_ttft_target_ms = 3000;
     c->trace_cost_outlier_factor = 5;
     c->budget_refresh_ms = 30000;
+    strcpy(c->cache_embeddings_model, "text-embedding-3-small");
+    c->cache_embeddings_timeout_ms = 140;
+    c->cache_semantic_max_entries = 10000;
+    c->cache_semantic_sync_ms = 5000;
 }
 
 static bool known_section(const char *name)
@@ -668,6 +681,7 @@ static const struct {
     {"GEMINI_BASE_URL", "providers", "gemini_base_url"},
     {"TRILEMMA_JOURNAL_DIR", "store", "journal_dir"},
     {"OTEL_EXPORTER_OTLP_ENDPOINT", "trace", "otlp_endpoint"},
+    {"TRILEMMA_EMBEDDINGS_URL", "cache", "embeddings_url"},
 };
 
 /* Secrets that only come from the environment (never from a file that might be committed). */
@@ -733,7 +747,9 @@ int config_apply_env(struct config *c, char *err, size_t errlen)
         env_secret("GEMINI_API_KEY", tmp->gemini_api_key, sizeof(tmp->gemini_api_key), err,
                    errlen) < 0 ||
         env_secret("TRILEMMA_ADMIN_TOKEN", tmp->admin_token, sizeof(tmp->admin_token), err,
-                   errlen) < 0)
+                   errlen) < 0 ||
+        env_secret("TRILEMMA_EMBEDDINGS_API_KEY", tmp->cache_embeddings_key,
+                   sizeof(tmp->cache_embeddings_key), err, errlen) < 0)
         goto out;
     *c = *tmp;
     ret = 0;
@@ -785,6 +801,9 @@ int config_validate(const struct config *c, char *err, size_t errlen)
              c->connection_reserve >= c->max_connections)
         seterr(err, errlen, "connection_reserve (%u) must be below max_connections (%u)",
                (unsigned)c->connection_reserve, (unsigned)c->max_connections);
+    else if (c->cache_embeddings_url[0] && strncmp(c->cache_embeddings_url, "http://", 7) &&
+             strncmp(c->cache_embeddings_url, "https://", 8))
+        seterr(err, errlen, "embeddings_url: expected an http:// or https:// URL");
     else if (admin_clashes(c))
         seterr(err, errlen,
                "admin_listen is the same port as listen (%u): give it another port, or off",

@@ -124,6 +124,14 @@ struct config {
     bool cache_tool_shared;           /* its PostgreSQL tier, default off */
     uint32_t cache_tool_lru_bytes;    /* per worker, default 16 MiB */
     uint32_t cache_tool_max_stale_s;  /* serve a stale result while refreshing, default 60 */
+    /* the semantic cache: on when embeddings_url is set and a route has semantic_threshold */
+    char cache_embeddings_url[1024];      /* env TRILEMMA_EMBEDDINGS_URL; "" (default) = off */
+    char cache_embeddings_model[128];     /* default "text-embedding-3-small" */
+    char cache_embeddings_key[512];       /* env TRILEMMA_EMBEDDINGS_API_KEY only */
+    uint32_t cache_embeddings_timeout_ms; /* default 140 (within lookup_timeout_ms) */
+    uint32_t cache_semantic_max_entries;  /* the process's index, default 10000 */
+    uint32_t cache_semantic_sync_ms;      /* reading other pods' entries, default 5000 */
+    char cache_catalog_version[64];       /* part of every semantic key; default "" */
 
     /* [store] - PostgreSQL writes and the spill journal (docs/store.md) */
     char journal_dir[1024];     /* env TRILEMMA_JOURNAL_DIR; default ".run/journal" */

@@ -11,6 +11,8 @@
 #include "base/mem.h"
 #include "orchestrator/agent_plan.h"
 #include "orchestrator/exact_cache.h"
+#include "orchestrator/semcache.h"
+#include "orchestrator/semcache_layer.h"
 #include "orchestrator/prices.h"
 #include "orchestrator/turn_plan.h"
 
@@ -27,6 +29,7 @@ struct orchestrator {
     struct norm_words *words;
     struct exact_cache_conf exact;
     struct tool_cache_conf tool_cache;
+    struct semcache *semantic; /* NULL: no embeddings_url or no type with a threshold */
 };
 
 /* Fill r from "provider/model" with the configured base URL and key of its provider. */
@@ -79,6 +82,38 @@ static int add_route(struct orchestrator *o, const struct config *c, const char 
     return 0;
 }
 
+/* The semantic cache, second: on with an embeddings URL and a route with semantic_threshold. */
+static void setup_semantic(struct orchestrator *o, const struct config *c)
+{
+    struct semcache_conf sc = {
+        .embeddings_url = c->cache_embeddings_url,
+        .embeddings_model = c->cache_embeddings_model,
+        .embeddings_key = c->cache_embeddings_key,
+        .timeout_ms = c->cache_embeddings_timeout_ms,
+        .max_entries = c->cache_semantic_max_entries,
+        .sync_ms = c->cache_semantic_sync_ms,
+        .catalog_version = c->cache_catalog_version,
+    };
+    for (int t = 0; t < QT__COUNT && sc.n_types < SEMCACHE_MAX_TYPES; t++) {
+        float th = o->agents->routes[t].semantic_threshold;
+        if (th > 0) {
+            snprintf(sc.types[sc.n_types].type, sizeof(sc.types[0].type), "%s",
+                     query_type_name((enum query_type)t));
+            sc.types[sc.n_types++].threshold = th;
+        }
+    }
+    if (!c->cache_embeddings_url[0] || !sc.n_types)
+        return;
+    struct agent_plan_conf *ap = &o->agent_plan;
+    if (ap->n_cache_layers >= AC_MAX_LAYERS)
+        return;
+    o->semantic = semcache_create(&sc);
+    ap->cache_layers[ap->n_cache_layers++] =
+        (struct ac_layer_reg){&semcache_layer_ops, o->semantic};
+    log_info("cache: semantic cache on (%d query types, embeddings %s at %s)", sc.n_types,
+             c->cache_embeddings_model, c->cache_embeddings_url);
+}
+
 /* The answer-cache layers of the agents' plans, in order: exact first (docs/caching.md). */
 static int setup_caches(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
 {
@@ -109,6 +144,7 @@ static int setup_caches(struct orchestrator *o, const struct config *c, char *er
         };
         ap->tool_cache = &o->tool_cache;
     }
+    setup_semantic(o, c);
     return 0;
 }
 
@@ -241,6 +277,7 @@ void orchestrator_destroy(struct orchestrator *o)
     }
     tool_set_free(o->tools);
     norm_words_free(o->words);
+    semcache_destroy(o->semantic);
     prices_free(o->prices);
     xfree(o);
 }

@@ -64,6 +64,7 @@ struct agent_turn {
     /* the step in flight */
     struct model_call *call;
     struct llm_request req;
+    char cache_key[48]; /* OpenAI prompt_cache_key: agent and prompt version */
     struct llm_message *msgs;
     struct llm_tool *tools;
     size_t n_tools;
@@ -672,7 +673,11 @@ static void step_start(struct agent_turn *at)
         .temperature = -1,
         /* out of steps: the answer now, from what the tools said */
         .tool_choice = at->n_tools && at->steps >= a->max_steps ? "none" : NULL,
+        /* the prefix (tools, the agent's prompt) is byte-stable across turns: cache it */
+        .cache_key = at->cache_key,
+        .cache_prefix = true,
     };
+    snprintf(at->cache_key, sizeof(at->cache_key), "%s:%s", a->name, a->prompt_version);
     at->steps++;
     struct model_call_spec spec = {
         .routes = &at->c->routes[at->agent][at->level],
@@ -867,8 +872,9 @@ static void cache_done(void *ctx, int layer, const struct ac_hit *hit)
     finish(at, "stop", NULL, NULL);
 }
 
-/* A cacheable route: ask the cache layers before the first model call, keyed on what that call
- * would send. Returns true when a lookup started (cache_done goes on). */
+/* A route some cache layer serves (cacheable, or a semantic_threshold): ask the layers before the
+ * first model call, keyed on what that call would send. Returns true when a lookup started
+ * (cache_done goes on). */
 static bool cache_lookup(struct agent_turn *at)
 {
     const struct orch_conf *oc = at->c->orch;
@@ -1053,6 +1059,8 @@ static void start_classifier(struct agent_turn *at, const char *text, size_t len
         .n_messages = 2,
         .max_tokens = oc->classifier_max_tokens,
         .temperature = 0,
+        .cache_key = "classifier",
+        .cache_prefix = true,
     };
     struct model_call_spec spec = {
         .routes = &at->c->classifier,

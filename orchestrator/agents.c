@@ -239,6 +239,14 @@ static int set_route_key(struct load *st, int t, const char *k, const char *v)
         r->max_cost_micros = m;
         return 0;
     }
+    if (!strcmp(k, "semantic_threshold")) {
+        char *end;
+        double d = strtod(v, &end);
+        if (end == v || *end || !(d > 0 && d <= 1))
+            return -1;
+        r->semantic_threshold = (float)d;
+        return 0;
+    }
     return -2;
 }
 
@@ -294,9 +302,10 @@ static int on_key(void *user, const char *sec, const char *k, const char *v)
     } else if (!strncmp(sec, "route ", 6)) {
         int t = query_type_from_name(sec + 6, strlen(sec + 6));
         rc = t < 0 ? 1 : set_route_key(st, t, k, v);
-        hint = !strcmp(k, "agent")       ? "the name of an [agent NAME] section"
-               : !strcmp(k, "cacheable") ? "yes or no"
-                                         : "an integer in range";
+        hint = !strcmp(k, "agent")                ? "the name of an [agent NAME] section"
+               : !strcmp(k, "cacheable")          ? "yes or no"
+               : !strcmp(k, "semantic_threshold") ? "a similarity above 0, at most 1 (e.g. 0.9)"
+                                                  : "an integer in range";
     } else {
         rc = set_plain_key(st, sec, k, v);
         if (!strcmp(k, "model"))
@@ -331,6 +340,13 @@ static int check_all(struct load *st, const char *path, char *err, size_t errlen
             snprintf(err, errlen, "%s:%d: [route %s] agent '%s' is not an [agent NAME] section",
                      path, st->route_line[t], query_type_name((enum query_type)t),
                      st->route_agent[t]);
+            return -1;
+        }
+        if (c->routes[t].semantic_threshold > 0 && !c->routes[t].cache_ttl_s) {
+            snprintf(err, errlen,
+                     "%s:%d: [route %s] semantic_threshold needs cache_ttl_s (how long a "
+                     "semantic cache entry lives)",
+                     path, st->route_line[t], query_type_name((enum query_type)t));
             return -1;
         }
     }

@@ -7,7 +7,8 @@
  *   [turn]                 max_handoffs, max_steps, hold_opening
  *   [agent NAME]           prompt (a file), tools, cascade, context, handoffs, max_steps,
  *                          escalate_on_tool_failure
- *   [route QUERY_TYPE]     agent, max_tokens, cacheable, cache_ttl_s, max_cost_micros
+ *   [route QUERY_TYPE]     agent, max_tokens, cacheable, cache_ttl_s, semantic_threshold,
+ *                          max_cost_micros
  *
  * Every query type needs a route; every route names a known agent; unknown sections and keys,
  * duplicate keys, and values out of range are errors naming the file and line. A prompt file is
@@ -64,6 +65,9 @@ struct route {
     bool cacheable;
     uint32_t cache_ttl_s;
     int64_t max_cost_micros; /* the turn's cost ceiling on this route; 0 = [budget] turn_max */
+    /* the semantic cache (docs/caching.md): the similarity a hit needs, 0 = this type is not in
+     * the semantic cache (opt-in per type); its entries live cache_ttl_s */
+    float semantic_threshold;
 };
 
 /* The cost ceiling of a turn on a route (route_max: its max_cost_micros, global_max: [budget]

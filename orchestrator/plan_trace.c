@@ -310,11 +310,16 @@ void pt_tools_start(struct plan_trace *pt, struct tool_runner *runner,
             else if (i < PT_MAX_TOOLS)
                 pt->tools[i] = sp;
         }
-        /* one traceparent for the batch: the step's (the calls start together) */
+        if (!prefetch)
+            for (size_t i = 0; i < n && i < PT_MAX_TOOLS; i++)
+                trace_traceparent(pt->tr, pt->tools[i], pt->tool_tp[i]);
         trace_traceparent(pt->tr, prefetch ? pt->prefetch : pt->agent, tp);
     }
-    if (runner)
-        tool_runner_set_traceparent(runner, tp);
+    if (!runner)
+        return;
+    tool_runner_set_traceparent(runner, tp); /* the prefetch's; a batch's calls: their own */
+    if (pt->tr && !prefetch)
+        tool_runner_set_traceparents(runner, pt->tool_tp, n < PT_MAX_TOOLS ? n : PT_MAX_TOOLS);
 }
 
 /* A tool call ended; see plan_trace.h. i is its index in the batch, or -1 for the prefetch. */

@@ -35,6 +35,7 @@ struct plan_trace {
     struct trace *tr;
     int classify, agent, prefetch, cache;
     int tools[PT_MAX_TOOLS];
+    char tool_tp[PT_MAX_TOOLS][56]; /* each tool call's traceparent (its own span) */
     int64_t tools_start_us;
     struct pt_call cls, step;
 };

@@ -342,6 +342,13 @@ void tool_call_cancel(struct tool_call *c)
 }
 
 /* See tool_run.h. */
+void tool_runner_set_traceparents(struct tool_runner *r, const char (*tps)[56], size_t n)
+{
+    r->tp_each = tps;
+    r->n_tp_each = n;
+}
+
+/* See tool_run.h. */
 void tool_runner_set_traceparent(struct tool_runner *r, const char *tp)
 {
     snprintf(r->traceparent, sizeof(r->traceparent), "%s", tp ? tp : "");
@@ -419,8 +426,15 @@ struct tool_batch *tool_batch_start(struct tool_runner *r, const struct tool_set
         const struct tool_def *t = tool_set_find(ts, name, strlen(name));
         b->calls[i] = call_new(r, t, name, on_call_done, b);
     }
-    for (size_t i = 0; i < n; i++)
+    char saved[sizeof(r->traceparent)];
+    memcpy(saved, r->traceparent, sizeof(saved));
+    for (size_t i = 0; i < n; i++) {
+        if (i < r->n_tp_each) /* each call's own span as the parent of the tool's work */
+            snprintf(r->traceparent, sizeof(r->traceparent), "%s", r->tp_each[i]);
         call_begin(b->calls[i], calls[i].arguments, calls[i].arguments_len);
+    }
+    memcpy(r->traceparent, saved, sizeof(saved));
+    r->n_tp_each = 0;
     if (!n)
         timer_arm(r->l, &b->timer, 0, on_empty_batch);
     return b;

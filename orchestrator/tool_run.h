@@ -69,6 +69,9 @@ void tool_runner_stats(const struct tool_runner *r, struct tool_runner_stats *ou
 /* The W3C traceparent value the calls started from now on send ("" or NULL: none); a call
  * keeps the one it started with through its retries. */
 void tool_runner_set_traceparent(struct tool_runner *r, const char *tp);
+/* The next tool_batch_start only: its call i sends tps[i] (i < n; the others the runner's).
+ * tps must stay valid until that call returns. */
+void tool_runner_set_traceparents(struct tool_runner *r, const char (*tps)[56], size_t n);
 
 /* ---- one call ---- */
 

@@ -17,8 +17,10 @@ struct tool_runner {
     struct hc *h;
     json_doc *doc; /* scratch for arguments and results: calls run one callback at a time */
     struct tool_runner_stats st;
-    struct tool_cache *cache; /* NULL = no tool cache */
-    char traceparent[64];     /* sent with the calls started while it is set ("" = none) */
+    struct tool_cache *cache;  /* NULL = no tool cache */
+    char traceparent[64];      /* sent with the calls started while it is set ("" = none) */
+    const char (*tp_each)[56]; /* the next batch's call i sends tp_each[i] (one batch) */
+    size_t n_tp_each;
 };
 
 struct tool_call {

@@ -106,6 +106,10 @@ static void build_context(struct turn_plan *p)
         .n_messages = m,
         .max_tokens = c->max_tokens,
         .temperature = -1,
+        /* Anthropic: breakpoints on the system prompt and on the newest message, since the next
+         * turn sends this whole conversation again */
+        .cache_prefix = true,
+        .cache_history = true,
     };
 }
 

@@ -166,6 +166,8 @@ start_simulated_provider() {
     export TRILEMMA_CATALOG_URL="http://127.0.0.1:$port"
     export TRILEMMA_AGENTS_FILE="${TRILEMMA_AGENTS_FILE:-$ROOT/config/agents.ini}"
     export TRILEMMA_TOOLS_FILE="${TRILEMMA_TOOLS_FILE:-$ROOT/config/tools.json}"
+    # the semantic cache's embeddings (docs/caching.md)
+    export TRILEMMA_EMBEDDINGS_URL="${TRILEMMA_EMBEDDINGS_URL:-http://127.0.0.1:$port/v1/embeddings}"
     say "provider: simulated (trilemma-sim on 127.0.0.1:$port: models and a shop's catalog)"
 }
 stop_simulated_provider() {

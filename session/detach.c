@@ -81,13 +81,15 @@ static void on_grace(struct loop *l, struct timer *tm)
     t->claim = tstate_claimed(t->sw->ts, t->turn_id, on_claim, t);
 }
 
-/* The client left a running turn: park it for its grace. false: no grace (cancel it). */
-bool detach_park(struct turn *t)
+/* The client (session s, being closed) left a running turn: park it for its grace, with the
+ * history its context points into. false: no grace (cancel it). */
+bool detach_park(struct turn *t, struct session *s)
 {
     struct sess_worker *sw = t->sw;
     uint32_t grace = sw->conf->detach_grace_ms;
     if (!grace || !sw->store || sw->draining || t->done)
         return false;
+    history_hand_over(s, t);
     t->detached = true;
     t->was_detached = true;
     t->catching_up = false;

@@ -115,6 +115,31 @@ void history_add(struct session *s, const char *role, const char *text, size_t l
         metric_add(&s->sw->m.history_trimmed, trimmed);
 }
 
+/* The client left while its turn runs on (detach.c): the turn's context points into this
+ * history, so the turn takes it over (still counted in the budget) until it is freed. */
+void history_hand_over(struct session *s, struct turn *t)
+{
+    if (t->own_history) /* left before, re-attached, left again: the first one is the context */
+        return;
+    t->own_history = s->history;
+    t->own_history_len = s->history_len;
+    t->own_history_bytes = s->history_bytes;
+    s->history = NULL;
+    s->history_len = 0;
+    s->history_bytes = 0;
+}
+
+/* The turn that took a history over is freed. */
+void history_turn_free(struct turn *t)
+{
+    for (size_t i = 0; i < t->own_history_len; i++)
+        xfree((void *)t->own_history[i].text);
+    __atomic_sub_fetch(&g_bytes, t->own_history_bytes, __ATOMIC_RELAXED);
+    xfree(t->own_history);
+    t->own_history = NULL;
+    t->own_history_len = 0;
+}
+
 /* The client left while its history was being read: forget the read and the message. */
 void history_held_free(struct session *s)
 {

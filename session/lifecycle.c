@@ -407,6 +407,53 @@ static void metrics_calls(struct server *srv, struct buf *out)
     buf_free(&tok);
 }
 
+/* Prompt tokens by agent, summed over the running workers: how much input the providers' prompt
+ * caches served (issue 13: the share per agent). */
+static void metrics_prompt_cache(struct server *srv, struct buf *out)
+{
+    struct prompt_row sum[SESS_AGENT_ROWS * 2];
+    int n = 0;
+    for (int i = 0; i < server_worker_count(srv); i++) {
+        struct sess_worker *sw = held_app(srv, i);
+        uint32_t rows = sw ? __atomic_load_n(&sw->m.agent_rows, __ATOMIC_ACQUIRE) : 0;
+        for (uint32_t r = 0; r < rows; r++) {
+            const struct prompt_row *p = &sw->m.prompts[r];
+            int k = 0;
+            while (k < n && strcmp(sum[k].agent, p->agent))
+                k++;
+            if (k == n) {
+                if (n == SESS_AGENT_ROWS * 2)
+                    continue;
+                sum[n++] = (struct prompt_row){.input_tokens = 0};
+                memcpy(sum[k].agent, p->agent, sizeof(sum[k].agent));
+            }
+            sum[k].input_tokens += __atomic_load_n(&p->input_tokens, __ATOMIC_RELAXED);
+            sum[k].cache_read_tokens += __atomic_load_n(&p->cache_read_tokens, __ATOMIC_RELAXED);
+            sum[k].cache_write_tokens += __atomic_load_n(&p->cache_write_tokens, __ATOMIC_RELAXED);
+        }
+    }
+    buf_printf(out, "# HELP trilemma_prompt_tokens_total Prompt tokens by agent: read from the "
+                    "provider's cache, written to it, or neither.\n"
+                    "# TYPE trilemma_prompt_tokens_total counter\n");
+    for (int k = 0; k < n; k++) {
+        uint64_t in = sum[k].input_tokens, rd = sum[k].cache_read_tokens;
+        uint64_t wr = sum[k].cache_write_tokens, rest = in > rd + wr ? in - rd - wr : 0;
+        buf_printf(out,
+                   "trilemma_prompt_tokens_total{agent=\"%s\",kind=\"cache_read\"} %llu\n"
+                   "trilemma_prompt_tokens_total{agent=\"%s\",kind=\"cache_write\"} %llu\n"
+                   "trilemma_prompt_tokens_total{agent=\"%s\",kind=\"uncached\"} %llu\n",
+                   sum[k].agent, (unsigned long long)rd, sum[k].agent, (unsigned long long)wr,
+                   sum[k].agent, (unsigned long long)rest);
+    }
+    buf_printf(out, "# HELP trilemma_prompt_cache_input_share Share of prompt tokens read from the "
+                    "provider's cache, by agent, since start.\n"
+                    "# TYPE trilemma_prompt_cache_input_share gauge\n");
+    for (int k = 0; k < n; k++)
+        buf_printf(out, "trilemma_prompt_cache_input_share{agent=\"%s\"} %.4f\n", sum[k].agent,
+                   sum[k].input_tokens ? (double)sum[k].cache_read_tokens / sum[k].input_tokens
+                                       : 0.0);
+}
+
 static const struct responder *g_responder;
 
 /* The detach grace and resumes of running turns (detach.c, resume.c). */
@@ -461,6 +508,7 @@ static void metrics(struct server *srv, struct buf *out)
     metrics_ttft(srv, out);
     metrics_types_tools(srv, out);
     metrics_calls(srv, out);
+    metrics_prompt_cache(srv, out);
     metrics_detach(srv, out);
     if (g_responder->metrics)
         g_responder->metrics(g_responder->arg, out);

@@ -61,7 +61,10 @@ struct turn {
     size_t answer_at_detach;    /* answer bytes when the client left */
     struct turn *dnext, *dprev; /* the worker's detached turns */
     struct timer grace_timer;
-    struct tstate_claim *claim; /* grace over: asking whether a resume elsewhere claimed it */
+    struct tstate_claim *claim;      /* grace over: asking whether a resume elsewhere claimed it */
+    struct history_msg *own_history; /* taken over from the session that left (history.c) */
+    uint32_t own_history_len;
+    uint32_t own_history_bytes;
 };
 
 struct session {
@@ -107,6 +110,17 @@ enum { SESS_LIFE_TOKEN = 1, SESS_LIFE_AGE = 2 };
 #define SESS_CALL_ROWS 32
 #define SESS_FLAG_KINDS 9
 
+#define SESS_AGENT_ROWS 16
+
+/* Prompt tokens by agent and how the provider's prompt cache served them (the share of input read
+ * from the cache is what the stable prefix buys). Rows are claimed once, never freed. */
+struct prompt_row {
+    char agent[32]; /* the agent, or "classifier" / "relay" for calls that work for none */
+    uint64_t input_tokens;
+    uint64_t cache_read_tokens;
+    uint64_t cache_write_tokens;
+};
+
 /* Model calls by provider/model (a small table: rows are claimed once, never freed). */
 struct call_row {
     char provider[16];
@@ -143,6 +157,8 @@ struct sess_metrics {
     struct tool_row tools[SESS_TOOL_ROWS];
     uint32_t call_rows; /* rows in use; published after a row's names are written */
     struct call_row calls[SESS_CALL_ROWS];
+    uint32_t agent_rows; /* the same for prompt_rows */
+    struct prompt_row prompts[SESS_AGENT_ROWS];
     uint64_t sessions_total;
     uint64_t turns_started;
     uint64_t turns_finished[SESS_FINISH__N];
@@ -252,9 +268,9 @@ void session_resume_free(struct session *s);
 bool session_resume_busy(const struct session *s);
 
 /* detach.c: the detach grace. */
-bool detach_park(struct turn *t);                 /* the client left: keep the turn running? */
-void detach_forget(struct turn *t);               /* the turn is done: off the detached list */
-void detach_buffered(struct turn *t, size_t len); /* a delta while detached (cap, metrics) */
+bool detach_park(struct turn *t, struct session *s); /* the client left: keep it running? */
+void detach_forget(struct turn *t);                  /* the turn is done: off the detached list */
+void detach_buffered(struct turn *t, size_t len);    /* a delta while detached (cap, metrics) */
 struct turn *detach_find(struct sess_worker *sw, const char *conversation_id);
 void detach_attach(struct session *s, struct turn *t, int64_t after_seq);
 void detach_catch_up(struct session *s);     /* paced: deltas after sent_seq (on_writable too) */
@@ -303,6 +319,10 @@ void sess_budget_metrics(struct buf *out);
 bool history_reload_first(struct session *s, const struct chat_msg *m);
 void history_held_free(struct session *s);
 uint64_t history_bytes_held(void);
+/* The client left while its turn runs on: the turn keeps the history its context points into
+ * (turn_history answers from it while no client is attached), freed with the turn. */
+void history_hand_over(struct session *s, struct turn *t);
+void history_turn_free(struct turn *t);
 /* turn_trace.c: the turn's trace from start to commit, the anomaly flags, export. */
 void sess_trace_worker_init(struct sess_worker *sw, struct loop *l);
 void sess_trace_worker_fini(struct sess_worker *sw);

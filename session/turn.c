@@ -48,13 +48,16 @@ void *turn_responder_worker(struct turn *t)
 size_t turn_history(struct turn *t, const struct history_msg **msgs)
 {
     struct session *s = t->s;
-    if (!s) {
+    /* no client attached: the history the turn took over when it left (detach.c) */
+    const struct history_msg *all = s ? s->history : t->own_history;
+    size_t len = s ? s->history_len : t->own_history_len;
+    if (!all) {
         *msgs = NULL;
         return 0;
     }
     size_t keep = (size_t)t->sw->conf->history_messages + 1;
-    size_t n = s->history_len < keep ? s->history_len : keep;
-    const struct history_msg *h = s->history + (s->history_len - n);
+    size_t n = len < keep ? len : keep;
+    const struct history_msg *h = all + (len - n);
     /* the window starts with a user message: some providers refuse an assistant first */
     while (n > 1 && strcmp(h->role, "assistant") == 0) {
         h++;
@@ -137,12 +140,35 @@ static void count_ttft(struct turn *t, unsigned bucket, uint64_t ms)
     metric_add(&m->ttft_sum_us, ms * 1000);
 }
 
+static void count_prompt(struct sess_metrics *m, const struct llm_call_record *c)
+{
+    const char *agent = c->agent[0]                          ? c->agent
+                        : strcmp(c->role, "classifier") == 0 ? "classifier"
+                                                             : "relay";
+    uint32_t n = m->agent_rows, i = 0;
+    while (i < n && strcmp(m->prompts[i].agent, agent))
+        i++;
+    if (i == n) {
+        if (n == SESS_AGENT_ROWS)
+            i = n - 1; /* the last row collects what does not fit */
+        else {
+            snprintf(m->prompts[i].agent, sizeof(m->prompts[i].agent), "%s", agent);
+            __atomic_store_n(&m->agent_rows, n + 1, __ATOMIC_RELEASE);
+        }
+    }
+    struct prompt_row *r = &m->prompts[i];
+    metric_add(&r->input_tokens, c->usage.input_tokens);
+    metric_add(&r->cache_read_tokens, c->usage.cached_input_tokens);
+    metric_add(&r->cache_write_tokens, c->usage.cache_write_tokens);
+}
+
 /* Record one model call (copied) for the llm_calls table and the ledger. */
 void turn_add_call(struct turn *t, const struct llm_call_record *c)
 {
     t->calls = xrealloc(t->calls, (t->n_calls + 1) * sizeof(*t->calls));
     t->calls[t->n_calls++] = *c;
     count_call(&t->sw->m, c);
+    count_prompt(&t->sw->m, c);
 }
 
 static int64_t unix_ms(void)
@@ -290,6 +316,7 @@ static void send_turn_end(struct turn *t)
 
 void session_turn_free(struct turn *t)
 {
+    history_turn_free(t);
     buf_free(&t->answer);
     buf_free(&t->delta_ends);
     xfree(t->calls);
@@ -410,6 +437,7 @@ static void commit(struct turn *t)
         .n_savings = t->n_savings,
     };
     turn_trace_finish(t, &rec, &text, &spans);
+    tstate_committing(t->sw->ts, t->turn_id);
     store_commit_turn(st, &rec, turn_committed, t); /* copies the spans at once */
     xfree(spans);
     buf_free(&text);
@@ -481,7 +509,7 @@ void session_detach_turn(struct session *s)
     s->turn = NULL;
     if (!t->done) {
         t->s = NULL;
-        if (detach_park(t))
+        if (detach_park(t, s))
             return;
         t->sw->responder->cancel(t);
         session_turn_done(t, "cancelled", NULL, NULL);

@@ -28,6 +28,8 @@ struct store_api_sub {
 /* api_admin.c: GET /v1/turns (search), POST /v1/golden (a turn into the golden set). */
 extern const struct store_api_sub store_api_admin;
 
+/* api_evals.c: the vibe-check sessions and votes, the golden set's review queue (docs/evals.md). */
+extern const struct store_api_sub store_api_evals;
 /* api_trace.c: GET /v1/turns/{id}/trace, /v1/conversations/{id}/trace, /v1/flags. */
 extern const struct store_api_sub store_api_trace;
 

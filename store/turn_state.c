@@ -59,13 +59,21 @@ struct tstate_wait {
     struct tstate_found found;
 };
 
+/* A turn of this worker with a row. Its insert is answered once written > seq. */
+struct running {
+    char id[33];
+    bool orphan_risk; /* committing before its insert was answered: delete the row after */
+    uint64_t seq;
+};
+
 struct tstate {
     struct store *st;
     char owner[201];
     size_t process_len; /* owner up to and including its last '/' */
     uint32_t lease_ms;
-    char (*running)[33]; /* turns started here and not ended: their leases are renewed */
+    struct running *running; /* turns started here and not ended: their leases are renewed */
     uint32_t n_running, cap_running;
+    uint64_t begun, written; /* row inserts sent / answered (the reader answers in order) */
     struct timer renew_timer;
     struct tstate_wait *waits;
 };
@@ -130,7 +138,7 @@ static void renew(struct loop *l, struct timer *t)
     struct buf ids = {0};
     buf_append(&ids, "{", 1);
     for (uint32_t i = 0; i < ts->n_running; i++)
-        buf_printf(&ids, "%s%s", i ? "," : "", ts->running[i]);
+        buf_printf(&ids, "%s%s", i ? "," : "", ts->running[i].id);
     buf_append(&ids, "}", 1);
     pg_query_param(&q, buf_begin(&ids), buf_size(&ids));
     pg_query_param_i64(&q, ts->lease_ms);
@@ -138,6 +146,13 @@ static void renew(struct loop *l, struct timer *t)
     pg_query_free(&q);
     buf_free(&ids);
     timer_arm(l, t, loop_now_ms(l) + ts->lease_ms / 3 + 1, renew);
+}
+
+static void on_begun(void *ctx, const struct pg_result *r)
+{
+    struct tstate *ts = ctx;
+    ts->written++;
+    on_fired(ctx, r);
 }
 
 /* Write the turn's row; see turn_state.h. */
@@ -157,16 +172,29 @@ void tstate_begin(struct tstate *ts, const char *turn_id, const char *conversati
     pg_query_param_str(&q, ts->owner);
     pg_query_param_str(&q, at);
     pg_query_param_i64(&q, ts->lease_ms);
-    fire(ts, &q);
+    store_query(ts->st, &q, false, on_begun, ts);
     pg_query_free(&q);
     if (ts->n_running == ts->cap_running) {
         ts->cap_running = ts->cap_running ? 2 * ts->cap_running : 16;
         ts->running = xrealloc(ts->running, ts->cap_running * sizeof(*ts->running));
     }
-    snprintf(ts->running[ts->n_running++], 33, "%s", turn_id);
+    struct running *r = &ts->running[ts->n_running++];
+    snprintf(r->id, sizeof(r->id), "%s", turn_id);
+    r->orphan_risk = false;
+    r->seq = ts->begun++;
     if (!timer_armed(&ts->renew_timer))
         timer_arm(ts->st->l, &ts->renew_timer, loop_now_ms(ts->st->l) + ts->lease_ms / 3 + 1,
                   renew);
+}
+
+/* The turn is handed to the store; see turn_state.h. */
+void tstate_committing(struct tstate *ts, const char *turn_id)
+{
+    if (!ts)
+        return;
+    for (uint32_t i = 0; i < ts->n_running; i++)
+        if (strcmp(ts->running[i].id, turn_id) == 0)
+            ts->running[i].orphan_risk = ts->written <= ts->running[i].seq;
 }
 
 /* Stop renewing the turn; see turn_state.h. */
@@ -175,8 +203,17 @@ void tstate_end(struct tstate *ts, const char *turn_id)
     if (!ts)
         return;
     for (uint32_t i = 0; i < ts->n_running; i++)
-        if (strcmp(ts->running[i], turn_id) == 0) {
-            memcpy(ts->running[i], ts->running[--ts->n_running], 33);
+        if (strcmp(ts->running[i].id, turn_id) == 0) {
+            if (ts->running[i].orphan_risk) {
+                /* after the insert on the same connection, whenever it lands */
+                struct pg_query q;
+                pg_query_init(&q);
+                pg_query_sql(&q, "DELETE FROM turn_state WHERE turn_id = $1");
+                pg_query_param_str(&q, turn_id);
+                fire(ts, &q);
+                pg_query_free(&q);
+            }
+            ts->running[i] = ts->running[--ts->n_running];
             break;
         }
     if (!ts->n_running)

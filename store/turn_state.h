@@ -30,6 +30,11 @@ void tstate_destroy(struct tstate *ts);
  * (copied). Returns at once; failures are only counted (the turn does not depend on it). */
 void tstate_begin(struct tstate *ts, const char *turn_id, const char *conversation_id,
                   const char *user_sub, int64_t started_unix_ms);
+/* The turn is being handed to the store (its commit deletes its row). If its row's insert has
+ * not been answered yet, the insert might land after that commit's delete (it checks for the
+ * turns row, but in its own snapshot): then tstate_end deletes the row itself, after the insert
+ * on the same connection. */
+void tstate_committing(struct tstate *ts, const char *turn_id);
 /* The turn is no longer running here (committed, journaled or dropped): stop renewing it. */
 void tstate_end(struct tstate *ts, const char *turn_id);
 

@@ -158,6 +158,21 @@ struct llm_request {
      * OpenAI tool_choice, Anthropic tool_choice {type: auto|none|any|tool}, Gemini
      * toolConfig.functionCallingConfig {mode: AUTO|NONE|ANY, allowedFunctionNames}. */
     const char *tool_choice;
+    /* Provider prompt caching (docs/providers.md "Prompt caching"). The stable prefix of a request
+     * is its tools and its FIRST system message (an agent's prompt); later system messages (notes
+     * that change per turn) and the conversation follow it.
+     *   cache_key     OpenAI `prompt_cache_key` (e.g. "agent:prompt_version"): requests with the
+     *                 same key and prefix are routed to the same cache; NULL or "" = not sent.
+     *                 Ignored by Anthropic and Gemini (Gemini caches implicitly).
+     *   cache_prefix  Anthropic: `cache_control: {"type": "ephemeral"}` (5 minutes) on the last
+     *                 tool and on the first system block (system is then sent as an array of
+     *                 text blocks, one per system message). Ignored by OpenAI and Gemini.
+     *   cache_history with cache_prefix, Anthropic: one more breakpoint on the last message when
+     *                 it is plain text, for a conversation sent whole each turn (the next turn
+     *                 reads this one's prompt; writes cost 1.25x input, so only then). */
+    const char *cache_key;
+    bool cache_prefix;
+    bool cache_history;
 };
 
 /* Build the HTTP request for provider p: the JSON body (appended to body) and the path to append

@@ -248,6 +248,18 @@ static int anthropic_finish(struct llm_stream *s)
 
 /* ---- request ---------------------------------------------------------------------------- */
 
+/* A prompt-cache breakpoint: the prefix up to and including this block is cached for 5 minutes
+ * (writes cost 1.25x input, reads 0.1x). Tools come first in Anthropic's prefix order (tools,
+ * system, messages), so the breakpoint on the last tool caches the tools alone and the one on the
+ * agent's prompt caches both. */
+static void write_cache_control(struct jsonw *w)
+{
+    jw_key(w, "cache_control");
+    jw_obj_begin(w);
+    jw_kstr(w, "type", "ephemeral");
+    jw_obj_end(w);
+}
+
 static void write_tools(struct jsonw *w, const struct llm_request *r)
 {
     jw_key(w, "tools");
@@ -263,6 +275,8 @@ static void write_tools(struct jsonw *w, const struct llm_request *r)
             jw_kstr(w, "description", t->description);
         jw_key(w, "input_schema");
         jw_raw(w, params, strlen(params));
+        if (r->cache_prefix && i + 1 == r->n_tools)
+            write_cache_control(w);
         jw_obj_end(w);
     }
     jw_arr_end(w);
@@ -270,8 +284,14 @@ static void write_tools(struct jsonw *w, const struct llm_request *r)
 
 /* System messages are joined (blank line between) into the top-level "system" field: the
  * Messages API has no system role. */
+static void write_system_blocks(struct jsonw *w, const struct llm_request *r);
+
 static void write_system(struct jsonw *w, const struct llm_request *r)
 {
+    if (r->cache_prefix) {
+        write_system_blocks(w, r);
+        return;
+    }
     struct buf sys = {0};
     bool any = false;
     for (size_t i = 0; i < r->n_messages; i++) {
@@ -287,6 +307,32 @@ static void write_system(struct jsonw *w, const struct llm_request *r)
     if (any)
         jw_kstrn(w, "system", buf_size(&sys) ? buf_begin(&sys) : "", buf_size(&sys));
     buf_free(&sys);
+}
+
+/* With prompt caching: "system" as an array of text blocks, one per non-empty system message
+ * (the API refuses empty text blocks), the breakpoint on the first: the agent's prompt, the
+ * stable part; later system messages change per turn and are not worth a cache write. */
+static void write_system_blocks(struct jsonw *w, const struct llm_request *r)
+{
+    bool first = true;
+    for (size_t i = 0; i < r->n_messages; i++) {
+        const struct llm_message *m = &r->messages[i];
+        if (strcmp(m->role, "system") != 0 || !m->content || !m->len)
+            continue;
+        if (first) {
+            jw_key(w, "system");
+            jw_arr_begin(w);
+        }
+        jw_obj_begin(w);
+        jw_kstr(w, "type", "text");
+        jw_kstrn(w, "text", m->content, m->len);
+        if (first)
+            write_cache_control(w);
+        jw_obj_end(w);
+        first = false;
+    }
+    if (!first)
+        jw_arr_end(w);
 }
 
 /* An assistant turn that called tools: its text (if any; Anthropic refuses empty text blocks),
@@ -341,6 +387,21 @@ static size_t write_tool_results(struct jsonw *w, const struct llm_request *r, s
     return i;
 }
 
+/* The conversation's last message as one text block with a breakpoint: the next turn, which
+ * repeats this whole prompt, reads it from the cache (Anthropic looks back from the new
+ * breakpoint to the longest prefix it has). */
+static void write_text_breakpoint(struct jsonw *w, const struct llm_message *m)
+{
+    jw_key(w, "content");
+    jw_arr_begin(w);
+    jw_obj_begin(w);
+    jw_kstr(w, "type", "text");
+    jw_kstrn(w, "text", m->content, m->len);
+    write_cache_control(w);
+    jw_obj_end(w);
+    jw_arr_end(w);
+}
+
 static void write_messages(struct jsonw *w, const struct llm_request *r)
 {
     jw_key(w, "messages");
@@ -358,6 +419,8 @@ static void write_messages(struct jsonw *w, const struct llm_request *r)
         jw_kstr(w, "role", m->role);
         if (m->n_tool_calls)
             write_tool_use(w, m);
+        else if (r->cache_prefix && r->cache_history && i == r->n_messages && m->len)
+            write_text_breakpoint(w, m);
         else
             jw_kstrn(w, "content", m->content ? m->content : "", m->content ? m->len : 0);
         jw_obj_end(w);

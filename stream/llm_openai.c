@@ -284,6 +284,10 @@ static int openai_request(const struct llm_request *r, struct buf *body, char *p
         write_tools(&w, r);
     if (r->n_tools && r->tool_choice && *r->tool_choice)
         write_tool_choice(&w, r->tool_choice);
+    /* routes requests with the same prefix and key to the same cache (OpenAI); compatible
+     * servers ignore fields they do not know */
+    if (r->cache_key && *r->cache_key)
+        jw_kstr(&w, "prompt_cache_key", r->cache_key);
     jw_obj_end(&w);
     return 0;
 }

@@ -35,6 +35,7 @@ struct trace {
     uint8_t remote_parent[8];
     bool has_remote;
     uint8_t flags;
+    uint64_t rng; /* span ids: splitmix64 from a random seed (one getrandom per trace) */
     char hex[33];
     struct tspan *s;
     int n, cap;
@@ -172,6 +173,7 @@ struct trace *trace_begin(const struct trace_conf *c, const struct trace_ctx *pa
         random_bytes(tr->trace_id, 16);
     }
     trace_hex(tr->trace_id, 16, tr->hex);
+    random_bytes((uint8_t *)&tr->rng, sizeof(tr->rng));
     trace_span(tr, -1, "turn", "turn");
     return tr;
 }
@@ -206,6 +208,18 @@ uint32_t trace_span_count(const struct trace *tr)
     return tr ? (uint32_t)tr->n : 0;
 }
 
+/* A span id: never zero (invalid in W3C trace context). */
+static void next_span_id(struct trace *tr, uint8_t id[8])
+{
+    uint64_t z = (tr->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    for (int i = 0; i < 8; i++)
+        id[i] = (uint8_t)(z >> (8 * i));
+    id[7] |= 1;
+}
+
 /* Start a span at start_us; see trace.h. */
 int trace_span_at(struct trace *tr, int parent, const char *kind, const char *name,
                   int64_t start_us)
@@ -218,7 +232,7 @@ int trace_span_at(struct trace *tr, int parent, const char *kind, const char *na
     }
     struct tspan *s = &tr->s[tr->n];
     memset(s, 0, sizeof(*s));
-    random_bytes(s->id, 8);
+    next_span_id(tr, s->id);
     s->parent = parent >= 0 && parent < tr->n ? parent : (tr->n ? 0 : -1);
     snprintf(s->kind, sizeof(s->kind), "%s", kind);
     snprintf(s->name, sizeof(s->name), "%s", name);

@@ -59,7 +59,8 @@ struct sim_opts {
     double cheap_mistake_rate;    /* sim-cheap: share of grounded answers with a mistake */
     double classifier_error_rate; /* sim-classifier: share of wrong query types */
     uint32_t classifier_ms;       /* sim-classifier: time to its answer */
-    bool late_headers; /* response head with the first token, not at once (Go's net/http) */
+    bool late_headers;    /* response head with the first token, not at once (Go's net/http) */
+    uint32_t cache_ttl_s; /* how long a prompt prefix stays readable from the cache; 0 = none */
 };
 
 /* Counters of one worker, read by /metrics from another thread (relaxed). */

@@ -8,11 +8,13 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/mem.h"
 #include "loadtest/sim/sim_agent_int.h"
 #include "loadtest/sim/sim_hash.h"
 #include "loadtest/sim/sim_intent.h"
+#include "loadtest/sim/sim_judge.h"
 #include "stream/jsonw.h"
 
 enum tool { T_SEARCH, T_PRODUCT, T_OFFERS, T_POLICY, T_ORDER, T_N };
@@ -23,6 +25,8 @@ static const char *const tool_names[T_N] = {"search_products", "get_product", "g
 /* The tier of a model name; see the header. */
 enum sim_tier sim_tier_of(const char *model)
 {
+    if (strstr(model, "judge"))
+        return SIM_TIER_JUDGE;
     if (strstr(model, "classifier"))
         return SIM_TIER_CLASSIFIER;
     if (strstr(model, "frontier"))
@@ -425,12 +429,31 @@ static int second_calls(struct sim_answer *a, const struct sim_req *r, json_doc 
 
 /* ---- mistakes and the classifier ---- */
 
+/* A system prompt that asks for prose instead of tables (any tier follows it). */
+static bool prose_asked(const struct sim_req *r)
+{
+    static const char *const asks[] = {"no tables",       "without tables",   "without a table",
+                                       "in prose",        "not use tables",   "never use tables",
+                                       "not use a table", "never use a table"};
+    const char *s = buf_begin(&r->system_text);
+    size_t n = buf_size(&r->system_text);
+    for (size_t a = 0; a < sizeof(asks) / sizeof(asks[0]); a++) {
+        size_t k = strlen(asks[a]);
+        for (size_t i = 0; i + k <= n; i++)
+            if (strncasecmp(s + i, asks[a], k) == 0)
+                return true;
+    }
+    return false;
+}
+
 static enum ag_mistake mistake_of(const struct sim_req *r, const struct sim_opts *o,
                                   const struct sim_intent *it)
 {
     enum sim_tier t = sim_tier_of(r->model);
     const char *txt = buf_begin(&r->last_text);
     const char *dir = memmem(txt, buf_size(&r->last_text), "[[sim:mistake=", 14);
+    if (it->type == SIM_Q_COMPARISON && prose_asked(r))
+        return AG_NO_TABLE; /* not a mistake: what the prompt asked for */
     if (t == SIM_TIER_FRONTIER)
         return AG_OK;
     if (dir) {
@@ -511,6 +534,13 @@ bool sim_agent_answer(struct sim_answer *a, const struct sim_req *r, json_doc *d
 {
     struct sim_intent it;
     struct buf text = {0};
+    if (sim_tier_of(r->model) == SIM_TIER_JUDGE) { /* scores an eval's answer, whatever else */
+        memset(a, 0, sizeof(*a));
+        sim_judge_answer(&text, buf_begin(&r->last_text), buf_size(&r->last_text));
+        sim_answer_text(a, buf_begin(&text), buf_size(&text), r->max_tokens);
+        buf_free(&text);
+        return true;
+    }
     bool json = wants_json(r, doc), chat = !json && chat_model(r), done = false;
     if (!json && !chat && (!commerce_tools(r) || r->d.ntool > 0 || r->d.echo || r->forced_tool[0]))
         return false; /* a tool named by tool_choice: the generic rules call it */

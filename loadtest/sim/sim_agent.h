@@ -10,6 +10,7 @@
  *                      picks a wrong product, misstates a price, or answers a comparison
  *                      without a table (which one: from the conversation and --seed)
  *   "...classifier..." the query-type JSON after --classifier-ms, in one write
+ *   "...judge..."      an eval judge's scores as JSON (sim_judge.h)
  *   anything else      standard: the flags' timing, never wrong */
 #ifndef TRILEMMA_SIM_AGENT_H
 #define TRILEMMA_SIM_AGENT_H
@@ -21,15 +22,21 @@
 #include "loadtest/sim/sim_request.h"
 #include "loadtest/sim/sim_stream.h"
 
-enum sim_tier { SIM_TIER_STANDARD, SIM_TIER_FRONTIER, SIM_TIER_CHEAP, SIM_TIER_CLASSIFIER };
+enum sim_tier {
+    SIM_TIER_STANDARD,
+    SIM_TIER_FRONTIER,
+    SIM_TIER_CHEAP,
+    SIM_TIER_CLASSIFIER,
+    SIM_TIER_JUDGE
+};
 
 enum sim_tier sim_tier_of(const char *model);
 
 /* Build the agent's answer into *a (zeroed here) when the request is one for an agent: a
- * classifier request, or commerce tools on offer with no [[sim:tool]] / [[sim:echo]] directive
- * and something to do (a call to make, or tool results to answer from). Returns false, with *a
- * untouched, when the ordinary answer (sim_answer_build) applies. doc holds r's body; aux is a
- * second parser for the tool results. */
+ * judge or classifier request, or commerce tools on offer with no [[sim:tool]] / [[sim:echo]]
+ * directive and something to do (a call to make, or tool results to answer from). Returns false,
+ * with *a untouched, when the ordinary answer (sim_answer_build) applies. doc holds r's body; aux
+ * is a second parser for the tool results. */
 bool sim_agent_answer(struct sim_answer *a, const struct sim_req *r, json_doc *doc, json_doc *aux,
                       const struct sim_opts *o);
 

@@ -47,6 +47,8 @@ static void usage(FILE *f)
             "  --cheap-mistake-rate P  sim-cheap: share of answers with a mistake (default 0.3)\n"
             "  --classifier-error-rate P  sim-classifier: share of wrong types (default 0)\n"
             "  --classifier-ms MS      sim-classifier: time to its answer (default 30)\n"
+            "  --cache-ttl-s S         prompt prefixes stay cached S s after use (default 300; 0 = "
+            "no cache)\n"
             "  --late-headers          send the response head with the first token, not at once\n"
             "                          (as Go's net/http, e.g. Ollama, does)\n"
             "Plain HTTP/1.1 only (no TLS, no HTTP/2): one stream per connection at a time.\n"
@@ -139,6 +141,7 @@ static void parse_flags(int argc, char **argv, struct flags *f, struct sim_opts 
         {"classifier-error-rate", FLAG_DBL, &o->classifier_error_rate, 0, 1},
         {"classifier-ms", FLAG_U32, &o->classifier_ms, 0, 600000},
         {"late-headers", FLAG_BOOL, &o->late_headers, 0, 0},
+        {"cache-ttl-s", FLAG_U32, &o->cache_ttl_s, 0, 86400},
     };
     enum { NDEFS = sizeof(defs) / sizeof(defs[0]), FIRST = 256 };
     struct option opts[NDEFS + 2];
@@ -178,6 +181,7 @@ void sim_opts_defaults(struct sim_opts *o)
     sim_endpoint_defaults(o->ep);
     o->cheap_mistake_rate = 0.3;
     o->classifier_ms = 30;
+    o->cache_ttl_s = 300;
 }
 
 static char catalog_err[512]; /* why the default catalog did not load, said once listening */

@@ -103,6 +103,7 @@ uint32_t sim_count_words(const char *s, size_t n)
 struct acc {
     uint64_t h;
     uint32_t words;
+    bool bp; /* a cache_control key was seen (not hashed: it is not part of the text) */
 };
 
 static bool skip_key(const char *k)
@@ -129,7 +130,10 @@ static void walk_children(json_doc *d, struct jptr *p, struct acc *a, int depth,
         if (obj) {
             /* Keys are not hashed: the same texts in another format's shape (content vs
              * parts[].text) are the same conversation. */
-            if (json_key_at(d, p->s, i, &k, &kn) < 0 || skip_key(k) || !jp_push_key(p, k, kn))
+            if (json_key_at(d, p->s, i, &k, &kn) < 0)
+                continue;
+            a->bp |= strcmp(k, "cache_control") == 0;
+            if (skip_key(k) || !jp_push_key(p, k, kn))
                 continue;
         } else if (!jp_push_idx(p, i)) {
             continue;
@@ -186,7 +190,7 @@ static char role_of(json_doc *d, struct jptr *p, enum sim_format fmt)
 /* Count and hash one message (or system prompt) at p, updating the request totals. */
 static void add_message(struct sim_req *r, json_doc *d, struct jptr *p, char role, uint64_t *ph)
 {
-    struct acc a = {.h = sim_hash_bytes(SIM_HASH_SEED, &role, 1), .words = 0};
+    struct acc a = {.h = sim_hash_bytes(SIM_HASH_SEED, &role, 1), .words = 0, .bp = false};
     walk(d, p, &a, 0);
     uint32_t i = r->nmsgs++;
     r->conv_hash = sim_hash_u64(r->conv_hash, a.h);
@@ -194,6 +198,7 @@ static void add_message(struct sim_req *r, json_doc *d, struct jptr *p, char rol
     r->prompt_tokens += a.words + MSG_OVERHEAD_TOKENS;
     r->prefix_hash[i] = *ph;
     r->prefix_tokens[i] = r->prompt_tokens;
+    r->prefix_bp[i] = a.bp;
 }
 
 /* Type of the value at p + "/" + key. */
@@ -251,6 +256,21 @@ static bool user_text(json_doc *d, struct jptr *p, enum sim_format fmt, struct b
     return text && !tool;
 }
 
+/* Append the text of a system prompt at p (a string, or a message / instruction with text
+ * content or parts) to r->system_text. */
+static void system_text(struct sim_req *r, json_doc *d, struct jptr *p)
+{
+    const char *s;
+    size_t n;
+    struct buf t = {0};
+    if (json_get_string(d, p->s, &s, &n) == 0)
+        buf_append(&r->system_text, s, n);
+    else if (user_text(d, p, r->fmt, &t) || buf_size(&t))
+        buf_append(&r->system_text, buf_begin(&t), buf_size(&t));
+    buf_append(&r->system_text, "\n", 1);
+    buf_free(&t);
+}
+
 /* Walk the message list at `list` (and the system prompt at `sys`), filling the conversation
  * fields. Returns 0 or -EINVAL. */
 static int read_messages(struct sim_req *r, json_doc *d, const char *sys, const char *list,
@@ -264,11 +284,13 @@ static int read_messages(struct sim_req *r, json_doc *d, const char *sys, const 
     }
     r->prefix_hash = xcalloc(n + 1, sizeof(*r->prefix_hash));
     r->prefix_tokens = xcalloc(n + 1, sizeof(*r->prefix_tokens));
+    r->prefix_bp = xcalloc(n + 1, sizeof(*r->prefix_bp));
     uint64_t ph = sim_hash_bytes(sim_hash_u64(SIM_HASH_SEED, r->fmt), r->model, strlen(r->model));
     struct jptr p;
     if (sys && json_type_at(d, sys) != JSON_MISSING && json_type_at(d, sys) != JSON_NULL) {
         jp_set(&p, sys);
         add_message(r, d, &p, 's', &ph);
+        system_text(r, d, &p);
     }
     long last_user = -1;
     for (size_t i = 0; i < n; i++) {
@@ -276,6 +298,8 @@ static int read_messages(struct sim_req *r, json_doc *d, const char *sys, const 
         jp_push_idx(&p, i);
         char role = role_of(d, &p, r->fmt);
         add_message(r, d, &p, role, &ph);
+        if (role == 's')
+            system_text(r, d, &p);
         if (role == 'u')
             last_user = (long)i;
     }
@@ -504,6 +528,21 @@ static int read_options(struct sim_req *r, json_doc *d, const char **err)
     return 0;
 }
 
+/* What a cached prefix shares besides its messages: the tools on offer (every provider puts them
+ * in the prefix; any change in them is a miss, a breakpoint on the last tool included) and
+ * OpenAI's prompt_cache_key (another key routes to another cache). */
+static uint64_t cache_scope(const struct sim_req *r, json_doc *d)
+{
+    uint64_t h = SIM_HASH_SEED;
+    const char *s;
+    size_t n;
+    if (json_get_raw(d, "/tools", &s, &n) == 0)
+        h = sim_hash_bytes(h, s, n);
+    if (r->fmt == SIM_OPENAI && json_get_string(d, "/prompt_cache_key", &s, &n) == 0)
+        h = sim_hash_bytes(sim_hash_u64(h, 1), s, n);
+    return h;
+}
+
 /* Parse a loaded request; see the header. */
 int sim_req_parse(struct sim_req *r, json_doc *d, const char *body, size_t len, const char **err)
 {
@@ -524,6 +563,7 @@ int sim_req_parse(struct sim_req *r, json_doc *d, const char *body, size_t len, 
     if (ret < 0)
         return ret;
     r->cache_control = r->fmt == SIM_ANTHROPIC && memmem(body, len, "\"cache_control\"", 15);
+    r->cache_scope = cache_scope(r, d);
     sim_directives_parse(buf_begin(&r->last_text), buf_size(&r->last_text), &r->d, &r->echo_text);
     read_tools(r, d);
     read_tool_choice(r, d);
@@ -535,10 +575,13 @@ void sim_req_free(struct sim_req *r)
 {
     xfree(r->prefix_hash);
     xfree(r->prefix_tokens);
+    xfree(r->prefix_bp);
     xfree(r->tools);
     buf_free(&r->last_text);
     buf_free(&r->echo_text);
+    buf_free(&r->system_text);
     r->prefix_hash = NULL;
     r->prefix_tokens = NULL;
+    r->prefix_bp = NULL;
     r->tools = NULL;
 }

@@ -51,10 +51,14 @@ struct sim_req {
     uint32_t prompt_tokens;  /* words of every message + 4 per message */
     uint64_t *prefix_hash;   /* [nmsgs]: messages 0..i (format and model included) */
     uint32_t *prefix_tokens; /* [nmsgs]: prompt tokens of messages 0..i */
+    bool *prefix_bp;         /* [nmsgs]: message i carries a cache_control (Anthropic breakpoint) */
+    uint64_t cache_scope;    /* what else a cached prefix must share: the tools on offer and
+                              * OpenAI's prompt_cache_key (the server adds the API key) */
 
     bool last_is_user_text; /* the final message is a user message with text (no tool result) */
     struct buf last_text;   /* text of the last user text message, directives included */
     struct buf echo_text;   /* the same without directives */
+    struct buf system_text; /* the system prompt's text (instructions the agents honour) */
     struct sim_directives d;
 
     uint32_t ntools;

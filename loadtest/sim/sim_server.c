@@ -15,6 +15,7 @@
 #include "loadtest/sim/sim_answer.h"
 #include "loadtest/sim/sim_catalog_api.h"
 #include "loadtest/sim/sim_hash.h"
+#include "loadtest/sim/sim_embed_api.h"
 #include "loadtest/sim/sim_reqlog.h"
 #include "loadtest/sim/sim_request.h"
 #include "loadtest/sim/sim_stream.h"
@@ -126,22 +127,60 @@ static int injected_status(struct sim_worker *sw, const struct sim_req *r)
     return 0;
 }
 
-/* Prompt usage with the cache model: the longest message prefix seen before on this worker is
- * cached; then every prefix of this prompt is remembered. */
+/* The cache model, per worker (docs/sim.md "Cached tokens"). A prefix is its messages 0..i, the
+ * format, model, tools, API key and OpenAI prompt_cache_key; it is readable while it was seen
+ * less than --cache-ttl-s ago (a read refreshes it, as Anthropic's does). OpenAI and Gemini cache
+ * every prefix implicitly. Anthropic caches only with cache_control: prefixes ending at a
+ * breakpoint are written; a read is the longest prefix seen at or before the last breakpoint
+ * (Anthropic looks back up to 20 blocks from a breakpoint), a write is the rest up to the last
+ * breakpoint, and what follows the last breakpoint is plain input. */
+static bool prefix_fresh(struct sim_worker *sw, uint64_t key, uint32_t now_s)
+{
+    uint32_t seen;
+    return sim_table_get(sw->prefixes, key, &seen) && now_s - seen <= sw->sim->o.cache_ttl_s;
+}
+
 static void usage_of(struct sim_worker *sw, const struct sim_req *r, struct sim_usage *u)
 {
+    enum { LOOKBACK = 20 };
     memset(u, 0, sizeof(*u));
     u->prompt = r->prompt_tokens;
-    for (uint32_t i = r->nmsgs; i-- > 0;) {
-        if (sim_table_get(sw->prefixes, r->prefix_hash[i], NULL)) {
+    bool anthropic = r->fmt == SIM_ANTHROPIC;
+    uint32_t last = r->nmsgs; /* one past the last message that may be read */
+    if (anthropic)
+        while (last > 0 && !r->prefix_bp[last - 1])
+            last--;
+    if (!sw->sim->o.cache_ttl_s || last == 0)
+        return;
+    uint32_t now_s = (uint32_t)(loop_now_ms(sw->loop) / 1000) + 1;
+    for (uint32_t i = last; i-- > 0 && (!anthropic || last - i <= LOOKBACK);) {
+        if (prefix_fresh(sw, sim_hash_u64(r->prefix_hash[i], r->cache_scope), now_s)) {
             u->cached = r->prefix_tokens[i];
             break;
         }
     }
-    for (uint32_t i = 0; i < r->nmsgs; i++)
-        sim_table_put(sw->prefixes, r->prefix_hash[i], 1);
-    if (r->fmt == SIM_ANTHROPIC && r->cache_control)
-        u->cache_write = u->prompt - u->cached;
+    for (uint32_t i = 0; i < last; i++)
+        if (!anthropic || r->prefix_bp[i])
+            sim_table_put(sw->prefixes, sim_hash_u64(r->prefix_hash[i], r->cache_scope), now_s);
+    if (anthropic && r->prefix_tokens[last - 1] > u->cached)
+        u->cache_write = r->prefix_tokens[last - 1] - u->cached;
+}
+
+/* The provider key a request came with: caches are per organization, so another key never reads
+ * this one's prefixes. */
+static uint64_t key_scope(const struct http_request *req)
+{
+    static const char *const names[] = {"authorization", "x-api-key", "x-goog-api-key"};
+    uint64_t h = SIM_HASH_SEED;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const struct http_header *hd = http_find_header(req, names[i]);
+        if (hd)
+            h = sim_hash_bytes(h, hd->value, hd->value_len);
+    }
+    char key[256];
+    if (req->query && http_query_param(req->query, req->query_len, "key", key, sizeof(key)) >= 0)
+        h = sim_hash_bytes(h, key, strlen(key));
+    return h;
 }
 
 static uint32_t pick_ttft(struct sim_worker *sw, const struct sim_req *r)
@@ -266,6 +305,7 @@ static void generate(struct sim_worker *sw, struct conn *c, const struct http_re
     if (!err && json_doc_load(sw->doc, body, len) < 0)
         err = "The request body is not valid JSON.";
     bool parsed = !err && sim_req_parse(&r, sw->doc, body, len, &err) == 0;
+    r.cache_scope = sim_hash_u64(r.cache_scope, key_scope(req));
     const struct http_header *tp = http_find_header(req, "traceparent");
     sim_reqlog_add(req->path, req->path_len, r.model[0] ? r.model : rt->model, body, len,
                    tp ? tp->value : NULL, tp ? tp->value_len : 0);
@@ -287,7 +327,8 @@ static void models(struct conn *c, const struct http_request *req)
     static const char *const ids[] = {"gpt-4.1-mini",     "gpt-4o-mini",      "claude-sonnet-4-5",
                                       "claude-haiku-4-5", "gemini-2.5-flash", "gemini-2.5-pro",
                                       "sim-shopper",      "sim-frontier",     "sim-cheap",
-                                      "sim-classifier"}; /* the last three: tiers (docs/sim.md) */
+                                      "sim-classifier",   "sim-judge"}; /* the last four: tiers
+                                                                        (docs/sim.md) */
     bool anthropic = http_find_header(req, "anthropic-version") != NULL;
     struct buf out = {0};
     struct jsonw w;
@@ -327,7 +368,8 @@ static bool on_request(struct conn *c, const struct http_request *req, const cha
 {
     struct sim_worker *sw = worker_app(conn_worker(c));
     struct route rt;
-    if (sim_catalog_api_request(sw, c, req) || sim_reqlog_request(c, req))
+    if (sim_catalog_api_request(sw, c, req) || sim_reqlog_request(c, req) ||
+        sim_embed_request(c, req, sw->doc, body, len))
         return true;
     if (path_is(req, "/v1/models") && method_is(req, "GET")) {
         models(c, req);

@@ -151,7 +151,13 @@ static void test_every_key(void)
                        "tool = OFF\n"
                        "tool_shared = yes\n"
                        "tool_lru_bytes = 1024\n"
-                       "tool_max_stale_s = 0\n";
+                       "tool_max_stale_s = 0\n"
+                       "embeddings_url = http://127.0.0.1:8090/v1/embeddings\n"
+                       "embeddings_model = sim-embed\n"
+                       "embeddings_timeout_ms = 90\n"
+                       "semantic_max_entries = 500\n"
+                       "semantic_sync_ms = 250\n"
+                       "catalog_version = 2026-12-07\n";
     struct config c;
     char err[512];
     CHECKF(load_text(&c, text, err, sizeof(err)) == 0, "%s", err);
@@ -184,7 +190,14 @@ static void test_every_key(void)
     CHECK(strcmp(c.cache_words_file, "/etc/trilemma/words.json") == 0);
     CHECK(c.cache_lookup_timeout_ms == 40 && !c.cache_tool && c.cache_tool_shared);
     CHECK(c.cache_tool_lru_bytes == 1024 && c.cache_tool_max_stale_s == 0);
+    CHECK(strcmp(c.cache_embeddings_url, "http://127.0.0.1:8090/v1/embeddings") == 0);
+    CHECK(strcmp(c.cache_embeddings_model, "sim-embed") == 0);
+    CHECK(c.cache_embeddings_timeout_ms == 90 && c.cache_semantic_max_entries == 500);
+    CHECK(c.cache_semantic_sync_ms == 250);
+    CHECK(strcmp(c.cache_catalog_version, "2026-12-07") == 0);
     CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err);
+    snprintf(c.cache_embeddings_url, sizeof(c.cache_embeddings_url), "127.0.0.1:8090/v1");
+    CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "embeddings_url: expected"));
 }
 
 static void test_structure_errors(void)
@@ -301,6 +314,12 @@ static void test_value_errors(void)
                  "2: bad value for 'tool_shared': expected on or off");
     EXPECT_ERROR("[cache]\nlookup_timeout_ms = 0\n",
                  "2: bad value for 'lookup_timeout_ms': expected an integer 1..60000");
+    EXPECT_ERROR("[cache]\nsemantic_max_entries = 0\n",
+                 "2: bad value for 'semantic_max_entries': expected an integer 1..1000000");
+    EXPECT_ERROR("[cache]\nsemantic_sync_ms = 99\n",
+                 "2: bad value for 'semantic_sync_ms': expected an integer 100..3600000");
+    EXPECT_ERROR("[cache]\nembeddings_timeout_ms = 0\n",
+                 "2: bad value for 'embeddings_timeout_ms': expected an integer 1..60000");
     EXPECT_ERROR("[cache]\ntool_max_stale_s = 86401\n",
                  "2: bad value for 'tool_max_stale_s': expected an integer 0..86400");
     /* inih scans the value from right after '=': " ;" there starts a comment, ";" does not */
@@ -591,7 +610,8 @@ static const char *const env_vars[] = {"TRILEMMA_LISTEN",          "TRILEMMA_WOR
                                        "OPENAI_BASE_URL",          "ANTHROPIC_BASE_URL",
                                        "GEMINI_BASE_URL",          "OPENAI_API_KEY",
                                        "ANTHROPIC_API_KEY",        "GEMINI_API_KEY",
-                                       "TRILEMMA_TRUSTED_PROXIES", "TRILEMMA_ADMIN_LISTEN"};
+                                       "TRILEMMA_TRUSTED_PROXIES", "TRILEMMA_ADMIN_LISTEN",
+                                       "TRILEMMA_EMBEDDINGS_URL",  "TRILEMMA_EMBEDDINGS_API_KEY"};
 
 static void clear_env(void)
 {
@@ -618,7 +638,11 @@ static void test_env(void)
     setenv("TRILEMMA_LOG_LEVEL", "debug", 1);
     setenv("TRILEMMA_TRUSTED_PROXIES", "10.244.0.0/16", 1);
     setenv("DATABASE_URL", "postgres://u:pw@db/trilemma", 1);
+    setenv("TRILEMMA_EMBEDDINGS_URL", "https://api.openai.com/v1/embeddings", 1);
+    setenv("TRILEMMA_EMBEDDINGS_API_KEY", "sk-embed", 1);
     CHECKF(config_apply_env(&c, err, sizeof(err)) == 0, "%s", err);
+    CHECK(strcmp(c.cache_embeddings_url, "https://api.openai.com/v1/embeddings") == 0);
+    CHECK(strcmp(c.cache_embeddings_key, "sk-embed") == 0);
     CHECK(strcmp(c.listen_host, "::1") == 0 && c.listen_port == 9001);
     CHECK(c.workers == 2);
     CHECK(strcmp(c.jwt_secret, "env-secret-env-secret-env-secret") == 0);

@@ -301,6 +301,34 @@ async def test_two_workers_either_worker_delivers_the_whole_answer_once():
         assert n == 6, body
 
 
+@suite.test
+async def test_a_model_turn_retried_after_the_client_left_keeps_its_context_and_resumes_whole():
+    """The simulated provider refuses the first request (503); the client leaves during the
+    retry's backoff. The retry is built from the conversation the session held, which the
+    detached turn took over (under ASan: no use after free), and the resume gets the whole
+    answer, which echoes the user's message: the context reached the model."""
+    from test_relay import Sim
+
+    sim = Sim()
+    try:
+        env = {"TRILEMMA_MODEL": "openai/sim-shopper"}
+        env.update(sim.base_urls())
+        with server("relay", env=env) as srv:
+            text = "[[sim:echo]] [[sim:fail_first=1]] [[sim:tps=20]] " + words(20, "r")
+            a = await Chat.connect(srv)
+            tid = await a.start("m1", text)
+            a.drop()  # before the first delta: the first attempt failed, the retry waits
+            b = await resume(srv, a.cid, 0)
+            ev = await b.recv()
+            assert ev["type"] == "resumed" and ev["turn_id"] == tid, ev
+            more, end = await b.rest(tid)
+            check_once_in_order(more, words(20, "r"))
+            assert end["finish_reason"] == "stop" and end.get("resumed") is True, end
+            await b.close()
+    finally:
+        sim.stop()
+
+
 # --------------------------------------------------------------------------------------------
 # two processes on one PostgreSQL
 

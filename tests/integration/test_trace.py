@@ -357,11 +357,14 @@ async def test_trace_of_a_turn_with_parallel_tools_a_failure_and_an_escalation()
             # what was sent to the model as the failed tool's result is its error
             assert failed["attributes"]["gen_ai.tool.call.result"] == failed["status_message"] \
                 or failed["status_message"] in failed["attributes"]["gen_ai.tool.call.result"]
-            # the catalog saw both calls, each carrying our trace id
+            # the catalog saw both calls, each carrying our trace id and its own span
             prods = [e for e in s.catalog_log(cseq) if e["endpoint"] == "product"]
             assert sorted(e["status"] for e in prods) == [200, 404], prods
             for e in prods:
-                assert e["traceparent"].startswith("00-%s-" % TRACE_ID), e
+                tp = e["traceparent"].split("-")
+                assert tp[1] == TRACE_ID, e
+                sp = ok if e["status"] == 200 else failed
+                assert tp[2] == sp["span_id"], (e, sp["span_id"])
             # every model request carried a traceparent naming its own span
             reqs = s.get_json("/v1/_requests?since=%d" % rseq)["requests"]
             model_spans = {sp["span_id"] for sp in tr["spans"] if sp["kind"] == "model"}

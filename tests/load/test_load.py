@@ -8,7 +8,8 @@ The servers come from tests/integration/harness.py (free ports, temporary config
 checks at stop). Each run lasts a few seconds; nothing asserts a duration or a latency value,
 only that the measurements exist, are ordered, and that nothing went wrong. With
 TRILEMMA_TEST_DATABASE_URL set, the server stores turns and the reconnect-and-resume path is
-checked too.
+checked too; the two-process mode (--url2) always is, on a private PostgreSQL cluster (skipped
+without PostgreSQL's binaries).
 """
 
 import argparse
@@ -184,7 +185,52 @@ def test_scenario_phases_and_resume():
         if db:
             c = r["totals"]["counts"]
             assert c["resumes"] > 0 and c["resumes_exact"] == c["resumes"], c
+            assert c["resumes_complete"] == c["resumes"], c  # the detach grace
             check_metric(r, "resume_ms")
+
+
+def test_two_processes_drop_and_resume_on_the_other():
+    """--url2: two trilemmad processes on one PostgreSQL (a private cluster, as the store tests
+    start it); conversations split between them, every dropped turn resumes on the other one,
+    and arrives whole (the detach grace keeps it running), each delta once."""
+    pg_bin = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+    if not os.path.exists(os.path.join(pg_bin, "initdb")):
+        print("  (skipped: no PostgreSQL binaries in %s)" % pg_bin)
+        return
+    from test_store_e2e import Cluster
+
+    cluster = Cluster()
+    try:
+        env = {"DATABASE_URL": cluster.url}
+        config = {"session": {"echo_delay_ms": 20, "rate_messages": 1000},
+                  "server": {"max_connections_per_ip": 10000}}
+        a = harness.Server(config=config, env=env, workers=1, name="load-a").start()
+        b = harness.Server(config=config, env=env, workers=1, name="load-b").start()
+        with Tmp() as t:
+            scen = t.path("s.ini")
+            with open(scen, "w") as f:
+                f.write("[target]\nurl = %s\nurl2 = %s\n[run]\ngrace_s = 10\n"
+                        "[conversation]\nturns = 2-3\nthink = uniform:100-300\n"
+                        "resume_share = 0.4\nresume_after = 2\nreconnect_delay_ms = 50\n"
+                        "[queries]\ncorpus = %s\nmix = search:3, price:1, delivery:1\n"
+                        "[phase steady]\nduration_s = 3\nusers = 10\n"
+                        % (a.ws_url(), b.ws_url(),
+                           os.path.join(ARGS.source, "loadtest", "corpus", "shopping_queries.txt")))
+            out, _ = run_load(["--scenario", scen, "--report", t.path("r.json"), "--expect-echo",
+                               "--quiet"])
+            r = json.load(open(t.path("r.json")))
+            check_report(r)
+            c = r["totals"]["counts"]
+            assert c["resumes"] > 0, c
+            assert c["resumes_complete"] == c["resumes_exact"] == c["resumes"], c
+            assert c["duplicate_deltas"] == 0 and c["errors"] == 0, (c, r.get("errors"))
+            assert r["totals"]["resume_complete_share"] == 1, r["totals"]
+            assert r["config"]["target2"] == b.ws_url(), r["config"]
+            assert "(each resumed on the other process)" in out, out
+        a.stop()
+        b.stop()
+    finally:
+        cluster.stop()
 
 
 def test_idle_sessions():
@@ -303,6 +349,7 @@ def test_refusals():
 TESTS = [
     test_flags_run_with_reports,
     test_scenario_phases_and_resume,
+    test_two_processes_drop_and_resume_on_the_other,
     test_idle_sessions,
     test_errors_are_counted_by_kind,
     test_direct_sse_against_sim,

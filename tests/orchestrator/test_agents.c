@@ -34,6 +34,7 @@ static const char *good =
     "[route comparison]\nagent = search\nmax_tokens = 400\n"
     "[route policy]\nagent = specialist\nmax_tokens = 200\ncacheable = yes\ncache_ttl_s = 3600\n"
     "max_cost_micros = 5000000000\n"
+    "semantic_threshold = 0.9\n"
     "[route order_status]\nagent = specialist\n"
     "[route chitchat]\nagent = general\nmax_tokens = 80\n"
     "[route other]\nagent = general\n";
@@ -61,6 +62,9 @@ static void test_good(void)
     const struct agent *sp = &c.agents[orch_agent_find(&c, "specialist")];
     CHECK(strcmp(sp->prompt_version, s->prompt_version) != 0); /* versions follow the text */
     CHECK(c.routes[QT_POLICY].cacheable && c.routes[QT_POLICY].cache_ttl_s == 3600);
+    CHECK(c.routes[QT_POLICY].semantic_threshold > 0.899f &&
+          c.routes[QT_POLICY].semantic_threshold < 0.901f);
+    CHECK(c.routes[QT_CHITCHAT].semantic_threshold == 0); /* opt-in per type */
     CHECK(c.routes[QT_CHITCHAT].max_tokens == 80);
     CHECK(c.routes[QT_POLICY].max_cost_micros == 5000000000LL);
     CHECK(c.routes[QT_CHITCHAT].max_cost_micros == 0); /* unset: [budget] turn_max_micros */
@@ -120,6 +124,10 @@ static void test_bad(void)
     bad("cacheable = yes", "cacheable = maybe", "yes or no");
     bad("max_cost_micros = 5000000000", "max_cost_micros = -5", "an integer in range");
     bad("max_cost_micros = 5000000000", "max_cost_micros = 5e9", "an integer in range");
+    bad("semantic_threshold = 0.9", "semantic_threshold = 1.2", "a similarity above 0");
+    bad("semantic_threshold = 0.9", "semantic_threshold = 0", "a similarity above 0");
+    bad("semantic_threshold = 0.9", "semantic_threshold = high", "a similarity above 0");
+    bad("cache_ttl_s = 3600\n", "", "semantic_threshold needs cache_ttl_s");
 }
 
 static void test_context(void)

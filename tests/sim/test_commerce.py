@@ -576,7 +576,32 @@ def classify(sim, fmt, text, model="sim-classifier", **extra):
 @test
 def tiers_are_listed_as_models(sim):
     ids = {m["id"] for m in json.loads(request(sim.port, "GET", "/v1/models").body)["data"]}
-    assert {"sim-frontier", "sim-cheap", "sim-classifier"} <= ids, ids
+    assert {"sim-frontier", "sim-cheap", "sim-classifier", "sim-judge"} <= ids, ids
+
+
+@test
+def judge_scores_relevance_and_tonality(sim):
+    """sim-judge (docs/sim.md, "The judge"): JSON scores, the same in every format and every
+    time; an answer on topic scores higher than one off topic, narration and shouting cost
+    tonality; JSON mode and tools on offer do not turn it into a classifier or an agent."""
+    q = "What is the battery capacity of the Nova X5?"
+
+    def judge(answer, fmt="openai", **extra):
+        text = "QUESTION:\n%s\n\nREFERENCE:\n\n\nANSWER:\n%s" % (q, answer)
+        return classify(sim, fmt, text, model="sim-judge", **extra)
+
+    good = judge("The Nova X5 has a 6000 mAh battery capacity.")
+    assert set(good) == {"relevance", "tonality", "reason"}, good
+    assert good["relevance"] == 5 and good["tonality"] == 5, good
+    for fmt in FORMATS:
+        assert judge("The Nova X5 has a 6000 mAh battery capacity.", fmt) == good, fmt
+    off = judge("We have many shirts in cotton.")
+    assert off["relevance"] == 1 and off["relevance"] < good["relevance"], off
+    rude = judge("LET ME CHECK THE TOOL!! The Nova X5 battery capacity is 6000 mAh, obviously.")
+    assert rude["relevance"] == 5 and rude["tonality"] == 2, rude  # narration, shouting, rude
+    assert judge("", "openai")["relevance"] == 1
+    assert judge("The Nova X5 battery capacity is 6000 mAh.",
+                 response_format={"type": "json_object"}) == good
 
 
 @test

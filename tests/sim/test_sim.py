@@ -637,22 +637,106 @@ def usage_and_cached_tokens_gemini(sim):
 
 @test
 def usage_and_cache_accounting_anthropic(sim):
-    # no cache_control: reads only; input_tokens excludes what was read
+    # no cache_control: Anthropic caches nothing (no reads, no writes)
     s1, s2, p1, p2 = two_turns(sim, "anthropic", "You are a helpful shop assistant " + nonce())
     assert s1.usage == {"input_tokens": p1, "cache_creation_input_tokens": 0,
                         "cache_read_input_tokens": 0, "output_tokens": 20}, (s1.usage, p1)
-    assert s2.usage == {"input_tokens": p2 - p1, "cache_creation_input_tokens": 0,
-                        "cache_read_input_tokens": p1, "output_tokens": 20}, (s2.usage, p2)
-    # with cache_control: what is not read from the cache is written to it
-    system = [{"type": "text", "text": "Cached system prompt " + nonce(),
-               "cache_control": {"type": "ephemeral"}}]
+    assert s2.usage == {"input_tokens": p2, "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": 0, "output_tokens": 20}, (s2.usage, p2)
+    # a breakpoint on the system prompt: the prompt is written once, then read; the conversation
+    # after the breakpoint is plain input
+    text = "Cached system prompt " + nonce()
+    system = [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
+    sp = words(text) + 4
     s1, s2, p1, p2 = two_turns(sim, "anthropic", system)
-    assert s1.usage["cache_creation_input_tokens"] == p1 and s1.usage["input_tokens"] == 0
-    assert s1.usage["cache_read_input_tokens"] == 0
+    assert s1.usage == {"input_tokens": p1 - sp, "cache_creation_input_tokens": sp,
+                        "cache_read_input_tokens": 0, "output_tokens": 20}, (s1.usage, sp)
+    assert s2.usage == {"input_tokens": p2 - sp, "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": sp, "output_tokens": 20}, (s2.usage, sp)
+    # a breakpoint on the last message too: turn 2 reads turn 1's prefix (looked back from its
+    # own breakpoint) and writes the rest up to its breakpoint
+    system = [{"type": "text", "text": "Another prompt " + nonce(),
+               "cache_control": {"type": "ephemeral"}}]
+    u1, u2 = "show me trail shoes " + nonce(), "and in navy please"
+
+    def bp(t):
+        return [{"type": "text", "text": t, "cache_control": {"type": "ephemeral"}}]
+    s1 = Stream("anthropic", post(sim, "anthropic", anthropic_req(
+        [{"role": "user", "content": bp(u1)}], system=system)))
+    p1 = s1.usage["input_tokens"] + s1.usage["cache_creation_input_tokens"]
+    assert s1.usage["input_tokens"] == 0 and s1.usage["cache_read_input_tokens"] == 0
+    s2 = Stream("anthropic", post(sim, "anthropic", anthropic_req(
+        [{"role": "user", "content": u1}, {"role": "assistant", "content": s1.text},
+         {"role": "user", "content": bp(u2)}], system=system)))
     u = s2.usage
-    assert u["cache_read_input_tokens"] == p1 and u["cache_creation_input_tokens"] == p2 - p1
-    assert u["input_tokens"] + u["cache_creation_input_tokens"] + u[
-        "cache_read_input_tokens"] == p2
+    assert u["cache_read_input_tokens"] == p1 and u["input_tokens"] == 0, (u, p1)
+    assert u["cache_creation_input_tokens"] == words(s1.text) + 4 + words(u2) + 4
+
+
+@test
+def prompt_cache_is_scoped_to_key_tools_and_cache_key(sim):
+    """A prefix is read only by the same API key, the same tools and the same prompt_cache_key."""
+    system = "You are a helpful shop assistant " + nonce()
+    msgs = [{"role": "system", "content": system}, {"role": "user", "content": "hi " + nonce()}]
+    p = words(system) + 4
+
+    def cached(body, key="sk-test"):
+        r = request(sim.port, "POST", "/v1/chat/completions", body,
+                    {"Authorization": "Bearer " + key})
+        return Stream("openai", r).usage["prompt_tokens_details"]["cached_tokens"]
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    assert cached(openai_req(msgs, prompt_cache_key="a:1")) == 0
+    msgs[1]["content"] = "hello " + nonce()
+    assert cached(openai_req(msgs, prompt_cache_key="a:1")) == p  # the system prompt
+    assert cached(openai_req(msgs, prompt_cache_key="a:1"), key="sk-other") == 0
+    assert cached(openai_req(msgs, prompt_cache_key="a:2")) == 0
+    assert cached(openai_req(msgs, prompt_cache_key="a:1", tools=[tool])) == 0
+    # the whole prompt was seen with key a:1 and no tools: all of it is read now
+    assert cached(openai_req(msgs, prompt_cache_key="a:1")) == p + words(msgs[1]["content"]) + 4
+    # --cache-ttl-s 0: no prompt cache at all
+    nocache = Sim("--cache-ttl-s", "0")
+    try:
+        for _ in range(2):
+            r = request(nocache.port, "POST", "/v1/chat/completions", openai_req(msgs),
+                        {"Authorization": "Bearer sk-test"})
+            assert Stream("openai", r).usage["prompt_tokens_details"]["cached_tokens"] == 0
+    finally:
+        nocache.stop()
+
+
+@test
+def embeddings(sim):
+    """POST /v1/embeddings: OpenAI's shape, deterministic unit vectors, paraphrases close, bad
+    input a 400 in OpenAI's error shape."""
+    def emb(body, path="/v1/embeddings"):
+        return request(sim.port, "POST", path, body, {"Authorization": "Bearer sk-test"})
+    r = emb({"model": "sim-embed", "input": ["cheap phones under 20k", "affordable mobiles "
+                                             "below 20,000", "tablets for kids"]})
+    assert r.status == 200, r.body
+    d = json.loads(r.body)
+    assert d["object"] == "list" and d["model"] == "sim-embed", d.keys()
+    assert [x["index"] for x in d["data"]] == [0, 1, 2]
+    assert all(x["object"] == "embedding" and len(x["embedding"]) == 256 for x in d["data"])
+    vs = [x["embedding"] for x in d["data"]]
+    assert all(abs(sum(v * v for v in e) - 1) < 1e-4 for e in vs)
+    assert d["usage"] == {"prompt_tokens": 11, "total_tokens": 11}, d["usage"]
+
+    def cos(a, b):
+        return sum(x * y for x, y in zip(a, b))
+    assert cos(vs[0], vs[1]) > 0.99 and cos(vs[0], vs[2]) < 0.5
+    again = json.loads(emb({"model": "m", "input": "cheap phones under 20k"}).body)
+    assert again["data"][0]["embedding"] == vs[0]  # a string is one input; same text, same vector
+    short = json.loads(emb({"model": "m", "input": "x", "dimensions": 8},
+                           "/embeddings").body)["data"][0]["embedding"]
+    assert len(short) == 8 and abs(sum(v * v for v in short) - 1) < 1e-4
+    for bad in ({"input": "x"}, {"model": "m"}, {"model": "m", "input": []},
+                {"model": "m", "input": [1, 2]}, {"model": "m", "input": "x", "dimensions": 0},
+                {"model": "m", "input": "x", "encoding_format": "base64"}):
+        r = emb(bad)
+        assert r.status == 400, (bad, r.status)
+        assert json.loads(r.body)["error"]["type"] == "invalid_request_error"
+    r = request(sim.port, "GET", "/v1/embeddings", None, {})
+    assert r.status == 405
 
 
 @test

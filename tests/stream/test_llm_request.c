@@ -125,6 +125,69 @@ static void test_request_anthropic(json_doc *d)
     CHECK(int_at(d, "/max_tokens") == 4000 && json_type_at(d, "/system") == JSON_MISSING);
 }
 
+/* Prompt caching: Anthropic breakpoints on the last tool and the first system block (the agent's
+ * prompt), none elsewhere; OpenAI prompt_cache_key; Gemini sends nothing (implicit caching). */
+static void test_request_prompt_cache(json_doc *d)
+{
+    static const struct llm_tool two[] = {
+        {"a", "first", "{\"type\":\"object\"}"},
+        {"b", "second", "{\"type\":\"object\"}"},
+    };
+    struct llm_request r = {"claude-sonnet-4-5", conv, 5, two, 2, 0, -1};
+    r.cache_prefix = true;
+    r.cache_key = "search:0123456789ab";
+    char path[128];
+    size_t n = 0;
+    build(LLM_ANTHROPIC, &r, d, path);
+    CHECK(json_count(d, "/system", &n) == 0 && n == 2);
+    CHECK(str_at(d, "/system/0/type", "text") && str_at(d, "/system/0/text", "Be brief.") &&
+          str_at(d, "/system/0/cache_control/type", "ephemeral"));
+    CHECK(str_at(d, "/system/1/text", "Use metric.") &&
+          json_type_at(d, "/system/1/cache_control") == JSON_MISSING);
+    CHECK(json_type_at(d, "/tools/0/cache_control") == JSON_MISSING &&
+          str_at(d, "/tools/1/cache_control/type", "ephemeral"));
+    CHECK(json_type_at(d, "/prompt_cache_key") == JSON_MISSING);
+    CHECK(json_type_at(d, "/messages/0/cache_control") == JSON_MISSING &&
+          json_type_at(d, "/messages/2/content/0/cache_control") == JSON_MISSING &&
+          str_at(d, "/messages/2/content", "Weather?"));
+    /* a whole conversation: a breakpoint on the last message as well, and only there */
+    r.cache_history = true;
+    build(LLM_ANTHROPIC, &r, d, path);
+    CHECK(str_at(d, "/messages/2/content/0/text", "Weather?") &&
+          str_at(d, "/messages/2/content/0/cache_control/type", "ephemeral"));
+    CHECK(str_at(d, "/messages/0/content", "Hi \"there\" \xc3\xa9\n"));
+    r.cache_history = false;
+
+    /* no tools, an empty system message: no empty text block, the breakpoint on the first real one
+     */
+    static const struct llm_message m2[] = {MSG("system", ""), MSG("system", "Prompt."),
+                                            MSG("user", "Hi")};
+    r.messages = m2;
+    r.n_messages = 3;
+    r.n_tools = 0;
+    build(LLM_ANTHROPIC, &r, d, path);
+    CHECK(json_count(d, "/system", &n) == 0 && n == 1 &&
+          str_at(d, "/system/0/cache_control/type", "ephemeral"));
+    CHECK(json_type_at(d, "/tools") == JSON_MISSING);
+
+    r.messages = conv;
+    r.n_messages = 5;
+    r.n_tools = 2;
+    r.model = "gpt-4.1-mini";
+    build(LLM_OPENAI, &r, d, path);
+    CHECK(str_at(d, "/prompt_cache_key", "search:0123456789ab"));
+    CHECK(json_type_at(d, "/tools/1/cache_control") == JSON_MISSING);
+    r.cache_key = "";
+    build(LLM_OPENAI, &r, d, path);
+    CHECK(json_type_at(d, "/prompt_cache_key") == JSON_MISSING);
+
+    r.cache_key = "k";
+    r.model = "gemini-2.5-flash";
+    build(LLM_GEMINI, &r, d, path);
+    CHECK(json_type_at(d, "/prompt_cache_key") == JSON_MISSING &&
+          json_type_at(d, "/cachedContent") == JSON_MISSING);
+}
+
 static void test_request_gemini(json_doc *d)
 {
     struct llm_request r = {"gemini-2.5-flash", conv, 5, tools, 1, 512, 0.25};
@@ -493,6 +556,7 @@ int main(void)
     test_request_openai(d);
     test_request_anthropic(d);
     test_request_gemini(d);
+    test_request_prompt_cache(d);
     json_doc_destroy(d);
     test_request_errors();
     test_auth_headers();
