@@ -157,7 +157,12 @@ static void test_every_key(void)
                        "embeddings_timeout_ms = 90\n"
                        "semantic_max_entries = 500\n"
                        "semantic_sync_ms = 250\n"
-                       "catalog_version = 2026-12-07\n";
+                       "catalog_version = 2026-12-07\n"
+                       "[budget]\n"
+                       "user_daily_micros = 5000000\n"
+                       "deployment_daily_micros = 90000000000\n"
+                       "turn_max_micros = 200000\n"
+                       "refresh_ms = 1000\n";
     struct config c;
     char err[512];
     CHECKF(load_text(&c, text, err, sizeof(err)) == 0, "%s", err);
@@ -195,6 +200,8 @@ static void test_every_key(void)
     CHECK(c.cache_embeddings_timeout_ms == 90 && c.cache_semantic_max_entries == 500);
     CHECK(c.cache_semantic_sync_ms == 250);
     CHECK(strcmp(c.cache_catalog_version, "2026-12-07") == 0);
+    CHECK(c.budget_user_daily_micros == 5000000 && c.budget_deployment_daily_micros == 90000000000);
+    CHECK(c.budget_turn_max_micros == 200000 && c.budget_refresh_ms == 1000);
     CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err);
     snprintf(c.cache_embeddings_url, sizeof(c.cache_embeddings_url), "127.0.0.1:8090/v1");
     CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "embeddings_url: expected"));
