@@ -122,7 +122,8 @@ void sess_life_arm(struct session *s, int64_t valid_until)
     uint64_t now = loop_now_ms(l);
     uint64_t deadline = now + (uint64_t)s->sw->conf->max_session_age_s * 1000;
     s->life_end = SESS_LIFE_AGE;
-    if (valid_until != INT64_MAX) {
+    /* a token valid past what int64 milliseconds hold outlives any session age */
+    if (valid_until < INT64_MAX / 1000) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         int64_t left = valid_until * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);

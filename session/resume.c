@@ -84,6 +84,7 @@ struct replay {
     char query_type[24]; /* a re-attached turn's route and flags (session_replay_from_turn) */
     char agent[32];
     char flags[TURN_MAX_FLAGS][32];
+    char cache[16]; /* the turn's answer-cache layer: the turn is freed before the replay ends */
 };
 
 /* Deltas [after, n) of c's last turn, as far as the stored offsets are consistent. */
@@ -184,6 +185,8 @@ void session_replay_from_turn(struct session *s, struct turn *t, const struct tu
     end.query_type = r->query_type;
     end.agent = r->agent;
     end.flags = (const char(*)[32])r->flags;
+    snprintf(r->cache, sizeof(r->cache), "%s", e->cache ? e->cache : "");
+    end.cache = r->cache;
     r->end = end;
     s->replay = r;
     session_replay_more(s);

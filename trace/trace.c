@@ -250,6 +250,23 @@ static struct tspan *span_of(struct trace *tr, int span)
     return tr && span >= 0 && span < tr->n ? &tr->s[span] : NULL;
 }
 
+/* Drop a character cut short at the end of s (PostgreSQL refuses a text with half of one). */
+static void utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n, cont = 0;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80 && cont < 3)
+        i--, cont++;
+    if (i == 0 || (unsigned char)s[i - 1] < 0x80)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = (lead & 0xE0) == 0xC0   ? 1
+                  : (lead & 0xF0) == 0xE0 ? 2
+                  : (lead & 0xF8) == 0xF0 ? 3
+                                          : 0;
+    if (cont < want)
+        s[i - 1] = '\0';
+}
+
 /* End a span; see trace.h. An error message is redacted like content (it may quote input). */
 void trace_end_at(struct trace *tr, int span, int64_t end_us, const char *error)
 {
@@ -264,6 +281,8 @@ void trace_end_at(struct trace *tr, int span, int64_t end_us, const char *error)
         buf_reset(&tr->tmp);
         redact_apply(tr->c->redact, error, strlen(error), &tr->tmp);
         snprintf(s->msg, sizeof(s->msg), "%.*s", (int)buf_size(&tr->tmp), buf_begin(&tr->tmp));
+        if (buf_size(&tr->tmp) >= sizeof(s->msg))
+            utf8_trim(s->msg);
     }
 }
 

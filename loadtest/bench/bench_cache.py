@@ -23,6 +23,9 @@ the shipped agents (config/agents.ini, config/tools.json), all on free loopback 
   /usr/bin/python3 loadtest/bench/bench_cache.py --quick    # 200
       [--conversations N] [--concurrency 50] [--seed 11] [--ttft-ms 300] [--tps 40]
       [--config "NAME:section.key=value,..."]... [--md FILE] [--json FILE]
+  the semantic layer (values may name "{sim}", this run's simulator):
+      --config "semantic:exact=off,tool=off,embeddings_url={sim}/v1/embeddings,
+                embeddings_model=sim-embed,lookup_timeout_ms=1000,embeddings_timeout_ms=1000"
 """
 
 import argparse
@@ -50,11 +53,14 @@ import orch_mix  # noqa: E402
 from bench_orchestrator import start_sim, stop_proc  # noqa: E402
 from bench_store import CLUSTER, psql  # noqa: E402
 
+SEM = "{sim}/v1/embeddings"  # {sim}: the simulator's base URL (it serves embeddings)
 CONFIGS = [
     ("no cache", {"exact": "off", "tool": "off"}),
     ("exact", {"exact": "on", "tool": "off"}),
+    ("semantic", {"exact": "off", "tool": "off", "embeddings_url": SEM}),
     ("tool", {"exact": "off", "tool": "on"}),
-    ("exact + tool", {"exact": "on", "tool": "on"}),
+    ("exact + semantic", {"exact": "on", "tool": "off", "embeddings_url": SEM}),
+    ("all three", {"exact": "on", "tool": "on", "embeddings_url": SEM}),
 ]
 
 
@@ -69,6 +75,8 @@ def start_server(a, sim_port, db_url, cache):
     }
     for key, value in cache.items():
         section, _, name = key.rpartition(".")
+        # "{sim}": this run's simulator (e.g. its embeddings endpoint for the semantic layer)
+        value = value.replace("{sim}", "http://127.0.0.1:%d" % sim_port)
         config.setdefault(section or "cache", {})[name] = value
     config.setdefault("cache", {}).setdefault("words_file",
                                               os.path.join(ROOT, "config", "cache_words.json"))
@@ -154,10 +162,10 @@ def first_token(a, sim_port, db_url, pgdir):
     """--rounds rounds, each on an empty cache: every policy question once (a miss), in other
     words (an LRU hit), then on a new process (a hit from PostgreSQL)."""
     qs = orch_mix.POLICY_QUESTIONS
-    res = {"miss": [], "hit_lru": [], "hit_shared": [], "same_text": 0}
+    res = {"miss": [], "hit_lru": [], "hit_shared": [], "hit_semantic": [], "same_text": 0}
     for _ in range(a.rounds):
         srv = start_server(a, sim_port, db_url, {"exact": "on", "tool": "on"})
-        psql(pgdir, "TRUNCATE cache_entries")  # the server migrated the schema
+        psql(pgdir, "TRUNCATE cache_entries, semantic_cache")  # the server migrated the schema
         try:
             for q in qs:
                 m = asyncio.run(ask(srv.port, q, a.turn_timeout))
@@ -174,6 +182,18 @@ def first_token(a, sim_port, db_url, pgdir):
                 h = asyncio.run(ask(srv.port, q, a.turn_timeout))
                 if h.get("cache") == "exact" and "first_ms" in h:
                     res["hit_shared"].append(h["first_ms"])
+        finally:
+            srv.stop()
+        # the semantic layer alone (exact off): the question, then the same in other words
+        srv = start_server(a, sim_port, db_url, {"exact": "off", "tool": "on",
+                                                 "embeddings_url": SEM})
+        psql(pgdir, "TRUNCATE semantic_cache")
+        try:
+            for q in qs:
+                asyncio.run(ask(srv.port, q, a.turn_timeout))
+                h = asyncio.run(ask(srv.port, paraphrase(q), a.turn_timeout))
+                if h.get("cache") == "semantic" and "first_ms" in h:
+                    res["hit_semantic"].append(h["first_ms"])
         finally:
             srv.stop()
     return res
@@ -232,7 +252,7 @@ def cost_runs(a, db_url, pgdir, mix, tmp):
     for k, (name, cache) in enumerate(CONFIGS + a.config):
         sim, sim_port = start_sim(a, os.path.join(tmp, "sim-%d.log" % k))
         srv = start_server(a, sim_port, db_url, cache)
-        psql(pgdir, "TRUNCATE cache_entries")
+        psql(pgdir, "TRUNCATE cache_entries, semantic_cache")
         try:
             row = {"config": name, "cache": cache}
             for phase in ("cold", "warm"):
@@ -269,7 +289,8 @@ def render(r):
     out.append("| | n | p50 | p90 | mean |\n|---|---|---|---|---|")
     for k, label in (("miss", "miss (the model answers)"),
                      ("hit_lru", "exact hit, worker LRU"),
-                     ("hit_shared", "exact hit, PostgreSQL tier (new process)")):
+                     ("hit_shared", "exact hit, PostgreSQL tier (new process)"),
+                     ("hit_semantic", "semantic hit (exact off; a paraphrase)")):
         v = ft[k]
         out.append("| %s | %d | %.1f | %.1f | %.1f |" % (label, len(v), pct(v, .5), pct(v, .9),
                                                           statistics.mean(v) if v else 0))

@@ -275,6 +275,21 @@ async def test_a_session_is_closed_with_4001_when_its_token_expires():
     assert metric(srv, "trilemma_sessions_closed_total", {"reason": "token_expired"}) >= 1
 
 
+@suite.test
+async def test_a_token_expiring_in_the_far_future_keeps_its_session():
+    """exp is any NumericDate: one far beyond what milliseconds of int64 hold (10^16 s) is a
+    session that never ends for its token, not one closed at once (nor an overflow)."""
+    env = {"TRILEMMA_JWT_SECRET": SECRET}
+    with Server(config={"session": {"echo_delay_ms": 1}}, env=env, name="far-exp") as srv:
+        c = await Chat.open(srv, token("hana", exp=10**16))
+        kind, t = await c.ask("h", "still here")
+        assert kind == "started", t
+        text, end = await c.until_end(t)
+        assert end["finish_reason"] == "stop" and text == "still here", (text, end)
+        await c.close()
+        assert metric(srv, "trilemma_sessions_closed_total", {"reason": "token_expired"}) == 0
+
+
 def check_config(secret, extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRILEMMA_")}
     env["TRILEMMA_JWT_SECRET"] = secret

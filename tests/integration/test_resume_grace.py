@@ -11,6 +11,8 @@ trilemmad processes, and a private PostgreSQL (tests/store/pg_cluster.sh).
     replays the whole answer once A commits; A killed with SIGKILL mid-turn: B does not wait
     past the lease, reports turn_interrupted and the row says interrupted
   - another user's conversation: refused on the process running the turn and on the other one
+  - a turn left before its model call (the classifier still running) sends the user's message
+    all the same; a re-attached turn ending during its paced catch-up sends its turn_end once
 
 No sleep stands in for synchronisation: every wait is for a frame, a metric, a row, or a process;
 TIMEOUT only bounds it. No test asserts a duration. Exit status 77 (skipped) without PostgreSQL.
@@ -21,12 +23,13 @@ import datetime
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
 import websockets
 
-from harness import TIMEOUT, Server, Suite, http_request, make_jwt, wait_until
+from harness import TIMEOUT, RawWS, Server, Suite, http_request, make_jwt, wait_until
 
 suite = Suite("resume_grace")
 
@@ -299,6 +302,90 @@ async def test_two_workers_either_worker_delivers_the_whole_answer_once():
         n = sum(int(x) for x in re.findall(
             r'^trilemma_turn_reattaches_total\{process="same",mode="\w+"\} (\d+)$', body, re.M))
         assert n == 6, body
+
+
+class SlowReader(RawWS):
+    """A WebSocket client that reads nothing until told to, with a small receive buffer and a
+    small MSS: the server's send buffer (sized by the kernel from the MSS) stays small, so what
+    it cannot send waits in its own outbound queue."""
+
+    def __init__(self, port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+        self.sock.settimeout(TIMEOUT)
+        self.sock.connect(("127.0.0.1", port))
+        self.buf = bytearray()
+        self.eof = False
+        self.timeout = TIMEOUT
+        self.masked_frames = self.frames_seen = 0
+        self.response = self.key = None
+
+
+@suite.test
+async def test_a_reattached_turn_ending_during_a_paced_catch_up_sends_its_turn_end_once():
+    """A client re-attaches late (most of the answer made while it was away) and reads nothing
+    until the turn is stored: its catch-up is paced (outbound_limit_bytes) and still queued when
+    the turn ends and is freed, so the rest and the turn_end go out as a replay that must own
+    all it sends."""
+    conf = {"session": {"echo_delay_ms": 1, "rate_messages": 1000, "rate_window_ms": 1000,
+                        "max_text_bytes": 8000},
+            "websocket": {"outbound_limit_bytes": 16384, "max_message_bytes": 16384}}
+    with Server(config=conf, env={"DATABASE_URL": pg().url}, workers=1, name="paced") as srv:
+        text = "a " * 3000  # one-word deltas: ~280 KiB of events, far above the limit
+        a = await Chat.connect(srv)
+        tid = await a.start("m1", text)
+        seen = await a.deltas(1)
+        a.drop()
+        # the backlog waiting for the client is larger than the kernel takes (SlowReader)
+        detached = r'detached_bytes_total\{outcome="all"\} (\d+)'
+        await asyncio.to_thread(
+            wait_until, lambda: int(re.search(detached, metrics(srv)).group(1)) >= 3600,
+            "1800 deltas made while detached", timeout=TIMEOUT * 2)
+        b = SlowReader(srv.port)
+        try:
+            b.open()
+            b.send_json({"type": "resume", "conversation_id": a.cid, "after_seq": 1})
+            await asyncio.to_thread(wait_until, lambda: turn_rows(tid), "the turn stored",
+                                    timeout=TIMEOUT * 2)
+            ev = b.recv_json()
+            assert ev["type"] == "resumed" and ev["turn_id"] == tid and ev["running"], ev
+            end, more = b.recv_json_until(lambda e: e["type"] != "delta", timeout=TIMEOUT * 2)
+            assert end["type"] == "turn_end" and end["turn_id"] == tid, end
+            assert end["finish_reason"] == "stop" and end.get("resumed") is True, end
+            assert end["cache"] is None, end
+            check_once_in_order(seen + more, text)
+        finally:
+            b.close()
+        assert 'trilemma_turn_reattaches_total{process="same",mode="live"} 1' in metrics(srv)
+
+
+@suite.test
+async def test_a_turn_left_before_its_model_call_still_sends_the_users_message():
+    """The client drops while the classifier runs (its deadline passes: the rules decide): the
+    detached turn's plan then builds its model request from the conversation the session held,
+    which must outlive the session (the request carries the user's message)."""
+    from test_orchestrator import Sim, orch_server
+
+    s = Sim("--classifier-ms", "3000")  # past the classifier's deadline (300 ms)
+    try:
+        srv = orch_server(s, extra_env={"DATABASE_URL": pg().url}, name="left-early")
+        with srv:
+            since = s.requests_seq()
+            a = await Chat.connect(srv)
+            text = "wireless headphones under 3000 please"
+            tid = await a.start("m1", text)
+            a.drop()
+            await asyncio.to_thread(wait_until, lambda: turn_rows(tid), "the turn stored",
+                                    timeout=TIMEOUT * 2)
+            assert turn_rows(tid)[0][0] == "stop", turn_rows(tid)
+            agent = [r for r in s.requests(since) if "classifier" not in r[1]]
+            assert agent, s.requests(since)
+            for path, model, body in agent:
+                said = json.dumps(body.get("messages", body))
+                assert text in said, (model, said[:2000])
+    finally:
+        s.stop()
 
 
 @suite.test

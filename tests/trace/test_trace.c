@@ -182,6 +182,49 @@ static void test_spans(void)
     trace_free(tr);
 }
 
+/* A status message is cut to its field's size on a UTF-8 character boundary: PostgreSQL refuses
+ * a text value with half a character, and the whole turn with it. */
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80             ? 0
+                : (*p & 0xE0) == 0xC0 ? 1
+                : (*p & 0xF0) == 0xE0 ? 2
+                : (*p & 0xF8) == 0xF0 ? 3
+                                      : -1;
+        if (n < 0)
+            return false;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xC0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+static void test_status_message_cut(void)
+{
+    struct trace_conf meta = conf(TRACE_METADATA);
+    for (size_t lead = 0; lead < 4; lead++) { /* every alignment of the cut in a character */
+        struct trace *tr = trace_begin(&meta, NULL, false);
+        int sp = trace_span_at(tr, 0, "tool", "execute_tool search", 1000);
+        char msg[400] = "";
+        memset(msg, 'x', lead);
+        for (size_t i = lead; i + 3 < sizeof(msg) - 1; i += 3)
+            memcpy(msg + i, "\xe2\x82\xb9", 3); /* the rupee sign */
+        trace_end_at(tr, sp, 2000, msg);
+        struct buf text = {0};
+        struct span_record *r;
+        CHECK(trace_records(tr, &text, &r) == 2);
+        CHECKF(utf8_valid(r[1].status_message) && strlen(r[1].status_message) >= 150,
+               "lead %zu: %zu bytes", lead, strlen(r[1].status_message));
+        xfree(r);
+        buf_free(&text);
+        trace_free(tr);
+    }
+}
+
 /* ---- flags ---- */
 
 struct got {
@@ -278,6 +321,7 @@ int main(void)
     test_traceparent();
     test_redact();
     test_spans();
+    test_status_message_cut();
     test_flags();
     return tap_done();
 }
