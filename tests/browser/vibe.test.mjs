@@ -1,4 +1,5 @@
-// vibe.test.mjs - the vibe-check page (web/admin/vibe.html) in headless Chromium against a real
+// vibe.test.mjs - the vibe-check page (web/admin/vibe.html) and the golden set's review queue
+// (web/admin/golden.html) in headless Chromium against a real
 // trilemmad with PostgreSQL and a session of pairs made from two eval runs. Started by
 // tests/evals/test_vibe_browser.py (ctest `browser_vibe`), which made the session and checks the
 // stored votes afterwards; this file gets, in the environment:
@@ -6,6 +7,7 @@
 //   VIBE_SESSION   the session id                         VIBE_VERSIONS  the two versions' names (JSON)
 //   VIBE_MARKS     {case_id: {a: marker in answer a, b: marker in answer b}} (JSON)
 //   VIBE_OUT       where to write what each voter saw and pressed (JSON)
+//   GOLDEN_CASE    the id of a candidate case in the review queue
 //   TRILEMMA_ARTIFACTS  screenshots
 // Each voter votes with the keyboard only (Tab / typing / Enter / the vote keys); every wait is
 // for the page to show something, bounded.
@@ -113,4 +115,28 @@ test('two voters judge every pair blind, by keyboard, with randomized sides', as
   }
   const bobSide = Object.fromEntries(bob.map((x) => [x.case_id, x.left]));
   assert.ok(ann.some((x) => bobSide[x.case_id] !== x.left), 'sides differ between voters');
+});
+
+test('the review queue lists a candidate, links its trace and accepts it', async () => {
+  const page = await context.newPage();
+  page.setDefaultTimeout(BOUND_MS);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${URL_}/admin/golden.html`);
+  await page.locator('dialog input[type=password]').waitFor();
+  await page.keyboard.type(TOKEN);
+  await page.keyboard.press('Enter');
+  const row = page.locator(`#rows tr[data-id="${process.env.GOLDEN_CASE}"]`);
+  await row.waitFor();
+  assert.match(await row.locator('td.q').textContent(), /order 1234-5678/);
+  const href = await row.locator('a').getAttribute('href');
+  assert.match(href, /^\.\/#conv=[0-9a-f]{32}&turn=[0-9a-f]{32}$/);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'golden.png') });
+  await page.locator('#reviewer').fill('rita');
+  await row.getByRole('button', { name: 'Accept' }).focus();
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => /accepted\./.test(document.getElementById('status').textContent));
+  assert.equal(await row.count(), 0);
+  assert.deepEqual(errors, []);
+  await page.close();
 });

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""test_vibe_browser.py - the vibe-check panel end to end (ctest browser_vibe, label browser):
+"""test_vibe_browser.py - the vibe-check panel and the golden review queue end to end (ctest
+browser_vibe, label browser):
 a trilemmad with PostgreSQL (trilemma-eval's stack), a session made from two eval runs with
 `trilemma-eval vibe --upload` (answers carrying markers, so the page's sides can be told apart),
 two voters in headless Chromium voting by keyboard only (tests/browser/vibe.test.mjs: no version
 name in the DOM, sides randomized per voter), then the stored votes checked against what each
-voter saw and pressed, and `trilemma-eval vibe` run on them.
+voter saw and pressed, and `trilemma-eval vibe` run on them; a served turn added to the golden
+set, accepted in the review queue page by keyboard, stored as accepted with the reviewer.
 
   python3 tests/evals/test_vibe_browser.py --build build --source . [--artifacts DIR]
 
@@ -12,6 +14,7 @@ Exit 77 (skipped) without Chromium, node or tests/browser/node_modules, unless C
 """
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -34,6 +37,18 @@ def fake_run(name, marker, n):
                           marker, i)})
     return {"format": "trilemma-eval-run/1", "name": name,
             "set": {"name": "vibe-test", "sha256": "same-set"}, "cases": cases}
+
+
+async def one_turn(ws_url, text):
+    import websockets
+
+    async with websockets.connect(ws_url) as ws:
+        await ws.recv()  # session
+        await ws.send(json.dumps({"type": "user_message", "id": "m1", "text": text}))
+        while True:
+            ev = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if ev["type"] == "turn_end":
+                return ev["turn_id"]
 
 
 def main():
@@ -65,10 +80,14 @@ def main():
     try:
         sid, pairs = vibe.upload(stack.http_url, stack.admin_token, ra, rb, name="panel")
         assert pairs == n, pairs
+        # a candidate for the review queue: a served turn added to the golden set
+        turn = asyncio.run(one_turn(stack.ws_url, "Where is my order 1234-5678?"))
+        gid = runner.http_json(stack.http_url + "/v1/golden", stack.admin_token,
+                               {"turn_id": turn, "note": "from the browser test"})["id"]
         out = os.path.join(tmp, "seen.json")
         env = dict(os.environ, VIBE_URL=stack.http_url, VIBE_TOKEN=stack.admin_token,
                    VIBE_SESSION=str(sid), VIBE_VERSIONS=json.dumps([ra["name"], rb["name"]]),
-                   VIBE_MARKS=json.dumps(marks), VIBE_OUT=out,
+                   VIBE_MARKS=json.dumps(marks), VIBE_OUT=out, GOLDEN_CASE=str(gid),
                    TRILEMMA_ARTIFACTS=a.artifacts or os.path.join(build, "artifacts"))
         r = subprocess.run([node, "--test", "--test-reporter=spec",
                             os.path.join(source, "tests", "browser", "vibe.test.mjs")],
@@ -90,6 +109,9 @@ def main():
                     it["left"] if side == "left" else ("b" if it["left"] == "a" else "a"))
                 assert v["choice"] == want, (voter, it, v)
                 assert v["a_on_left"] == (it["left"] == "a"), (voter, it, v)
+        acc = runner.http_json(stack.http_url + "/v1/golden/cases?status=accepted",
+                               stack.admin_token)["cases"]
+        assert [(c["id"], c["reviewed_by"]) for c in acc] == [(gid, "rita")], acc
         r = vibe.analyse(votes, seed=14, n_boot=50)
         print(vibe.text(r))
         assert r["votes"] == 2 * n and r["voters"] == 2
