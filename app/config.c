@@ -33,7 +33,8 @@ enum key_kind {
     K_ORIGINS,
     K_LEVEL,
     K_CIDRS,
-    K_BOOL
+    K_BOOL,
+    K_U64 /* min..max are 0..BUDGET_MICROS_MAX */
 };
 
 struct key_def {
@@ -73,6 +74,13 @@ _Static_assert(REC_MAX_PAYLOAD == 64u << 20, "RECORD_WHY names the record limit"
 #define U32F(sec, name, field, lo, hi)                                                             \
     {                                                                                              \
         sec, name, K_U32, offsetof(struct config, field), 0, lo, hi, NULL                          \
+    }
+
+/* A spend limit in micros of the [pricing] currency: at most a trillion units. */
+#define BUDGET_MICROS_MAX 1000000000000000000ull
+#define U64F(sec, name, field)                                                                     \
+    {                                                                                              \
+        sec, name, K_U64, offsetof(struct config, field), 0, 0, 0, NULL                            \
     }
 
 #define STR(sec, key)                                                                              \
@@ -180,12 +188,16 @@ static const struct key_def keys[] = {
     TSTR("ttft_targets", trace_ttft_targets),
     TU32("ttft_target_ms", trace_ttft_target_ms, 1, 3600000),
     TU32("cost_outlier_factor", trace_cost_outlier_factor, 0, 1000000),
+    U64F("budget", "user_daily_micros", budget_user_daily_micros),
+    U64F("budget", "deployment_daily_micros", budget_deployment_daily_micros),
+    U64F("budget", "turn_max_micros", budget_turn_max_micros),
+    U32F("budget", "refresh_ms", budget_refresh_ms, 100, 3600000),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const sections[] = {"server", "websocket", "session", "auth",  "log",
                                        "model",  "providers", "pricing", "tools", "orchestrator",
-                                       "store",  "cache",     "trace"};
+                                       "store",  "cache",     "trace",   "budget"};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -270,6 +282,7 @@ void config_defaults(struct config *c)
     strcpy(c->trace_ttft_targets, "suggestion:200,chitchat:1000,policy:1000");
     c->trace_ttft_target_ms = 3000;
     c->trace_cost_outlier_factor = 5;
+    c->budget_refresh_ms = 30000;
     strcpy(c->cache_embeddings_model, "text-embedding-3-small");
     c->cache_embeddings_timeout_ms = 140;
     c->cache_semantic_max_entries = 10000;
@@ -489,6 +502,18 @@ static int set_key(struct config *c, const struct key_def *k, const char *value,
         else
             *(uint32_t *)((char *)c + k->off) = v;
         return 0;
+    case K_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long u = value[0] >= '0' && value[0] <= '9' ? strtoull(value, &end, 10) : 0;
+        if (!(value[0] >= '0' && value[0] <= '9') || *end || errno || u > BUDGET_MICROS_MAX) {
+            seterr(err, errlen, "bad value for '%s': expected an integer 0..%llu (micros)", k->name,
+                   BUDGET_MICROS_MAX);
+            return -1;
+        }
+        *(uint64_t *)((char *)c + k->off) = u;
+        return 0;
+    }
     case K_STR:
         return set_string(c, k, value, err, errlen);
     case K_LISTEN:

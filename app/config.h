@@ -150,6 +150,12 @@ struct config {
     uint32_t trace_ttft_target_ms;      /* any other type; default 3000 */
     uint32_t trace_cost_outlier_factor; /* default 5; 0 = off */
 
+    /* [budget] spend limits in micros of [pricing] currency; 0 = off (docs/config.md) */
+    uint64_t budget_user_daily_micros;       /* per token sub per UTC day */
+    uint64_t budget_deployment_daily_micros; /* the whole deployment per UTC day */
+    uint64_t budget_turn_max_micros;         /* one turn's ceiling (agents.ini routes may lower) */
+    uint32_t budget_refresh_ms;              /* re-read the day's spend from the ledger, 30000 */
+
     /* [log] */
     int log_level; /* enum log_level, default info */
 

@@ -174,6 +174,7 @@ static int setup_agents(struct orchestrator *o, const struct config *c, char *er
     ap->policy = &o->plan.policy;
     ap->pricing = &o->plan.pricing;
     ap->prefetch_tool = "search_products";
+    ap->turn_max_micros = (int64_t)c->budget_turn_max_micros;
     for (int i = 0; i < o->agents->n_agents; i++) {
         const struct agent *a = &o->agents->agents[i];
         for (int t = 0; t < a->n_tools; t++)

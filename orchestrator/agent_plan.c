@@ -88,6 +88,8 @@ struct agent_turn {
     struct ac_query *cq;      /* the turn's cache query: offered the answer at the end */
     bool from_cache;          /* the answer came from a cache layer */
     int64_t spent;            /* cost of the calls and tools after routing (an answer's price) */
+    int64_t cost;             /* cost of every call and tool so far (the turn's ceiling) */
+    uint32_t model_steps;     /* agent model calls started (steps, escalations, handoffs) */
     bool cls_decided;         /* the classifier's answer was taken (else the rules') */
     struct plan_trace pt;     /* the turn's spans (plan_trace.h) */
 };
@@ -162,6 +164,7 @@ static void record_attempts(struct agent_turn *at, const struct model_result *r)
             snprintf(rec.prompt_version, sizeof(rec.prompt_version), "%s", a->prompt_version);
             at->spent += rec.cost_micros;
         }
+        at->cost += rec.cost_micros;
         turn_add_call(at->t, &rec);
     }
 }
@@ -186,6 +189,7 @@ static void record_tool(struct agent_turn *at, size_t i, const char *name, const
     snprintf(rec.status, sizeof(rec.status), "%s", st);
     rec.cache_hit = res->cache_hit;
     at->spent += rec.cost_micros;
+    at->cost += rec.cost_micros;
     rec.empty = res->status == TOOL_OK && raw && flags_result_empty(raw, raw_len);
     turn_add_tool(at->t, &rec);
     if (res->cache_hit) { /* what the request would have cost: tools here are free, still counted */
@@ -627,10 +631,32 @@ static size_t build_tools(struct agent_turn *at, const struct agent *a)
     return n;
 }
 
+/* The turn's cost ceiling is reached: no further model call (docs/routing.md). Returns true when
+ * the turn was ended. */
+static bool cost_ceiling_stop(struct agent_turn *at)
+{
+    int64_t ceiling = route_cost_ceiling(at->c->orch->routes[at->guess.type].max_cost_micros,
+                                         at->c->turn_max_micros);
+    if (!turn_cost_stop(ceiling, at->cost, at->model_steps))
+        return false;
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "this turn reached its cost ceiling (%lld of %lld micros) and was stopped",
+             (long long)at->cost, (long long)ceiling);
+    log_info("turn stopped at its cost ceiling: %lld of %lld micros after %u model calls",
+             (long long)at->cost, (long long)ceiling, at->model_steps);
+    turn_add_flag(at->t, "turn_cost_limit");
+    finish(at, "error", "turn_cost_limit", msg);
+    return true;
+}
+
 static void step_start(struct agent_turn *at)
 {
     const struct orch_conf *oc = at->c->orch;
     const struct agent *a = &oc->agents[at->agent];
+    if (cost_ceiling_stop(at))
+        return;
+    at->model_steps++;
     plan_state(at, AP_STEP);
     pt_agent_step(&at->pt, a->name, at->level, at->steps + 1);
     at->n_calls = at->n_refused = 0;

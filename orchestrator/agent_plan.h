@@ -32,6 +32,7 @@ struct agent_plan_conf {
     int n_cache_layers;
     uint32_t cache_lookup_timeout_ms;
     const struct tool_cache_conf *tool_cache; /* NULL = no tool cache */
+    int64_t turn_max_micros; /* [budget] turn_max_micros: a turn's cost ceiling; 0 = none */
 };
 
 /* What a worker lends a plan: its loop, HTTP client, tool runner and a JSON scratch doc. */

@@ -230,6 +230,15 @@ static int set_route_key(struct load *st, int t, const char *k, const char *v)
         return parse_bool(v, &r->cacheable);
     if (!strcmp(k, "cache_ttl_s"))
         return parse_u32(v, 0, 30 * 86400, &r->cache_ttl_s);
+    if (!strcmp(k, "max_cost_micros")) {
+        char *end;
+        errno = 0;
+        long long m = *v >= '0' && *v <= '9' ? strtoll(v, &end, 10) : -1;
+        if (m < 0 || *end || errno)
+            return -1;
+        r->max_cost_micros = m;
+        return 0;
+    }
     if (!strcmp(k, "semantic_threshold")) {
         char *end;
         double d = strtod(v, &end);

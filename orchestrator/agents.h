@@ -7,7 +7,8 @@
  *   [turn]                 max_handoffs, max_steps, hold_opening
  *   [agent NAME]           prompt (a file), tools, cascade, context, handoffs, max_steps,
  *                          escalate_on_tool_failure
- *   [route QUERY_TYPE]     agent, max_tokens, cacheable, cache_ttl_s, semantic_threshold
+ *   [route QUERY_TYPE]     agent, max_tokens, cacheable, cache_ttl_s, semantic_threshold,
+ *                          max_cost_micros
  *
  * Every query type needs a route; every route names a known agent; unknown sections and keys,
  * duplicate keys, and values out of range are errors naming the file and line. A prompt file is
@@ -63,10 +64,26 @@ struct route {
     uint32_t max_tokens;
     bool cacheable;
     uint32_t cache_ttl_s;
+    int64_t max_cost_micros; /* the turn's cost ceiling on this route; 0 = [budget] turn_max */
     /* the semantic cache (docs/caching.md): the similarity a hit needs, 0 = this type is not in
      * the semantic cache (opt-in per type); its entries live cache_ttl_s */
     float semantic_threshold;
 };
+
+/* The cost ceiling of a turn on a route (route_max: its max_cost_micros, global_max: [budget]
+ * turn_max_micros; 0 = none): the route's when it has one. */
+static inline int64_t route_cost_ceiling(int64_t route_max, int64_t global_max)
+{
+    return route_max > 0 ? route_max : global_max;
+}
+
+/* Whether a turn that has cost spent (micros) so far, and made model_steps agent model calls,
+ * stops before its next one: the first call always runs (a turn gets one answer); after it, the
+ * loop stops once the cost reached the ceiling (0 = none). */
+static inline bool turn_cost_stop(int64_t ceiling, int64_t spent, uint32_t model_steps)
+{
+    return ceiling > 0 && model_steps > 0 && spent >= ceiling;
+}
 
 struct orch_conf {
     struct agent agents[AGENTS_MAX];

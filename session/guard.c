@@ -34,6 +34,7 @@ void session_limits_init(const struct config *conf)
         .anon_per_minute = conf->turns_per_minute_per_ip,
     };
     g_ulim = ulim_create(&uc);
+    sess_budget_init(conf);
 }
 
 /* See session.h. */
@@ -41,6 +42,7 @@ void session_limits_fini(void)
 {
     ulim_destroy(g_ulim);
     g_ulim = NULL;
+    sess_budget_fini();
 }
 
 /* ---- per-user turn limits ---- */
@@ -144,6 +146,7 @@ void sess_life_disarm(struct session *s)
 void sess_guard_metrics(struct server *srv, struct buf *out)
 {
     (void)srv;
+    sess_budget_metrics(out);
     if (g_ulim) {
         struct ulim_stats st;
         ulim_stats(g_ulim, &st);

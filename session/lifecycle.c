@@ -37,6 +37,8 @@ static const char *const error_codes[SESS_ERROR_CODES] = {
     "provider_unavailable",
     "turn_too_large",
     "turn_interrupted",
+    "budget_exceeded",
+    "turn_cost_limit",
     "other",
 };
 
@@ -102,6 +104,7 @@ static void *worker_init(struct worker *w)
         process_owner(owner, sizeof(owner), worker_index(w));
         sw->ts = tstate_create(sw->store, owner, conf->turn_lease_ms);
     }
+    sess_budget_worker_init(sw);
     return sw;
 }
 
@@ -111,6 +114,7 @@ static void worker_fini(struct worker *w, void *state)
     struct sess_worker *sw = state;
     sw->draining = true;
     detach_end_all(sw);
+    sess_budget_worker_fini(sw);
     tstate_destroy(sw->ts);
     sess_trace_worker_fini(sw); /* after the turns' ends; before the responder's client */
     if (sw->responder->worker_destroy)

@@ -102,7 +102,7 @@ enum {
     SESS_FINISH__N
 };
 
-#define SESS_ERROR_CODES 20
+#define SESS_ERROR_CODES 22
 
 enum { SESS_LIFE_TOKEN = 1, SESS_LIFE_AGE = 2 };
 
@@ -213,6 +213,9 @@ struct sess_worker {
     struct tstate *ts;              /* running-turn rows (store/turn_state.h); NULL w/o store */
     struct turn *detached;          /* turns whose client left, in their grace (detach.c) */
     uint32_t claiming;              /* ended turns asking for their claim before the commit */
+    struct timer budget_timer;      /* worker 0: the next read of the day's spend (budget.h) */
+    struct store_op *budget_op;     /* ... in flight */
+    int64_t budget_day;             /* ... for this day */
     bool draining;
     struct sess_metrics m;
 };
@@ -292,6 +295,22 @@ void sess_turn_release(struct turn *t);
 void session_send_rate_limited(struct session *s, const char *limit, uint64_t retry_ms,
                                const char *id, size_t id_len);
 void sess_guard_metrics(struct server *srv, struct buf *out);
+
+/* The daily spend limits (budget_guard.c, budget.h): the process's table, made and seeded from
+ * the ledger (blocking) before the server starts when [budget] sets a daily limit, freed after it
+ * stopped. */
+void sess_budget_init(const struct config *conf);
+void sess_budget_fini(void);
+/* A turn may start (its user and the deployment are under their day's limit); otherwise the
+ * client got budget_exceeded (id: the message's) and nothing started. */
+bool sess_budget_admit(struct session *s, const char *id, size_t id_len);
+/* The ended turn's cost counts toward its user's and the deployment's day. */
+void sess_budget_spent(const struct turn *t);
+/* Worker 0 re-reads the day's spend every [budget] refresh_ms; fini cancels a read in flight. */
+void sess_budget_worker_init(struct sess_worker *sw);
+void sess_budget_worker_fini(struct sess_worker *sw);
+/* trilemma_budget_*: refusals, reads of the ledger, today's deployment spend. */
+void sess_budget_metrics(struct buf *out);
 
 /* history.c: the conversation kept in memory, within history_max_bytes per session and
  * history_budget_bytes per process. */

@@ -372,6 +372,7 @@ static void turn_committed(void *ctx, int result)
     tstate_end(t->sw->ts, t->turn_id);
     detach_count_end(t);
     sess_count_finish(t->sw, t->finish);
+    sess_budget_spent(t); /* spent whether or not it could be stored */
     if (s) {
         if (result == -EMSGSIZE)
             session_send_error(s, "turn_too_large",
@@ -525,6 +526,8 @@ void session_start_turn(struct session *s, const struct chat_msg *m)
                            m->id_len, NULL);
         return;
     }
+    if (!sess_budget_admit(s, m->id, m->id_len))
+        return;
     struct turn *t = xcalloc(1, sizeof(*t));
     if (!sess_turn_admit(s, t, m->id, m->id_len)) {
         xfree(t);

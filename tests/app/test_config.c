@@ -157,7 +157,12 @@ static void test_every_key(void)
                        "embeddings_timeout_ms = 90\n"
                        "semantic_max_entries = 500\n"
                        "semantic_sync_ms = 250\n"
-                       "catalog_version = 2026-12-07\n";
+                       "catalog_version = 2026-12-07\n"
+                       "[budget]\n"
+                       "user_daily_micros = 5000000\n"
+                       "deployment_daily_micros = 90000000000\n"
+                       "turn_max_micros = 200000\n"
+                       "refresh_ms = 1000\n";
     struct config c;
     char err[512];
     CHECKF(load_text(&c, text, err, sizeof(err)) == 0, "%s", err);
@@ -195,6 +200,8 @@ static void test_every_key(void)
     CHECK(c.cache_embeddings_timeout_ms == 90 && c.cache_semantic_max_entries == 500);
     CHECK(c.cache_semantic_sync_ms == 250);
     CHECK(strcmp(c.cache_catalog_version, "2026-12-07") == 0);
+    CHECK(c.budget_user_daily_micros == 5000000 && c.budget_deployment_daily_micros == 90000000000);
+    CHECK(c.budget_turn_max_micros == 200000 && c.budget_refresh_ms == 1000);
     CHECKF(config_validate(&c, err, sizeof(err)) == 0, "%s", err);
     snprintf(c.cache_embeddings_url, sizeof(c.cache_embeddings_url), "127.0.0.1:8090/v1");
     CHECK(config_validate(&c, err, sizeof(err)) < 0 && strstr(err, "embeddings_url: expected"));
@@ -204,11 +211,11 @@ static void test_structure_errors(void)
 {
     EXPECT_ERROR("[server]\nworkers = 1\n[serverr]\nworkers = 2\n",
                  "3: unknown section [serverr] (known: server, websocket, session, auth, log, "
-                 "model, providers, pricing, tools, orchestrator, store, cache, trace)");
+                 "model, providers, pricing, tools, orchestrator, store, cache, trace, budget)");
     EXPECT_ERROR("[Server]\n",
                  "1: unknown section [Server] (known: server, websocket, "
                  "session, auth, log, model, providers, pricing, tools, orchestrator, "
-                 "store, cache, trace)");
+                 "store, cache, trace, budget)");
     EXPECT_ERROR("\n\n[server]\nmax_conections = 5\n",
                  "4: unknown key 'max_conections' in [server]");
     EXPECT_ERROR("[websocket]\nworkers = 5\n", "2: unknown key 'workers' in [websocket]");
@@ -446,6 +453,29 @@ static void test_layering(void)
     CHECK(config_load_file(&c, path, err, sizeof(err)) == -1);
     unlink(path);
     CHECK(memcmp(&c, &before, sizeof(c)) == 0);
+}
+
+static void test_budget_keys(void)
+{
+    /* spend limits are 64-bit micros; bad values name the key and change nothing */
+    struct config c, d;
+    char err[256];
+    config_defaults(&c);
+    CHECK(c.budget_user_daily_micros == 0 && c.budget_deployment_daily_micros == 0);
+    CHECK(c.budget_turn_max_micros == 0 && c.budget_refresh_ms == 30000);
+    CHECK(config_set(&c, "budget", "user_daily_micros", "50000000000", err, sizeof(err)) == 0);
+    CHECK(c.budget_user_daily_micros == 50000000000ull);
+    CHECK(config_set(&c, "budget", "deployment_daily_micros", "0", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "budget", "turn_max_micros", "2500", err, sizeof(err)) == 0);
+    CHECK(c.budget_turn_max_micros == 2500);
+    d = c;
+    const char *bad[] = {"-1", "1.5", "12x", "10000000000000000000", "abc"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(config_set(&c, "budget", "user_daily_micros", bad[i], err, sizeof(err)) == -1);
+        CHECKF(strstr(err, "'user_daily_micros'") != NULL, "%s", err);
+    }
+    CHECK(config_set(&c, "budget", "refresh_ms", "10", err, sizeof(err)) == -1);
+    CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 }
 
 static void test_config_set(void)
@@ -821,6 +851,7 @@ int main(void)
     test_lexical();
     test_layering();
     test_config_set();
+    test_budget_keys();
     test_origins();
     test_listen();
     test_env();

@@ -33,6 +33,7 @@ static const char *good =
     "[route product_fact]\nagent = specialist\nmax_tokens = 150\n"
     "[route comparison]\nagent = search\nmax_tokens = 400\n"
     "[route policy]\nagent = specialist\nmax_tokens = 200\ncacheable = yes\ncache_ttl_s = 3600\n"
+    "max_cost_micros = 5000000000\n"
     "semantic_threshold = 0.9\n"
     "[route order_status]\nagent = specialist\n"
     "[route chitchat]\nagent = general\nmax_tokens = 80\n"
@@ -65,6 +66,8 @@ static void test_good(void)
           c.routes[QT_POLICY].semantic_threshold < 0.901f);
     CHECK(c.routes[QT_CHITCHAT].semantic_threshold == 0); /* opt-in per type */
     CHECK(c.routes[QT_CHITCHAT].max_tokens == 80);
+    CHECK(c.routes[QT_POLICY].max_cost_micros == 5000000000LL);
+    CHECK(c.routes[QT_CHITCHAT].max_cost_micros == 0); /* unset: [budget] turn_max_micros */
     CHECK(c.routes[QT_COMPARISON].agent == orch_agent_find(&c, "search"));
     CHECK(c.routes[QT_ORDER_STATUS].max_tokens == 0); /* unset: the provider's default */
 
@@ -119,6 +122,8 @@ static void test_bad(void)
     bad("[route chitchat]\nagent = general", "[route chitchat]\nagent = nobody",
         "agent 'nobody' is not an [agent NAME] section");
     bad("cacheable = yes", "cacheable = maybe", "yes or no");
+    bad("max_cost_micros = 5000000000", "max_cost_micros = -5", "an integer in range");
+    bad("max_cost_micros = 5000000000", "max_cost_micros = 5e9", "an integer in range");
     bad("semantic_threshold = 0.9", "semantic_threshold = 1.2", "a similarity above 0");
     bad("semantic_threshold = 0.9", "semantic_threshold = 0", "a similarity above 0");
     bad("semantic_threshold = 0.9", "semantic_threshold = high", "a similarity above 0");

@@ -223,6 +223,18 @@ static void test_status_message_cut(void)
         buf_free(&text);
         trace_free(tr);
     }
+    /* a caller's own cut (pt_tool_end quotes 190 bytes), shorter than the field */
+    struct trace *tr = trace_begin(&meta, NULL, false);
+    int sp = trace_span_at(tr, 0, "tool", "execute_tool search", 1000);
+    trace_end_at(tr, sp, 2000, "HTTP 404: no \xe2\x82\xb9 price \xe2\x82");
+    struct buf text = {0};
+    struct span_record *r;
+    CHECK(trace_records(tr, &text, &r) == 2);
+    CHECKF(!strcmp(r[1].status_message, "HTTP 404: no \xe2\x82\xb9 price "), "%s",
+           r[1].status_message);
+    xfree(r);
+    buf_free(&text);
+    trace_free(tr);
 }
 
 /* ---- flags ---- */
