@@ -91,7 +91,8 @@ static void refill(const struct ulim *u, struct entry *e, uint64_t now_ms)
     if (!pm || now_ms <= e->at_ms)
         return;
     uint64_t cap = (uint64_t)pm * 1000;
-    uint64_t add = (now_ms - e->at_ms) * pm * 1000 / MINUTE_MS;
+    uint64_t idle = now_ms - e->at_ms; /* a minute refills all: the product never wraps */
+    uint64_t add = idle >= MINUTE_MS ? cap : idle * pm * 1000 / MINUTE_MS;
     if (!add)
         return; /* keep at_ms: the fractions add up */
     e->tokens = (uint32_t)(e->tokens + add > cap ? cap : e->tokens + add);

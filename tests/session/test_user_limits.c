@@ -88,6 +88,25 @@ static void *race(void *arg)
 }
 
 /* Four threads admitting and ending turns of one user: the count never drifts. */
+/* A bucket refills to full after any idle time, however long: the refill's product of idle
+ * milliseconds and rate must not wrap (1,000,000 a minute idle for 214 days did). */
+static void test_long_idle_refills_fully(void)
+{
+    struct ulim_conf c = {.user_per_minute = 1000000};
+    struct ulim *u = ulim_create(&c);
+    uint64_t k = ulim_key(u, "carol", 5, false), retry = 0;
+    uint32_t n = 0;
+    while (ulim_turn_begin(u, k, false, 1000, &retry) == ULIM_OK)
+        n++;
+    CHECKF(n == 1000000, "%u turns in the first minute", n);
+    uint64_t later = 1000 + 18446744074ull; /* (later - 1000) * 10^9 just past 2^64 */
+    n = 0;
+    while (n < 100 && ulim_turn_begin(u, k, false, later, &retry) == ULIM_OK)
+        n++;
+    CHECKF(n == 100, "only %u turns after a long idle time", n);
+    ulim_destroy(u);
+}
+
 static void test_threads(void)
 {
     struct ulim_conf c = {.user_max_turns = 3};
@@ -112,6 +131,7 @@ static void test_threads(void)
 
 int main(void)
 {
+    test_long_idle_refills_fully();
     test_concurrent_and_rate();
     test_idle_entries_leave();
     test_threads();
