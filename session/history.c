@@ -115,15 +115,26 @@ void history_add(struct session *s, const char *role, const char *text, size_t l
         metric_add(&s->sw->m.history_trimmed, trimmed);
 }
 
-/* The client left while its turn runs on (detach.c): the turn's context points into this
- * history, so the turn takes it over (still counted in the budget) until it is freed. */
+/* The client left while its turn runs on (detach.c): the turn's contexts point into this
+ * history, so the turn takes it over (still counted in the budget) until it is freed. A turn
+ * left before and re-attached holds the first client's history already, and requests built
+ * while the second was attached (a model retry re-sends one) point into the second's: it keeps
+ * both, and turn_history answers from the newest, what the client that left last had. */
 void history_hand_over(struct session *s, struct turn *t)
 {
-    if (t->own_history) /* left before, re-attached, left again: the first one is the context */
-        return;
-    t->own_history = s->history;
-    t->own_history_len = s->history_len;
-    t->own_history_bytes = s->history_bytes;
+    if (!t->own_history) {
+        t->own_history = s->history;
+        t->own_history_len = s->history_len;
+    } else {
+        size_t n = t->own_history_len, add = s->history_len;
+        t->own_history = xrealloc(t->own_history, (n + add) * sizeof(*t->own_history));
+        if (add)
+            memcpy(t->own_history + n, s->history, add * sizeof(*s->history));
+        xfree(s->history); /* the array only: its texts are the turn's now */
+        t->own_history_from = (uint32_t)n;
+        t->own_history_len = (uint32_t)(n + add);
+    }
+    t->own_history_bytes += s->history_bytes;
     s->history = NULL;
     s->history_len = 0;
     s->history_bytes = 0;
@@ -138,6 +149,8 @@ void history_turn_free(struct turn *t)
     xfree(t->own_history);
     t->own_history = NULL;
     t->own_history_len = 0;
+    t->own_history_from = 0;
+    t->own_history_bytes = 0;
 }
 
 /* The client left while its history was being read: forget the read and the message. */

@@ -61,9 +61,12 @@ struct turn {
     size_t answer_at_detach;    /* answer bytes when the client left */
     struct turn *dnext, *dprev; /* the worker's detached turns */
     struct timer grace_timer;
-    struct tstate_claim *claim;      /* grace over: asking whether a resume elsewhere claimed it */
-    struct history_msg *own_history; /* taken over from the session that left (history.c) */
+    struct tstate_claim *claim; /* grace over: asking whether a resume elsewhere claimed it */
+    /* Taken over from the sessions that left (history.c), oldest first: turn_history reads
+     * from own_history_from on (the last one's); the earlier ones stay for what was built then. */
+    struct history_msg *own_history;
     uint32_t own_history_len;
+    uint32_t own_history_from;
     uint32_t own_history_bytes;
 };
 
@@ -320,7 +323,8 @@ bool history_reload_first(struct session *s, const struct chat_msg *m);
 void history_held_free(struct session *s);
 uint64_t history_bytes_held(void);
 /* The client left while its turn runs on: the turn keeps the history its context points into
- * (turn_history answers from it while no client is attached), freed with the turn. */
+ * (turn_history answers from it while no client is attached), and every history it took over
+ * before (left, re-attached, left again), all freed with the turn. */
 void history_hand_over(struct session *s, struct turn *t);
 void history_turn_free(struct turn *t);
 /* turn_trace.c: the turn's trace from start to commit, the anomaly flags, export. */

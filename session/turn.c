@@ -48,10 +48,14 @@ void *turn_responder_worker(struct turn *t)
 size_t turn_history(struct turn *t, const struct history_msg **msgs)
 {
     struct session *s = t->s;
-    /* no client attached: the history the turn took over when it left (detach.c) */
+    /* no client attached: the history the turn took over when the last one left (detach.c) */
     const struct history_msg *all = s ? s->history : t->own_history;
     size_t len = s ? s->history_len : t->own_history_len;
-    if (!all) {
+    if (!s && all) {
+        all += t->own_history_from;
+        len -= t->own_history_from;
+    }
+    if (!all || !len) {
         *msgs = NULL;
         return 0;
     }

@@ -13,6 +13,8 @@ trilemmad processes, and a private PostgreSQL (tests/store/pg_cluster.sh).
   - another user's conversation: refused on the process running the turn and on the other one
   - a turn left before its model call (the classifier still running) sends the user's message
     all the same; a re-attached turn ending during its paced catch-up sends its turn_end once
+  - left, re-attached, left again: a model step built for the second client is retried after
+    it left (its messages must outlive that client's session), and a third client gets it whole
 
 No sleep stands in for synchronisation: every wait is for a frame, a metric, a row, or a process;
 TIMEOUT only bounds it. No test asserts a duration. Exit status 77 (skipped) without PostgreSQL.
@@ -20,12 +22,16 @@ TIMEOUT only bounds it. No test asserts a duration. Exit status 77 (skipped) wit
 
 import asyncio
 import datetime
+import http.client
 import json
 import os
+import queue
 import re
 import socket
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import websockets
 
@@ -413,6 +419,125 @@ async def test_a_model_turn_retried_after_the_client_left_keeps_its_context_and_
             assert end["finish_reason"] == "stop" and end.get("resumed") is True, end
             await b.close()
     finally:
+        sim.stop()
+
+
+class ModelGate:
+    """An HTTP proxy in front of the simulator's model endpoints that holds every request until
+    the test lets it through, then passes the simulator's answer on whole: the test, not the
+    scheduler, decides what happens between two model attempts."""
+
+    def __init__(self, upstream_port):
+        self.arrivals = queue.Queue()
+        arrivals = self.arrivals
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                go = threading.Event()
+                arrivals.put((json.loads(body).get("model"), go))
+                if not go.wait(TIMEOUT * 4):  # the test failed before letting it through
+                    self.send_error(504)
+                    return
+                up = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=TIMEOUT)
+                up.request("POST", self.path, body, {
+                    k: v for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length", "connection", "expect")})
+                r = up.getresponse()
+                data = r.read()
+                up.close()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self):
+        return "http://127.0.0.1:%d" % self.httpd.server_address[1]
+
+    async def next(self, model):
+        """The next model request (waits for it to arrive): its release function."""
+        got, go = await asyncio.to_thread(self.arrivals.get, True, TIMEOUT)
+        assert got == model, (got, model)
+        return go.set
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@suite.test
+async def test_a_step_built_for_a_second_client_is_retried_after_it_left_too():
+    """Left, re-attached, left again. The cheap model fails (twice: max_retries 1), so the turn
+    escalates while the second client is attached, and the escalated step's request is built
+    from that client's session history; the second client leaves, the step's first attempt
+    fails and its retry is built from the same messages again, which the turn must own after
+    that session is gone (under ASan: no use after free). A third client gets the whole answer
+    once; the echo says the context reached the model. Every model request waits at the gate
+    until the test lets it through."""
+    from test_orchestrator import Sim, one_agent, orch_server
+
+    sim = Sim()
+    gate = ModelGate(sim.port)
+    try:
+        env = {"DATABASE_URL": pg().url, "OPENAI_BASE_URL": gate.url() + "/v1"}
+        conf = {"model": {"max_retries": 1, "retry_base_ms": 10}}
+        agents = one_agent("openai/sim-cheap, openai/sim-frontier")
+        with orch_server(sim, agents=agents, extra_env=env, name="left-twice",
+                         config=conf) as srv:
+            body = words(12, "t")
+            a = await Chat.connect(srv)
+            tid = await a.start("m1", "[[sim:echo]] [[sim:fail_first=3]] " + body)
+            cheap = await gate.next("sim-cheap")  # built while the first client is here
+            a.drop()
+            await asyncio.to_thread(wait_until, lambda: metric(
+                srv, "trilemma_turn_detaches_total") == 1, "the first client left")
+            b = await resume(srv, a.cid, 0)
+            ev = await b.recv()
+            assert ev["type"] == "resumed" and ev["turn_id"] == tid and ev["running"], ev
+            cheap()  # 503
+            (await gate.next("sim-cheap"))()  # 503 again: the turn escalates
+            frontier = await gate.next("sim-frontier")  # built from the second session's history
+            b.drop()
+            await asyncio.to_thread(wait_until, lambda: metric(
+                srv, "trilemma_turn_detaches_total") == 2, "the second client left")
+            frontier()  # 503: the step is retried, its request built again
+            answer = await gate.next("sim-frontier")
+            c = await resume(srv, a.cid, 0)
+            ev = await c.recv()
+            assert ev["type"] == "resumed" and ev["turn_id"] == tid and ev["running"], ev
+            answer()
+            more = []
+            while True:  # the deltas, after the plan's status events
+                ev = await c.recv()
+                if ev["type"] == "status":
+                    assert ev["turn_id"] == tid and not more, ev
+                    continue
+                if ev["type"] != "delta":
+                    break
+                assert ev["turn_id"] == tid, ev
+                more.append(ev)
+            end = ev
+            assert end["type"] == "turn_end" and end["turn_id"] == tid, end
+            check_once_in_order(more, body)
+            assert end["finish_reason"] == "stop" and end.get("resumed") is True, end
+            await c.close()
+        assert turn_rows(tid) == [["stop", "escalated:model_error"]], turn_rows(tid)
+    finally:
+        gate.stop()
         sim.stop()
 
 
