@@ -25,6 +25,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "net/utf8.h"
 #include "store/api_int.h"
 #include "store/store_int.h"
 #include "stream/jsonw.h"
@@ -772,6 +773,16 @@ void store_api_error(struct conn *c, bool head, int status, const char *code, co
                      const char *extra)
 {
     reply_error(c, head, status, code, message, extra);
+}
+
+int store_api_text_param(const struct http_request *req, const char *name, char *out, size_t outcap)
+{
+    if (!req->query)
+        return -1;
+    int n = http_query_param(req->query, req->query_len, name, out, outcap);
+    if (n > 0 && !utf8_valid((const uint8_t *)out, (size_t)n))
+        return -2;
+    return n;
 }
 
 static void on_result(void *ctx, const struct pg_result *res)

@@ -334,26 +334,24 @@ static int build_get(enum ev_kind k, const struct http_request *req, const char 
     char a[NAME_MAX_BYTES + 1], b[201];
     int la = -1, lb = -1;
     if (k == EV_NEXT) {
-        la = req->query ? http_query_param(req->query, req->query_len, "voter", a, sizeof(a)) : -1;
+        la = store_api_text_param(req, "voter", a, sizeof(a));
         if (la <= 0) {
-            snprintf(msg, cap, "'voter' must be a name of 1 to %d bytes", NAME_MAX_BYTES);
+            snprintf(msg, cap, "'voter' must be a UTF-8 name of 1 to %d bytes", NAME_MAX_BYTES);
             return 400;
         }
         pg_query_sql(q, sql_next);
         pg_query_param_str(q, id);
         pg_query_param(q, a, (size_t)la);
     } else if (k == EV_GOLDEN_LIST) {
-        if (req->query) {
-            la = http_query_param(req->query, req->query_len, "status", a, sizeof(a));
-            lb = http_query_param(req->query, req->query_len, "set", b, sizeof(b));
-        }
+        la = store_api_text_param(req, "status", a, sizeof(a));
+        lb = store_api_text_param(req, "set", b, sizeof(b));
         if (la == -2 ||
             (la >= 0 && strcmp(a, "candidate") && strcmp(a, "accepted") && strcmp(a, "retired"))) {
             snprintf(msg, cap, "'status' must be candidate, accepted or retired");
             return 400;
         }
         if (lb == -2) {
-            snprintf(msg, cap, "'set' must be a name of at most 200 bytes");
+            snprintf(msg, cap, "'set' must be a UTF-8 name of at most 200 bytes");
             return 400;
         }
         pg_query_sql(q, sql_golden_list);

@@ -41,6 +41,12 @@ void store_api_reply(struct conn *c, bool head, int status, struct buf *b, const
 void store_api_error(struct conn *c, bool head, int status, const char *code, const char *message,
                      const char *extra);
 
+/* Query parameter name of req as a statement's text parameter: percent-decoded into out
+ * (NUL-terminated). Returns its length, -1 when absent (or no query), -2 when malformed, longer
+ * than outcap - 1 bytes, or not UTF-8 (PostgreSQL refuses such text: a 400, not a failed read). */
+int store_api_text_param(const struct http_request *req, const char *name, char *out,
+                         size_t outcap);
+
 /* The answer to a failed statement: 503 (with Retry-After) when PostgreSQL is away, slow or the
  * failure passes; 500 otherwise (logged). */
 void store_api_db_error(struct conn *c, bool head, const struct pg_result *res);

@@ -183,6 +183,10 @@ def test_review_queue_and_export(stack):
     assert api(stack, "POST", "/v1/golden/cases/%d" % cid, {"status": "accepted"},
                ctype="text/plain")[0] == 415
     assert api(stack, "GET", "/v1/golden/cases?status=bogus")[0] == 400
+    # a set name that is not UTF-8 (PostgreSQL refuses such text): 400 naming it, not a 500
+    for bad in ("%FF%FE", "%C0%AF", "ok%ED%A0%80"):
+        st, r = api(stack, "GET", "/v1/golden/cases?set=" + bad)
+        assert st == 400 and r["error"] == "bad_request" and "'set'" in r["message"], (bad, st, r)
     assert api(stack, "GET", "/v1/golden/cases/%d" % cid)[0] == 405
     assert api(stack, "GET", "/v1/golden/cases", token=False)[0] == 401
     st, r = api(stack, "GET", "/v1/golden/cases?status=candidate")
@@ -251,6 +255,10 @@ def test_vibe_api_bad_input(stack):
     st, r = api(stack, "GET", votes)
     assert [v["choice"] for v in r["votes"]] == ["tie"], r  # the 409 changed nothing
     assert api(stack, "GET", "/v1/vibe/sessions/%d/next" % sid)[0] == 400  # no voter
+    # a voter name that is not UTF-8 (PostgreSQL refuses such text): 400 naming it, not a 500
+    for bad in ("%FF%FE", "%C3", "v%80"):
+        st, r = api(stack, "GET", "/v1/vibe/sessions/%d/next?voter=%s" % (sid, bad))
+        assert st == 400 and r["error"] == "bad_request" and "'voter'" in r["message"], (bad, st, r)
     st, r = api(stack, "GET", "/v1/vibe/sessions/%d/next?voter=v" % sid)
     assert st == 200 and r["item"] is None and r["done"] == 1 and r["total"] == 1, r
     st, r = api(stack, "GET", "/v1/vibe/sessions")
