@@ -167,6 +167,9 @@ static const struct key_def keys[] = {
     BOOL("cache", "tool_shared", cache_tool_shared),
     U32F("cache", "tool_lru_bytes", cache_tool_lru_bytes, 0, 1u << 30),
     U32F("cache", "tool_max_stale_s", cache_tool_max_stale_s, 0, 86400),
+    U32F("cache", "shared_writes_max", cache_wr_max, 0, 4096),
+    U32F("cache", "shared_write_bytes_max", cache_wr_bytes_max, 0, 1u << 30),
+    U32F("cache", "shared_entry_max_bytes", cache_entry_max, 0, 1u << 30),
     {"cache", "embeddings_url", K_STR, offsetof(struct config, cache_embeddings_url),
      sizeof(((struct config *)0)->cache_embeddings_url), 0, 0, NULL},
     {"cache", "embeddings_model", K_STR, offsetof(struct config, cache_embeddings_model),
@@ -274,6 +277,9 @@ void config_defaults(struct config *c)
     c->cache_tool_shared = false;
     c->cache_tool_lru_bytes = 16u << 20;
     c->cache_tool_max_stale_s = 60;
+    c->cache_wr_max = 32;
+    c->cache_wr_bytes_max = 8u << 20;
+    c->cache_entry_max = 1u << 20;
     strcpy(c->trace_capture, "metadata");
     strcpy(c->trace_sample_rate, "1");
     strcpy(c->trace_redact, "card,phone,email");
@@ -859,6 +865,9 @@ struct store_conf config_store(const struct config *c)
         .batches_in_flight = c->batches_in_flight,
         .db_id = &c->db_id,
         .trace_retention_days = c->trace_retention_days,
+        .cache_writes_max = c->cache_wr_max,
+        .cache_write_bytes_max = c->cache_wr_bytes_max,
+        .cache_entry_max_bytes = c->cache_entry_max,
     };
 }
 

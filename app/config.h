@@ -124,6 +124,9 @@ struct config {
     bool cache_tool_shared;           /* its PostgreSQL tier, default off */
     uint32_t cache_tool_lru_bytes;    /* per worker, default 16 MiB */
     uint32_t cache_tool_max_stale_s;  /* serve a stale result while refreshing, default 60 */
+    uint32_t cache_wr_max;            /* shared-tier writes in flight per worker, default 32 */
+    uint32_t cache_wr_bytes_max;      /* ... and their bytes, default 8 MiB */
+    uint32_t cache_entry_max;         /* larger entries stay per worker, default 1 MiB */
     /* the semantic cache: on when embeddings_url is set and a route has semantic_threshold */
     char cache_embeddings_url[1024];      /* env TRILEMMA_EMBEDDINGS_URL; "" (default) = off */
     char cache_embeddings_model[128];     /* default "text-embedding-3-small" */

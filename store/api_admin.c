@@ -297,6 +297,34 @@ static int check_filter(enum filter f, char *val, int64_t *at, char *msg, size_t
     }
 }
 
+/* Whether s is well-formed UTF-8 (RFC 3629): PostgreSQL refuses a text parameter that is not. */
+static bool utf8_ok(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = *p < 0x80                  ? 0
+                : *p >= 0xC2 && *p <= 0xDF ? 1
+                : (*p & 0xF0) == 0xE0      ? 2
+                : *p >= 0xF0 && *p <= 0xF4 ? 3
+                                           : -1;
+        if (n < 0)
+            return false;
+        unsigned lo = 0x80, hi = 0xBF; /* the second byte's range: no overlong, no surrogate */
+        if (*p == 0xE0)
+            lo = 0xA0;
+        else if (*p == 0xED)
+            hi = 0x9F;
+        else if (*p == 0xF0)
+            lo = 0x90;
+        else if (*p == 0xF4)
+            hi = 0x8F;
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if (*p < (i ? 0x80 : lo) || *p > (i ? 0xBF : hi))
+                return false;
+    }
+    return true;
+}
+
 /* One name=value of the query string: a filter into vals[f] (seen[f] set), or the limit.
  * Returns 0, or 400 with msg. */
 static int take_param(const struct http_request *req, const char *name, size_t nlen,
@@ -323,9 +351,9 @@ static int take_param(const struct http_request *req, const char *name, size_t n
     }
     *was = true;
     char v[PARAM_MAX];
-    if (http_query_param(req->query, req->query_len, pname, v, sizeof(v)) < 0) {
-        snprintf(msg, cap, "bad value for '%s': malformed or longer than %d bytes", pname,
-                 PARAM_MAX - 1);
+    if (http_query_param(req->query, req->query_len, pname, v, sizeof(v)) < 0 || !utf8_ok(v)) {
+        snprintf(msg, cap, "bad value for '%s': malformed, not UTF-8, or longer than %d bytes",
+                 pname, PARAM_MAX - 1);
         return 400;
     }
     if (is_limit) {

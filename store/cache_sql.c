@@ -69,19 +69,45 @@ struct store_op *store_cache_get(struct store *st, const char *layer, const char
     return op;
 }
 
+/* Pure; see the header. */
+enum store_cache_verdict store_cache_admit(const struct store_cache_bound *b, uint32_t writes,
+                                           uint64_t bytes, size_t len)
+{
+    if (len > b->entry_max || len > b->bytes_max)
+        return STORE_CACHE_TOO_LARGE;
+    if (writes >= b->writes_max || bytes + len > b->bytes_max)
+        return STORE_CACHE_BUSY;
+    return STORE_CACHE_WRITE;
+}
+
+/* A write in flight: what it holds of the bound. */
+struct put_ctx {
+    struct store *st;
+    uint64_t len;
+};
+
 static void on_put(void *ctx, const struct pg_result *r)
 {
-    struct store *st = ctx;
-    st->cache_puts--;
+    struct put_ctx p = *(struct put_ctx *)ctx;
+    xfree(ctx);
+    p.st->cache_puts--;
+    p.st->cache_put_bytes -= p.len;
     if (r->status != PG_OK)
         log_debug("cache: writing a shared cache entry failed: %s", r->message);
 }
 
-/* Write one entry and purge a few expired ones; see the header. */
+/* Write one entry and purge a few expired ones, unless the bound drops it; see the header. */
 void store_cache_put(struct store *st, const char *layer, const char *key_hex, const char *value,
                      size_t len, int64_t cost_micros, const char *currency, int64_t expires_unix_ms,
                      const char *label)
 {
+    enum store_cache_verdict v =
+        store_cache_admit(&st->cache_bound, st->cache_puts, st->cache_put_bytes, len);
+    if (v != STORE_CACHE_WRITE) {
+        int li = strcmp(layer, "exact") ? 1 : 0;
+        metric_add(&st->stats.cache_dropped[li][v == STORE_CACHE_BUSY ? 0 : 1], 1);
+        return;
+    }
     struct pg_query q;
     pg_query_init(&q);
     pg_query_sql(&q, sql_put);
@@ -93,8 +119,12 @@ void store_cache_put(struct store *st, const char *layer, const char *key_hex, c
     pg_query_param_str(&q, label ? label : "");
     pg_query_param_i64(&q, expires_unix_ms);
     pg_query_sql(&q, sql_purge);
+    struct put_ctx *p = xmalloc(sizeof(*p));
+    *p = (struct put_ctx){st, len};
     st->cache_puts++;
-    store_query(st, &q, false, on_put, st);
+    st->cache_put_bytes += len;
+    struct store_op *op = store_query(st, &q, false, on_put, p);
+    op->free_ctx = true;
     pg_query_free(&q);
 }
 

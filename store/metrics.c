@@ -52,6 +52,22 @@ static void histogram(struct buf *out, const struct store_stats *s)
                (unsigned long long)cum);
 }
 
+static void cache_drops(struct buf *out, const struct store_stats *s)
+{
+    static const char *const layers[2] = {"exact", "tool"};
+    static const char *const reasons[2] = {"busy", "too_large"};
+    const char *name = "trilemma_cache_shared_writes_dropped_total";
+    buf_printf(out,
+               "# HELP %s Shared cache tier writes dropped: the worker's writes in flight were at "
+               "[cache] shared_writes_max or shared_write_bytes_max (busy), or the entry was over "
+               "shared_entry_max_bytes (too_large).\n# TYPE %s counter\n",
+               name, name);
+    for (int l = 0; l < 2; l++)
+        for (int r = 0; r < 2; r++)
+            buf_printf(out, "%s{layer=\"%s\",reason=\"%s\"} %llu\n", name, layers[l], reasons[r],
+                       (unsigned long long)s->cache_dropped[l][r]);
+}
+
 /* Append the stores' metrics; see store.h. */
 void store_metrics(struct store *const *workers, int n, struct buf *out)
 {
@@ -89,4 +105,5 @@ void store_metrics(struct store *const *workers, int n, struct buf *out)
     for (int k = 0; k < SE__COUNT; k++)
         buf_printf(out, "trilemma_store_errors_total{kind=\"%s\"} %llu\n", kinds[k],
                    (unsigned long long)s.errors[k]);
+    cache_drops(out, &s);
 }

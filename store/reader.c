@@ -111,6 +111,8 @@ void store_reads_drop(struct store *st)
         struct store_op *op = st->ops;
         pg_cancel(op->req);
         op_unlink(op);
+        if (op->free_ctx)
+            xfree(op->ctx);
         xfree(op);
     }
 }

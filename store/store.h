@@ -39,6 +39,9 @@ struct store_conf {
     const struct store_db_id *db_id; /* as store_replay_journals read it at start; NULL =
                                       * unknown */
     uint32_t trace_retention_days;   /* span partitions older than this are dropped (0 = never) */
+    uint32_t cache_writes_max;       /* shared cache writes in flight per worker (cache_store.h) */
+    uint64_t cache_write_bytes_max;  /* ... and their bytes */
+    uint64_t cache_entry_max_bytes;  /* a larger cache entry is never written to PostgreSQL */
 };
 
 /* True for a well-formed conversation or turn id: 32 lowercase hex digits (128 random bits), as

@@ -4,6 +4,7 @@
 
 #include <sys/uio.h>
 
+#include "store/cache_store.h"
 #include "store/journal.h"
 #include "store/pg.h"
 #include "base/stat.h"
@@ -48,6 +49,7 @@ struct store_stats {
     uint64_t lat_sum_ns;
     uint64_t journal_bytes;
     uint64_t degraded;
+    uint64_t cache_dropped[2][2]; /* shared cache writes dropped [exact, tool][busy, too large] */
 };
 
 /* A queued turn: its record (record.h) and who waits for it. */
@@ -141,6 +143,8 @@ struct store {
     uint64_t accepting;   /* published by update_gauges for other threads */
     struct store_op *ops; /* pending reads */
     uint32_t cache_puts;  /* shared cache writes in flight (cache_sql.c): a drain waits for them */
+    uint64_t cache_put_bytes;             /* ... their values' bytes */
+    struct store_cache_bound cache_bound; /* ... their bound */
     struct store_stats stats;
 };
 
@@ -154,6 +158,7 @@ struct store_op {
     store_read_fn fn;   /* a conversation load (store_load_conversation) ... */
     store_query_fn qfn; /* ... or a query (store_query) */
     void *ctx;
+    bool free_ctx; /* ctx is xmalloc'd and freed when the op is dropped unanswered */
 };
 
 /* reader.c: drop pending reads without callbacks (store_destroy). */

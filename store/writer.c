@@ -815,6 +815,8 @@ struct store *store_create(struct loop *l, const struct store_conf *conf, int wo
     if (conf->db_id)
         st->db_id = *conf->db_id;
     st->trace_retention_days = conf->trace_retention_days;
+    st->cache_bound = (struct store_cache_bound){
+        conf->cache_writes_max, conf->cache_write_bytes_max, conf->cache_entry_max_bytes};
     st->replay_backoff_ms = STORE_RETRY_MIN_MS;
     st->jd = json_doc_create();
     pg_query_init(&st->q);

@@ -32,7 +32,7 @@ import urllib.request
 import websockets
 
 A = None
-TMP = tempfile.mkdtemp(prefix="trilemma-evals-e2e-")
+TMP = None  # the test's temporary folder (made in main, removed at the end)
 SUBSET = 60  # cases per run: a fixed stratified subset (the full set is run by hand)
 
 
@@ -279,7 +279,7 @@ def test_bad_golden_sets():
 
 
 def main():
-    global A
+    global A, TMP
     p = argparse.ArgumentParser()
     p.add_argument("--build", required=True)
     p.add_argument("--source", required=True)
@@ -293,6 +293,14 @@ def main():
     sys.path.insert(0, os.path.join(A.source, "evals", "tool"))
     import serve  # noqa: E402
 
+    TMP = tempfile.mkdtemp(prefix="trilemma-evals-e2e-")
+    try:
+        return run_all(serve)
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+def run_all(serve):
     tests = [t for t in (test_cheap_vs_cascade, test_prompt_gate, test_bad_golden_sets)
              if A.k in t.__name__]
     stack_tests = [t for t in (test_review_queue_and_export, test_harvest_flagged_turns,
@@ -320,7 +328,6 @@ def main():
                 run(t, stack)
         finally:
             stack.stop()
-    shutil.rmtree(TMP, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -301,6 +301,8 @@ def test_bad_search_parameters_get_400_naming_them():
         ("query_type=Product", "'query_type'"),
         ("user=a&user=b", "more than once"),
         ("user=%zz", "'user'"),
+        ("user=%FF%FE", "'user'"),  # not UTF-8: PostgreSQL would refuse it (a 500 before)
+        ("model=gpt%C3", "'model'"),
         ("model=" + "m" * 600, "'model'"),
     ]
     for query, needle in cases:

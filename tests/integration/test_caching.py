@@ -379,5 +379,95 @@ async def test_tool_hits_are_marked_and_on_the_ledger():
         db.stop()
 
 
+# --------------------------------------------------------------------------------------------
+# the bound on shared-tier writes in flight ([cache] shared_writes_max, shared_write_bytes_max,
+# shared_entry_max_bytes): over it a write is dropped and counted, nothing else changes
+
+
+def dropped(srv, layer, reason):
+    return metric(srv, 'trilemma_cache_shared_writes_dropped_total{layer="%s",reason="%s"}'
+                  % (layer, reason))
+
+
+def turns_listed(srv):
+    r = http_request(srv.port, "GET", "/v1/turns?limit=50",
+                     headers={"Authorization": "Bearer " + ADMIN})
+    assert r.status == 200, (r.status, r.body[:300])
+    return json.loads(r.body)["turns"]
+
+
+@suite.test
+async def test_shared_writes_over_the_bound_are_dropped_and_counted():
+    if not has_pg():
+        return
+    db = Cluster()
+    try:
+        s = sim()
+        questions = ["What is your return policy?", "What is your warranty policy?",
+                     "What is your shipping policy?"]
+        # the reference answers, from a process without the shared tier
+        with cache_server(s, agents=rules_only(), cache={"exact_shared": "off"},
+                          name="bound_ref") as srv:
+            ref = [await ask(srv, q) for q in questions]
+        for t in ref:
+            t.check_stop()
+            assert t.route["query_type"] == "policy", t.route
+        # no shared write may be in flight: every cacheable answer's write is dropped
+        with cache_server(s, agents=rules_only(), db=db, cache={"shared_writes_max": "0"},
+                          name="bound_zero") as srv:
+            assert dropped(srv, "exact", "busy") == 0
+            turns = await asyncio.gather(*[ask(srv, q, "m%d" % i)
+                                           for i, q in enumerate(questions)])
+            for t, r in zip(turns, ref):
+                t.check_stop()
+                assert t.end["cache"] is None, t.end
+                assert t.text == r.text, (t.text, r.text)
+            assert dropped(srv, "exact", "busy") == len(questions)
+            assert dropped(srv, "exact", "too_large") == 0
+            assert db.psql("SELECT count(*) FROM cache_entries") == [["0"]]
+            # the worker's own tier still serves them, and reads on the reader connection work
+            again = await ask(srv, questions[0])
+            assert again.end["cache"] == "exact" and again.text == ref[0].text, again.end
+            wait_until(lambda: len(turns_listed(srv)) == len(questions) + 1,
+                       "the turns in the read API")
+        # a process under the default bound writes them, and another reads them back
+        with cache_server(s, agents=rules_only(), db=db, name="bound_default") as srv:
+            t = await ask(srv, questions[1])
+            assert t.end["cache"] is None and t.text == ref[1].text, t.end
+            assert dropped(srv, "exact", "busy") == 0
+        assert db.psql("SELECT count(*) FROM cache_entries") == [["1"]]
+        with cache_server(s, agents=rules_only(), db=db, name="bound_reader") as srv:
+            t = await ask(srv, questions[1])
+            assert t.end["cache"] == "exact" and t.text == ref[1].text, t.end
+    finally:
+        db.stop()
+
+
+@suite.test
+async def test_entries_over_the_entry_cap_stay_per_worker():
+    if not has_pg():
+        return
+    db = Cluster()
+    try:
+        s = sim()
+        # the policy endpoint's answer is far larger than 16 bytes
+        cache = {"tool_shared": "on", "shared_entry_max_bytes": "16"}
+        with tool_server(s, db=db, cache=cache, name="tool_cap") as srv:
+            seq = s.catalog_seq()
+            first = await ask(srv, "What is your return policy?")
+            first.check_stop()
+            assert len(policy_requests(s, seq)) == 1
+            assert dropped(srv, "tool", "too_large") == 1
+            assert dropped(srv, "tool", "busy") == 0
+            # the worker's LRU keeps it: the same call is served without a request
+            seq = s.catalog_seq()
+            again = await ask(srv, "What is your return policy?")
+            again.check_stop()
+            assert policy_requests(s, seq) == []
+        assert db.psql("SELECT count(*) FROM cache_entries WHERE layer = 'tool'") == [["0"]]
+    finally:
+        db.stop()
+
+
 if __name__ == "__main__":
     suite.main()
