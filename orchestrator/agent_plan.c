@@ -1,4 +1,5 @@
-/* agent_plan.c - a turn as a plan of agents (agent_plan.h).
+/* agent_plan.c - a turn as a plan of agents (agent_plan.h): the state machine, its steps, tools,
+ * escalations, handoffs and end.
  *
  *   CLASSIFY --(classifier answer | deadline | no classifier)--> route --> STEP
  *   STEP --tool calls--> TOOLS --all ended--> STEP          (at most max_steps with tools)
@@ -6,107 +7,37 @@
  *   STEP --nothing shown and a detectable failure--> STEP on the next model of the cascade
  *   STEP --answer--> DONE (narration removed as it streamed; grounding checked; turn ends)
  *
- * One enum and one transition function (plan_state) hold the plan's state. The search prefetch
+ * One enum and one transition function (ap__state) hold the plan's state. The search prefetch
  * runs beside CLASSIFY; when the turn routes to an agent that may search, its result enters the
- * context as if the agent had called the tool, so the first model call can answer at once. */
+ * context as if the agent had called the tool, so the first model call can answer at once.
+ * Classification, prefetch and routing are in plan_route.c, the slate and follow-up preloads in
+ * plan_preload.c, the answer cache in plan_cache.c; agent_plan_int.h is what they share. */
 #include "orchestrator/agent_plan.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "orchestrator/agent_plan_int.h"
 #include "orchestrator/context.h"
 #include "orchestrator/guard.h"
 #include "orchestrator/plan_trace.h"
 #include "orchestrator/query.h"
 #include "orchestrator/slate.h"
-#include "stream/jsonw.h"
 #include "trace/flags.h"
-
-enum ap_state { AP_CLASSIFY = 0, AP_CACHE, AP_STEP, AP_TOOLS, AP_DONE };
 
 static const char *const state_names[] = {"classify", "cache", "step", "tools", "done"};
 
-#define AP_MAX_CALLS 8 /* tool calls of one response that are run; more are refused */
-
-/* The tool exchange of this turn: what the models called and what the tools answered, in the
- * order the next request must carry it. Strings are owned by the turn (at->owned). */
-struct exch_msg {
-    struct llm_message m;
-};
-
-struct agent_turn {
-    struct turn *t;
-    const struct agent_plan_conf *c;
-    struct agent_plan_env env;
-    enum ap_state state;
-    /* classification */
-    struct query_guess guess;
-    struct model_call *cls;
-    struct buf cls_text;
-    struct timer cls_deadline;
-    bool cls_running;
-    struct llm_message cls_msgs[2];
-    struct llm_request cls_req;
-    /* the search prefetch */
-    struct tool_call *prefetch;
-    char prefetch_args[512];
-    bool prefetch_running, prefetch_wanted;
-    /* routing */
-    int agent;
-    int chain[AGENT_MAX_HANDOFFS + 2];
-    int n_chain;
-    int level; /* cascade position */
-    uint32_t steps;
-    enum escalation escalated_for;
-    /* the step in flight */
-    struct model_call *call;
-    struct llm_request req;
-    char cache_key[48]; /* OpenAI prompt_cache_key: agent and prompt version */
-    struct llm_message *msgs;
-    struct llm_tool *tools;
-    size_t n_tools;
-    struct llm_msg_tool_call calls[AP_MAX_CALLS];
-    size_t n_calls, n_refused;
-    struct buf held; /* hold_opening: the answer's opening not shown yet */
-    bool holding;
-    bool shown; /* a delta of the answer reached the client */
-    struct narr_filter narr;
-    struct tool_batch *batch;
-    /* the turn's exchange and evidence */
-    struct exch_msg *ex;
-    size_t n_ex;
-    void **owned; /* what the exchange points into: freed with the plan */
-    size_t n_owned;
-    struct slate slate; /* products shown in this turn */
-    struct slate prev;  /* the slate of an earlier turn of the session (follow-ups) */
-    struct buf answer;  /* the text shown, for the grounding check */
-    /* the answer cache (docs/caching.md) */
-    struct ac_lookup *lookup; /* in flight */
-    struct ac_query *cq;      /* the turn's cache query: offered the answer at the end */
-    bool from_cache;          /* the answer came from a cache layer */
-    int64_t spent;            /* cost of the calls and tools after routing (an answer's price) */
-    int64_t cost;             /* cost of every call and tool so far (the turn's ceiling) */
-    uint32_t model_steps;     /* agent model calls started (steps, escalations, handoffs) */
-    bool cls_decided;         /* the classifier's answer was taken (else the rules') */
-    struct plan_trace pt;     /* the turn's spans (plan_trace.h) */
-};
-
-static void step_start(struct agent_turn *at);
-static void offer_answer(struct agent_turn *at);
-static void finish(struct agent_turn *at, const char *reason, const char *code, const char *msg);
-
 /* The one place the plan changes state (and logs it). */
-static void plan_state(struct agent_turn *at, enum ap_state to)
+void ap__state(struct agent_turn *at, enum ap_state to)
 {
     log_debug("plan %p: %s -> %s", (void *)at, state_names[at->state], state_names[to]);
     at->state = to;
 }
 
 /* The turn takes p (xmalloc'd): freed with the plan. Returns p. */
-static void *own(struct agent_turn *at, void *p)
+void *ap__own(struct agent_turn *at, void *p)
 {
     at->owned = xrealloc(at->owned, (at->n_owned + 1) * sizeof(*at->owned));
     at->owned[at->n_owned++] = p;
@@ -114,19 +45,14 @@ static void *own(struct agent_turn *at, void *p)
 }
 
 /* A copy of p[0..n) the turn owns. */
-static const char *keep(struct agent_turn *at, const char *p, size_t n)
+const char *ap__keep(struct agent_turn *at, const char *p, size_t n)
 {
-    return own(at, xstrndup(p ? p : "", p ? n : 0));
+    /* See agent_plan_int.h. */
+    return ap__own(at, xstrndup(p ? p : "", p ? n : 0));
 }
 
-static int64_t unix_now_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-static void ex_add(struct agent_turn *at, struct llm_message m)
+/* See agent_plan_int.h. */
+void ap__ex_add(struct agent_turn *at, struct llm_message m)
 {
     at->ex = xrealloc(at->ex, (at->n_ex + 1) * sizeof(*at->ex));
     at->ex[at->n_ex++].m = m;
@@ -154,7 +80,8 @@ static void plan_free(struct agent_turn *at)
 
 /* ---- records ---- */
 
-static void record_attempts(struct agent_turn *at, const struct model_result *r)
+/* See agent_plan_int.h. */
+void ap__record_attempts(struct agent_turn *at, const struct model_result *r)
 {
     const struct agent *a = at->agent >= 0 ? &at->c->orch->agents[at->agent] : NULL;
     for (uint32_t i = 0; i < r->n_attempts; i++) {
@@ -171,9 +98,9 @@ static void record_attempts(struct agent_turn *at, const struct model_result *r)
 
 /* Call i of the batch (-1: the prefetch) ended: its record and its span. raw: the answer as
  * received (NULL when there is none). */
-static void record_tool(struct agent_turn *at, size_t i, const char *name, const char *args,
-                        size_t args_len, const struct tool_result *res, const char *raw,
-                        size_t raw_len)
+void ap__record_tool(struct agent_turn *at, size_t i, const char *name, const char *args,
+                     size_t args_len, const struct tool_result *res, const char *raw,
+                     size_t raw_len)
 {
     struct tool_call_record rec = {0};
     snprintf(rec.name, sizeof(rec.name), "%s", name);
@@ -228,7 +155,8 @@ static void ground(struct agent_turn *at)
     }
 }
 
-static void finish(struct agent_turn *at, const char *reason, const char *code, const char *msg)
+/* See agent_plan_int.h. */
+void ap__finish(struct agent_turn *at, const char *reason, const char *code, const char *msg)
 {
     struct turn *t = at->t;
     char m[256];
@@ -240,9 +168,11 @@ static void finish(struct agent_turn *at, const char *reason, const char *code, 
     if (!code && !at->from_cache)
         ground(at);
     if (!code && !at->from_cache && at->cq && strcmp(reason, "stop") == 0)
-        offer_answer(at);
+        /* See agent_plan_int.h. */
+        ap__offer_answer(at);
     pt_agent_end(&at->pt, code ? m : NULL);
-    plan_state(at, AP_DONE);
+    /* See agent_plan_int.h. */
+    ap__state(at, AP_DONE);
     turn_set_responder_state(t, NULL);
     plan_free(at);
     session_turn_done(t, reason, code, code ? m : NULL);
@@ -250,7 +180,8 @@ static void finish(struct agent_turn *at, const char *reason, const char *code, 
 
 /* ---- the client side of a step: narration filter, optional held opening ---- */
 
-static void to_client(void *ctx, const char *text, size_t len)
+/* See agent_plan_int.h. */
+void ap__to_client(void *ctx, const char *text, size_t len)
 {
     struct agent_turn *at = ctx;
     at->shown = true;
@@ -275,7 +206,7 @@ static void release_held(struct agent_turn *at)
 {
     at->holding = false;
     if (buf_size(&at->held))
-        narr_feed(&at->narr, buf_begin(&at->held), buf_size(&at->held), to_client, at);
+        narr_feed(&at->narr, buf_begin(&at->held), buf_size(&at->held), ap__to_client, at);
     buf_reset(&at->held);
 }
 
@@ -287,7 +218,7 @@ static void step_text(void *ctx, const char *text, size_t len)
     pt_model_text(&at->pt.step, text, len);
     session_turn_status(at->t, "answering", NULL);
     if (!at->holding) {
-        narr_feed(&at->narr, text, len, to_client, at);
+        narr_feed(&at->narr, text, len, ap__to_client, at);
         return;
     }
     buf_append(&at->held, text, len);
@@ -314,9 +245,10 @@ static void step_tool_call(void *ctx, const struct model_tool_call *tc)
     char id[40];
     if (!tc->id || !tc->id[0]) /* Gemini names no id: make one per call */
         snprintf(id, sizeof(id), "call_%u_%zu", at->steps, at->n_calls);
-    c->id = keep(at, tc->id && tc->id[0] ? tc->id : id, strlen(tc->id && tc->id[0] ? tc->id : id));
-    c->name = keep(at, tc->name, strlen(tc->name));
-    c->arguments = keep(at, tc->arguments, tc->arguments_len);
+    c->id =
+        ap__keep(at, tc->id && tc->id[0] ? tc->id : id, strlen(tc->id && tc->id[0] ? tc->id : id));
+    c->name = ap__keep(at, tc->name, strlen(tc->name));
+    c->arguments = ap__keep(at, tc->arguments, tc->arguments_len);
     c->arguments_len = tc->arguments_len;
 }
 
@@ -350,7 +282,8 @@ static void escalate(struct agent_turn *at, enum escalation why)
     pt_escalate(&at->pt, escalation_name(why), a->cascade[at->level], a->cascade[at->level + 1]);
     at->level++;
     at->escalated_for = ESC_NONE;
-    step_start(at);
+    /* See agent_plan_int.h. */
+    ap__step_start(at);
 }
 
 static int handoff_target(const struct agent_turn *at, const char *name)
@@ -379,7 +312,8 @@ static bool maybe_handoff(struct agent_turn *at)
             turn_add_flag(at->t, "routing_loop");
             pt_handoff(&at->pt, at->c->orch->agents[at->agent].name, at->c->orch->agents[to].name,
                        v == HANDOFF_LOOP ? "loop" : "limit");
-            finish(at, "error", "routing_loop", msg);
+            /* See agent_plan_int.h. */
+            ap__finish(at, "error", "routing_loop", msg);
             return true;
         }
         log_info("handoff: %s -> %s", at->c->orch->agents[at->agent].name,
@@ -389,7 +323,8 @@ static bool maybe_handoff(struct agent_turn *at)
         at->chain[at->n_chain++] = to;
         at->agent = to;
         at->level = 0;
-        step_start(at);
+        /* See agent_plan_int.h. */
+        ap__step_start(at);
         return true;
     }
     return false;
@@ -407,7 +342,7 @@ static bool call_is_valid(struct agent_turn *at, const struct llm_msg_tool_call 
 }
 
 /* The model asked for tools: run them all at once, the exchange grows by the call and results. */
-static void run_tools(struct agent_turn *at)
+void ap__run_tools(struct agent_turn *at)
 {
     size_t invalid = at->n_refused;
     for (size_t i = 0; i < at->n_calls; i++)
@@ -416,42 +351,23 @@ static void run_tools(struct agent_turn *at)
         escalate(at, ESC_INVALID_TOOL_CALL);
         return;
     }
-    struct llm_msg_tool_call *calls = own(at, xmalloc(at->n_calls * sizeof(*calls)));
+    struct llm_msg_tool_call *calls = ap__own(at, xmalloc(at->n_calls * sizeof(*calls)));
     memcpy(calls, at->calls, at->n_calls * sizeof(*calls));
-    ex_add(at, (struct llm_message){.role = "assistant",
-                                    .content = "",
-                                    .len = 0,
-                                    .tool_calls = calls,
-                                    .n_tool_calls = at->n_calls});
+    /* See agent_plan_int.h. */
+    ap__ex_add(at, (struct llm_message){.role = "assistant",
+                                        .content = "",
+                                        .len = 0,
+                                        .tool_calls = calls,
+                                        .n_tool_calls = at->n_calls});
     bool search = false;
     for (size_t i = 0; i < at->n_calls; i++)
         search |= strstr(calls[i].name, "search") != NULL;
     session_turn_status(at->t, search ? "searching" : "calling_tool",
                         search ? NULL : calls[0].name);
-    plan_state(at, AP_TOOLS);
+    /* See agent_plan_int.h. */
+    ap__state(at, AP_TOOLS);
     pt_tools_start(&at->pt, at->env.tools, calls, at->n_calls, false);
     at->batch = tool_batch_start(at->env.tools, at->c->tools, calls, at->n_calls, tools_done, at);
-}
-
-/* Products of a search or product tool join the turn's slate (sent by send_slate). */
-static void add_slate(struct agent_turn *at, const char *name, const char *text, size_t len)
-{
-    if (!at->shown && (strstr(name, "search") || !strcmp(name, "get_product"))) {
-        const struct tool_def *td = tool_set_find(at->c->tools, name, strlen(name));
-        slate_add_result(&at->slate, at->env.doc, text, len, 5, td ? td->base_url : NULL);
-    }
-}
-
-/* The slate goes out once, before the answer, with what the first tool step found. */
-static void send_slate(struct agent_turn *at)
-{
-    if (at->shown || !at->slate.n)
-        return;
-    struct buf items = {0};
-    slate_to_json(&at->slate, &items);
-    session_turn_products(at->t, buf_begin(&items), buf_size(&items));
-    buf_free(&items);
-    turn_set_memo(at->t, &at->slate, sizeof(at->slate));
 }
 
 static void tools_done(void *ctx, struct tool_batch *b)
@@ -465,26 +381,31 @@ static void tools_done(void *ctx, struct tool_batch *b)
         const struct llm_msg_tool_call *c = &asked[i];
         size_t rl;
         const char *raw = tool_batch_raw(b, i, &rl);
-        record_tool(at, i, c->name, c->arguments, c->arguments_len, r, raw, rl);
+        /* See agent_plan_int.h. */
+        ap__record_tool(at, i, c->name, c->arguments, c->arguments_len, r, raw, rl);
         failed += r->status != TOOL_OK;
-        const char *text = keep(at, buf_begin(&r->text), buf_size(&r->text));
-        ex_add(at, (struct llm_message){.role = "tool",
-                                        .content = text,
-                                        .len = buf_size(&r->text),
-                                        .tool_call_id = c->id,
-                                        .tool_name = c->name,
-                                        .is_error = r->status != TOOL_OK});
+        const char *text = ap__keep(at, buf_begin(&r->text), buf_size(&r->text));
+        /* See agent_plan_int.h. */
+        ap__ex_add(at, (struct llm_message){.role = "tool",
+                                            .content = text,
+                                            .len = buf_size(&r->text),
+                                            .tool_call_id = c->id,
+                                            .tool_name = c->name,
+                                            .is_error = r->status != TOOL_OK});
         if (r->status == TOOL_OK && raw)
-            add_slate(at, c->name, raw, rl); /* the cards show what the model was spared */
+            /* See agent_plan_int.h. */
+            ap__add_slate(at, c->name, raw, rl); /* the cards show what the model was spared */
     }
     tool_batch_free(b);
     at->batch = NULL;
-    send_slate(at);
+    /* See agent_plan_int.h. */
+    ap__send_slate(at);
     if (failed && at->c->orch->agents[at->agent].escalate_on_tool_failure && can_escalate(at)) {
         escalate(at, ESC_TOOL_FAILED);
         return;
     }
-    step_start(at);
+    /* See agent_plan_int.h. */
+    ap__step_start(at);
 }
 
 static const char *turn_finish(const char *provider_finish)
@@ -496,7 +417,8 @@ static void step_complete(void *ctx, const struct model_result *r)
 {
     struct agent_turn *at = ctx;
     pt_model_end(&at->pt.step, r);
-    record_attempts(at, r);
+    /* See agent_plan_int.h. */
+    ap__record_attempts(at, r);
     at->call = NULL;
     if (r->outcome == MODEL_CANCELLED && at->escalated_for == ESC_NONE)
         return; /* the session cancelled the turn (agent_plan_cancel) */
@@ -509,15 +431,17 @@ static void step_complete(void *ctx, const struct model_result *r)
             escalate(at, ESC_MODEL_ERROR);
             return;
         }
-        finish(at, "error", at->shown ? "provider_error" : "provider_unavailable",
-               r->client_message);
+        /* See agent_plan_int.h. */
+        ap__finish(at, "error", at->shown ? "provider_error" : "provider_unavailable",
+                   r->client_message);
         return;
     }
     if (at->n_calls || at->n_refused) {
         if (at->holding)
             release_held(at);
         if (!maybe_handoff(at))
-            run_tools(at);
+            /* See agent_plan_int.h. */
+            ap__run_tools(at);
         return;
     }
     if (at->holding) {
@@ -530,8 +454,9 @@ static void step_complete(void *ctx, const struct model_result *r)
         escalate(at, ESC_EMPTY); /* no text, no tool call */
         return;
     }
-    narr_finish(&at->narr, to_client, at);
-    finish(at, turn_finish(r->finish), NULL, NULL);
+    narr_finish(&at->narr, ap__to_client, at);
+    /* See agent_plan_int.h. */
+    ap__finish(at, turn_finish(r->finish), NULL, NULL);
 }
 
 static const struct model_sink_ops step_sink = {
@@ -574,13 +499,13 @@ static size_t slate_note(struct agent_turn *at, const struct agent *a, const str
     }
     if (nl >= sizeof(note))
         nl = sizeof(note) - 1;
-    *out = (struct llm_message){"system", keep(at, note, nl), nl};
+    *out = (struct llm_message){"system", ap__keep(at, note, nl), nl};
     return 1;
 }
 
 /* System prompt, tool schemas (in the request's own field), then the context: a stable prefix
  * for provider prompt caches. The exchange of this turn comes last. */
-static size_t build_messages(struct agent_turn *at, const struct agent *a)
+size_t ap__build_messages(struct agent_turn *at, const struct agent *a)
 {
     const struct history_msg *h;
     size_t hn = turn_history(at->t, &h);
@@ -608,7 +533,8 @@ static size_t build_messages(struct agent_turn *at, const struct agent *a)
     return m;
 }
 
-static size_t build_tools(struct agent_turn *at, const struct agent *a)
+/* See agent_plan_int.h. */
+size_t ap__build_tools(struct agent_turn *at, const struct agent *a)
 {
     const struct orch_conf *oc = at->c->orch;
     at->tools = xrealloc(at->tools, (AGENT_MAX_TOOLS + AGENT_MAX_HANDOFFS) * sizeof(*at->tools));
@@ -623,8 +549,8 @@ static size_t build_tools(struct agent_turn *at, const struct agent *a)
         char name[48];
         int nl = snprintf(name, sizeof(name), "transfer_to_%s", a->handoffs[i]);
         at->tools[n++] = (struct llm_tool){
-            .name = keep(at, name, (size_t)nl),
-            .description = keep(at, oc->agents[to].name, strlen(oc->agents[to].name)),
+            .name = ap__keep(at, name, (size_t)nl),
+            .description = ap__keep(at, oc->agents[to].name, strlen(oc->agents[to].name)),
             .parameters_json = "{\"type\":\"object\",\"properties\":{}}",
         };
     }
@@ -646,24 +572,27 @@ static bool cost_ceiling_stop(struct agent_turn *at)
     log_info("turn stopped at its cost ceiling: %lld of %lld micros after %u model calls",
              (long long)at->cost, (long long)ceiling, at->model_steps);
     turn_add_flag(at->t, "turn_cost_limit");
-    finish(at, "error", "turn_cost_limit", msg);
+    /* See agent_plan_int.h. */
+    ap__finish(at, "error", "turn_cost_limit", msg);
     return true;
 }
 
-static void step_start(struct agent_turn *at)
+/* See agent_plan_int.h. */
+void ap__step_start(struct agent_turn *at)
 {
     const struct orch_conf *oc = at->c->orch;
     const struct agent *a = &oc->agents[at->agent];
     if (cost_ceiling_stop(at))
         return;
     at->model_steps++;
-    plan_state(at, AP_STEP);
+    /* See agent_plan_int.h. */
+    ap__state(at, AP_STEP);
     pt_agent_step(&at->pt, a->name, at->level, at->steps + 1);
     at->n_calls = at->n_refused = 0;
     at->holding = oc->hold_opening && !at->shown;
     buf_reset(&at->held);
-    size_t m = build_messages(at, a);
-    at->n_tools = build_tools(at, a);
+    size_t m = ap__build_messages(at, a);
+    at->n_tools = ap__build_tools(at, a);
     at->req = (struct llm_request){
         .messages = at->msgs,
         .n_messages = m,
@@ -691,394 +620,8 @@ static void step_start(struct agent_turn *at)
     pt_model_start(&at->pt, &at->pt.step, &spec, a->name, a->prompt_version);
     at->call = model_call_start(at->env.l, at->env.hc, &spec, &sink);
     if (!at->call)
-        finish(at, "error", "internal", "the model call could not start");
-}
-
-/* ---- classification, prefetch, routing ---- */
-
-static void use_prefetch(struct agent_turn *at)
-{
-    const struct tool_result *r = tool_call_result(at->prefetch);
-    const char *name = at->c->prefetch_tool;
-    size_t rl;
-    const char *raw = tool_call_raw(at->prefetch, &rl);
-    record_tool(at, (size_t)-1, name, at->prefetch_args, strlen(at->prefetch_args), r, raw, rl);
-    const struct agent *a = &at->c->orch->agents[at->agent];
-    if (r->status != TOOL_OK || !orch_agent_has_tool(a, name) ||
-        at->guess.type != QT_PRODUCT_SEARCH)
-        return;
-    struct llm_msg_tool_call *c = own(at, xcalloc(1, sizeof(*c)));
-    c->id = "call_prefetch";
-    c->name = name;
-    c->arguments = keep(at, at->prefetch_args, strlen(at->prefetch_args));
-    c->arguments_len = strlen(at->prefetch_args);
-    ex_add(at,
-           (struct llm_message){
-               .role = "assistant", .content = "", .len = 0, .tool_calls = c, .n_tool_calls = 1});
-    const char *text = keep(at, buf_begin(&r->text), buf_size(&r->text));
-    ex_add(at, (struct llm_message){.role = "tool",
-                                    .content = text,
-                                    .len = buf_size(&r->text),
-                                    .tool_call_id = c->id,
-                                    .tool_name = name});
-    add_slate(at, name, raw, rl);
-    send_slate(at);
-}
-
-static bool slate_names(const struct slate *s, const char *word)
-{
-    for (int i = 0; i < s->n; i++)
-        if (strcasestr(s->items[i].title, word))
-            return true;
-    return false;
-}
-
-/* Which products of the previous slate the message refers to, into idx[0..4): none when it
- * asks for a new search instead. Returns how many. */
-static size_t preload_picks(struct agent_turn *at, size_t idx[4])
-{
-    enum query_type qt = at->guess.type;
-    const struct history_msg *h;
-    size_t hn = turn_history(at->t, &h);
-    struct slate_ref refs[SLATE_MAX];
-    for (int i = 0; i < at->prev.n; i++)
-        refs[i] = (struct slate_ref){at->prev.items[i].id, at->prev.items[i].title,
-                                     at->prev.items[i].price_micros / 1000000};
-    const char *text = h[hn - 1].text;
-    size_t len = h[hn - 1].len, n = (size_t)at->prev.n;
-    if (qt == QT_COMPARISON) {
-        /* "compare the two cheapest laptops under 100000" after a search for headphones asks for
-         * a new search, not for what was shown: a new budget, or a kind of product no shown
-         * title names, goes to the agent's own tools */
-        char kind[24];
-        if (at->guess.slots.max_price >= 0 || at->guess.slots.min_price >= 0 ||
-            (query_product_kind(text, len, kind, sizeof(kind)) && !slate_names(&at->prev, kind)))
-            return 0;
-        return context_pick_products(text, len, refs, n, idx, 4);
-    }
-    int pick = context_resolve_product(text, len, refs, n);
-    if (pick < 0 && n == 1)
-        pick = 0; /* "it": the one product the last answer was about */
-    idx[0] = (size_t)pick;
-    return pick >= 0 ? 1 : 0;
-}
-
-/* "can it be delivered to 560001?": the offer of the chosen product for that pincode too. */
-static void preload_offer(struct agent_turn *at, const struct agent *a, size_t pick)
-{
-    const char *offers = "get_offers";
-    const struct tool_def *od = tool_set_find(at->c->tools, offers, strlen(offers));
-    if (!od || !orch_agent_has_tool(a, offers) || strchr(at->prev.items[pick].id, '"'))
-        return;
-    char args[200], err[160];
-    snprintf(args, sizeof(args), "{\"id\":\"%s\",\"pincode\":\"%s\"}", at->prev.items[pick].id,
-             at->guess.slots.pincode);
-    if (tool_check_args(od, at->env.doc, args, strlen(args), err, sizeof(err)) == 0)
-        at->calls[at->n_calls++] = (struct llm_msg_tool_call){
-            "call_preload_offers", offers, keep(at, args, strlen(args)), strlen(args)};
-}
-
-/* A follow-up about products shown before ("compare the two cheapest", "battery of the second
- * one"): the agent gets those products' details at once (get_product for each, all at once), as
- * if it had asked, instead of the whole earlier conversation. Returns true when tools started. */
-static bool preload(struct agent_turn *at)
-{
-    const char *tool = "get_product";
-    const struct agent *a = &at->c->orch->agents[at->agent];
-    const struct tool_def *td = tool_set_find(at->c->tools, tool, strlen(tool));
-    enum query_type qt = at->guess.type;
-    if (!at->prev.n || !td || !orch_agent_has_tool(a, tool) ||
-        (qt != QT_COMPARISON && qt != QT_PRODUCT_FACT))
-        return false;
-    size_t idx[4], k = preload_picks(at, idx);
-    at->n_calls = 0;
-    for (size_t i = 0; i < k; i++) {
-        char args[160], id[40]; /* "call_preload_" and any size_t */
-        struct buf b = {0};
-        struct jsonw w;
-        jw_init(&w, &b);
-        jw_obj_begin(&w);
-        jw_kstr(&w, "id", at->prev.items[idx[i]].id);
-        jw_obj_end(&w);
-        snprintf(args, sizeof(args), "%.*s", (int)buf_size(&b), buf_begin(&b));
-        buf_free(&b);
-        char err[160];
-        if (tool_check_args(td, at->env.doc, args, strlen(args), err, sizeof(err)) < 0)
-            return false; /* this API's product tool takes other arguments */
-        snprintf(id, sizeof(id), "call_preload_%zu", i + 1);
-        at->calls[at->n_calls++] = (struct llm_msg_tool_call){
-            keep(at, id, strlen(id)), tool, keep(at, args, strlen(args)), strlen(args)};
-    }
-    if (qt == QT_PRODUCT_FACT && k == 1 && at->guess.slots.pincode[0])
-        preload_offer(at, a, idx[0]);
-    if (!at->n_calls)
-        return false;
-    run_tools(at);
-    return true;
-}
-
-/* Routed (and not answered by a cache): preload what a follow-up refers to, or the first step. */
-static void answer(struct agent_turn *at)
-{
-    if (preload(at))
-        return;
-    step_start(at);
-}
-
-/* ---- the answer cache (docs/caching.md) ---- */
-
-/* A flag that says the answer may be wrong is never cached; a cheaper-model retry is not one. */
-static bool answer_flagged(struct agent_turn *at)
-{
-    uint32_t n;
-    const char(*f)[32] = turn_flags(at->t, &n);
-    for (uint32_t i = 0; i < n; i++)
-        if (strncmp(f[i], "escalated:", 10) != 0 && strcmp(f[i], "classifier_late") != 0)
-            return true;
-    return false;
-}
-
-static void offer_answer(struct agent_turn *at)
-{
-    if (!buf_size(&at->answer) || answer_flagged(at))
-        return;
-    struct ac_answer a = {buf_begin(&at->answer), buf_size(&at->answer), at->spent};
-    answer_cache_offer(at->env.cache, at->cq, &a);
-}
-
-static void cache_done(void *ctx, int layer, const struct ac_hit *hit)
-{
-    struct agent_turn *at = ctx;
-    at->lookup = NULL;
-    pt_cache_end(&at->pt, hit ? cache_layer_name((enum cache_layer)layer) : NULL,
-                 hit ? hit->cost_micros : 0);
-    if (!hit) {
-        plan_state(at, AP_STEP);
-        answer(at);
-        return;
-    }
-    const char *name = cache_layer_name((enum cache_layer)layer);
-    struct cache_saving_record s = {.amount_micros = -hit->cost_micros};
-    snprintf(s.layer, sizeof(s.layer), "%s", name);
-    snprintf(s.description, sizeof(s.description), "%s cache: answer of %s (%s, %s)", name,
-             at->cq->agent, at->cq->prompt_version, at->cq->model);
-    turn_add_saving(at->t, &s);
-    turn_set_cache(at->t, name);
-    at->from_cache = true;
-    for (size_t off = 0, end; off < hit->len; off = end) {
-        end = ac_chunk_end(hit->text, hit->len, off);
-        to_client(at, hit->text + off, end - off);
-    }
-    finish(at, "stop", NULL, NULL);
-}
-
-/* A route some cache layer serves (cacheable, or a semantic_threshold): ask the layers before the
- * first model call, keyed on what that call would send. Returns true when a lookup started
- * (cache_done goes on). */
-static bool cache_lookup(struct agent_turn *at)
-{
-    const struct orch_conf *oc = at->c->orch;
-    const struct route *rc = &oc->routes[at->guess.type];
-    if (!answer_cache_layers(at->env.cache))
-        return false;
-    const struct agent *a = &oc->agents[at->agent];
-    const struct history_msg *h;
-    size_t hn = turn_history(at->t, &h), m = build_messages(at, a), user = m;
-    for (size_t i = 0; i < m; i++)
-        if (at->msgs[i].content == h[hn - 1].text)
-            user = i;
-    at->n_tools = build_tools(at, a);
-    const struct model_route *r = &at->c->routes[at->agent][at->level];
-    char model[200];
-    snprintf(model, sizeof(model), "%s/%s", llm_provider_name(r->provider), r->model);
-    struct ac_query q = {
-        .text = h[hn - 1].text,
-        .len = h[hn - 1].len,
-        .query_type = query_type_name(at->guess.type),
-        .agent = a->name,
-        .prompt_version = a->prompt_version,
-        .model = model,
-        .cacheable = rc->cacheable,
-        .ttl_s = rc->cache_ttl_s,
-        .now_unix_ms = unix_now_ms(),
-        .store = turn_store(at->t),
-        .currency = at->c->pricing->currency,
-    };
-    ac_context_hash(at->msgs, m, 0, user, at->tools, at->n_tools, q.context_hash, &q.single_shot);
-    if (!answer_cache_wants(at->env.cache, &q))
-        return false;
-    at->cq = ac_query_dup(&q);
-    plan_state(at, AP_CACHE);
-    pt_cache_begin(&at->pt, model);
-    at->lookup = answer_cache_lookup(at->env.cache, &q, cache_done, at);
-    return true;
-}
-
-/* Both the classification and the prefetch are over: route and take the first step. */
-static void route(struct agent_turn *at)
-{
-    if (at->cls_running || at->prefetch_running || at->state != AP_CLASSIFY)
-        return;
-    const struct orch_conf *oc = at->c->orch;
-    at->agent = oc->routes[at->guess.type].agent;
-    at->chain[0] = at->agent;
-    at->n_chain = 1;
-    turn_set_route(at->t, query_type_name(at->guess.type), oc->agents[at->agent].name);
-    pt_classify_end(&at->pt, query_type_name(at->guess.type), at->guess.confidence,
-                    at->cls_decided);
-    if (at->prefetch) {
-        use_prefetch(at);
-        tool_call_free(at->prefetch);
-        at->prefetch = NULL;
-    }
-    const struct agent *a = &oc->agents[at->agent];
-    if (oc->min_confidence > 0 && at->guess.confidence < oc->min_confidence && a->n_cascade > 1) {
-        turn_add_flag(at->t, "escalated:low_confidence");
-        at->level = 1;
-    }
-    if (cache_lookup(at))
-        return;
-    answer(at);
-}
-
-static void prefetch_done(void *ctx, struct tool_call *c)
-{
-    (void)c;
-    struct agent_turn *at = ctx;
-    at->prefetch_running = false;
-    route(at);
-}
-
-static void start_prefetch(struct agent_turn *at, const char *text, size_t len)
-{
-    const char *name = at->c->prefetch_tool;
-    const struct tool_def *td =
-        name && name[0] ? tool_set_find(at->c->tools, name, strlen(name)) : NULL;
-    if (!td || !query_looks_like_search(text, len))
-        return;
-    struct buf b = {0};
-    struct jsonw w;
-    jw_init(&w, &b);
-    jw_obj_begin(&w);
-    jw_kstr(&w, "q", at->guess.query);
-    if (at->guess.slots.max_price > 0)
-        jw_kint(&w, "max_price", at->guess.slots.max_price);
-    if (at->guess.slots.min_price > 0)
-        jw_kint(&w, "min_price", at->guess.slots.min_price);
-    jw_obj_end(&w);
-    snprintf(at->prefetch_args, sizeof(at->prefetch_args), "%.*s", (int)buf_size(&b),
-             buf_begin(&b));
-    buf_free(&b);
-    char err[160];
-    if (tool_check_args(td, at->env.doc, at->prefetch_args, strlen(at->prefetch_args), err,
-                        sizeof(err)) < 0)
-        return; /* this API's search takes other arguments: no prefetch */
-    session_turn_status(at->t, "searching", NULL);
-    at->prefetch_running = true;
-    struct llm_msg_tool_call pc = {"call_prefetch", name, at->prefetch_args,
-                                   strlen(at->prefetch_args)};
-    pt_tools_start(&at->pt, at->env.tools, &pc, 1, true);
-    at->prefetch = tool_call_start(at->env.tools, td, at->prefetch_args, strlen(at->prefetch_args),
-                                   prefetch_done, at);
-}
-
-static const char classifier_prompt[] =
-    "Classify the customer's message for an online store. Reply with JSON only: "
-    "{\"query_type\": one of \"product_search\", \"product_fact\", \"comparison\", \"policy\", "
-    "\"order_status\", \"chitchat\", \"other\"; \"confidence\": 0 to 1; \"query\": the search "
-    "words}";
-
-static void cls_text_cb(void *ctx, const char *text, size_t len)
-{
-    struct agent_turn *at = ctx;
-    pt_model_text(&at->pt.cls, text, len);
-    if (buf_size(&at->cls_text) < 4096)
-        buf_append(&at->cls_text, text, len);
-}
-
-static void cls_reset(void *ctx)
-{
-    buf_reset(&((struct agent_turn *)ctx)->cls_text);
-}
-
-static void cls_complete(void *ctx, const struct model_result *r)
-{
-    struct agent_turn *at = ctx;
-    pt_model_end(&at->pt.cls, r);
-    record_attempts(at, r);
-    at->cls = NULL;
-    at->cls_running = false;
-    timer_disarm(at->env.l, &at->cls_deadline);
-    const struct history_msg *h;
-    size_t hn = turn_history(at->t, &h);
-    char err[160];
-    if (r->outcome == MODEL_OK && hn) {
-        struct query_guess g;
-        /* The classifier decides, except that its "other" does not overrule a type the rules
-         * recognise with confidence (a small model misses follow-ups like "the second one"). */
-        if (query_parse_classifier(buf_begin(&at->cls_text), buf_size(&at->cls_text),
-                                   h[hn - 1].text, h[hn - 1].len, &g, err, sizeof(err)) < 0)
-            log_info("classifier: %s; the rules decide", err);
-        else if (g.type == QT_OTHER && at->guess.type != QT_OTHER && at->guess.confidence >= 0.65f)
-            log_info("classifier: says other; the rules' %s stands",
-                     query_type_name(at->guess.type));
-        else
-            at->guess = g, at->cls_decided = true;
-    } else if (r->outcome == MODEL_CANCELLED) {
-        turn_add_flag(at->t, "classifier_late");
-    }
-    if (at->state == AP_CLASSIFY)
-        route(at);
-}
-
-static const struct model_sink_ops cls_sink = {
-    .on_text = cls_text_cb,
-    .on_reset = cls_reset,
-    .on_complete = cls_complete,
-};
-
-static void cls_deadline_fired(struct loop *l, struct timer *tm)
-{
-    (void)l;
-    struct agent_turn *at =
-        (struct agent_turn *)((char *)tm - offsetof(struct agent_turn, cls_deadline));
-    if (at->cls)
-        model_call_cancel(at->cls); /* cls_complete routes with the rules' answer */
-}
-
-static void start_classifier(struct agent_turn *at, const char *text, size_t len)
-{
-    const struct orch_conf *oc = at->c->orch;
-    if (!oc->classifier_model[0])
-        return;
-    at->cls_msgs[0] =
-        (struct llm_message){"system", classifier_prompt, sizeof(classifier_prompt) - 1};
-    at->cls_msgs[1] = (struct llm_message){"user", text, len};
-    at->cls_req = (struct llm_request){
-        .messages = at->cls_msgs,
-        .n_messages = 2,
-        .max_tokens = oc->classifier_max_tokens,
-        .temperature = 0,
-        .cache_key = "classifier",
-        .cache_prefix = true,
-    };
-    struct model_call_spec spec = {
-        .routes = &at->c->classifier,
-        .n_routes = 1,
-        .request = &at->cls_req,
-        .policy = at->c->policy,
-        .pricing = at->c->pricing,
-        .role = "classifier",
-    };
-    struct model_sink sink = {&cls_sink, at};
-    session_turn_status(at->t, "classifying", NULL);
-    pt_model_start(&at->pt, &at->pt.cls, &spec, NULL, NULL);
-    at->cls = model_call_start(at->env.l, at->env.hc, &spec, &sink);
-    if (!at->cls)
-        return;
-    at->cls_running = true;
-    timer_arm(at->env.l, &at->cls_deadline, loop_now_ms(at->env.l) + oc->classifier_deadline_ms,
-              cls_deadline_fired);
+        /* See agent_plan_int.h. */
+        ap__finish(at, "error", "internal", "the model call could not start");
 }
 
 /* Start a turn's plan; see the header. */
@@ -1106,10 +649,13 @@ struct agent_turn *agent_plan_start(const struct agent_plan_conf *c,
     size_t len = h[hn - 1].len;
     query_classify_rules(text, len, &at->guess);
     turn_set_responder_state(t, at);
-    start_classifier(at, text, len);
-    start_prefetch(at, text, len);
+    /* See agent_plan_int.h. */
+    ap__start_classifier(at, text, len);
+    /* See agent_plan_int.h. */
+    ap__start_prefetch(at, text, len);
     if (!at->cls_running && !at->prefetch_running)
-        route(at); /* nothing to wait for */
+        /* See agent_plan_int.h. */
+        ap__route(at); /* nothing to wait for */
     return at;
 }
 
@@ -1130,9 +676,10 @@ void agent_plan_cancel(struct agent_turn *at)
         tool_batch_cancel(at->batch);
         const struct llm_message *asked = &at->ex[at->n_ex - 1].m;
         for (size_t i = 0; i < tool_batch_count(at->batch); i++)
-            record_tool(at, i, asked->tool_calls[i].name, asked->tool_calls[i].arguments,
-                        asked->tool_calls[i].arguments_len, tool_batch_result(at->batch, i), NULL,
-                        0);
+            /* See agent_plan_int.h. */
+            ap__record_tool(at, i, asked->tool_calls[i].name, asked->tool_calls[i].arguments,
+                            asked->tool_calls[i].arguments_len, tool_batch_result(at->batch, i),
+                            NULL, 0);
     }
     plan_free(at);
 }
