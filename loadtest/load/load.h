@@ -53,7 +53,7 @@ struct load {
     struct corpus corpus;
     enum load_mode mode;
     struct target tgt;
-    struct target tgt2;   /* [target] url2 / --url2: the other process (has_tgt2) */
+    struct target tgt2; /* [target] url2 / --url2: the other process (has_tgt2) */
     bool has_tgt2;
     const char *token;    /* --token (not copied) */
     const char *origin;   /* --origin: the Origin header, or NULL */
@@ -163,7 +163,8 @@ struct vuser {
     int64_t t_drop;
     uint32_t drop_seq;
     bool resume_bad, resumed_ack;
-    bool on_tgt2; /* connected (or connecting) to tgt2: a reconnect after a drop goes to the other */
+    bool
+        on_tgt2; /* connected (or connecting) to tgt2: a reconnect after a drop goes to the other */
     bool ignore_rx; /* this connection is being dropped: what else arrives on it is not ours */
 };
 

@@ -454,8 +454,9 @@ static void summary(const struct load *L, const struct stats *st, double elapsed
         printf("  resumes          %llu dropped, %llu delivered exactly once, %llu complete "
                "(%.1f %%), %llu duplicate deltas%s\n",
                (unsigned long long)c[C_RESUMES], (unsigned long long)c[C_RESUMED],
-               (unsigned long long)c[C_RESUMED_FULL], 100.0 * (double)c[C_RESUMED_FULL] /
-               (double)c[C_RESUMES], (unsigned long long)c[C_DUPLICATES],
+               (unsigned long long)c[C_RESUMED_FULL],
+               100.0 * (double)c[C_RESUMED_FULL] / (double)c[C_RESUMES],
+               (unsigned long long)c[C_DUPLICATES],
                L->has_tgt2 ? " (each resumed on the other process)" : "");
     for (int i = 0; i < st->nkinds; i++)
         printf("  error %-30s %llu\n", st->kind[i], (unsigned long long)st->kind_n[i]);

@@ -12,11 +12,23 @@ const char *const stats_metric_names[M_NMETRICS] = {
 };
 
 const char *const stats_counter_names[C_NCOUNTERS] = {
-    "connects",        "sessions",        "conversations", "conversations_completed",
-    "turns",           "turns_completed", "turns_ok",      "cancels_sent",
-    "turns_cancelled", "resumes",         "resumes_exact", "resumes_complete",
-    "duplicate_deltas", "turns_unfinished",
-    "output_tokens",   "cost_micros",     "errors",
+    "connects",
+    "sessions",
+    "conversations",
+    "conversations_completed",
+    "turns",
+    "turns_completed",
+    "turns_ok",
+    "cancels_sent",
+    "turns_cancelled",
+    "resumes",
+    "resumes_exact",
+    "resumes_complete",
+    "duplicate_deltas",
+    "turns_unfinished",
+    "output_tokens",
+    "cost_micros",
+    "errors",
 };
 
 /* See load_stats.h. */

@@ -140,7 +140,7 @@ static void start_conversation(struct vuser *u, int64_t now)
         return;
     }
     u->on_tgt2 = L->has_tgt2 && rng_unit(&u->w->rng) < 0.5; /* two processes: half each */
-    u->t_conn_due = u->due > now ? now : u->due; /* a timer may fire up to 1 ms early */
+    u->t_conn_due = u->due > now ? now : u->due;            /* a timer may fire up to 1 ms early */
     u->t_tcp = 0;
     u->state = VU_CONNECTING;
     stats_add(&u->w->st, u->phase, C_CONNECTS, 1);
@@ -547,7 +547,8 @@ static void on_turn_end(struct vuser *u, json_doc *d, int64_t now)
         if (!u->resume_bad) {
             stats_add(&u->w->st, u->turn_phase, C_RESUMED, 1);
             stats_rec(&u->w->st, u->turn_phase, M_RESUME, (uint64_t)(now - u->t_drop));
-            bool full = is_str(d, "/finish_reason", "stop") || is_str(d, "/finish_reason", "length");
+            bool full =
+                is_str(d, "/finish_reason", "stop") || is_str(d, "/finish_reason", "length");
             if (full && L_of(u)->sc.expect_echo)
                 full = !u->echo_bad && u->text_off == u->q->len;
             if (full)

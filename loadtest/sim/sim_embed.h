@@ -17,7 +17,8 @@ enum { SIM_EMBED_DIM = 256 };
 
 /* The embedding of text[0..len) into out[0..dim) (dim 1..SIM_EMBED_DIM, as OpenAI's `dimensions`;
  * the features are hashed into dim buckets, so a short vector is as meaningful as it can be). A
- * text with no word gets a fixed unit vector. Returns the number of words read (the "tokens" of usage). */
+ * text with no word gets a fixed unit vector. Returns the number of words read (the "tokens" of
+ * usage). */
 size_t sim_embed(const char *text, size_t len, float *out, size_t dim);
 
 #endif
