@@ -21,7 +21,6 @@ import datetime
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import urllib.parse
@@ -29,69 +28,13 @@ import urllib.parse
 import websockets
 
 from harness import TIMEOUT, Args, Server, Suite, http_request, make_jwt
+from test_orchestrator import PG_BIN, Cluster, Sim  # noqa: F401 (test_budget takes them from here)
 
 suite = Suite("admin_api")
 
-PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
 ADMIN = "admin-token-for-the-dashboard-tests"
 JWT_SECRET = "jwt-secret-for-the-dashboard-tests-0123456789"
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-
-
-class Cluster:
-    """A private PostgreSQL cluster (tests/store/pg_cluster.sh), deleted at the end."""
-
-    def __init__(self):
-        self.script = os.path.join(Args.source, "tests", "store", "pg_cluster.sh")
-        self.dir = tempfile.mkdtemp(prefix="trilemma-admin-pg-")
-        self.url = self._run("start").splitlines()[-1]
-
-    def _run(self, cmd):
-        r = subprocess.run([self.script, cmd, self.dir], capture_output=True, text=True,
-                           timeout=120)
-        assert r.returncode == 0, "pg_cluster.sh %s failed:\n%s" % (cmd, r.stderr)
-        return r.stdout.strip()
-
-    def psql(self, sql):
-        cmd = [os.path.join(PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-F", "|", "-v",
-               "ON_ERROR_STOP=1", "-h", self.dir, "-U", "postgres", "-d", "trilemma"]
-        if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--"] + cmd
-        r = subprocess.run(cmd, input=sql, capture_output=True, text=True, timeout=TIMEOUT,
-                           cwd="/")
-        assert r.returncode == 0, "psql failed: %s\n%s" % (r.stderr, sql[:500])
-        return [line.split("|") for line in r.stdout.splitlines() if line]
-
-    def stop(self):
-        self._run("stop")
-
-
-class Sim:
-    def __init__(self, *args):
-        self.dir = tempfile.mkdtemp(prefix="trilemma-admin-sim-")
-        self.log_path = os.path.join(self.dir, "sim.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [os.environ["TRILEMMA_SIM"], "--listen", "127.0.0.1:0", "--workers", "1",
-             "--ttft-ms", "5", "--ttft-jitter-ms", "0", "--tps", "400",
-             "--cheap-mistake-rate", "0", "--classifier-ms", "1", *args],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        from harness import wait_until
-        self.port = int(wait_until(self._port, "trilemma-sim to listen"))
-
-    def _port(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("trilemma-sim exited:\n" + open(self.log_path).read())
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", open(self.log_path).read())
-        return m.group(1) if m else None
-
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        self.proc.terminate()
-        assert self.proc.wait(timeout=TIMEOUT) == 0
-        self.log.close()
 
 
 STATE = {}
