@@ -39,6 +39,7 @@ static const char *const error_codes[SESS_ERROR_CODES] = {
     "turn_interrupted",
     "budget_exceeded",
     "turn_cost_limit",
+    "routing_loop",
     "other",
 };
 

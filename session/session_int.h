@@ -105,7 +105,7 @@ enum {
     SESS_FINISH__N
 };
 
-#define SESS_ERROR_CODES 22
+#define SESS_ERROR_CODES 23
 
 enum { SESS_LIFE_TOKEN = 1, SESS_LIFE_AGE = 2 };
 

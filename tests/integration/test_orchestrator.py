@@ -460,6 +460,10 @@ async def test_handoff_loop_ends_with_routing_loop():
         assert [e["code"] for e in t.errors] == ["routing_loop"], t.errors
         assert not t.deltas, t.deltas
         assert "routing_loop" in t.flags, t.end
+        # counted under its own code, not "other" (the error is sent before turn_end)
+        metrics = http_request(srv.port, "GET", "/metrics").body.decode()
+        assert 'trilemma_chat_errors_total{code="routing_loop"} 1\n' in metrics, \
+            [l for l in metrics.splitlines() if l.startswith("trilemma_chat_errors_total")]
         reqs = s.requests(rseq)
         offered = [[tl["function"]["name"] for tl in b.get("tools", [])] for _, _, b in reqs]
         assert offered == [["transfer_to_b"], ["transfer_to_a"]], offered
