@@ -208,8 +208,8 @@ static int64_t days_from_civil(int y, int m, int d)
     return (int64_t)era * 146097 + doe - 719468;
 }
 
-/* Strict YYYY-MM-DD, a real calendar date in 1970..9999. Returns 0 and the day number, or -1. */
-static int parse_date(const char *s, int64_t *day)
+/* See api_int.h. */
+int store_api_parse_date(const char *s, int64_t *day)
 {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
@@ -225,8 +225,8 @@ static int parse_date(const char *s, int64_t *day)
     return 0;
 }
 
-/* fmt is a strftime format; day is days since the epoch. */
-static void format_day(int64_t day, const char *fmt, char *out, size_t cap)
+/* See api_int.h. */
+void store_api_format_day(int64_t day, const char *fmt, char *out, size_t cap)
 {
     time_t t = (time_t)(day * 86400);
     struct tm tm;
@@ -246,32 +246,35 @@ static int costs_param(struct api_req *a, const char *name, const char *val, cha
         snprintf(msg, cap, "bad value for 'group_by': expected model, day or conversation");
         return -1;
     }
-    if (parse_date(val, strcmp(name, "from") == 0 ? &a->from_day : &a->to_day) < 0) {
+    if (store_api_parse_date(val, strcmp(name, "from") == 0 ? &a->from_day : &a->to_day) < 0) {
         snprintf(msg, cap, "bad value for '%s': expected a date YYYY-MM-DD (UTC)", name);
         return -1;
     }
     return 0;
 }
 
-/* Parameters of /v1/costs: from, to (UTC dates, both included) and group_by; each at most once,
- * nothing else. Returns 0, or 400 with msg. */
-static int parse_costs(const struct http_request *req, struct api_req *a, char *msg, size_t cap)
+/* See api_int.h. */
+int store_api_params(const struct http_request *req, const char *const *names, int n, bool *seen,
+                     store_api_param_fn fn, void *ctx, char *msg, size_t cap)
 {
-    static const char *const names[] = {"from", "to", "group_by"};
-    bool seen[3] = {false, false, false};
-    a->group = G_DAY;
     const char *q = req->query ? req->query : "", *end = q + (req->query ? req->query_len : 0);
+    for (int k = 0; k < n; k++)
+        seen[k] = false;
     while (q < end) {
         const char *amp = memchr(q, '&', (size_t)(end - q));
         const char *seg_end = amp ? amp : end;
         const char *eq = memchr(q, '=', (size_t)(seg_end - q));
         size_t nlen = (size_t)((eq ? eq : seg_end) - q);
         int k = 0;
-        while (k < 3 && !(strlen(names[k]) == nlen && memcmp(names[k], q, nlen) == 0))
+        while (k < n && !(strlen(names[k]) == nlen && memcmp(names[k], q, nlen) == 0))
             k++;
-        if (nlen && k == 3) {
-            snprintf(msg, cap, "unknown parameter '%.*s' (expected from, to, group_by)",
-                     (int)(nlen > 40 ? 40 : nlen), q);
+        if (nlen && k == n) {
+            char expected[128] = "";
+            for (int i = 0; i < n; i++)
+                snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), "%s%s",
+                         i ? ", " : "", names[i]);
+            snprintf(msg, cap, "unknown parameter '%.*s' (expected %s)",
+                     (int)(nlen > 40 ? 40 : nlen), q, expected);
             return 400;
         }
         if (nlen && seen[k]) {
@@ -281,24 +284,51 @@ static int parse_costs(const struct http_request *req, struct api_req *a, char *
         if (nlen) {
             char val[64];
             seen[k] = true;
-            int n = http_query_param(req->query, req->query_len, names[k], val, sizeof(val));
-            if (n < 0 || costs_param(a, names[k], val, msg, cap) < 0) {
-                if (n < 0)
-                    snprintf(msg, cap, "bad value for '%s'", names[k]);
+            int vn = http_query_param(req->query, req->query_len, names[k], val, sizeof(val));
+            if (vn < 0) {
+                snprintf(msg, cap, "bad value for '%s'", names[k]);
                 return 400;
             }
+            if (fn(ctx, k, val, msg, cap) < 0)
+                return 400;
         }
         q = amp ? amp + 1 : end;
     }
-    if (!seen[1])
-        a->to_day = (int64_t)(time(NULL) / 86400);
-    if (!seen[0])
-        a->from_day = a->to_day - (API_DEFAULT_DAYS - 1);
-    if (a->from_day > a->to_day) {
+    return 0;
+}
+
+/* See api_int.h. */
+int store_api_day_range(bool seen_from, bool seen_to, int default_days, int64_t *from_day,
+                        int64_t *to_day, char *msg, size_t cap)
+{
+    if (!seen_to)
+        *to_day = (int64_t)(time(NULL) / 86400);
+    if (!seen_from)
+        *from_day = *to_day - (default_days - 1);
+    if (*from_day > *to_day) {
         snprintf(msg, cap, "'from' is after 'to': the range is empty");
         return 400;
     }
     return 0;
+}
+
+static int costs_param_k(void *ctx, int k, const char *val, char *msg, size_t cap)
+{
+    static const char *const names[] = {"from", "to", "group_by"};
+    return costs_param(ctx, names[k], val, msg, cap);
+}
+
+/* Parameters of /v1/costs: from, to (UTC dates, both included) and group_by; each at most once,
+ * nothing else. Returns 0, or 400 with msg. */
+static int parse_costs(const struct http_request *req, struct api_req *a, char *msg, size_t cap)
+{
+    static const char *const names[] = {"from", "to", "group_by"};
+    bool seen[3];
+    a->group = G_DAY;
+    int rc = store_api_params(req, names, 3, seen, costs_param_k, a, msg, cap);
+    return rc ? rc
+              : store_api_day_range(seen[0], seen[1], API_DEFAULT_DAYS, &a->from_day, &a->to_day,
+                                    msg, cap);
 }
 
 /* Which endpoint: fills a; returns 0, or 404 / 400 with msg. */
@@ -665,8 +695,8 @@ static void add_costs_stmts(struct pg_query *q, const struct api_req *a)
                       : a->group == G_DAY ? sql_by_day
                                           : sql_by_conversation;
     char from[40], to[40];
-    format_day(a->from_day, "%Y-%m-%d 00:00:00+00", from, sizeof(from));
-    format_day(a->to_day + 1, "%Y-%m-%d 00:00:00+00", to, sizeof(to));
+    store_api_format_day(a->from_day, "%Y-%m-%d 00:00:00+00", from, sizeof(from));
+    store_api_format_day(a->to_day + 1, "%Y-%m-%d 00:00:00+00", to, sizeof(to));
     const char *const sqls[] = {sql, sql_cost_totals, sql_cost_savings};
     for (int i = 0; i < 3; i++) {
         pg_query_sql(q, sqls[i]);
@@ -716,9 +746,9 @@ static int write_costs(const struct api_req *a, const struct pg_result *res, str
     PGresult *const *r = res->rows + API_PRELUDE;
     char day[16];
     jw_obj_begin(w);
-    format_day(a->from_day, "%Y-%m-%d", day, sizeof(day));
+    store_api_format_day(a->from_day, "%Y-%m-%d", day, sizeof(day));
     jw_kstr(w, "from", day);
-    format_day(a->to_day, "%Y-%m-%d", day, sizeof(day));
+    store_api_format_day(a->to_day, "%Y-%m-%d", day, sizeof(day));
     jw_kstr(w, "to", day);
     jw_kstr(w, "group_by", group_names[a->group]);
     int n = PQntuples(r[0]);

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/buf.h"
 #include "net/http_parser.h"
@@ -46,6 +47,28 @@ void store_api_error(struct conn *c, bool head, int status, const char *code, co
  * than outcap - 1 bytes, or not UTF-8 (PostgreSQL refuses such text: a 400, not a failed read). */
 int store_api_text_param(const struct http_request *req, const char *name, char *out,
                          size_t outcap);
+
+/* Strict YYYY-MM-DD, a real calendar date in 1970..9999. Returns 0 and the day number (days
+ * since 1970-01-01), or -1. */
+int store_api_parse_date(const char *s, int64_t *day);
+
+/* day (days since the epoch) through the strftime format fmt into out. */
+void store_api_format_day(int64_t day, const char *fmt, char *out, size_t cap);
+
+/* One query parameter: k is its index in the names given to store_api_params, val its decoded
+ * value. Returns 0, or -1 with msg set. */
+typedef int (*store_api_param_fn)(void *ctx, int k, const char *val, char *msg, size_t cap);
+
+/* Walk req's query: every parameter must be one of names[0..n), each at most once, its value
+ * shorter than 64 bytes once decoded; fn gets each; seen[k] says which came. Returns 0, or 400
+ * with msg (an unknown or repeated parameter, a malformed value, or fn's refusal). */
+int store_api_params(const struct http_request *req, const char *const *names, int n, bool *seen,
+                     store_api_param_fn fn, void *ctx, char *msg, size_t cap);
+
+/* A from/to day range, both included: to defaults to today (UTC), from to default_days ending
+ * with to. Returns 0, or 400 with msg when from is after to. */
+int store_api_day_range(bool seen_from, bool seen_to, int default_days, int64_t *from_day,
+                        int64_t *to_day, char *msg, size_t cap);
 
 /* The answer to a failed statement: 503 (with Retry-After) when PostgreSQL is away, slow or the
  * failure passes; 500 otherwise (logged). */

@@ -76,33 +76,6 @@ static const char sql_flag_list[] =
 
 /* ---- parameters ---- */
 
-/* Strict YYYY-MM-DD, a real date from 1970 on: 0 and the day number, or -1. */
-static int parse_day(const char *s, int64_t *day)
-{
-    struct tm tm = {0};
-    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' || strspn(s, "0123456789-") != 10)
-        return -1;
-    int y = atoi(s) - 1900, m = atoi(s + 5) - 1, d = atoi(s + 8);
-    tm.tm_year = y;
-    tm.tm_mon = m;
-    tm.tm_mday = d;
-    time_t t = timegm(&tm); /* normalises: 02-30 becomes 03-02, which then differs */
-    struct tm back;
-    gmtime_r(&t, &back);
-    if (y < 70 || back.tm_year != y || back.tm_mon != m || back.tm_mday != d)
-        return -1;
-    *day = (int64_t)(t / 86400);
-    return 0;
-}
-
-static void day_text(int64_t day, const char *fmt, char *out, size_t cap)
-{
-    time_t t = (time_t)(day * 86400);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, cap, fmt, &tm);
-}
-
 static bool flag_name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -110,8 +83,9 @@ static bool flag_name_ok(const char *s)
 }
 
 /* One parameter of /v1/flags. Returns 0, or -1 with msg. */
-static int flags_param(struct trace_req *a, int k, const char *val, char *msg, size_t cap)
+static int flags_param(void *ctx, int k, const char *val, char *msg, size_t cap)
 {
+    struct trace_req *a = ctx;
     if (k == 2) {
         if (!flag_name_ok(val)) {
             snprintf(msg, cap, "bad value for 'kind': expected a flag name (a-z, 0-9, _, :)");
@@ -120,7 +94,7 @@ static int flags_param(struct trace_req *a, int k, const char *val, char *msg, s
         snprintf(a->flag, sizeof(a->flag), "%s", val);
         return 0;
     }
-    if (parse_day(val, k == 0 ? &a->from_day : &a->to_day) < 0) {
+    if (store_api_parse_date(val, k == 0 ? &a->from_day : &a->to_day) < 0) {
         snprintf(msg, cap, "bad value for '%s': expected a date YYYY-MM-DD (UTC)",
                  k == 0 ? "from" : "to");
         return -1;
@@ -133,46 +107,11 @@ static int flags_param(struct trace_req *a, int k, const char *val, char *msg, s
 static int parse_flags(const struct http_request *req, struct trace_req *a, char *msg, size_t cap)
 {
     static const char *const names[] = {"from", "to", "kind"};
-    bool seen[3] = {false, false, false};
-    const char *q = req->query ? req->query : "", *end = q + (req->query ? req->query_len : 0);
-    while (q < end) {
-        const char *amp = memchr(q, '&', (size_t)(end - q)), *seg = amp ? amp : end;
-        const char *eq = memchr(q, '=', (size_t)(seg - q));
-        size_t nlen = (size_t)((eq ? eq : seg) - q);
-        int k = 0;
-        while (k < 3 && !(strlen(names[k]) == nlen && memcmp(names[k], q, nlen) == 0))
-            k++;
-        if (nlen && k == 3) {
-            snprintf(msg, cap, "unknown parameter '%.*s' (expected from, to, kind)",
-                     (int)(nlen > 40 ? 40 : nlen), q);
-            return 400;
-        }
-        if (nlen && seen[k]) {
-            snprintf(msg, cap, "parameter '%s' given more than once", names[k]);
-            return 400;
-        }
-        if (nlen) {
-            char val[64];
-            seen[k] = true;
-            int n = http_query_param(req->query, req->query_len, names[k], val, sizeof(val));
-            if (n < 0) {
-                snprintf(msg, cap, "bad value for '%s'", names[k]);
-                return 400;
-            }
-            if (flags_param(a, k, val, msg, cap) < 0)
-                return 400;
-        }
-        q = amp ? amp + 1 : end;
-    }
-    if (!seen[1])
-        a->to_day = (int64_t)(time(NULL) / 86400);
-    if (!seen[0])
-        a->from_day = a->to_day - (FLAGS_DEFAULT_DAYS - 1);
-    if (a->from_day > a->to_day) {
-        snprintf(msg, cap, "'from' is after 'to': the range is empty");
-        return 400;
-    }
-    return 0;
+    bool seen[3];
+    int rc = store_api_params(req, names, 3, seen, flags_param, a, msg, cap);
+    return rc ? rc
+              : store_api_day_range(seen[0], seen[1], FLAGS_DEFAULT_DAYS, &a->from_day, &a->to_day,
+                                    msg, cap);
 }
 
 /* Is req one of ours? Fills a: 0, -1 (not ours) or 404/400 with msg. */
@@ -338,9 +277,9 @@ static int write_flags(const struct trace_req *a, const struct pg_result *res, s
     PGresult *const *r = res->rows + TRACE_PRELUDE;
     char day[16];
     jw_obj_begin(w);
-    day_text(a->from_day, "%Y-%m-%d", day, sizeof(day));
+    store_api_format_day(a->from_day, "%Y-%m-%d", day, sizeof(day));
     jw_kstr(w, "from", day);
-    day_text(a->to_day, "%Y-%m-%d", day, sizeof(day));
+    store_api_format_day(a->to_day, "%Y-%m-%d", day, sizeof(day));
     jw_kstr(w, "to", day);
     jw_key(w, "counts");
     jw_obj_begin(w);
@@ -403,8 +342,8 @@ static void on_result(void *ctx, const struct pg_result *res)
 static void add_flags_stmts(struct pg_query *q, const struct trace_req *a)
 {
     char from[40], to[40];
-    day_text(a->from_day, "%Y-%m-%d 00:00:00+00", from, sizeof(from));
-    day_text(a->to_day + 1, "%Y-%m-%d 00:00:00+00", to, sizeof(to));
+    store_api_format_day(a->from_day, "%Y-%m-%d 00:00:00+00", from, sizeof(from));
+    store_api_format_day(a->to_day + 1, "%Y-%m-%d 00:00:00+00", to, sizeof(to));
     const char *const sqls[] = {sql_flag_counts, sql_flag_days, sql_flag_list};
     for (int i = 0; i < 3; i++) {
         pg_query_sql(q, sqls[i]);
