@@ -33,9 +33,8 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import websockets
-
 from harness import TIMEOUT, RawWS, Server, Suite, http_request, make_jwt, wait_until
+import test_store_e2e as store_e2e  # noqa: E402 (its Chat client and Cluster)
 
 suite = Suite("resume_grace")
 
@@ -47,9 +46,7 @@ PG = None
 def pg():
     global PG
     if PG is None:
-        from test_store_e2e import Cluster
-
-        PG = Cluster()
+        PG = store_e2e.Cluster()
     return PG
 
 
@@ -74,26 +71,8 @@ def server(name, workers=1, env=None, **session):
     return Server(config={"session": conf}, env=e, workers=workers, name=name)
 
 
-class Chat:
-    def __init__(self, ws, session):
-        self.ws = ws
-        self.session = session
-        self.cid = session["conversation_id"]
-
-    @classmethod
-    async def connect(cls, srv, token=None):
-        url = srv.ws_url() + ("?token=" + token if token else "")
-        ws = await websockets.connect(url, ping_interval=None, max_size=1 << 22,
-                                      open_timeout=TIMEOUT, close_timeout=TIMEOUT)
-        session = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        assert session["type"] == "session", session
-        return cls(ws, session)
-
-    async def recv(self):
-        return json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
-
-    async def send(self, obj):
-        await self.ws.send(json.dumps(obj))
+class Chat(store_e2e.Chat):
+    """test_store_e2e's client (connect, recv, send, close), and what these tests add."""
 
     async def start(self, mid, text):
         await self.send({"type": "user_message", "id": mid, "text": text})
@@ -124,9 +103,6 @@ class Chat:
     def drop(self):
         """The TCP connection goes away without a close frame (a tunnel, a network switch)."""
         self.ws.transport.abort()
-
-    async def close(self):
-        await self.ws.close(1000, "bye")
 
 
 def check_once_in_order(seen, text):
