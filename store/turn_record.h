@@ -22,7 +22,7 @@
 struct llm_call_record {
     char provider[16]; /* "openai", "anthropic", "gemini", "echo" */
     char model[128];
-    char tier[16];    /* "standard"; "" is stored as "standard" */
+    char tier[16];    /* "standard" (pay-as-you-go) or "provisioned"; "" is stored as "standard" */
     char role[16];    /* ledger kind: "model", "retry", "fallback", later "classifier", "judge" */
     char status[16];  /* "ok", "error", "cancelled" */
     char error[160];  /* "" or a short message (never a key) */
@@ -35,6 +35,7 @@ struct llm_call_record {
     int64_t cost_micros;
     char agent[32];          /* the agent the call worked for; "" = none (the relay) */
     char prompt_version[16]; /* that agent's prompt version (hash of its text); "" = none */
+    char deployment[32]; /* tier "provisioned": the agents file's [capacity NAME]; else "" */
 };
 
 /* One tool call made for the turn (one tool_calls row and one "tool" ledger line). */
