@@ -123,13 +123,13 @@ def goal(rows, dims, cheaper=10.0, points=2.0):
         return None
     n, t = rows[0], rows[-1]
     cn, ct = n["cost_per_conversation_micros"], t["cost_per_conversation_micros"]
-    times = (cn / ct) if ct else (math.inf if cn else None)
+    times = (cn / ct) if ct else None  # None: the tuned one is free (or both are)
     q = None if n["headline"] is None or t["headline"] is None else t["headline"] - n["headline"]
     worse = {d: 100.0 * (t["quality"][d] - n["quality"][d]) for d in dims
              if t["quality"].get(d) is not None and n["quality"].get(d) is not None
              and 100.0 * (n["quality"][d] - t["quality"][d]) > points + 1e-9}
     fa, fb = n["latency_ms"].get("first_token_p99"), t["latency_ms"].get("first_token_p99")
-    checks = {"cost": times is not None and times >= cheaper,
+    checks = {"cost": (times is not None and times >= cheaper) or (ct == 0 and bool(cn)),
               "quality": q is not None and q >= -points and not worse,
               "first_token_p99": fa is not None and fb is not None and fb <= fa}
     return {"naive": n["name"], "tuned": t["name"], "times_cheaper": times,
@@ -179,11 +179,11 @@ def money(micros, currency="INR"):
     return sym + ("%.4f" % v if v < 1 else "%.2f" % v)
 
 
-def times(v):
+def times(v, free=False):
+    if free:
+        return "free"
     if v is None:
         return "–"
-    if math.isinf(v):
-        return "∞"
     return "%.1f×" % v if v < 100 else "%.0f×" % v
 
 
@@ -199,7 +199,7 @@ def table_md(rep):
     for r in rep["rows"]:
         lat = r["latency_ms"]
         cells = [_md(r["name"]), money(r["cost_per_conversation_micros"], cur),
-                 times(r["times_cheaper_than_naive"]),
+                 times(r["times_cheaper_than_naive"], r["cost_per_conversation_micros"] == 0),
                  "%s / %s" % (_num(lat.get("first_token_p50")), _num(lat.get("first_token_p99"))),
                  "%s / %s" % (_num(lat.get("total_p50")), _num(lat.get("total_p99"))),
                  _num(r["headline"], "%.1f")] + [report.fmt(r["quality"].get(d)) for d in dims] + [
@@ -239,7 +239,8 @@ def goal_lines(rep):
     lines = ["Goal (%s against %s): %s." % (_md(g["tuned"]), _md(g["naive"]),
                                            "met" if g["met"] else "not met"),
              "- at least %.0f× cheaper per conversation: %s (%s)" % (
-                 g["target_times"], times(g["times_cheaper"]), ok[g["checks"]["cost"]]),
+                 g["target_times"], times(g["times_cheaper"], g["times_cheaper"] is None and
+                                          g["checks"]["cost"]), ok[g["checks"]["cost"]]),
              "- quality within %.0f points: %s points%s (%s)" % (
                  g["target_points"], _num(g["quality_points"], "%+.1f"),
                  "; worse by more: " + ", ".join("%s %+.1f" % (report.LABELS.get(d, d), v)
@@ -397,7 +398,8 @@ def html_report(rep):
     for r in rep["rows"]:
         lat = r["latency_ms"]
         rows.append([e(r["name"]), e(money(r["cost_per_conversation_micros"], cur)),
-                     e(times(r["times_cheaper_than_naive"])),
+                     e(times(r["times_cheaper_than_naive"],
+                               r["cost_per_conversation_micros"] == 0)),
                      "%s / %s" % (_num(lat.get("first_token_p50")), _num(lat.get("first_token_p99"))),
                      "%s / %s" % (_num(lat.get("total_p50")), _num(lat.get("total_p99"))),
                      _num(r["headline"], "%.1f")] + [report.fmt(r["quality"].get(d)) for d in dims]
@@ -439,11 +441,26 @@ def config_dirs(source, configs, all_):
             if os.path.isfile(os.path.join(root, d, "agents.ini"))]
 
 
-def _quality(a, cdir, name, cases, source, build, make_run):
-    import runner
+class StackFailed(RuntimeError):
+    pass
+
+
+def start_stack(source, build, cdir, name, **kw):
+    """A configuration's stack, started; a stack that does not come up (trilemmad refusing the
+    configuration's server.ini, a simulator flag it does not know) is a StackFailed naming the
+    configuration, with the end of the log that says why."""
     import serve
 
-    stack = serve.Stack(source, build, cdir, seed=a.seed, fast=True).start()
+    try:
+        return serve.Stack(source, build, cdir, **kw).start()
+    except (AssertionError, RuntimeError) as e:
+        raise StackFailed("%s: the stack did not start: %s" % (name, str(e)[-1500:]))
+
+
+def _quality(a, cdir, name, cases, source, build, make_run):
+    import runner
+
+    stack = start_stack(source, build, cdir, name, seed=a.seed, fast=True)
     try:
         tools_file = os.path.join(cdir, "tools.json")
         if not os.path.exists(tools_file):
@@ -465,10 +482,10 @@ def _quality(a, cdir, name, cases, source, build, make_run):
 
 def _traffic(a, cdir, warm, mix, source, build):
     import runner
-    import serve
     import traffic
 
-    stack = serve.Stack(source, build, cdir, seed=a.seed, fast=not a.real_pacing).start()
+    stack = start_stack(source, build, cdir, os.path.basename(cdir), seed=a.seed,
+                        fast=not a.real_pacing)
     try:
         if warm:
             asyncio.run(traffic.run_mix(stack.ws_url, warm, a.traffic_concurrency, a.timeout))

@@ -250,7 +250,7 @@ def cmd_trilemma(a):
         die("give --configs DIR... or --all, not both")
     try:
         trilemma.run(a, SOURCE, BUILD, make_run)
-    except (ValueError, OSError, serve.BadConfig, traffic.BadCorpus) as e:
+    except (ValueError, OSError, serve.BadConfig, traffic.BadCorpus, trilemma.StackFailed) as e:
         die(str(e))
     return 0
 
