@@ -460,7 +460,8 @@ def start_stack(source, build, cdir, name, **kw):
 def _quality(a, cdir, name, cases, source, build, make_run):
     import runner
 
-    stack = start_stack(source, build, cdir, name, seed=a.seed, fast=True)
+    stack = start_stack(source, build, cdir, name, seed=a.seed, fast=True,
+                        sim_args=a.sim_arg or [])
     try:
         tools_file = os.path.join(cdir, "tools.json")
         if not os.path.exists(tools_file):
@@ -485,7 +486,7 @@ def _traffic(a, cdir, warm, mix, source, build):
     import traffic
 
     stack = start_stack(source, build, cdir, os.path.basename(cdir), seed=a.seed,
-                        fast=not a.real_pacing)
+                        fast=not a.real_pacing, sim_args=a.sim_arg or [])
     try:
         if warm:
             asyncio.run(traffic.run_mix(stack.ws_url, warm, a.traffic_concurrency, a.timeout))
@@ -562,6 +563,7 @@ def run(a, source, build, make_run):
                     "warmup": len(warm), "real_pacing": a.real_pacing,
                     "concurrency": a.traffic_concurrency, "mix": stats},
         "quality_pacing": "instant answers (the scores do not depend on pacing)",
+        "sim_args": a.sim_arg or [],
         "notes": [
             "Quality: the golden set (%d cases) on a stack with instant answers; traffic: %d "
             "conversations (%d turns, %.0f %% of turns and %.0f %% of opening questions repeat an "

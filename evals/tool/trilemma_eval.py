@@ -360,6 +360,9 @@ def main(argv=None):
     t.add_argument("--concurrency", type=int, default=8, help="golden-set cases at once")
     t.add_argument("--traffic-concurrency", type=int, default=8, help="conversations at once")
     t.add_argument("--seed", type=int, default=1, help="the simulator's seed")
+    t.add_argument("--sim-arg", action="append",
+                   help="one more trilemma-sim flag for every configuration (the world they "
+                        "share, e.g. --sim-arg=--payg-latency-ms=80); after the folder's sim.args")
     t.add_argument("--judge", default="openai/sim-judge")
     t.add_argument("--timeout", type=float, default=60)
     t.add_argument("-o", "--output", required=True, metavar="OUTDIR")
