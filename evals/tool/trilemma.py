@@ -208,6 +208,38 @@ def table_md(rep):
     return "\n".join(lines)
 
 
+def details_rows(rep):
+    """Per configuration, what the traffic did: the client's own latencies, turns, what the
+    caches answered, escalations, errors, tokens (in / of which cached / out)."""
+    head = ["configuration", "client first token p50 / p99 (ms)", "client total p50 / p99 (ms)",
+            "turns", "answered by a cache", "escalated", "errors",
+            "tokens in / cached / out", "eval cost per case"]
+    cur = rep["rows"][0]["currency"] if rep["rows"] else "INR"
+    out = []
+    for r in rep["rows"]:
+        lat, t = r["latency_ms"], r.get("traffic", {})
+        tok = t.get("tokens", {})
+        hits = ", ".join("%s %d" % kv for kv in sorted(t.get("cache_hits", {}).items())) or "–"
+        out.append([r["name"], "%s / %s" % (_num(lat.get("client_first_token_p50")),
+                                            _num(lat.get("client_first_token_p99"))),
+                    "%s / %s" % (_num(lat.get("client_total_p50")),
+                                 _num(lat.get("client_total_p99"))),
+                    str(t.get("turns", "–")), hits, str(t.get("escalations", "–")),
+                    str(t.get("errors", "–")),
+                    "%s / %s / %s" % (tok.get("input_tokens", "–"),
+                                      tok.get("cached_input_tokens", "–"),
+                                      tok.get("output_tokens", "–")),
+                    money((r.get("eval") or {}).get("cost_per_case_micros"), cur)])
+    return head, out
+
+
+def details_md(rep):
+    head, rows = details_rows(rep)
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def lever_lines(rep):
     """The levers: a line per step, what moved and by how much."""
     out = []
@@ -259,6 +291,7 @@ def markdown(rep):
                                                             ", ".join(rep["frontier_axes"])), ""]
     for n in rep.get("notes", []):
         out.append("- " + n)
+    out += ["", "## The traffic in detail", "", details_md(rep)]
     out += ["", "## Levers", ""] + lever_lines(rep)
     gl = goal_lines(rep)
     if gl:
@@ -413,6 +446,9 @@ def html_report(rep):
     parts += ["<p class=m>%s</p>" % e(n) for n in rep.get("notes", [])]
     parts.append("<h2>The plot</h2>")
     parts += plot_svgs(rep)
+    dh, dr = details_rows(rep)
+    parts.append("<h2>The traffic in detail</h2>")
+    parts.append(report._table(dh, [[e(c) for c in r] for r in dr]))
     parts.append("<h2>Levers</h2><ul>")
     for line in lever_lines(rep):
         parts.append("<li>%s</li>" % e(line[2:].replace("**", "")))

@@ -238,6 +238,7 @@ class Rendering(unittest.TestCase):
         self.assertIn("**yes**", lines[4])
         full = T.markdown(rep)
         self.assertIn("## Levers", full)
+        self.assertIn("## The traffic in detail", full)
         self.assertIn("-50.0 %", full)
 
     def test_html_is_escaped_and_self_contained(self):
