@@ -334,6 +334,19 @@ def _tick_label(v):
     return ("%.6f" % v).rstrip("0")
 
 
+def label_positions(labels, line=13, char=6.5):
+    """Where to write each label (x, y, text) so that none overlaps one written before it: a
+    label that would is moved down a line at a time (configurations with equal values)."""
+    placed, out = [], []
+    for x, y, text in labels:
+        w = char * len(text)
+        while any(abs(y - py) < line and x < px + pw and px < x + w for px, py, pw in placed):
+            y += line
+        placed.append((x, y, w))
+        out.append((x, y))
+    return out
+
+
 def scatter_svg(points, xlabel, ylabel, title, w=640, h=380):
     """One panel: points are dicts {x (> 0, log scale), y, r (radius), label, on (frontier)}.
     Returns an <svg> element (every text escaped)."""
@@ -376,15 +389,15 @@ def scatter_svg(points, xlabel, ylabel, title, w=640, h=380):
     if len(front) > 1:
         out.append('<polyline fill="none" stroke="#1b7f3b" stroke-dasharray="4 3" points="%s"/>'
                    % " ".join("%.1f,%.1f" % (X(p["x"]), Y(p["y"])) for p in front))
-    for p in points:
-        if not p["x"] or p["y"] is None:
-            continue
+    shown = [p for p in points if p["x"] and p["y"] is not None]
+    for p in shown:
         fill, stroke = ("#2fa35a", "#1b7f3b") if p["on"] else ("#bbb", "#777")
         out.append('<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s" fill-opacity="0.6" '
                    'stroke="%s"><title>%s</title></circle>' % (
                        X(p["x"]), Y(p["y"]), p["r"], fill, stroke, e(p.get("tip", p["label"]))))
-        out.append('<text x="%.1f" y="%.1f" font-size="11">%s</text>' % (
-            X(p["x"]) + p["r"] + 3, Y(p["y"]) + 4, e(p["label"])))
+    for (x, y), p in zip(label_positions([(X(p["x"]) + p["r"] + 3, Y(p["y"]) + 4, p["label"])
+                                          for p in shown]), shown):
+        out.append('<text x="%.1f" y="%.1f" font-size="11">%s</text>' % (x, y, e(p["label"])))
     out.append('<text x="%d" y="%d" font-size="11" fill="#1b7f3b">● on the frontier</text>'
                '<text x="%d" y="%d" font-size="11" fill="#777">● dominated</text>' % (
                    ml + pw + 12, mt + 12, ml + pw + 12, mt + 28))
@@ -439,7 +452,8 @@ def html_report(rep):
                     + ["yes" if r["frontier"] else "no"])
         cls.append([""] * (len(head) - 1) + ["good" if r["frontier"] else ""])
     parts = ["<!doctype html><html><head><meta charset=utf-8><title>The trilemma report</title>"
-             "<style>%s</style></head><body>" % report.CSS,
+             "<style>%s\nbody{max-width:none}td{white-space:nowrap}</style></head><body>" %
+             report.CSS,
              "<h1>The trilemma report</h1>",
              "<p class=m>%s</p>" % e(rep.get("summary_line", "")),
              report._table(head, rows, cls)]

@@ -261,6 +261,16 @@ class Rendering(unittest.TestCase):
         self.assertNotIn("skipped", svg)
         self.assertEqual(svg.count("<circle"), 1)
 
+    def test_labels_do_not_overlap(self):
+        # two configurations at the same point: the second label goes a line down; a third
+        # far away stays where it is
+        self.assertEqual(T.label_positions([(100, 50, "01-naive"), (100, 50, "02-context"),
+                                            (400, 50, "03")], line=13),
+                         [(100, 50), (100, 63), (400, 50)])
+        # a label overlapping both stacked ones moves below them
+        self.assertEqual(T.label_positions([(0, 0, "aa"), (0, 13, "bb"), (5, 0, "cc")]),
+                         [(0, 0), (0, 13), (5, 26)])
+
     def test_ticks(self):
         self.assertEqual(T._log_ticks(0.003, 0.2), [0.005, 0.01, 0.02, 0.05, 0.1, 0.2])
         self.assertEqual(T._lin_ticks(0, 100), [0, 20, 40, 60, 80, 100])
