@@ -1,22 +1,23 @@
 """test_capacity.py - capacity tiers on routes (issue 15, item 1) end to end: a real trilemmad
-with an agents file whose cascade model has a [capacity NAME] section, two trilemma-sim processes
-(one the pay-as-you-go provider, one the provisioned deployment's endpoint) and a private
-PostgreSQL (tests/store/pg_cluster.sh) for the read API.
+with an agents file whose cascade model has a [capacity NAME] section, trilemma-sim as the
+pay-as-you-go provider and, under /ptu/NAME/, as the provisioned deployments (its --pool), and a
+private PostgreSQL (tests/store/pg_cluster.sh) for the read API.
 
-  (a) with room in this pod's share, a step goes to the provisioned endpoint, and the call is
-      recorded with tier "provisioned" and the deployment's name (/v1/conversations/{id})
-  (b) the share is full (a tpm smaller than any request): the step goes to pay-as-you-go
-      at once, the provisioned endpoint never sees it, the call is recorded "standard", and
+  (a) with room in this pod's share, a step goes to the provisioned pool, and the call is
+      recorded with tier "provisioned" (and the deployment's name once the read API shows it);
+      the capacity's base_url is a path, resolved against the provider's origin
+  (b) the share is full (a tpm smaller than any request): the step goes to pay-as-you-go at
+      once, the pool never sees it, the call is recorded "standard", and
       trilemma_capacity_overflow_total{reason="full"} counts it
-  (c) the provisioned endpoint answers 429 (its own tpm spent; Retry-After within the
-      first-token deadline, retries left): the next attempt is the standard route, not a retry
-      of the provisioned one - the provisioned endpoint received one request for the turn
+  (c) the pool answers 429 (its own tpm spent; Retry-After within the first-token deadline,
+      retries left): the next attempt is the standard route, not a retry on the pool - the pool
+      received one request for the turn
   the pod's share follows [capacity] pods (trilemma_capacity_share_tpm), and --check-config
   refuses bad capacity sections naming the file and the line.
 
-Which endpoint got a request is read from the simulators' own request logs (GET /v1/_requests),
-what was recorded from the read API. No sleeps; no timing is asserted. Exit 77 without
-PostgreSQL's binaries.
+Which deployment got a request is read from the simulator's own request log (GET /v1/_requests
+keeps the /ptu/NAME prefix), what was recorded from the read API. No sleeps; no timing is
+asserted. Exit 77 without PostgreSQL's binaries.
 """
 
 import asyncio
@@ -40,15 +41,16 @@ def setup():
         return STATE
     skip_without_pg()
     STATE["db"] = Cluster()
-    STATE["payg"] = Sim()
+    # "tight" serves one answer a minute (then 429), "spare" has no limit of its own
+    STATE["sim"] = Sim("--pool", "tight:tpm=1,streams=4,ttft-ms=5",
+                       "--pool", "spare:tpm=0,streams=0,ttft-ms=5")
     return STATE
 
 
 @suite.on_teardown
 def teardown():
-    for k in ("payg", "ptu_a", "ptu_b"):
-        if k in STATE:
-            STATE[k].stop()
+    if "sim" in STATE:
+        STATE["sim"].stop()
     if "db" in STATE:
         STATE["db"].stop()
 
@@ -69,7 +71,7 @@ def server(agents, name, pods=1):
     # (at most 60 s): a 429 on a route that does not overflow would be retried on it
     cfg = {"model": {"max_retries": 2, "retry_base_ms": 10, "first_token_timeout_ms": 120000},
            "capacity": {"pods": pods}}
-    return orch_server(STATE["payg"], agents=agents, name=name, config=cfg,
+    return orch_server(STATE["sim"], agents=agents, name=name, config=cfg,
                        extra_env={"DATABASE_URL": STATE["db"].url,
                                   "TRILEMMA_ADMIN_TOKEN": ADMIN})
 
@@ -115,59 +117,64 @@ async def one_turn(srv, text, mid):
     return tid
 
 
+def requests(since):
+    """(pool or "", model) of the model requests the simulator received after seq since."""
+    out = []
+    for path, model, _ in STATE["sim"].requests(since):
+        m = re.match(r"/ptu/([a-z0-9_-]+)/", path)
+        out.append((m.group(1) if m else "", model))
+    return out
+
+
 @suite.test
 async def test_provisioned_with_room_then_a_429_overflows_without_retry():
     setup()
-    payg = STATE["payg"]
-    # the provisioned endpoint: a simulator that serves one answer a minute (then 429)
-    ptu = STATE["ptu_a"] = Sim("--tpm", "1")
-    agents = agents_with_capacity("frontier-ptu", ptu.url() + "/v1", 400000, 8)
+    sim = STATE["sim"]
+    agents = agents_with_capacity("tight", "/ptu/tight/v1", 400000, 8)
     with server(agents, "capacity-a", pods=2) as srv:
         # this pod's share: half of the deployment's
-        assert metric(srv, 'trilemma_capacity_share_tpm{deployment="frontier-ptu"}') == 200000
+        assert metric(srv, 'trilemma_capacity_share_tpm{deployment="tight"}') == 200000
+        assert metric(srv, 'trilemma_capacity_share_streams{deployment="tight"}') == 4
         assert metric(srv, "trilemma_capacity_pods") == 2
-        # (a) room: the provisioned endpoint answers, the call is recorded provisioned
-        p0, s0 = ptu.requests_seq(), payg.requests_seq()
+        # (a) room: the pool answers, the call is recorded provisioned
+        seq = sim.requests_seq()
         tid = await one_turn(srv, "hello there", "a1")
-        assert [m for _, m, _ in ptu.requests(p0)] == ["sim-frontier"], ptu.requests(p0)
-        assert payg.requests(s0) == [], payg.requests(s0)
-        calls = calls_of(srv, conversation_of(srv, tid), tid, ["frontier-ptu"])
+        assert requests(seq) == [("tight", "sim-frontier")], requests(seq)
+        calls = calls_of(srv, conversation_of(srv, tid), tid, ["tight"])
         assert calls == [("provisioned", "sim-frontier", "model", "ok", 200)], calls
-        # (c) the endpoint's own limit is spent: 429, then the standard route at once
-        p1, s1 = ptu.requests_seq(), payg.requests_seq()
+        # (c) the pool's own limit is spent: 429, then the standard route at once, no retry
+        seq = sim.requests_seq()
         tid = await one_turn(srv, "hello again", "c1")
-        assert len(ptu.requests(p1)) == 1, ptu.requests(p1)  # no retry on the provisioned route
-        assert [m for _, m, _ in payg.requests(s1)] == ["sim-frontier"], payg.requests(s1)
-        calls = calls_of(srv, conversation_of(srv, tid), tid, ["frontier-ptu", ""])
+        assert requests(seq) == [("tight", "sim-frontier"), ("", "sim-frontier")], requests(seq)
+        calls = calls_of(srv, conversation_of(srv, tid), tid, ["tight", ""])
         assert calls == [("provisioned", "sim-frontier", "model", "error", 429),
                          ("standard", "sim-frontier", "fallback", "ok", 200)], calls
-        assert metric(srv, 'trilemma_capacity_overflow_total{deployment="frontier-ptu",'
+        assert metric(srv, 'trilemma_capacity_overflow_total{deployment="tight",'
                            'reason="rate_limited"}') == 1
-        assert metric(srv, 'trilemma_capacity_overflow_total{deployment="frontier-ptu",'
+        assert metric(srv, 'trilemma_capacity_overflow_total{deployment="tight",'
                            'reason="full"}') == 0
-        assert metric(srv, 'trilemma_capacity_streams_inflight{deployment="frontier-ptu"}') == 0
-        # what the calls used is in the window: the answered call's tokens at least
-        assert metric(srv, 'trilemma_capacity_window_tokens{deployment="frontier-ptu"}') > 0
+        assert metric(srv, 'trilemma_capacity_admitted_total{deployment="tight"}') == 2
+        assert metric(srv, 'trilemma_capacity_streams_inflight{deployment="tight"}') == 0
+        # what the calls used is in the window: the answered call's tokens
+        assert metric(srv, 'trilemma_capacity_window_tokens{deployment="tight"}') > 0
 
 
 @suite.test
 async def test_full_share_overflows_to_standard():
     setup()
-    payg = STATE["payg"]
-    ptu = STATE["ptu_b"] = Sim()
-    # (b) 10 tokens per minute: no request fits (its max_tokens alone is 80)
-    agents = agents_with_capacity("tiny", ptu.url() + "/v1", 10, 4)
+    sim = STATE["sim"]
+    # (b) 10 tokens per minute: no request fits (its max_tokens alone is 80); an absolute URL
+    agents = agents_with_capacity("spare", sim.url() + "/ptu/spare/v1", 10, 4)
     with server(agents, "capacity-b") as srv:
-        assert metric(srv, 'trilemma_capacity_share_tpm{deployment="tiny"}') == 10
-        p0, s0 = ptu.requests_seq(), payg.requests_seq()
+        assert metric(srv, 'trilemma_capacity_share_tpm{deployment="spare"}') == 10
+        seq = sim.requests_seq()
         tid = await one_turn(srv, "good morning", "b1")
-        assert ptu.requests(p0) == [], ptu.requests(p0)
-        assert [m for _, m, _ in payg.requests(s0)] == ["sim-frontier"], payg.requests(s0)
+        assert requests(seq) == [("", "sim-frontier")], requests(seq)
         calls = calls_of(srv, conversation_of(srv, tid), tid, [""])
         assert calls == [("standard", "sim-frontier", "model", "ok", 200)], calls
-        assert metric(srv, 'trilemma_capacity_overflow_total{deployment="tiny",'
+        assert metric(srv, 'trilemma_capacity_overflow_total{deployment="spare",'
                            'reason="full"}') == 1
-        assert metric(srv, 'trilemma_capacity_admitted_total{deployment="tiny"}') == 0
+        assert metric(srv, 'trilemma_capacity_admitted_total{deployment="spare"}') == 0
 
 
 def check_config(agents_text):
