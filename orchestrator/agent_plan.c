@@ -246,6 +246,11 @@ static enum escalation verify_held(struct agent_turn *at, size_t len, bool whole
                               {"trilemma.verify.first_mismatch", TA_STR,
                                vr.g.mismatches ? vr.g.first_mismatch : vr.first_name, 0}};
     pt_guard(&at->pt, "verify", why, va, v ? 5 : 4);
+    if (v == VERIFY_FORMAT)
+        snprintf(at->verify_note, sizeof(at->verify_note), "it had no Markdown table");
+    else if (v)
+        snprintf(at->verify_note, sizeof(at->verify_note), "it stated \"%s\"",
+                 vr.g.mismatches ? vr.g.first_mismatch : vr.first_name);
     if (v)
         log_info("verify: the %s answer %s (%s)", at->c->orch->agents[at->agent].cascade[at->level],
                  v == VERIFY_FORMAT ? "has no table" : "states what no tool result has",
@@ -341,8 +346,29 @@ static bool can_escalate(const struct agent_turn *at)
     return !at->shown && at->level + 1 < at->c->orch->agents[at->agent].n_cascade;
 }
 
+/* A verified answer failed: the next model (the same one again, or the next of the cascade) is
+ * told why, so that it does not repeat the mistake (docs/routing.md, "The verified answer"). */
+static void verify_feedback(struct agent_turn *at, enum escalation why)
+{
+    char note[320];
+    int n = snprintf(note, sizeof(note),
+                     "A draft of this answer was withdrawn before the customer saw it: %s, %s. "
+                     "Write the answer again%s.",
+                     at->verify_note,
+                     why == ESC_FORMAT ? "and this question needs one"
+                                       : "which the tool results do not have",
+                     why == ESC_FORMAT ? " with a Markdown table"
+                                       : " using only the names, prices and specs in the tool "
+                                         "results");
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(note) ? (size_t)n : sizeof(note) - 1;
+    /* See agent_plan_int.h. */
+    ap__ex_add(at, (struct llm_message){"system", ap__keep(at, note, len), len});
+}
+
 static void escalate(struct agent_turn *at, enum escalation why)
 {
+    if (why == ESC_UNGROUNDED || why == ESC_FORMAT)
+        verify_feedback(at, why);
     char flag[32];
     snprintf(flag, sizeof(flag), "escalated:%s", escalation_name(why));
     turn_add_flag(at->t, flag);

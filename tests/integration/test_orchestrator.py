@@ -816,6 +816,38 @@ async def test_verified_answer_escalates_before_anything_is_shown():
 
 
 @suite.test
+async def test_verified_answer_retried_with_the_reason():
+    """A cascade may name the cheap model twice: the second try is told why the first answer was
+    withdrawn (the misstated price, in a system message after the tool results), and so is every
+    model after it."""
+    s = sim()
+    secs = shipped_agents()
+    section(secs, "agent search")["cascade"] = "openai/sim-cheap, openai/sim-cheap, " \
+                                               "openai/sim-frontier"
+    section(secs, "route product_search")["verify"] = "yes"
+    with orch_server(s, agents=write_agents(secs)) as srv:
+        ws = await open_session(srv)
+        rseq = s.requests_seq()
+        # the directive makes every cheap answer err: both cheap tries fail, the frontier answers
+        t = await turn(ws, "best phone under 20000 with a big battery "
+                           "[[sim:mistake=wrong_number]]", "m1")
+        t.check_stop()
+        assert "escalated:ungrounded" in t.flags and "ungrounded_number" not in t.flags, t.flags
+        reqs = agent_requests(s.requests(rseq))
+        models = [m for _, m, _ in reqs]
+        assert models[-3:] == ["sim-cheap", "sim-cheap", "sim-frontier"], models
+        notes = [[c for r, c in messages_of(b) if r == "system" and "withdrawn" in c]
+                 for _, _, b in reqs[-3:]]
+        assert notes[0] == [], notes
+        assert len(notes[1]) == 1 and "₹" in notes[1][0], notes
+        assert len(notes[2]) == 2, notes  # the frontier is told both
+        # the note follows the tool results it is about
+        roles = [r for r, _ in messages_of(reqs[-2][2])]
+        assert roles[-1] == "system" and "tool" in roles, roles
+        await ws.close()
+
+
+@suite.test
 async def test_verify_and_format_keys_checked():
     """Bad values of the route's verify / format keys stop the start with a message naming them."""
     for key, val in (("verify", "maybe"), ("format", "json")):
