@@ -16,6 +16,7 @@
 #include "orchestrator/semcache_layer.h"
 #include "orchestrator/prices.h"
 #include "orchestrator/turn_plan.h"
+#include "store/capacity_store.h"
 
 struct orchestrator {
     bool echo;
@@ -122,6 +123,23 @@ static int capacity_route(const struct model_route *std, const struct capacity_s
     return 0;
 }
 
+/* The deployments' hourly prices, for the store's cost reports to apportion (process-wide). */
+static int capacity_prices(const struct orch_conf *oc, char *err, size_t errlen)
+{
+    struct store_capacity_price p[CAPACITY_MAX];
+    for (int d = 0; d < oc->n_capacity; d++) {
+        const struct capacity_section *cs = &oc->capacity[d];
+        p[d] = (struct store_capacity_price){.hourly_micros = cs->hourly_micros};
+        snprintf(p[d].deployment, sizeof(p[d].deployment), "%s", cs->name);
+        snprintf(p[d].currency, sizeof(p[d].currency), "%s", cs->currency);
+    }
+    int rc = store_set_capacity_prices(p, (size_t)oc->n_capacity);
+    if (rc < 0)
+        snprintf(err, errlen, "agents: the capacity sections' hourly prices were refused (%s)",
+                 strerror(-rc));
+    return rc < 0 ? -1 : 0;
+}
+
 /* The provisioned deployments: a route each, the deployment of each cascade step, the tracker
  * with this pod's share ([capacity] pods; 0: 1 until the store's heartbeat says). */
 static int setup_capacity(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
@@ -151,7 +169,7 @@ static int setup_capacity(struct orchestrator *o, const struct config *c, char *
     }
     o->capacity = capacity_create(specs, oc->n_capacity, c->capacity_pods ? c->capacity_pods : 1);
     ap->capacity = o->capacity;
-    return 0;
+    return capacity_prices(oc, err, errlen);
 }
 
 /* The semantic cache, second: on with an embeddings URL and a route with semantic_threshold. */
@@ -355,6 +373,12 @@ void orchestrator_destroy(struct orchestrator *o)
     capacity_destroy(o->capacity);
     prices_free(o->prices);
     xfree(o);
+}
+
+/* See orch_setup.h. */
+struct capacity *orchestrator_capacity(const struct orchestrator *o)
+{
+    return o->capacity;
 }
 
 const struct responder *orchestrator_responder(const struct orchestrator *o)

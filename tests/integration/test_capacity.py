@@ -12,8 +12,9 @@ private PostgreSQL (tests/store/pg_cluster.sh) for the read API.
   (c) the pool answers 429 (its own tpm spent; Retry-After within the first-token deadline,
       retries left): the next attempt is the standard route, not a retry on the pool - the pool
       received one request for the turn
-  the pod's share follows [capacity] pods (trilemma_capacity_share_tpm), and --check-config
-  refuses bad capacity sections naming the file and the line.
+  the pod's share follows [capacity] pods (trilemma_capacity_share_tpm), or with pods = 0 the
+  live pods the store's heartbeat counts (a second process halves it; gone, it comes back), and
+  --check-config refuses bad capacity sections naming the file and the line.
 
 Which deployment got a request is read from the simulator's own request log (GET /v1/_requests
 keeps the /ptu/NAME prefix), what was recorded from the read API. No sleeps; no timing is
@@ -92,6 +93,14 @@ def calls_of(srv, cid, tid, deployments):
     calls = wait_until(read, "turn %s to be stored" % tid)
     if any("deployment" in c for c in calls):
         assert [c.get("deployment") or "" for c in calls] == deployments, calls
+    # the stored rows: each call and its ledger line name the deployment (migration 011)
+    db = STATE["db"]
+    stored = db.psql("SELECT tier, coalesce(deployment, '') FROM llm_calls WHERE turn_id = '%s' "
+                     "ORDER BY ordinal" % tid)
+    assert stored == [[c["tier"], d] for c, d in zip(calls, deployments)], stored
+    ledger = db.psql("SELECT tier, coalesce(deployment, '') FROM ledger WHERE turn_id = '%s' "
+                     "AND kind <> 'cache_saving' ORDER BY line" % tid)
+    assert ledger == stored, (ledger, stored)
     return [(c["tier"], c["model"], c["role"], c["status"], c["http_status"]) for c in calls]
 
 
@@ -175,6 +184,32 @@ async def test_full_share_overflows_to_standard():
         assert metric(srv, 'trilemma_capacity_overflow_total{deployment="spare",'
                            'reason="full"}') == 1
         assert metric(srv, 'trilemma_capacity_admitted_total{deployment="spare"}') == 0
+
+
+@suite.test
+async def test_share_follows_the_live_pods():
+    """[capacity] pods = 0: the share follows the pods the store's heartbeat counts - a second
+    process on the same database halves it, and it comes back once that process is gone."""
+    setup()
+    agents = agents_with_capacity("spare", "/ptu/spare/v1", 300000, 6)
+    share = 'trilemma_capacity_share_tpm{deployment="spare"}'
+    streams = 'trilemma_capacity_share_streams{deployment="spare"}'
+
+    def srv_with_beat(name):
+        srv = server(agents, name, pods=0)
+        srv.config["capacity"]["refresh_ms"] = 200
+        return srv
+    with srv_with_beat("capacity-pod-1") as one:
+        wait_until(lambda: metric(one, share) == 300000 and
+                   metric(one, "trilemma_capacity_pods") == 1, "one pod, the whole capacity")
+        with srv_with_beat("capacity-pod-2") as two:
+            for srv in (one, two):
+                wait_until(lambda: metric(srv, "trilemma_capacity_pods") == 2,
+                           "two pods counted by %s" % srv.name)
+                assert metric(srv, share) == 150000 and metric(srv, streams) == 3, srv.name
+        # the second process stopped beating: its row ages out of the first one's count
+        wait_until(lambda: metric(one, "trilemma_capacity_pods") == 1, "one pod again")
+        assert metric(one, share) == 300000 and metric(one, streams) == 6
 
 
 def check_config(agents_text):
