@@ -635,6 +635,9 @@ void user_on_message(struct vuser *u, const char *json, size_t len)
         on_error(u, d, now);
     } else if (IS("resumed")) {
         on_resumed(u, d);
+    } else if (IS("status") || IS("products")) {
+        /* what the assistant is doing, the slate: v1 additions (docs/protocol.md) that say
+         * nothing about timing, tokens or cost */
     } else {
         user_error(u, "unknown_message_type");
     }
