@@ -130,10 +130,10 @@ void ap__record_tool(struct agent_turn *at, size_t i, const char *name, const ch
 
 /* ---- the end ---- */
 
-static void ground(struct agent_turn *at)
+/* What an answer may state: the turn's tool results and the user's message; at most 64. */
+static size_t answer_sources(const struct agent_turn *at, const char **src, size_t *lens)
 {
-    const char *src[64];
-    size_t lens[64], n = 0;
+    size_t n = 0;
     for (size_t i = 0; i < at->n_ex && n < 63; i++)
         if (!strcmp(at->ex[i].m.role, "tool") && !at->ex[i].m.is_error)
             src[n] = at->ex[i].m.content, lens[n++] = at->ex[i].m.len;
@@ -141,6 +141,14 @@ static void ground(struct agent_turn *at)
     size_t hn = turn_history(at->t, &h);
     if (hn)
         src[n] = h[hn - 1].text, lens[n++] = h[hn - 1].len;
+    return n;
+}
+
+static void ground(struct agent_turn *at)
+{
+    const char *src[64];
+    size_t lens[64];
+    size_t n = answer_sources(at, src, lens);
     struct grounding g;
     ground_check(buf_begin(&at->answer), buf_size(&at->answer), src, lens, n, &g);
     struct trace_attr ga[] = {{"trilemma.grounding.claims", TA_INT, NULL, g.claims},
@@ -210,6 +218,59 @@ static void release_held(struct agent_turn *at)
     buf_reset(&at->held);
 }
 
+/* The route's verify: check held[0..len) (want_table only for the whole answer). Returns the
+ * escalation it calls for (ESC_NONE: it may be shown). */
+static enum escalation verify_held(struct agent_turn *at, size_t len, bool whole)
+{
+    const char *src[64];
+    size_t lens[64];
+    size_t n = answer_sources(at, src, lens);
+    struct verify_result vr;
+    bool table = whole && at->c->orch->routes[at->guess.type].want_table;
+    enum verify_verdict v = verify_answer(buf_begin(&at->held), len, src, lens, n, table, &vr);
+    if (v == VERIFY_OK && !whole)
+        return ESC_NONE;
+    const char *why = v == VERIFY_FORMAT ? "no_table" : v ? "ungrounded" : NULL;
+    struct trace_attr va[] = {{"trilemma.verify.claims", TA_INT, NULL, vr.g.claims},
+                              {"trilemma.verify.mismatches", TA_INT, NULL, vr.g.mismatches},
+                              {"trilemma.verify.names", TA_INT, NULL, vr.names},
+                              {"trilemma.verify.unknown_names", TA_INT, NULL, vr.unknown_names},
+                              {"trilemma.verify.first_mismatch", TA_STR,
+                               vr.g.mismatches ? vr.g.first_mismatch : vr.first_name, 0}};
+    pt_guard(&at->pt, "verify", why, va, v ? 5 : 4);
+    if (v == VERIFY_FORMAT)
+        snprintf(at->verify_note, sizeof(at->verify_note), "it had no Markdown table");
+    else if (v)
+        snprintf(at->verify_note, sizeof(at->verify_note), "it stated \"%s\"",
+                 vr.g.mismatches ? vr.g.first_mismatch : vr.first_name);
+    if (v)
+        log_info("verify: the %s answer %s (%s)", at->c->orch->agents[at->agent].cascade[at->level],
+                 v == VERIFY_FORMAT ? "has no table" : "states what no tool result has",
+                 v == VERIFY_FORMAT ? "format = table"
+                 : vr.g.mismatches  ? vr.g.first_mismatch
+                                    : vr.first_name);
+    return v == VERIFY_FORMAT ? ESC_FORMAT : v ? ESC_UNGROUNDED : ESC_NONE;
+}
+
+/* Verifying: check each completed line as it arrives, so that a mistake early in a long answer
+ * escalates without waiting for the rest. Returns true when the call was cancelled for it. */
+static bool verify_lines(struct agent_turn *at)
+{
+    const char *p = buf_begin(&at->held);
+    size_t end = buf_size(&at->held);
+    while (end > at->verified && p[end - 1] != '\n')
+        end--;
+    if (end <= at->verified)
+        return false;
+    at->verified = end;
+    enum escalation e = verify_held(at, end, false);
+    if (e == ESC_NONE)
+        return false;
+    at->escalated_for = e; /* the completion escalates (nothing was shown) */
+    model_call_cancel(at->call);
+    return true;
+}
+
 static void step_text(void *ctx, const char *text, size_t len)
 {
     struct agent_turn *at = ctx;
@@ -222,6 +283,11 @@ static void step_text(void *ctx, const char *text, size_t len)
         return;
     }
     buf_append(&at->held, text, len);
+    if (at->verifying) {
+        if (memchr(text, '\n', len))
+            verify_lines(at);
+        return; /* all of it is held to the end */
+    }
     if (!opening_complete(&at->held))
         return;
     if (at->level + 1 < at->c->orch->agents[at->agent].n_cascade &&
@@ -261,6 +327,7 @@ static void step_reset(void *ctx)
 {
     struct agent_turn *at = ctx;
     at->n_calls = at->n_refused = 0;
+    at->verified = 0;
     buf_reset(&at->held);
 }
 
@@ -271,8 +338,29 @@ static bool can_escalate(const struct agent_turn *at)
     return !at->shown && at->level + 1 < at->c->orch->agents[at->agent].n_cascade;
 }
 
+/* A verified answer failed: the next model (the same one again, or the next of the cascade) is
+ * told why, so that it does not repeat the mistake (docs/routing.md, "The verified answer"). */
+static void verify_feedback(struct agent_turn *at, enum escalation why)
+{
+    char note[320];
+    int n = snprintf(note, sizeof(note),
+                     "A draft of this answer was withdrawn before the customer saw it: %s, %s. "
+                     "Write the answer again%s.",
+                     at->verify_note,
+                     why == ESC_FORMAT ? "and this question needs one"
+                                       : "which the tool results do not have",
+                     why == ESC_FORMAT ? " with a Markdown table"
+                                       : " using only the names, prices and specs in the tool "
+                                         "results");
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(note) ? (size_t)n : sizeof(note) - 1;
+    /* See agent_plan_int.h. */
+    ap__ex_add(at, (struct llm_message){"system", ap__keep(at, note, len), len});
+}
+
 static void escalate(struct agent_turn *at, enum escalation why)
 {
+    if (why == ESC_UNGROUNDED || why == ESC_FORMAT)
+        verify_feedback(at, why);
     char flag[32];
     snprintf(flag, sizeof(flag), "escalated:%s", escalation_name(why));
     turn_add_flag(at->t, flag);
@@ -449,6 +537,11 @@ static void step_complete(void *ctx, const struct model_result *r)
             escalate(at, ESC_EMPTY);
             return;
         }
+        enum escalation e = at->verifying ? verify_held(at, buf_size(&at->held), true) : ESC_NONE;
+        if (e != ESC_NONE && can_escalate(at)) {
+            escalate(at, e);
+            return;
+        }
         release_held(at);
     } else if (!at->shown && can_escalate(at)) {
         escalate(at, ESC_EMPTY); /* no text, no tool call */
@@ -589,7 +682,9 @@ void ap__step_start(struct agent_turn *at)
     ap__state(at, AP_STEP);
     pt_agent_step(&at->pt, a->name, at->level, at->steps + 1);
     at->n_calls = at->n_refused = 0;
-    at->holding = oc->hold_opening && !at->shown;
+    at->verifying = oc->routes[at->guess.type].verify && !at->shown && at->level + 1 < a->n_cascade;
+    at->holding = (oc->hold_opening || at->verifying) && !at->shown;
+    at->verified = 0;
     buf_reset(&at->held);
     size_t m = ap__build_messages(at, a);
     at->n_tools = ap__build_tools(at, a);

@@ -59,9 +59,12 @@ struct agent_turn {
     size_t n_tools;
     struct llm_msg_tool_call calls[AP_MAX_CALLS];
     size_t n_calls, n_refused;
-    struct buf held; /* hold_opening: the answer's opening not shown yet */
+    struct buf held; /* hold_opening: the answer's opening not shown yet; verify: all of it */
     bool holding;
-    bool shown; /* a delta of the answer reached the client */
+    bool verifying;       /* the route's verify: held to the end and checked (not the last model) */
+    size_t verified;      /* bytes of held already checked line by line */
+    char verify_note[96]; /* why the last verified answer failed: told to the next model */
+    bool shown;           /* a delta of the answer reached the client */
     struct narr_filter narr;
     struct tool_batch *batch;
     /* the turn's exchange and evidence */

@@ -8,7 +8,7 @@
  *   [agent NAME]           prompt (a file), tools, cascade, context, handoffs, max_steps,
  *                          escalate_on_tool_failure
  *   [route QUERY_TYPE]     agent, max_tokens, cacheable, cache_ttl_s, semantic_threshold,
- *                          max_cost_micros
+ *                          max_cost_micros, verify, format
  *
  * Every query type needs a route; every route names a known agent; unknown sections and keys,
  * duplicate keys, and values out of range are errors naming the file and line. A prompt file is
@@ -68,6 +68,10 @@ struct route {
     /* the semantic cache (docs/caching.md): the similarity a hit needs, 0 = this type is not in
      * the semantic cache (opt-in per type); its entries live cache_ttl_s */
     float semantic_threshold;
+    /* a cheaper model's whole answer is held and checked (claims, names, format) before it is
+     * shown; a failure escalates (docs/routing.md, "The verified answer") */
+    bool verify;
+    bool want_table; /* format = table: the answer must have a Markdown table */
 };
 
 /* The cost ceiling of a turn on a route (route_max: its max_cost_micros, global_max: [budget]

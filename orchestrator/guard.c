@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mem.h"
+
 /* ---- narration ---- */
 
 enum { NS_START = 0, NS_PASS, NS_LEAD, NS_SENTENCE };
@@ -382,6 +384,114 @@ void ground_check(const char *a, size_t n, const char *const *sources, const siz
     }
 }
 
+/* ---- the verified answer ---- */
+
+/* t[0..n) folded to lower-case ASCII letters and digits (everything else dropped; bytes above
+ * 0x7f kept as they are, so UTF-8 names still compare) into out[0..cap); returns the length. */
+static size_t fold_alnum(const char *t, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o < cap; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c >= 0x80 || isalnum(c))
+            out[o++] = (char)(c < 0x80 ? tolower(c) : c);
+    }
+    return o;
+}
+
+static bool folded_in(const char *hay, size_t hn, const char *needle, size_t nn)
+{
+    if (!nn || nn > hn)
+        return nn == 0;
+    for (size_t i = 0; i + nn <= hn; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, nn) == 0)
+            return true;
+    return false;
+}
+
+/* See the header. */
+bool answer_has_table(const char *t, size_t n)
+{
+    bool prev_row = false;
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (e < n && t[e] != '\n')
+            e++;
+        size_t b = i;
+        while (b < e && t[b] == ' ')
+            b++;
+        bool row = b < e && t[b] == '|';
+        if (row && prev_row) {
+            bool delim = true, dash = false;
+            for (size_t k = b; k < e && delim; k++) {
+                delim = t[k] == '|' || t[k] == '-' || t[k] == ':' || t[k] == ' ' || t[k] == '\r';
+                dash |= t[k] == '-';
+            }
+            if (delim && dash)
+                return true;
+        }
+        prev_row = row;
+        i = e + 1;
+    }
+    return false;
+}
+
+/* See the header. */
+enum verify_verdict verify_answer(const char *a, size_t n, const char *const *sources,
+                                  const size_t *source_lens, size_t n_sources, bool want_table,
+                                  struct verify_result *out)
+{
+    memset(out, 0, sizeof(*out));
+    ground_check(a, n, sources, source_lens, n_sources, &out->g);
+    out->table = answer_has_table(a, n);
+    size_t total = 0;
+    for (size_t s = 0; s < n_sources; s++)
+        total += source_lens[s] + 1;
+    char *folded = xmalloc(total + 1);
+    size_t fl = 0;
+    for (size_t s = 0; s < n_sources; s++) {
+        fl += fold_alnum(sources[s], source_lens[s], folded + fl, total - fl);
+        folded[fl++] = '\0'; /* no name spans two sources */
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (a[i] != '*' || a[i + 1] != '*')
+            continue;
+        size_t from = i + 2, to = from;
+        while (to + 1 < n && !(a[to] == '*' && a[to + 1] == '*') && a[to] != '\n')
+            to++;
+        if (to + 1 >= n)
+            break;
+        if (a[to] != '*') { /* not closed on this line */
+            i = to;
+            continue;
+        }
+        i = to + 1;
+        if (to - from < 3 || to - from > 160)
+            continue;
+        bool word_break = false, digit = false; /* a name: two words, or a digit in it */
+        for (size_t k = from; k < to; k++)
+            word_break |= a[k] == ' ' && k > from && k + 1 < to,
+                digit |= isdigit((unsigned char)a[k]) != 0;
+        char name[160];
+        size_t nl = fold_alnum(a + from, to - from, name, sizeof(name));
+        if (nl < 2 || !(word_break || digit))
+            continue; /* emphasis ("**not**"), not a name */
+        out->names++;
+        if (!folded_in(folded, fl, name, nl) && !out->unknown_names++) {
+            size_t l =
+                to - from < sizeof(out->first_name) - 1 ? to - from : sizeof(out->first_name) - 1;
+            while (l && l < to - from && ((unsigned char)a[from + l] & 0xC0) == 0x80)
+                l--; /* cut on a UTF-8 boundary */
+            memcpy(out->first_name, a + from, l);
+            out->first_name[l] = '\0';
+        }
+    }
+    xfree(folded);
+    if (out->g.mismatches || out->unknown_names)
+        return VERIFY_UNGROUNDED;
+    return want_table && !out->table ? VERIFY_FORMAT : VERIFY_OK;
+}
+
 /* ---- refusals and the cascade ---- */
 
 bool answer_is_refusal(const char *t, size_t n)
@@ -416,8 +526,8 @@ bool answer_is_refusal(const char *t, size_t n)
 const char *escalation_name(enum escalation e)
 {
     static const char *const names[ESC__COUNT] = {
-        "none",        "empty",          "refusal",   "invalid_tool_call",
-        "tool_failed", "low_confidence", "guardrail", "model_error",
+        "none",           "empty",     "refusal",     "invalid_tool_call", "tool_failed",
+        "low_confidence", "guardrail", "model_error", "ungrounded",        "format",
     };
     return (unsigned)e < ESC__COUNT ? names[e] : "?";
 }

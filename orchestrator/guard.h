@@ -58,6 +58,39 @@ struct grounding {
 void ground_check(const char *answer, size_t len, const char *const *sources,
                   const size_t *source_lens, size_t n_sources, struct grounding *out);
 
+/* ---- the verified answer: a cheaper model's whole answer checked before it is shown ----
+ *
+ * What a route with `verify = yes` (docs/routing.md) checks before the answer of a model that is
+ * not its cascade's last reaches the client:
+ *   - its claims (ground_check above);
+ *   - its names: every bold span (**...**) of 3..160 bytes with two words or a digit in it
+ *     (a single bold word is emphasis) is the name of something the sources have (compared on
+ * letters and digits only, ASCII case folded: "Nova X 5G (8GB)" matches "nova x 5g 8gb" inside a
+ * JSON string);
+ *   - its format, when the route wants a table: a Markdown table (a row line starting with '|'
+ *     followed by a delimiter line of '|', '-', ':' and spaces).
+ * Pure: no allocation but a scratch buffer for the folded sources. */
+enum verify_verdict {
+    VERIFY_OK = 0,
+    VERIFY_UNGROUNDED, /* a claim or a name no source has */
+    VERIFY_FORMAT,     /* a table was wanted and the answer has none */
+};
+
+struct verify_result {
+    struct grounding g;
+    uint32_t names;         /* bold spans checked */
+    uint32_t unknown_names; /* of them, not in any source */
+    bool table;             /* the answer has a Markdown table */
+    char first_name[64];    /* the first unknown name, cut to fit */
+};
+
+enum verify_verdict verify_answer(const char *answer, size_t len, const char *const *sources,
+                                  const size_t *source_lens, size_t n_sources, bool want_table,
+                                  struct verify_result *out);
+
+/* True when text has a Markdown table (see above). */
+bool answer_has_table(const char *text, size_t len);
+
 /* ---- refusals and the cascade ---- */
 
 /* True for an answer that is empty (only white space) or opens with a refusal ("I'm sorry,
@@ -73,11 +106,13 @@ enum escalation {
     ESC_LOW_CONFIDENCE,    /* the classifier was unsure of the query type */
     ESC_GUARDRAIL,         /* a guardrail hit in the held-back opening */
     ESC_MODEL_ERROR,       /* the call failed after its retries and fallbacks */
+    ESC_UNGROUNDED,        /* the verified answer states a claim or a name no source has */
+    ESC_FORMAT,            /* the verified answer lacks the table its route wants */
     ESC__COUNT,
 };
 
 /* "none", "empty", "refusal", "invalid_tool_call", "tool_failed", "low_confidence",
- * "guardrail", "model_error". */
+ * "guardrail", "model_error", "ungrounded", "format". */
 const char *escalation_name(enum escalation e);
 
 struct cascade_policy {

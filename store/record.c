@@ -15,6 +15,7 @@
  * v3 appends: u32 n_savings, then per saving: str layer, description; i64 amount_micros
  * v5 appends: str trace_id; u32 n_spans, then per span: str span_id, parent_span_id, kind, name,
  *     status, status_message, attributes, events; i64 start_us, end_us
+ * v6 appends: per call: str deployment (the capacity deployment of a provisioned call, or "")
  * A str is u32 length (0xFFFFFFFF = NULL) then the bytes and a NUL, so decoded strings point
  * into the record as C strings. */
 #include "store/record.h"
@@ -27,8 +28,9 @@
 
 #define REC_MAGIC 0x314A5254u /* "TRJ1" */
 /* 2 appends the route, the flags and each call's agent and prompt; 3 the cache savings; 4 puts
- * the database's identity right after the version; 5 appends the trace */
-#define REC_VERSION 5
+ * the database's identity right after the version; 5 appends the trace; 6 each call's capacity
+ * deployment */
+#define REC_VERSION 6
 #define STR_NULL 0xFFFFFFFFu
 #define REC_MAX_TOOLS 4096  /* tool calls in one turn */
 #define REC_MAX_SPANS 65536 /* spans in one turn's trace */
@@ -194,6 +196,8 @@ int rec_encode(struct buf *out, const struct store_turn *t)
     put_u32(out, t->n_spans);
     for (uint32_t i = 0; i < t->n_spans; i++)
         put_span(out, &t->spans[i]);
+    for (uint32_t i = 0; i < t->n_calls; i++)
+        put_str(out, t->calls[i].deployment);
 
     size_t payload = buf_size(out) - start - REC_HEADER;
     if (payload > REC_MAX_PAYLOAD) {
@@ -475,6 +479,8 @@ int rec_decode(const char *rec, size_t len, struct rec_turn *o)
         goto out_bad;
     if (version >= 5 && get_trace(&r, o) < 0)
         goto out_bad;
+    for (uint32_t i = 0; version >= 6 && i < o->t.n_calls && !r.bad; i++)
+        get_str_into(&r, o->calls[i].deployment, sizeof(o->calls[i].deployment));
     if (r.bad || r.n != 0 || !o->t.conversation_id || !o->t.turn_id || !o->t.finish_reason ||
         !o->t.currency)
         goto out_bad;

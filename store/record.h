@@ -2,8 +2,8 @@
  * journal holds, and what replay reads back.
  *
  *   header (12 bytes, little endian): magic "TRJ1" | payload length u32 | crc32 u32
- *   payload: version u8 (4), the database's identity, then the turn's fields in a fixed order
- *   (record.c)
+ *   payload: version u8 (6; 1 to 5 still replay), the database's identity, then the turn's
+ *   fields in a fixed order (record.c)
  *
  * The crc32 (zlib) covers the length field and the payload, so a torn or corrupted tail (a
  * crash in the middle of an append) is recognised and never replayed. */

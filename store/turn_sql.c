@@ -35,15 +35,16 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                        "INSERT INTO messages (turn_id, ordinal, created_at, conversation_id, "
                        "role, content) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                        6},
-    [SQL_W_LLM_CALL] = {"tri_w_call",
-                        "INSERT INTO llm_calls (turn_id, ordinal, started_at, conversation_id, "
-                        "provider, model, tier, attempt, role, status, error, http_status, "
-                        "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
-                        "reasoning_tokens, usage_reported, ttft_ms, duration_ms, cost_micros, "
-                        "currency, usd_to_inr_micros, agent, prompt_version) VALUES ($1, $2, $3, "
-                        "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, "
-                        "$20, $21, $22, $23, $24, $25) ON CONFLICT DO NOTHING",
-                        25},
+    [SQL_W_LLM_CALL] =
+        {"tri_w_call",
+         "INSERT INTO llm_calls (turn_id, ordinal, started_at, conversation_id, "
+         "provider, model, tier, attempt, role, status, error, http_status, "
+         "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
+         "reasoning_tokens, usage_reported, ttft_ms, duration_ms, cost_micros, "
+         "currency, usd_to_inr_micros, agent, prompt_version, deployment) VALUES ($1, "
+         "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
+         "$18, $19, $20, $21, $22, $23, $24, $25, $26) ON CONFLICT DO NOTHING",
+         26},
     [SQL_W_TOOL_CALL] = {"tri_w_tool",
                          "INSERT INTO tool_calls (turn_id, ordinal, started_at, conversation_id, "
                          "name, arguments, result_bytes, cache_hit, duration_ms, status, "
@@ -53,9 +54,9 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
     [SQL_W_LEDGER] = {"tri_w_ledger",
                       "INSERT INTO ledger (turn_id, line, created_at, conversation_id, kind, "
                       "description, provider, model, amount_micros, currency, usd_to_inr_micros, "
-                      "cache_layer) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-                      "ON CONFLICT DO NOTHING",
-                      12},
+                      "cache_layer, tier, deployment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+                      "$10, $11, $12, $13, $14) ON CONFLICT DO NOTHING",
+                      14},
     [SQL_W_SPAN] = {"tri_w_span",
                     "INSERT INTO spans (turn_id, started_at, span_id, conversation_id, trace_id, "
                     "parent_span_id, kind, name, start_us, end_us, status, status_message, "
@@ -97,21 +98,22 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
                          "$3::timestamptz[], $4::text[], $5::text[], $6::text[]) "
                          "ON CONFLICT DO NOTHING",
                          6},
-    [SQL_W_LLM_CALL_N] = {"tri_w_call_n",
-                          "INSERT INTO llm_calls (turn_id, ordinal, started_at, conversation_id, "
-                          "provider, model, tier, attempt, role, status, error, http_status, "
-                          "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
-                          "reasoning_tokens, usage_reported, ttft_ms, duration_ms, cost_micros, "
-                          "currency, usd_to_inr_micros, agent, prompt_version) SELECT * FROM "
-                          "unnest($1::text[], "
-                          "$2::integer[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], "
-                          "$7::text[], $8::integer[], $9::text[], $10::text[], $11::text[], "
-                          "$12::integer[], $13::bigint[], $14::bigint[], $15::bigint[], "
-                          "$16::bigint[], $17::bigint[], $18::boolean[], $19::bigint[], "
-                          "$20::bigint[], $21::bigint[], $22::text[], $23::bigint[], $24::text[], "
-                          "$25::text[]) "
-                          "ON CONFLICT DO NOTHING",
-                          25},
+    [SQL_W_LLM_CALL_N] =
+        {"tri_w_call_n",
+         "INSERT INTO llm_calls (turn_id, ordinal, started_at, conversation_id, "
+         "provider, model, tier, attempt, role, status, error, http_status, "
+         "input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, "
+         "reasoning_tokens, usage_reported, ttft_ms, duration_ms, cost_micros, "
+         "currency, usd_to_inr_micros, agent, prompt_version, deployment) SELECT * "
+         "FROM unnest($1::text[], "
+         "$2::integer[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], "
+         "$7::text[], $8::integer[], $9::text[], $10::text[], $11::text[], "
+         "$12::integer[], $13::bigint[], $14::bigint[], $15::bigint[], "
+         "$16::bigint[], $17::bigint[], $18::boolean[], $19::bigint[], "
+         "$20::bigint[], $21::bigint[], $22::text[], $23::bigint[], $24::text[], "
+         "$25::text[], $26::text[]) "
+         "ON CONFLICT DO NOTHING",
+         26},
     [SQL_W_TOOL_CALL_N] = {"tri_w_tool_n",
                            "INSERT INTO tool_calls (turn_id, ordinal, started_at, "
                            "conversation_id, name, arguments, result_bytes, cache_hit, "
@@ -123,11 +125,12 @@ const struct pg_stmt_def turn_sql_write[SQL_W__COUNT] = {
     [SQL_W_LEDGER_N] = {"tri_w_ledger_n",
                         "INSERT INTO ledger (turn_id, line, created_at, conversation_id, kind, "
                         "description, provider, model, amount_micros, currency, "
-                        "usd_to_inr_micros, cache_layer) SELECT * FROM unnest($1::text[], "
-                        "$2::integer[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], "
-                        "$7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], "
-                        "$12::text[]) ON CONFLICT DO NOTHING",
-                        12},
+                        "usd_to_inr_micros, cache_layer, tier, deployment) SELECT * FROM "
+                        "unnest($1::text[], $2::integer[], $3::timestamptz[], $4::text[], "
+                        "$5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], "
+                        "$10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[]) "
+                        "ON CONFLICT DO NOTHING",
+                        14},
     [SQL_W_SPAN_N] = {"tri_w_span_n",
                       "INSERT INTO spans (turn_id, started_at, span_id, conversation_id, trace_id, "
                       "parent_span_id, kind, name, start_us, end_us, status, status_message, "
@@ -229,6 +232,18 @@ static void append_turn_row(struct pg_query *q, const struct store_turn *t, cons
     pg_query_param_str(q, t->flags ? t->flags : "");
 }
 
+/* A provisioned call names its deployment; any other call is pay-as-you-go ("standard" on the
+ * ledger) and names none. A provisioned call without a deployment is refused by the schema. */
+static bool call_provisioned(const struct llm_call_record *c)
+{
+    return strcmp(c->tier, "provisioned") == 0;
+}
+
+static void deployment_param(struct pg_query *q, const struct llm_call_record *c)
+{
+    pg_query_param_str(q, call_provisioned(c) && c->deployment[0] ? c->deployment : NULL);
+}
+
 static void append_call(struct pg_query *q, const struct store_turn *t, const char *ts, uint32_t i)
 {
     const struct llm_call_record *c = &t->calls[i];
@@ -255,6 +270,7 @@ static void append_call(struct pg_query *q, const struct store_turn *t, const ch
     money_params(q, t);
     pg_query_param_str(q, c->agent);
     pg_query_param_str(q, c->prompt_version);
+    deployment_param(q, c);
 }
 
 static void append_tool(struct pg_query *q, const struct store_turn *t, const char *ts, uint32_t i,
@@ -298,6 +314,8 @@ static void append_ledger(struct pg_query *q, const struct store_turn *t, const 
         pg_query_param_i64(q, c->cost_micros);
         money_params(q, t);
         pg_query_param(q, NULL, 0);
+        pg_query_param_str(q, call_provisioned(c) ? "provisioned" : "standard");
+        deployment_param(q, c);
     }
     for (uint32_t i = 0; i < t->n_tools; i++, line++) {
         const struct tool_call_record *c = &t->tools[i];
@@ -308,6 +326,8 @@ static void append_ledger(struct pg_query *q, const struct store_turn *t, const 
         pg_query_param(q, NULL, 0);
         pg_query_param_i64(q, c->cost_micros);
         money_params(q, t);
+        pg_query_param(q, NULL, 0);
+        pg_query_param_str(q, "standard");
         pg_query_param(q, NULL, 0);
     }
     for (uint32_t i = 0; i < t->n_savings; i++, line++) {
@@ -320,6 +340,8 @@ static void append_ledger(struct pg_query *q, const struct store_turn *t, const 
         pg_query_param_i64(q, s->amount_micros > 0 ? -s->amount_micros : s->amount_micros);
         money_params(q, t);
         pg_query_param_str(q, s->layer);
+        pg_query_param_str(q, "standard");
+        pg_query_param(q, NULL, 0);
     }
 }
 
@@ -378,7 +400,7 @@ void turn_sql_append(struct pg_query *q, const struct store_turn *t, json_doc *j
 
 /* ---- a batch as one statement per table ---- */
 
-enum { COLUMNAR_TABLES = 7, COLUMNAR_MAX_COLS = 25 };
+enum { COLUMNAR_TABLES = 7, COLUMNAR_MAX_COLS = 26 };
 
 /* Append one array literal element to b (which holds "{" and the elements so far): quoted, with
  * " and \ escaped, so any text survives (commas, braces, the word NULL); SQL NULL unquoted. */

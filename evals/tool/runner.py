@@ -282,8 +282,8 @@ def record(case, obs, tools, scores, fact, judged):
 class Progress:
     """A progress bar on a TTY (stderr), a line every 10 % otherwise."""
 
-    def __init__(self, total, stream=sys.stderr):
-        self.total, self.done, self.stream = total, 0, stream
+    def __init__(self, total, stream=sys.stderr, what="cases"):
+        self.total, self.done, self.stream, self.what = total, 0, stream, what
         self.tty = stream.isatty()
         self.t0 = time.monotonic()
         self.last_decile = -1
@@ -295,8 +295,8 @@ class Progress:
         if self.tty:
             w = 30
             fill = int(w * self.done / max(1, self.total))
-            self.stream.write("\r[%s%s] %d/%d  %.0f cases/min " % (
-                "#" * fill, "." * (w - fill), self.done, self.total, rate))
+            self.stream.write("\r[%s%s] %d/%d  %.0f %s/min " % (
+                "#" * fill, "." * (w - fill), self.done, self.total, rate, self.what))
             if self.done == self.total:
                 self.stream.write("\n")
             self.stream.flush()
@@ -304,8 +304,8 @@ class Progress:
             d = self.done * 10 // max(1, self.total)
             if d != self.last_decile:
                 self.last_decile = d
-                print("eval: %d/%d cases (%.0f cases/min)" % (self.done, self.total, rate),
-                      file=self.stream, flush=True)
+                print("eval: %d/%d %s (%.0f %s/min)" % (self.done, self.total, self.what, rate,
+                                                        self.what), file=self.stream, flush=True)
 
 
 async def run_set(cases, opts, catalog, judge):

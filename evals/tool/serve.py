@@ -4,10 +4,20 @@ configuration's agents file, all on free loopback ports; stop everything it star
 
 A configuration is a folder with an agents.ini (its prompt paths relative to that folder, as
 trilemmad reads them) and optionally a tools.json; its name is the folder's name unless given.
+Two more optional files make the rest of a deployment part of the configuration:
+
+  server.ini  main-config overrides passed to trilemmad (any section of docs/config.md, e.g.
+              [cache] exact = off, [model] history_messages = 64), applied over the stack's own
+              settings; in a value, {sim} is the simulator's base URL (for [cache] embeddings_url)
+              and a relative *_file path is taken from the configuration's folder
+  sim.args    more trilemma-sim flags, shell words, one or more per line ('#' comments), e.g.
+              --cache-ttl-s 0 (the provider keeps no prompt cache)
 """
 
+import configparser
 import hashlib
 import os
+import shlex
 import re
 import secrets
 import shutil
@@ -25,6 +35,50 @@ def _harness(source, server_bin):
     harness.Args.server = server_bin
     harness.Args.source = source
     return harness
+
+
+class BadConfig(ValueError):
+    pass
+
+
+def read_server_ini(config_dir, sim_url=None):
+    """server.ini of a configuration folder -> {section: {key: value}} ({} without the file).
+    With sim_url, {sim} in values becomes it; relative *_file paths are made absolute against
+    the folder. A file that does not parse (or repeats a key) is a BadConfig naming it."""
+    path = os.path.join(config_dir, "server.ini")
+    if not os.path.exists(path):
+        return {}
+    cp = configparser.ConfigParser(interpolation=None, strict=True, inline_comment_prefixes=(";",),
+                                   comment_prefixes=(";", "#"))
+    try:
+        with open(path, encoding="utf-8") as f:
+            cp.read_file(f)
+    except (configparser.Error, UnicodeDecodeError) as e:
+        raise BadConfig("%s: %s" % (path, str(e).splitlines()[0]))
+    out = {}
+    for sec in cp.sections():
+        for k, v in cp.items(sec):
+            if sim_url is not None:
+                v = v.replace("{sim}", sim_url)
+            if k.endswith("_file") and v and not os.path.isabs(v):
+                v = os.path.normpath(os.path.join(os.path.abspath(config_dir), v))
+            out.setdefault(sec, {})[k] = v
+    return out
+
+
+def read_sim_args(config_dir):
+    """sim.args of a configuration folder -> [flag, ...] ([] without the file)."""
+    path = os.path.join(config_dir, "sim.args")
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            try:
+                out += shlex.split(line, comments=True)
+            except ValueError as e:
+                raise BadConfig("%s:%d: %s" % (path, no, e))
+    return out
 
 
 def describe_config(config_dir):
@@ -54,7 +108,8 @@ def describe_config(config_dir):
             elif cur == "classifier" and k == "model":
                 classifier = v
     return {"agents": agents, "routes": routes, "prompt_versions": prompts,
-            "classifier": classifier}
+            "classifier": classifier, "server": read_server_ini(config_dir),
+            "sim_args": read_sim_args(config_dir)}
 
 
 class Stack:
@@ -64,8 +119,9 @@ class Stack:
     def __init__(self, source, build, config_dir, db=True, sim_args=(), workers=1, fast=True,
                  seed=1):
         self.source, self.build, self.config_dir = source, build, os.path.abspath(config_dir)
-        self.db, self.sim_args, self.workers, self.fast, self.seed = db, list(sim_args), workers, \
-            fast, seed
+        self.db, self.workers, self.fast, self.seed = db, workers, fast, seed
+        self.sim_args = read_sim_args(self.config_dir) + list(sim_args)
+        read_server_ini(self.config_dir)  # a bad file stops here, before anything starts
         self.tmp = tempfile.mkdtemp(prefix="trilemma-eval-")
         os.chmod(self.tmp, 0o755)  # PostgreSQL runs as `postgres` when we are root
         self.sim = self.server = None
@@ -126,6 +182,8 @@ class Stack:
                    "server": {"max_connections_per_ip": 10000},
                    "session": {"rate_messages": 1000, "rate_window_ms": 1000},
                    "log": {"level": "warn"}}
+            for sec, keys in read_server_ini(self.config_dir, self.sim_url).items():
+                cfg.setdefault(sec, {}).update(keys)
             h = _harness(self.source, os.path.join(self.build, "trilemmad"))
             server = h.Server(config=cfg, env=env, workers=self.workers, name="eval")
             server.start()  # raises with the server's log when it does not come up

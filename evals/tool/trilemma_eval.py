@@ -9,6 +9,7 @@ rate the vibe-check panel's votes; export the reviewed production cases. See doc
   trilemma-eval export --url URL [--set production] [-o cases.jsonl]
   trilemma-eval harvest --url URL [--flag ungrounded_number] (flagged turns -> candidates)
   trilemma-eval serve --config DIR        (the stack of a configuration, until Ctrl-C)
+  trilemma-eval trilemma [--configs DIR...|--all] [--traffic N] [--real-pacing] -o OUTDIR
 
 Exit codes: 0 fine, 1 a gate failed (compare/gate), 2 bad input.
 """
@@ -71,6 +72,29 @@ def summarize(cases, dims=None):
     return out
 
 
+def make_run(name, set_path, cases, config_dir, judge, wall, results,
+             trace_base="/admin/#conv={conversation_id}&turn={turn_id}", server=None):
+    """The record of one run (format trilemma-eval-run/1): what ran, on what, and its scores."""
+    import serve
+
+    return {
+        "format": "trilemma-eval-run/1",
+        "name": name,
+        "set": {"path": os.path.relpath(set_path, SOURCE) if set_path.startswith(SOURCE)
+                else set_path, "name": cases[0].get("set"), "version": cases[0].get("version"),
+                "cases": len(cases), "sha256": goldenset.digest(set_path)},
+        "config": serve.describe_config(config_dir) if config_dir else {},
+        "judge": judge.version() if judge else None,
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(wall, 3),
+        "throughput_cases_per_min": round(len(cases) / wall * 60, 1) if wall else None,
+        "trace_base": trace_base,
+        "server": server,
+        "summary": summarize(results),
+        "cases": results,
+    }
+
+
 def cmd_run(a):
     import runner
     import serve
@@ -112,23 +136,8 @@ def cmd_run(a):
     finally:
         if stack:
             stack.stop()
-    config = serve.describe_config(a.config) if a.config else {}
-    run = {
-        "format": "trilemma-eval-run/1",
-        "name": a.name,
-        "set": {"path": os.path.relpath(a.set, SOURCE) if a.set.startswith(SOURCE) else a.set,
-                "name": cases[0].get("set"), "version": cases[0].get("version"),
-                "cases": len(cases), "sha256": goldenset.digest(a.set)},
-        "config": config,
-        "judge": judge.version() if judge else None,
-        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "wall_s": round(wall, 3),
-        "throughput_cases_per_min": round(len(cases) / wall * 60, 1) if wall else None,
-        "trace_base": a.trace_base,
-        "server": None if a.config else a.http,
-        "summary": summarize(results),
-        "cases": results,
-    }
+    run = make_run(a.name, a.set, cases, a.config, judge, wall, results, a.trace_base,
+                   None if a.config else a.http)
     out = a.output or "eval-%s.json" % a.name
     with open(out, "w", encoding="utf-8") as f:
         json.dump(run, f, indent=1, ensure_ascii=False)
@@ -228,6 +237,24 @@ def cmd_harvest(a):
     return 0
 
 
+def cmd_trilemma(a):
+    import serve
+    import traffic
+    import trilemma
+
+    a.command = " ".join(["trilemma-eval"] + sys.argv[1:])
+    if a.traffic < 1 or a.warmup < 0 or a.concurrency < 1 or a.traffic_concurrency < 1:
+        die("--traffic, --concurrency and --traffic-concurrency must be at least 1, "
+            "--warmup at least 0")
+    if a.configs and a.all:
+        die("give --configs DIR... or --all, not both")
+    try:
+        trilemma.run(a, SOURCE, BUILD, make_run)
+    except (ValueError, OSError, serve.BadConfig, traffic.BadCorpus, trilemma.StackFailed) as e:
+        die(str(e))
+    return 0
+
+
 def cmd_serve(a):
     import serve
 
@@ -312,6 +339,33 @@ def main(argv=None):
     h.add_argument("--since", help="turns from this time on (YYYY-MM-DD or RFC 3339)")
     h.add_argument("--limit", type=int, default=100)
     h.add_argument("--admin-token")
+    t = sub.add_parser("trilemma", help="the trilemma report: cost, latency and quality of "
+                       "named configurations on the golden set and a recorded traffic mix")
+    t.add_argument("--configs", nargs="+", metavar="DIR",
+                   help="configuration folders, in order (the first is the naive baseline)")
+    t.add_argument("--all", action="store_true",
+                   help="every folder of evals/configs/trilemma, by name (the default)")
+    t.add_argument("--set", default=os.path.join(SOURCE, "evals", "sets", "shop-v1.jsonl"))
+    t.add_argument("--subset", type=int, help="a fixed, stratified subset of N cases")
+    t.add_argument("--traffic", type=int, default=60, metavar="N",
+                   help="conversations of the traffic mix (default 60)")
+    t.add_argument("--warmup", type=int, default=0, metavar="N",
+                   help="conversations of the same mix run first, not measured (warm caches)")
+    t.add_argument("--traffic-seed", type=int, default=15)
+    t.add_argument("--corpus", default=os.path.join(SOURCE, "loadtest", "corpus",
+                                                    "shopping_queries.txt"))
+    t.add_argument("--real-pacing", action="store_true",
+                   help="the traffic at the simulator's default timing (the latency numbers); "
+                        "the golden set always runs with instant answers")
+    t.add_argument("--concurrency", type=int, default=8, help="golden-set cases at once")
+    t.add_argument("--traffic-concurrency", type=int, default=8, help="conversations at once")
+    t.add_argument("--seed", type=int, default=1, help="the simulator's seed")
+    t.add_argument("--sim-arg", action="append",
+                   help="one more trilemma-sim flag for every configuration (the world they "
+                        "share, e.g. --sim-arg=--payg-latency-ms=80); after the folder's sim.args")
+    t.add_argument("--judge", default="openai/sim-judge")
+    t.add_argument("--timeout", type=float, default=60)
+    t.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     s = sub.add_parser("serve", help="start a configuration's stack until Ctrl-C")
     s.add_argument("--config", required=True)
     s.add_argument("--name")
@@ -323,7 +377,8 @@ def main(argv=None):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         return {"run": cmd_run, "compare": cmd_compare, "gate": cmd_gate, "vibe": cmd_vibe,
-                "export": cmd_export, "harvest": cmd_harvest, "serve": cmd_serve}[a.cmd](a)
+                "export": cmd_export, "harvest": cmd_harvest, "serve": cmd_serve,
+                "trilemma": cmd_trilemma}[a.cmd](a)
     except goldenset.BadSet as e:
         die(str(e))
 

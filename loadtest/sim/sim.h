@@ -1,5 +1,6 @@
 /* sim.h - trilemma-sim, the simulated model provider: process-wide options, the capacity shared
- * by all workers (concurrent streams, output tokens per minute), and each worker's state.
+ * by all workers (concurrent streams and tokens per minute, of the pay-as-you-go deployment and
+ * of each provisioned pool), and each worker's state.
  *
  * The simulator runs on net/ (the project's own io_uring HTTP server): every worker answers the
  * requests it accepted, streams their answers with one timer per stream, and shares only the
@@ -11,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/buf.h"
@@ -43,6 +45,21 @@ struct sim_endpoint_opts {
 
 struct sim_catalog;
 
+enum {
+    SIM_MAX_POOLS = 8,
+    SIM_POOL_NAME_MAX = 32, /* 1..31 bytes of [a-z0-9_-] and the NUL */
+};
+
+/* A provisioned deployment (--pool): requests under /ptu/NAME/ get its capacity and its time to
+ * first token (a deployment in the caller's region). */
+struct sim_pool_opts {
+    char name[SIM_POOL_NAME_MAX];
+    uint64_t tpm;            /* input + output tokens per minute; 0 = unlimited */
+    uint32_t streams;        /* concurrent generations; 0 = unlimited */
+    uint32_t ttft_ms;        /* mean time to first token (the tiers' multipliers apply on top) */
+    uint32_t ttft_jitter_ms; /* uniform +- around it (default 0) */
+};
+
 struct sim_opts {
     uint32_t ttft_ms;        /* mean time to first token */
     uint32_t ttft_jitter_ms; /* uniform +- around the mean */
@@ -61,6 +78,9 @@ struct sim_opts {
     uint32_t classifier_ms;       /* sim-classifier: time to its answer */
     bool late_headers;    /* response head with the first token, not at once (Go's net/http) */
     uint32_t cache_ttl_s; /* how long a prompt prefix stays readable from the cache; 0 = none */
+    struct sim_pool_opts pools[SIM_MAX_POOLS];
+    int npools;
+    uint32_t payg_latency_ms; /* added to the first token outside the pools (another region) */
 };
 
 /* Counters of one worker, read by /metrics from another thread (relaxed). */
@@ -79,15 +99,27 @@ struct sim_stats {
 
 enum { SIM_TPM_WINDOW = 60 }; /* one bucket per second */
 
+/* One deployment's limits and use, shared by the workers: the pay-as-you-go one (--max-streams,
+ * --tpm, charged output tokens) or a pool (--pool, charged input + output tokens). */
+struct sim_cap {
+    uint32_t max_streams;           /* 0 = unlimited */
+    uint64_t tpm;                   /* 0 = unlimited (the window is kept anyway, for /metrics) */
+    atomic_uint streams;            /* generations in flight */
+    pthread_mutex_t lock;           /* the window */
+    uint64_t sec[SIM_TPM_WINDOW];   /* the second each bucket counts, or 0 */
+    uint64_t count[SIM_TPM_WINDOW]; /* tokens charged in that second */
+    atomic_ullong admitted;         /* generations admitted */
+    atomic_ullong refused_streams;  /* 429s: too many streams */
+    atomic_ullong refused_tokens;   /* 429s: tokens per minute */
+};
+
 /* State shared by every worker. */
 struct sim {
     struct sim_opts o;
-    atomic_uint streams; /* generations in flight, all workers */
-    pthread_mutex_t tpm_lock;
-    uint64_t tpm_sec[SIM_TPM_WINDOW];   /* the second each bucket counts, or 0 */
-    uint64_t tpm_count[SIM_TPM_WINDOW]; /* output tokens admitted in that second */
-    struct sim_stats *stats;            /* [nworkers], allocated before the workers start */
-    struct sim_catalog *catalog;        /* NULL: /catalog answers 503 */
+    struct sim_cap payg;                 /* requests outside the pools */
+    struct sim_cap pools[SIM_MAX_POOLS]; /* [o.npools] */
+    struct sim_stats *stats;             /* [nworkers], allocated before the workers start */
+    struct sim_catalog *catalog;         /* NULL: /catalog answers 503 */
     int nworkers;
 };
 
@@ -119,14 +151,23 @@ void sim_server_hooks(struct server_hooks *h, struct sim *sim);
 
 /* ---- capacity (sim_capacity.c): called from any worker ---- */
 
+/* Set up s->payg from o.max_streams / o.tpm and s->pools from o.pools (before the workers). */
 void sim_capacity_init(struct sim *s);
 void sim_capacity_fini(struct sim *s);
-/* Admit one generation that will produce `tokens` output tokens at time now_ms (monotonic).
+/* Admit one generation that charges `tokens` to deployment c at time now_ms (monotonic).
  * Returns 0 (counted: release it with sim_capacity_release), or -EBUSY with *retry_after set to
- * whole seconds, and *why to "streams" or "tokens". */
-int sim_capacity_admit(struct sim *s, uint64_t tokens, uint64_t now_ms, uint32_t *retry_after,
+ * whole seconds, and *why to "streams" or "tokens" (counted in c's refused_*). */
+int sim_capacity_admit(struct sim_cap *c, uint64_t tokens, uint64_t now_ms, uint32_t *retry_after,
                        const char **why);
 /* A generation admitted by sim_capacity_admit ended. */
-void sim_capacity_release(struct sim *s);
+void sim_capacity_release(struct sim_cap *c);
+/* Tokens charged to c in the minute ending at now_ms. */
+uint64_t sim_capacity_window(struct sim_cap *c, uint64_t now_ms);
+
+/* ---- pools (sim_pool.c) ---- */
+
+/* Parse a --pool value "NAME:tpm=N,streams=N,ttft-ms=N[,ttft-jitter-ms=J]" into p. Returns 0,
+ * or -EINVAL with a message for the user in err. */
+int sim_pool_parse(const char *spec, struct sim_pool_opts *p, char *err, size_t errcap);
 
 #endif

@@ -164,14 +164,15 @@ static bool all_digits(const char *w, size_t n)
     return n > 0;
 }
 
-/* Order ids (1234-5678), product ids (P00012) and pincodes (6 digits, not after a budget). */
+/* Order ids (1234-5678, #1234-5678), product ids (P00012) and pincodes (6 digits, not after a budget). */
 static void read_ids(struct toks *ts, struct sim_intent *it)
 {
     for (int i = 0; i < ts->n; i++) {
         struct tok *t = &ts->t[i];
         size_t n = strlen(t->w);
-        if (n == 9 && t->w[4] == '-' && all_digits(t->w, 4) && all_digits(t->w + 5, 4)) {
-            snprintf(it->order_id, sizeof(it->order_id), "%s", t->w);
+        const char *w = t->w[0] == '#' ? t->w + 1 : t->w; /* "#1234-5678": the same order */
+        if (strlen(w) == 9 && w[4] == '-' && all_digits(w, 4) && all_digits(w + 5, 4)) {
+            snprintf(it->order_id, sizeof(it->order_id), "%s", w);
             t->used = true;
         } else if (n == 6 && t->w[0] == 'p' && all_digits(t->w + 1, 5)) {
             if (it->nids < SIM_INTENT_MAX_IDS)

@@ -51,6 +51,11 @@ static void usage(FILE *f)
             "no cache)\n"
             "  --late-headers          send the response head with the first token, not at once\n"
             "                          (as Go's net/http, e.g. Ollama, does)\n"
+            "  --pool NAME:tpm=N,streams=N,ttft-ms=N[,ttft-jitter-ms=J]\n"
+            "                          a provisioned deployment served under /ptu/NAME/ with its\n"
+            "                          own capacity (tpm counts input + output tokens) and time\n"
+            "                          to first token; repeatable (up to 8)\n"
+            "  --payg-latency-ms MS    added to the first token outside the pools (default 0)\n"
             "Plain HTTP/1.1 only (no TLS, no HTTP/2): one stream per connection at a time.\n"
             "See docs/sim.md for the [[sim:...]] directives.\n");
 }
@@ -75,7 +80,16 @@ struct flags {
     uint32_t drain_ms;
 };
 
-enum flag_kind { FLAG_STR, FLAG_INT, FLAG_U32, FLAG_U64, FLAG_DBL, FLAG_ENDPOINT, FLAG_BOOL };
+enum flag_kind {
+    FLAG_STR,
+    FLAG_INT,
+    FLAG_U32,
+    FLAG_U64,
+    FLAG_DBL,
+    FLAG_ENDPOINT,
+    FLAG_BOOL,
+    FLAG_POOL,
+};
 
 struct flag_def {
     const char *name;
@@ -83,6 +97,31 @@ struct flag_def {
     void *dst;
     double lo, hi;
 };
+
+/* One more --pool into o (exits 2 on a bad value, a name given twice, or too many pools). */
+static void add_pool(struct sim_opts *o, const char *v)
+{
+    char err[160];
+    struct sim_pool_opts p;
+    if (o->npools == SIM_MAX_POOLS) {
+        fprintf(stderr, "trilemma-sim: too many --pool flags (at most %d)\n", SIM_MAX_POOLS);
+        exit(2);
+    }
+    if (sim_pool_parse(v, &p, err, sizeof(err)) < 0) {
+        fprintf(stderr,
+                "trilemma-sim: bad value for --pool: '%s': %s (expected "
+                "NAME:tpm=N,streams=N,ttft-ms=N[,ttft-jitter-ms=J])\n",
+                v, err);
+        exit(2);
+    }
+    for (int i = 0; i < o->npools; i++) {
+        if (strcmp(o->pools[i].name, p.name) == 0) {
+            fprintf(stderr, "trilemma-sim: --pool %s given twice\n", p.name);
+            exit(2);
+        }
+    }
+    o->pools[o->npools++] = p;
+}
 
 static void set_flag(const struct flag_def *d, const char *v)
 {
@@ -102,6 +141,10 @@ static void set_flag(const struct flag_def *d, const char *v)
     }
     if (d->kind == FLAG_BOOL) {
         *(bool *)d->dst = true;
+        return;
+    }
+    if (d->kind == FLAG_POOL) {
+        add_pool(d->dst, v);
         return;
     }
     double x = num(d->name, v, d->lo, d->hi);
@@ -142,6 +185,8 @@ static void parse_flags(int argc, char **argv, struct flags *f, struct sim_opts 
         {"classifier-ms", FLAG_U32, &o->classifier_ms, 0, 600000},
         {"late-headers", FLAG_BOOL, &o->late_headers, 0, 0},
         {"cache-ttl-s", FLAG_U32, &o->cache_ttl_s, 0, 86400},
+        {"pool", FLAG_POOL, o, 0, 0},
+        {"payg-latency-ms", FLAG_U32, &o->payg_latency_ms, 0, 600000},
     };
     enum { NDEFS = sizeof(defs) / sizeof(defs[0]), FIRST = 256 };
     struct option opts[NDEFS + 2];

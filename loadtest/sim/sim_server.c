@@ -1,5 +1,6 @@
-/* sim_server.c - the simulator's net/ hooks: routing of the providers' paths, request
- * admission (capacity, directives, injected faults), the usage/cache model, and /v1/models.
+/* sim_server.c - the simulator's net/ hooks: routing of the providers' paths (and of the
+ * provisioned pools under /ptu/NAME/), request admission (capacity, directives, injected faults),
+ * the usage/cache model, and /v1/models.
  *
  * Every request is answered by this module (on_request always returns true): unknown paths get
  * a 404 in OpenAI's error shape. /healthz, /readyz and /metrics are net/'s own. */
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/mem.h"
 #include "loadtest/sim/sim_agent.h"
 #include "loadtest/sim/sim_answer.h"
@@ -29,6 +31,9 @@ struct route {
     enum sim_format fmt;
     bool gemini_stream; /* :streamGenerateContent */
     char model[SIM_NAME_MAX];
+    int pool;         /* index in sim->pools, -1 = pay-as-you-go */
+    const char *sent; /* the path as sent, /ptu/NAME included (the request log) */
+    size_t sent_len;
 };
 
 static bool path_is(const struct http_request *req, const char *p)
@@ -183,26 +188,29 @@ static uint64_t key_scope(const struct http_request *req)
     return h;
 }
 
-static uint32_t pick_ttft(struct sim_worker *sw, const struct sim_req *r)
+/* The time to first token before the tier's multiplier: the directive, else the pool's or the
+ * process's mean and jitter. */
+static uint32_t pick_ttft(struct sim_worker *sw, const struct sim_req *r, int pool)
 {
     const struct sim_opts *o = &sw->sim->o;
     if (r->d.ttft_ms >= 0)
         return (uint32_t)r->d.ttft_ms;
-    int64_t t = o->ttft_ms;
-    if (o->ttft_jitter_ms)
-        t += (int64_t)(sim_rng_next(&sw->rng) % (2ull * o->ttft_jitter_ms + 1)) -
-             (int64_t)o->ttft_jitter_ms;
+    uint32_t mean = pool >= 0 ? o->pools[pool].ttft_ms : o->ttft_ms;
+    uint32_t jitter = pool >= 0 ? o->pools[pool].ttft_jitter_ms : o->ttft_jitter_ms;
+    int64_t t = mean;
+    if (jitter)
+        t += (int64_t)(sim_rng_next(&sw->rng) % (2ull * jitter + 1)) - (int64_t)jitter;
     return t < 0 ? 0 : (uint32_t)t;
 }
 
 /* Timing and faults: directives first, then the random fault rates of the flags. */
 static void plan_of(struct sim_worker *sw, const struct sim_req *r, const struct sim_answer *a,
-                    struct sim_plan *p)
+                    int pool, struct sim_plan *p)
 {
     const struct sim_opts *o = &sw->sim->o;
     memset(p, 0, sizeof(*p));
     p->sse = r->stream;
-    p->ttft_ms = pick_ttft(sw, r);
+    p->ttft_ms = pick_ttft(sw, r, pool);
     double tps = r->d.tps >= 0 ? (double)r->d.tps : o->tps;
     p->gap_ms = tps > 0 ? 1000.0 / tps : 0;
     p->hold_open = r->d.hold_open;
@@ -241,23 +249,29 @@ static void resp_of(struct sim_worker *sw, const struct sim_req *r, struct sim_r
     usage_of(sw, r, &resp->u);
 }
 
-/* Admit and start a generation for a parsed request (the answer is built already). */
-static void start(struct sim_worker *sw, struct conn *c, struct sim_req *r, struct sim_answer *a)
+/* Admit and start a generation for a parsed request (the answer is built already). A pool
+ * charges the prompt and the planned output (a provisioned deployment's tokens per minute count
+ * both); pay-as-you-go charges the output, as --tpm always has. */
+static void start(struct sim_worker *sw, struct conn *c, struct sim_req *r, struct sim_answer *a,
+                  int pool)
 {
+    struct sim *sim = sw->sim;
+    struct sim_cap *cap = pool >= 0 ? &sim->pools[pool] : &sim->payg;
+    uint64_t charge = sim_answer_tokens(a) + (pool >= 0 ? r->prompt_tokens : 0);
     uint32_t retry = 0;
     const char *why = "";
-    if (sim_capacity_admit(sw->sim, sim_answer_tokens(a), loop_now_ms(sw->loop), &retry, &why) <
-        0) {
+    if (sim_capacity_admit(cap, charge, loop_now_ms(sw->loop), &retry, &why) < 0) {
         atomic_fetch_add_explicit(&sw->st->refused, 1, memory_order_relaxed);
-        char msg[SIM_NAME_MAX + 96];
-        snprintf(msg, sizeof(msg), "Rate limit reached for %s (simulated: too many %s).", r->model,
+        char msg[SIM_NAME_MAX + SIM_POOL_NAME_MAX + 96];
+        snprintf(msg, sizeof(msg), "Rate limit reached for %s%s%s (simulated: too many %s).",
+                 r->model, pool >= 0 ? " in pool " : "", pool >= 0 ? sim->o.pools[pool].name : "",
                  why);
         reply_error(c, r->fmt, 429, msg, retry);
         return;
     }
     int status = injected_status(sw, r);
     if (status) {
-        sim_capacity_release(sw->sim);
+        sim_capacity_release(cap);
         atomic_fetch_add_explicit(&sw->st->errors, 1, memory_order_relaxed);
         reply_error(c, r->fmt, status, error_message(r->fmt, status), 1);
         return;
@@ -265,8 +279,12 @@ static void start(struct sim_worker *sw, struct conn *c, struct sim_req *r, stru
     struct sim_resp resp;
     struct sim_plan plan;
     resp_of(sw, r, &resp);
-    plan_of(sw, r, a, &plan);
-    sim_agent_tune_plan(r, &sw->sim->o, &plan);
+    plan_of(sw, r, a, pool, &plan);
+    sim_agent_tune_plan(r, &sim->o, &plan);
+    if (pool < 0) /* the network to another region, on top of the model's own time */
+        plan.ttft_ms += sim->o.payg_latency_ms;
+    plan.cap = cap;
+    plan.pool = pool >= 0 ? sim->o.pools[pool].name : NULL;
     sim_stream_begin(sw, c, &resp, a, &plan);
 }
 
@@ -307,13 +325,13 @@ static void generate(struct sim_worker *sw, struct conn *c, const struct http_re
     bool parsed = !err && sim_req_parse(&r, sw->doc, body, len, &err) == 0;
     r.cache_scope = sim_hash_u64(r.cache_scope, key_scope(req));
     const struct http_header *tp = http_find_header(req, "traceparent");
-    sim_reqlog_add(req->path, req->path_len, r.model[0] ? r.model : rt->model, body, len,
+    sim_reqlog_add(rt->sent, rt->sent_len, r.model[0] ? r.model : rt->model, body, len,
                    tp ? tp->value : NULL, tp ? tp->value_len : 0);
     if (parsed) {
         struct sim_answer a;
         if (!sim_agent_answer(&a, &r, sw->doc, sw->aux, &sw->sim->o))
             sim_answer_build(&a, &r, sw->doc, sw->sim->o.tokens);
-        start(sw, c, &r, &a);
+        start(sw, c, &r, &a, rt->pool);
         sim_answer_free(&a); /* empty if the stream took it over */
     }
     if (err)
@@ -364,13 +382,14 @@ static void models(struct conn *c, const struct http_request *req)
     buf_free(&out);
 }
 
-static bool on_request(struct conn *c, const struct http_request *req, const char *body, size_t len)
+/* A request on its path (for a pool, the path after /ptu/NAME); sent is the path as sent. */
+static void serve(struct sim_worker *sw, struct conn *c, const struct http_request *req, int pool,
+                  const char *sent, size_t sent_len, const char *body, size_t len)
 {
-    struct sim_worker *sw = worker_app(conn_worker(c));
     struct route rt;
     if (sim_catalog_api_request(sw, c, req) || sim_reqlog_request(c, req) ||
         sim_embed_request(c, req, sw->doc, body, len))
-        return true;
+        return;
     if (path_is(req, "/v1/models") && method_is(req, "GET")) {
         models(c, req);
     } else if (!route(req, &rt)) {
@@ -378,7 +397,54 @@ static bool on_request(struct conn *c, const struct http_request *req, const cha
     } else if (!method_is(req, "POST")) {
         reply_error(c, rt.fmt, 405, "Method not allowed: use POST.", 0);
     } else {
+        rt.pool = pool;
+        rt.sent = sent;
+        rt.sent_len = sent_len;
         generate(sw, c, req, &rt, body, len);
+    }
+}
+
+enum { POOL_NONE = -1, POOL_UNKNOWN = -2 };
+
+/* A path /ptu/NAME/REST is REST served by the pool NAME: its index (inner = req with path REST),
+ * POOL_UNKNOWN when no pool has that name, or POOL_NONE when the path is not under /ptu/. */
+static int pool_route(const struct http_request *req, struct http_request *inner)
+{
+    static const char prefix[] = "/ptu/";
+    const size_t n = sizeof(prefix) - 1;
+    if (req->path_len <= n || memcmp(req->path, prefix, n) != 0)
+        return POOL_NONE;
+    const char *name = req->path + n;
+    const char *slash = memchr(name, '/', req->path_len - n);
+    if (!slash)
+        return POOL_NONE;
+    *inner = *req;
+    inner->path = slash;
+    inner->path_len = req->path_len - (size_t)(slash - req->path);
+    size_t name_len = (size_t)(slash - name);
+    for (int i = 0; i < g_sim->o.npools; i++) {
+        const char *p = g_sim->o.pools[i].name;
+        if (strlen(p) == name_len && memcmp(p, name, name_len) == 0)
+            return i;
+    }
+    return POOL_UNKNOWN;
+}
+
+static bool on_request(struct conn *c, const struct http_request *req, const char *body, size_t len)
+{
+    struct sim_worker *sw = worker_app(conn_worker(c));
+    struct http_request inner;
+    int pool = pool_route(req, &inner);
+    if (pool == POOL_NONE) {
+        serve(sw, c, req, -1, req->path, req->path_len, body, len);
+    } else if (pool >= 0) {
+        serve(sw, c, &inner, pool, req->path, req->path_len, body, len);
+    } else {
+        /* 404 as the provider whose path follows says it (OpenAI's for any other path) */
+        struct route rt;
+        enum sim_format fmt = route(&inner, &rt) ? rt.fmt : SIM_OPENAI;
+        reply_error(c, fmt, 404, "Unknown provisioned deployment (trilemma-sim: no such --pool).",
+                    0);
     }
     return true;
 }
@@ -428,6 +494,104 @@ static void worker_fini(struct worker *w, void *state)
         v_;                                                                                        \
     })
 
+/* One metric family with one sample per deployment: pay-as-you-go (no label) then each pool
+ * (pool="NAME"); `reason` adds a reason label (refusals) and takes the value from refused_*. */
+enum dep_value { DV_STREAMS, DV_WINDOW, DV_ADMITTED, DV_REFUSED_STREAMS, DV_REFUSED_TOKENS };
+
+static unsigned long long dep_value(struct sim_cap *c, enum dep_value v, uint64_t now_ms)
+{
+    switch (v) {
+    case DV_STREAMS:
+        return atomic_load_explicit(&c->streams, memory_order_relaxed);
+    case DV_WINDOW:
+        return sim_capacity_window(c, now_ms);
+    case DV_ADMITTED:
+        return atomic_load_explicit(&c->admitted, memory_order_relaxed);
+    case DV_REFUSED_STREAMS:
+        return atomic_load_explicit(&c->refused_streams, memory_order_relaxed);
+    default:
+        return atomic_load_explicit(&c->refused_tokens, memory_order_relaxed);
+    }
+}
+
+static void dep_family(struct buf *out, const char *name, const char *type, const char *help,
+                       enum dep_value v, uint64_t now_ms)
+{
+    static const char *const reasons[] = {"streams", "tokens"};
+    bool refused = v == DV_REFUSED_STREAMS;
+    buf_printf(out, "# HELP trilemma_sim_payg_%s %s (pay-as-you-go)\n", name, help);
+    buf_printf(out, "# TYPE trilemma_sim_payg_%s %s\n", name, type);
+    for (int r = 0; r < (refused ? 2 : 1); r++) {
+        if (refused)
+            buf_printf(out, "trilemma_sim_payg_%s{reason=\"%s\"} %llu\n", name, reasons[r],
+                       dep_value(&g_sim->payg, (enum dep_value)(v + r), now_ms));
+        else
+            buf_printf(out, "trilemma_sim_payg_%s %llu\n", name,
+                       dep_value(&g_sim->payg, v, now_ms));
+    }
+    if (!g_sim->o.npools)
+        return;
+    buf_printf(out, "# HELP trilemma_sim_pool_%s %s (per provisioned pool)\n", name, help);
+    buf_printf(out, "# TYPE trilemma_sim_pool_%s %s\n", name, type);
+    for (int i = 0; i < g_sim->o.npools; i++) {
+        const char *pool = g_sim->o.pools[i].name;
+        for (int r = 0; r < (refused ? 2 : 1); r++) {
+            unsigned long long x = dep_value(&g_sim->pools[i], (enum dep_value)(v + r), now_ms);
+            if (refused)
+                buf_printf(out, "trilemma_sim_pool_%s{pool=\"%s\",reason=\"%s\"} %llu\n", name,
+                           pool, reasons[r], x);
+            else
+                buf_printf(out, "trilemma_sim_pool_%s{pool=\"%s\"} %llu\n", name, pool, x);
+        }
+    }
+}
+
+/* The configuration of the pools and of the pay-as-you-go region, so that a test or a dashboard
+ * reads what the sim was started with. */
+static void dep_config(struct buf *out)
+{
+    const struct sim_opts *o = &g_sim->o;
+    buf_printf(out,
+               "# HELP trilemma_sim_payg_latency_ms Added to the first token outside the pools.\n"
+               "# TYPE trilemma_sim_payg_latency_ms gauge\ntrilemma_sim_payg_latency_ms %u\n",
+               o->payg_latency_ms);
+    if (!o->npools)
+        return;
+    const struct {
+        const char *name, *help;
+    } f[] = {
+        {"tpm_limit", "Tokens per minute (input + output) of a pool; 0 = unlimited."},
+        {"streams_limit", "Concurrent generations of a pool; 0 = unlimited."},
+        {"ttft_ms", "Mean time to first token of a pool, before the tier's multiplier."},
+        {"ttft_jitter_ms", "Uniform jitter around it."},
+    };
+    for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+        buf_printf(out, "# HELP trilemma_sim_pool_%s %s\n# TYPE trilemma_sim_pool_%s gauge\n",
+                   f[k].name, f[k].help, f[k].name);
+        for (int i = 0; i < o->npools; i++) {
+            const struct sim_pool_opts *p = &o->pools[i];
+            unsigned long long v = k == 0   ? p->tpm
+                                   : k == 1 ? p->streams
+                                   : k == 2 ? p->ttft_ms
+                                            : p->ttft_jitter_ms;
+            buf_printf(out, "trilemma_sim_pool_%s{pool=\"%s\"} %llu\n", f[k].name, p->name, v);
+        }
+    }
+}
+
+static void deployment_metrics(struct buf *out)
+{
+    uint64_t now = clock_now_ms();
+    dep_family(out, "streams_active", "gauge", "Generations in flight.", DV_STREAMS, now);
+    dep_family(out, "tokens_window", "gauge",
+               "Tokens charged in the last 60 s (pools: input + output; pay-as-you-go: output).",
+               DV_WINDOW, now);
+    dep_family(out, "admitted_total", "counter", "Generations admitted.", DV_ADMITTED, now);
+    dep_family(out, "refused_total", "counter", "429 answers for capacity, by limit.",
+               DV_REFUSED_STREAMS, now);
+    dep_config(out);
+}
+
 static void metrics(struct server *s, struct buf *out)
 {
     (void)s;
@@ -455,6 +619,7 @@ static void metrics(struct server *s, struct buf *out)
         buf_printf(out,
                    "# HELP trilemma_sim_%s %s\n# TYPE trilemma_sim_%s %s\ntrilemma_sim_%s %llu\n",
                    m[i].name, m[i].help, m[i].name, m[i].type, m[i].name, m[i].v);
+    deployment_metrics(out);
 }
 
 /* Fill the hooks; see sim.h. */

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/mem.h"
@@ -45,7 +46,7 @@ static void stream_free(struct sim_stream *st)
     timer_disarm(sw->loop, &st->timer);
     conn_set_app(st->c, NULL);
     sim_answer_free(&st->ans);
-    sim_capacity_release(sw->sim);
+    sim_capacity_release(st->plan.cap);
     atomic_fetch_sub_explicit(&sw->st->active, 1, memory_order_relaxed);
     xfree(st);
 }
@@ -166,10 +167,14 @@ static void send_head(struct sim_stream *st)
     if (st->head_out)
         return;
     st->head_out = true;
+    char extra[96];
+    int n = snprintf(extra, sizeof(extra), "x-sim-ttft-ms: %u\r\n", st->plan.ttft_ms);
+    if (st->plan.pool)
+        snprintf(extra + n, sizeof(extra) - (size_t)n, "x-sim-pool: %s\r\n", st->plan.pool);
     conn_http_stream_start(st->c, 200,
                            st->plan.sse ? sim_wire_stream_type(st->resp.fmt)
                                         : "application/json; charset=utf-8",
-                           NULL);
+                           extra);
 }
 
 static void tick(struct loop *l, struct timer *t)

@@ -31,11 +31,14 @@ struct sim_plan {
     uint32_t fault_after; /* tokens (steps) written before the fault */
     bool hold_open;       /* after the closing events, keep the body open until the client
                            * leaves (a proxy that never ends the response) */
+    struct sim_cap *cap;  /* the deployment that admitted it: released when the stream ends */
+    const char *pool;     /* the pool serving it (x-sim-pool header), NULL = pay-as-you-go */
 };
 
 /* Begin the response on c: the HTTP head is queued now (or deferred), the rest follows on the
  * stream's timer. Takes over *ans (left zeroed) and copies *resp. The generation must have been
- * admitted with sim_capacity_admit; the stream releases it when it ends. */
+ * admitted by plan->cap (sim_capacity_admit); the stream releases it when it ends. The head
+ * carries x-sim-ttft-ms (the planned time to first token) and, in a pool, x-sim-pool. */
 void sim_stream_begin(struct sim_worker *sw, struct conn *c, const struct sim_resp *resp,
                       struct sim_answer *ans, const struct sim_plan *plan);
 

@@ -155,6 +155,47 @@ static void test_grounding(void)
     CHECK(g.mismatches == 1);
 }
 
+static enum verify_verdict verify(const char *answer, bool want_table, struct verify_result *r)
+{
+    const char *src[2] = {"{\"items\":[{\"title\":\"Nova X 5G (8GB, Blue)\",\"price\":18999},"
+                          "{\"title\":\"Zeta Pro\",\"price\":24999}]}",
+                          "compare the two cheapest"};
+    size_t lens[2] = {strlen(src[0]), strlen(src[1])};
+    return verify_answer(answer, strlen(answer), src, lens, 2, want_table, r);
+}
+
+static void test_verify(void)
+{
+    struct verify_result r;
+    /* names: a bold title the results have, in other case and punctuation */
+    CHECK(verify("My pick: **nova x 5g 8gb blue** at ₹18,999.", false, &r) == VERIFY_OK);
+    CHECK(r.names == 1 && r.unknown_names == 0 && r.g.mismatches == 0);
+    /* a title with a changed number is no product the results have */
+    CHECK(verify("My pick: **Nova X 6G (8GB, Blue)** at ₹18,999.", false, &r) == VERIFY_UNGROUNDED);
+    CHECK(r.unknown_names == 1 && strcmp(r.first_name, "Nova X 6G (8GB, Blue)") == 0);
+    /* a price 12 % low */
+    CHECK(verify("**Zeta Pro** costs ₹21,999.", false, &r) == VERIFY_UNGROUNDED);
+    CHECK(r.g.mismatches == 1 && r.unknown_names == 0);
+    /* short bold words and unclosed bold are not names */
+    CHECK(verify("**No**, it is **not** here. **Zeta", false, &r) == VERIFY_OK && r.names == 0);
+    CHECK(verify("It is **really good** value", false, &r) == VERIFY_UNGROUNDED); /* two words */
+    /* bold that does not close on its line is skipped, the next line still checked */
+    CHECK(verify("**open\n**Nova Y** is nice", false, &r) == VERIFY_UNGROUNDED);
+    /* a comparison that should be a table */
+    const char *table = "Here is how they compare:\n\n| | Nova X | Zeta Pro |\n|---|---|---|\n"
+                        "| Price | ₹18,999 | ₹24,999 |\n";
+    CHECK(verify(table, true, &r) == VERIFY_OK && r.table);
+    CHECK(verify("The Nova X costs ₹18,999 and the Zeta Pro ₹24,999.", true, &r) == VERIFY_FORMAT);
+    CHECK(!r.table);
+    CHECK(verify("The Nova X costs ₹18,999 and the Zeta Pro ₹24,999.", false, &r) == VERIFY_OK);
+    /* a row without its delimiter line is no table; a delimiter needs a dash */
+    CHECK(!answer_has_table("| a | b |\n| c | d |\n", 20));
+    CHECK(!answer_has_table("| a |\n| |\n", 10));
+    CHECK(answer_has_table("  | a | b |\n  |:--|--:|", 23));
+    CHECK(verify("", false, &r) == VERIFY_OK);
+    CHECK(verify("", true, &r) == VERIFY_FORMAT);
+}
+
 static void test_refusal_and_cascade(void)
 {
     CHECK(answer_is_refusal("I'm sorry, but I can't help with that.", 38));
@@ -193,6 +234,7 @@ int main(void)
     test_narration();
     test_narration_streams();
     test_grounding();
+    test_verify();
     test_refusal_and_cascade();
     return tap_done();
 }

@@ -9,9 +9,10 @@ independently of anything in the project. Checked for each of the three wire for
 Chat Completions, Anthropic Messages, Gemini streamGenerateContent?alt=sse): exact framing and
 event order, deterministic answers, [[sim:echo]] byte-exactness (multi-byte, quotes,
 backslashes, newlines), usage and cached tokens, tool-call shapes, 429 + retry-after over
---max-streams and --tpm, fail_first, disconnect_after (reset), stall_after, hold_open,
-error_event_after,
-reasoning, max_tokens, non-streamed answers, and that tokens arrive spread over many reads.
+--max-streams and --tpm, provisioned pools under /ptu/NAME/ (their own streams, tokens per
+minute and time to first token) and --payg-latency-ms, fail_first, disconnect_after (reset),
+stall_after, hold_open, error_event_after, reasoning, max_tokens, non-streamed answers, and
+that tokens arrive spread over many reads.
 
 No sleep stands in for synchronisation: every wait is for bytes, EOF, a reset or a process exit;
 TIMEOUT only bounds a failure. Durations are never asserted. The one negative check (a stalled
@@ -1130,6 +1131,166 @@ def random_faults_from_flags(sim):
             assert r.status == 200 and not r.ended and (r.reset or r.eof)
     finally:
         cut.stop()
+
+
+# ---- provisioned pools and pay-as-you-go latency (own simulator processes) -----------------
+
+
+def pool_post(sim, pool, fmt, text, until=None, stream=True, model=None):
+    """One user turn in format fmt under /ptu/POOL/ (pool None: the provider's own path)."""
+    msgs = [{"role": "user", "content": text}]
+    pre = "/ptu/%s" % pool if pool else ""
+    if fmt == "openai":
+        body = openai_req(msgs, stream=stream, **({"model": model} if model else {}))
+        return request(sim.port, "POST", pre + "/v1/chat/completions", body,
+                       {"Authorization": "Bearer sk-test"}, until)
+    if fmt == "anthropic":
+        body = anthropic_req(msgs, stream=stream, **({"model": model} if model else {}))
+        return request(sim.port, "POST", pre + "/v1/messages", body, ANTHROPIC_HEADERS, until)
+    verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    path = "%s/v1beta/models/%s:%s" % (pre, model or "gemini-2.5-flash", verb)
+    return request(sim.port, "POST", path, gemini_req(msgs), {"x-goog-api-key": "k"}, until)
+
+
+def labelled(sim, name, **labels):
+    """The value of trilemma_sim_NAME{labels} in /metrics, or None."""
+    body = request(sim.port, "GET", "/metrics").body.decode()
+    lab = ",".join('%s="%s"' % kv for kv in labels.items())
+    m = re.search(r"^trilemma_sim_%s%s (\d+)$" % (re.escape(name),
+                                                  re.escape("{%s}" % lab) if lab else ""),
+                  body, re.M)
+    return int(m.group(1)) if m else None
+
+
+@test
+def pool_serves_under_its_prefix(sim):
+    """/ptu/NAME/... is the same request served by the pool: the same answer in every format,
+    the pool's own time to first token (the tier's multiplier on top), reported in x-sim-ttft-ms;
+    the pay-as-you-go path gets --payg-latency-ms added. Values are read, never timed."""
+    ps = Sim("--pool", "near:tpm=0,streams=0,ttft-ms=7", "--pool", "other:tpm=5,streams=5,ttft-ms=9",
+             "--payg-latency-ms", "40")
+    try:
+        last = json.loads(request(ps.port, "GET", "/v1/_requests").body)["last"]
+        for fmt in FORMATS:
+            text = "pooled " + nonce()
+            r = pool_post(ps, "near", fmt, text)
+            assert r.status == 200 and r.ended, (fmt, r.status, r.body[:200])
+            assert r.headers["x-sim-pool"] == "near" and r.headers["x-sim-ttft-ms"] == "7", (
+                fmt, r.headers)
+            check_framing(fmt, r.body)
+            payg = pool_post(ps, None, fmt, text)
+            assert payg.status == 200 and "x-sim-pool" not in payg.headers, payg.headers
+            assert payg.headers["x-sim-ttft-ms"] == "45", payg.headers  # --ttft-ms 5 + 40
+            assert Stream(fmt, r).text == Stream(fmt, payg).text != "", fmt
+            whole = pool_post(ps, "near", fmt, text, stream=False)
+            assert whole.status == 200 and whole.headers["x-sim-pool"] == "near", fmt
+        # the tiers keep their multipliers on the pool's time (frontier 2x, cheap 1/3)
+        r = pool_post(ps, "near", "openai", "tier " + nonce(), model="sim-frontier")
+        assert r.status == 200 and r.headers["x-sim-ttft-ms"] == "14", r.headers
+        r = pool_post(ps, None, "openai", "tier " + nonce(), model="sim-frontier")
+        assert r.headers["x-sim-ttft-ms"] == "50", r.headers  # 2 x 5 + 40
+        r = request(ps.port, "GET", "/ptu/near/v1/models")
+        assert r.status == 200 and json.loads(r.body)["object"] == "list"
+        # the request log keeps the path as sent
+        paths = [e["path"] for e in json.loads(request(
+            ps.port, "GET", "/v1/_requests?since=%d" % last).body)["requests"]]
+        assert paths[:3] == ["/ptu/near/v1/chat/completions", "/v1/chat/completions",
+                             "/ptu/near/v1/chat/completions"], paths
+        assert "/ptu/near/v1beta/models/gemini-2.5-flash:streamGenerateContent" in paths, paths
+        # /metrics: what each deployment admitted, and the configuration
+        assert labelled(ps, "pool_admitted_total", pool="near") == 7
+        assert labelled(ps, "pool_admitted_total", pool="other") == 0
+        assert labelled(ps, "payg_admitted_total") == 4
+        assert labelled(ps, "payg_latency_ms") == 40
+        assert labelled(ps, "pool_ttft_ms", pool="near") == 7
+        assert labelled(ps, "pool_tpm_limit", pool="other") == 5
+        assert labelled(ps, "pool_streams_limit", pool="other") == 5
+    finally:
+        ps.stop()
+
+
+@test
+def pool_streams_limit_gives_429(sim):
+    ps = Sim("--pool", "ptu:tpm=0,streams=1,ttft-ms=5")
+    try:
+        held = pool_post(ps, "ptu", "openai", "[[sim:tps=20]] [[sim:tokens=4]] hold " + nonce(),
+                         until=lambda resp: True)
+        assert held.status == 200
+        assert labelled(ps, "pool_streams_active", pool="ptu") == 1
+        for fmt in FORMATS:
+            r = pool_post(ps, "ptu", fmt, "one too many " + nonce())
+            assert r.headers.get("retry-after") == "1", (fmt, r.status, r.headers)
+            assert error_of(fmt, r)[0] == 429
+            payg = pool_post(ps, None, fmt, "still served " + nonce())
+            assert payg.status == 200 and payg.ended, (fmt, payg.status)
+        assert labelled(ps, "pool_refused_total", pool="ptu", reason="streams") == 3
+        assert labelled(ps, "pool_refused_total", pool="ptu", reason="tokens") == 0
+        assert labelled(ps, "payg_refused_total", reason="streams") == 0
+        assert finish_reading(held).ended
+        held.conn.close()
+        r = pool_post(ps, "ptu", "gemini", "room again " + nonce())
+        assert r.status == 200 and r.ended
+        assert ps.metric("refused_total") == 3
+    finally:
+        ps.stop()
+
+
+@test
+def pool_tokens_per_minute_count_input_and_output(sim):
+    """A pool charges prompt + planned output: two requests of 10 output tokens fill 100 tokens
+    per minute because their prompts count (output alone would leave room)."""
+    ps = Sim("--pool", "ptu:tpm=100,streams=0,ttft-ms=0", "--tpm", "100")
+    try:
+        text = "[[sim:tokens=10]] " + " ".join("w%d" % i for i in range(60)) + " " + nonce()
+        prompt = words(text) + 4
+        for i in range(2):
+            r = pool_post(ps, "ptu", "openai", text + " %d" % i)
+            assert r.status == 200 and Stream("openai", r).tokens == 10, (r.status, r.body[:200])
+        assert labelled(ps, "pool_tokens_window", pool="ptu") == 2 * (prompt + 1 + 10)
+        for fmt in FORMATS:
+            r = pool_post(ps, "ptu", fmt, text)
+            assert error_of(fmt, r)[0] == 429, (fmt, r.status)
+            assert 1 <= int(r.headers["retry-after"]) <= 60, r.headers
+            payg = pool_post(ps, None, fmt, text)  # --tpm counts output only: 10 each
+            assert payg.status == 200 and payg.ended, (fmt, payg.status)
+        assert labelled(ps, "pool_refused_total", pool="ptu", reason="tokens") == 3
+        assert labelled(ps, "payg_tokens_window") == 30
+    finally:
+        ps.stop()
+
+
+@test
+def unknown_pool_is_404(sim):
+    ps = Sim("--pool", "ptu:tpm=0,streams=0,ttft-ms=0")
+    try:
+        for s in (ps, sim):  # with pools, and without any
+            for fmt in FORMATS:
+                r = pool_post(s, "nope", fmt, "hi")
+                assert error_of(fmt, r)[0] == 404, (fmt, r.status, r.body)
+            r = request(s.port, "GET", "/ptu/nope/v1/models")
+            assert error_of("openai", r)[0] == 404
+        r = request(ps.port, "POST", "/ptu/ptu/v1/nothing-here", {})
+        assert error_of("openai", r)[0] == 404
+    finally:
+        ps.stop()
+
+
+@test
+def bad_pool_flags_exit_2(sim):
+    bad = ["NoCaps:tpm=1,streams=1,ttft-ms=1", ":tpm=1,streams=1,ttft-ms=1",
+           "a" * 32 + ":tpm=1,streams=1,ttft-ms=1", "a:tpm=1,streams=1",
+           "a:tpm=1,streams=1,ttft-ms=1,colour=red", "a:tpm=x,streams=1,ttft-ms=1",
+           "a:tpm=-1,streams=1,ttft-ms=1", "a:tpm=1,streams=1,ttft-ms=1,tpm=2",
+           "a:tpm=1,streams=1,ttft-ms=600001", "a", "a/b:tpm=1,streams=1,ttft-ms=1"]
+    runs = [["--pool", b] for b in bad]
+    runs.append(["--pool", "a:tpm=1,streams=1,ttft-ms=1"] * 2)  # a name given twice
+    runs.append(sum((["--pool", "p%d:tpm=1,streams=1,ttft-ms=1" % i] for i in range(9)), []))
+    runs += [["--payg-latency-ms", v] for v in ("-1", "x", "600001")]
+    for args in runs:
+        p = subprocess.run([SIM, "--listen", "127.0.0.1:0"] + args, capture_output=True,
+                           timeout=TIMEOUT)
+        assert p.returncode == 2 and (b"--pool" in p.stderr or b"--payg" in p.stderr), (
+            args, p.returncode, p.stderr)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ static void types(void)
 {
     struct sim_intent it = read_it("where is my order 1234-5678?");
     CHECK(it.type == SIM_Q_ORDER_STATUS && strcmp(it.order_id, "1234-5678") == 0);
+    /* written with a number sign, as shoppers copy it from an e-mail */
+    it = read_it("when will my order #1254-8541 arrive");
+    CHECK(it.type == SIM_Q_ORDER_STATUS && strcmp(it.order_id, "1254-8541") == 0);
     it = read_it("What is the return policy");
     CHECK(it.type == SIM_Q_POLICY && strcmp(it.topic, "returns") == 0);
     CHECK(strcmp(read_it("can I cancel it").topic, "cancellation") == 0);

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "app/config.h"
+#include "store/capacity_store.h"
 #include "store/migrate.h"
 #include "store/record.h"
 #include "store/store_int.h"
@@ -377,6 +378,9 @@ struct T {
     PGconn *blocker; /* holds a conversation row so that the batch writing it waits */
     int order[192], acked[192], nacks;
     uint64_t rejected_before;
+    /* the pods' heartbeat */
+    int beats_done, beats[2];
+    bool cancelled_beat_ran;
     /* reads */
     int loads_done;
     bool cancelled_ran;
@@ -570,6 +574,87 @@ static void s_load(struct T *t)
 static bool s_load_done(struct T *t)
 {
     return t->loads_done == 2;
+}
+
+/* ---- provisioned calls and the pods' heartbeat ---- */
+
+#define CAPACITY_CONV 42u
+
+static void exec_ok(PGconn *c, const char *sql);
+
+static void on_beat(void *ctx, int pods)
+{
+    struct T *t = ctx;
+    t->beats[t->beats_done++] = pods;
+}
+
+static void on_beat_cancelled(void *ctx, int pods)
+{
+    (void)pods;
+    ((struct T *)ctx)->cancelled_beat_ran = true;
+}
+
+/* step: a turn whose answering call ran on a provisioned deployment; heartbeats with another
+ * live pod and a dead one in the table, and one with a pod id the table refuses */
+static void s_capacity(struct T *t)
+{
+    struct tb b;
+    make_turn(&b, CAPACITY_CONV, 0, 30);
+    snprintf(b.calls[1].tier, sizeof(b.calls[1].tier), "provisioned");
+    snprintf(b.calls[1].deployment, sizeof(b.calls[1].deployment), "frontier-ptu");
+    snprintf(b.calls[0].deployment, sizeof(b.calls[0].deployment), "ignored"); /* standard */
+    t->pending++;
+    store_commit_turn(t->st, &b.t, on_commit, t);
+    t->expected_turns += 1;
+    exec_ok(t->db, "INSERT INTO pods VALUES ('dead-pod', now() - interval '1 hour'), "
+                   "('other-pod', now())");
+    store_pods_cancel(store_pods_beat(t->st, "pod-a", 60000, on_beat_cancelled, t));
+    store_pods_beat(t->st, "pod-a", 60000, on_beat, t);
+    store_pods_beat(t->st, "", 60000, on_beat, t);
+}
+
+static bool s_capacity_done(struct T *t)
+{
+    return no_pending(t) && t->beats_done == 2;
+}
+
+static void s_capacity_check(struct T *t)
+{
+    CHECKF(t->beats[0] == 2, "live pods: %d", t->beats[0]);
+    CHECK(t->beats[1] == -1 && !t->cancelled_beat_ran);
+    CHECK(q1(t->db, "SELECT count(*) FROM pods WHERE id IN ('pod-a', 'other-pod')") == 2);
+    CHECK(q1(t->db, "SELECT count(*) FROM pods WHERE id = 'dead-pod'") == 0);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT ordinal, tier, coalesce(deployment, '-') FROM llm_calls "
+             "WHERE conversation_id = '%08x%08x0000000000000000' ORDER BY ordinal",
+             run_tag, CAPACITY_CONV);
+    char *calls = qtext(t->db, sql);
+    CHECKF(!strcmp(calls, "0|standard|-\n1|provisioned|frontier-ptu\n"), "calls: %s", calls);
+    xfree(calls);
+    snprintf(sql, sizeof(sql),
+             "SELECT line, kind, tier, coalesce(deployment, '-') FROM ledger "
+             "WHERE conversation_id = '%08x%08x0000000000000000' ORDER BY line",
+             run_tag, CAPACITY_CONV);
+    char *lines = qtext(t->db, sql);
+    CHECKF(!strcmp(lines, "0|retry|standard|-\n1|model|provisioned|frontier-ptu\n"
+                          "2|tool|standard|-\n3|tool|standard|-\n"),
+           "ledger: %s", lines);
+    xfree(lines);
+    /* the schema refuses a provisioned line without its deployment, and a tier it does not know */
+    PGresult *r = PQexec(t->db, "UPDATE ledger SET deployment = NULL "
+                                "WHERE deployment = 'frontier-ptu'");
+    const char *why = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    CHECKF(why && !strcmp(why, "ledger_deployment_tier_check"), "%s", why ? why : "accepted");
+    PQclear(r);
+    snprintf(sql, sizeof(sql),
+             "UPDATE ledger SET tier = 'spot' "
+             "WHERE conversation_id = '%08x%08x0000000000000000' AND kind = 'tool'",
+             run_tag, CAPACITY_CONV);
+    r = PQexec(t->db, sql);
+    why = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    CHECKF(why && !strcmp(why, "ledger_tier_check"), "%s", why ? why : "accepted");
+    PQclear(r);
 }
 
 /* ---- several batches in flight (batches_in_flight = 3 here) ---- */
@@ -918,6 +1003,8 @@ static const struct step script[] = {
     {"idempotent", s_idem, no_pending, 30000},
     {"rejected rows", s_reject, no_pending, 30000},
     {"load", s_load, s_load_done, 30000},
+    {"capacity: provisioned calls, heartbeat", s_capacity, s_capacity_done, 30000},
+    {"capacity: stored", s_capacity_check, NULL, 0},
     {"escaping", s_tricky, no_pending, 30000},
     {"in flight: three batches", s_inorder, s_inorder_blocked, 30000},
     {"in flight: acknowledged in order", s_inorder_release, no_pending, 30000},

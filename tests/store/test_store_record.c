@@ -130,15 +130,18 @@ static void test_route_and_flags(void)
     buf_free(&b);
 }
 
-/* Rewrite a version 5 record (identity: u64 0 and an empty string, 13 bytes after the version;
- * no trace: an empty trace id and a zero count of spans, 9 bytes at the end) as the version an
- * earlier release wrote: without the trace; below version 4 also without the identity; for
- * version 2 also without version 3's tail (a zero count of savings, 4 bytes), for version 1 also
- * without version 2's (three empty strings and two per call, 5 bytes each). Returns its length. */
+/* Rewrite a version 6 record (identity: u64 0 and an empty string, 13 bytes after the version;
+ * no trace: an empty trace id and a zero count of spans, 9 bytes near the end; no deployment: an
+ * empty string per call, 5 bytes each, at the end) as the version an earlier release wrote:
+ * without the deployments; below version 5 also without the trace; below version 4 also without
+ * the identity; for version 2 also without version 3's tail (a zero count of savings, 4 bytes),
+ * for version 1 also without version 2's (three empty strings and two per call, 5 bytes each).
+ * Returns its length. */
 static size_t downgrade(struct buf *b, uint8_t version, uint32_t n_calls)
 {
     uint8_t *p = (uint8_t *)buf_begin(b);
-    size_t tail = 9 + (version <= 2 ? 4 : 0) + (version == 1 ? 5 * (3 + 2 * (size_t)n_calls) : 0);
+    size_t tail = 5 * (size_t)n_calls + (version <= 4 ? 9 : 0) + (version <= 2 ? 4 : 0) +
+                  (version == 1 ? 5 * (3 + 2 * (size_t)n_calls) : 0);
     size_t id = version <= 3 ? 13 : 0;
     memmove(p + 13, p + 13 + id, buf_size(b) - 13 - id);
     uint32_t len = (uint32_t)(buf_size(b) - id - 12 - tail);
@@ -196,7 +199,7 @@ static void test_version_1_replays(void)
             CHECK(rt.t.query_type == NULL && rt.t.flags == NULL && rt.t.calls[1].agent[0] == '\0');
         rec_turn_free(&rt);
         uint8_t *p = (uint8_t *)buf_begin(&b);
-        p[12] = 6; /* a version from the future is refused */
+        p[12] = 7; /* a version from the future is refused */
         uint32_t len = (uint32_t)(n - 12);
         uint8_t l[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
                         (uint8_t)(len >> 24)};
@@ -259,6 +262,33 @@ static void test_spans(void)
     size_t n = downgrade(&b, 4, t.n_calls);
     CHECK(rec_decode(buf_begin(&b), n, &rt) == 0);
     CHECK(rt.t.n_spans == 0 && rt.t.trace_id == NULL && rt.t.n_calls == 2);
+    rec_turn_free(&rt);
+    buf_free(&b);
+}
+
+/* Version 6: each call's capacity deployment comes back; a version 5 record (the previous
+ * release) replays with none. */
+static void test_deployment(void)
+{
+    struct store_turn t = sample();
+    struct llm_call_record c2[2] = {calls[0], calls[1]};
+    snprintf(c2[1].tier, sizeof(c2[1].tier), "provisioned");
+    snprintf(c2[1].deployment, sizeof(c2[1].deployment), "frontier-ptu");
+    t.calls = c2;
+    struct buf b = {0};
+    CHECK(rec_encode(&b, &t) == 0);
+    struct rec_turn rt;
+    CHECK(rec_decode(buf_begin(&b), buf_size(&b), &rt) == 0);
+    CHECK(!strcmp(rt.t.calls[1].tier, "provisioned"));
+    CHECK(!strcmp(rt.t.calls[1].deployment, "frontier-ptu") && rt.t.calls[0].deployment[0] == 0);
+    rec_turn_free(&rt);
+    buf_free(&b);
+    t.calls = calls; /* no deployment: what version 5 could not say */
+    rec_encode(&b, &t);
+    size_t n = downgrade(&b, 5, 2);
+    CHECK(rec_decode(buf_begin(&b), n, &rt) == 0);
+    CHECK(rt.t.n_calls == 2 && rt.t.calls[1].deployment[0] == '\0');
+    CHECK(!strcmp(rt.t.calls[1].tier, "standard") && rt.t.calls[1].cost_micros == 1234);
     rec_turn_free(&rt);
     buf_free(&b);
 }
@@ -446,6 +476,7 @@ int main(void)
     test_version_1_replays();
     test_savings_round_trip();
     test_spans();
+    test_deployment();
     log_set_level(LOG_ERROR); /* torn tails are logged as warnings by design */
     test_round_trip();
     test_corruption();
