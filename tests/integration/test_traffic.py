@@ -64,10 +64,12 @@ def setup():
                 "INSERT INTO llm_calls (turn_id, ordinal, started_at, conversation_id, provider, "
                 "model, tier, attempt, role, status, input_tokens, cached_input_tokens, "
                 "cache_write_tokens, output_tokens, reasoning_tokens, usage_reported, "
-                "duration_ms, cost_micros, currency, usd_to_inr_micros) VALUES "
+                "duration_ms, cost_micros, currency, usd_to_inr_micros, deployment) VALUES "
                 "('%s', %d, '%s', '%s', '%s', '%s', '%s', 1, 'model', 'ok', %d, %d, 0, %d, 0, "
-                "true, %d, 0, 'INR', 84000000);" %
-                (tid, i, ts, CONV, prov, model, tier, inp, cached, out, dur))
+                "true, %d, 0, 'INR', 84000000, %s);" %
+                (tid, i, ts, CONV, prov, model, tier, inp, cached, out, dur,
+                 # a provisioned call names its deployment (migration 011)
+                 "'frontier-ptu'" if tier == "provisioned" else "NULL"))
     sql.append("COMMIT;")
     db.psql("\n".join(sql))
     return STATE
