@@ -249,8 +249,8 @@ def read_capacity(path):
 
 
 def capacity_unit(path, name, sec):
-    """One section as (route, unit fields): tpm, streams, hourly price, currency, region and
-    the optional payg_latency_ms."""
+    """One section as (route, unit fields): tpm, streams, hourly price, currency, region. (The
+    server refuses keys it does not know, so the PAYG latency is a flag, not a key here.)"""
     where = "%s [capacity %s]" % (path, name)
     if "/" not in sec.get("model", ""):
         raise PlanError("%s: model must be provider/model" % where)
@@ -268,9 +268,7 @@ def capacity_unit(path, name, sec):
     return sec["model"], {
         "name": name, "tpm": int(tpm), "streams": int(streams) if streams else None,
         "hourly": decimal(sec["hourly_price"], where + " hourly_price"), "currency": cur,
-        "region": sec.get("region", ""),
-        "payg_latency_ms": decimal(sec["payg_latency_ms"], where + " payg_latency_ms")
-        if "payg_latency_ms" in sec else None}
+        "region": sec.get("region", "")}
 
 
 # ---- prices.csv ---------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def parse_args(argv):
     p.add_argument("--payg-output", help="... per million output tokens")
     p.add_argument("--usd-to-inr", default="84.0", help="exchange rate (default 84.0)")
     p.add_argument("--payg-latency-ms", help="latency PAYG adds over provisioned (another "
-                   "region); default the [capacity] payg_latency_ms, else 0")
+                   "region; default 0)")
     p.add_argument("--max-added-latency-ms", help="recommend only sizes that add at most this")
     p.add_argument("--window", type=int, help="overflow is reckoned per window of this many "
                    "seconds (default 60; a store's hourly buckets: 3600)")
@@ -119,9 +119,7 @@ def resolve(route, units, flags, prices, args):
         src = "prices.csv (standard, %s)" % row[0]
     prow = prices.get((provider, model, "provisioned"))
     prov = tuple(I.convert(v, prow[0], cur, rate) for v in prow[1:]) if prow else (0, 0, 0)
-    lat = dec_flag(args, "payg_latency_ms")
-    if lat is None:
-        lat = sec.get("payg_latency_ms") or 0
+    lat = dec_flag(args, "payg_latency_ms") or 0
     unit = M.Unit(sec["name"], sec["tpm"], sec["streams"], hourly)
     return {"unit": unit, "prices": M.Prices(*payg, *prov), "currency": cur,
             "region": sec.get("region", ""), "payg_latency_ms": lat, "price_source": src,
