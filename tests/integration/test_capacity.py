@@ -127,6 +127,10 @@ def check_trace(srv, tid, tiers, answered_by, overflow):
     attempt's tier, and an overflow event its reason (overflow: (deployment, reason) or None)."""
     attrs, events = model_span(srv, tid)
     assert attrs["trilemma.capacity.tier"] == tiers[-1], attrs
+    if tiers[0] == "provisioned":  # the deployment tried first, with its region label
+        assert attrs["trilemma.capacity.region"] == "test-1", attrs
+    else:
+        assert "trilemma.capacity.region" not in attrs, attrs
     assert attrs.get("trilemma.capacity.deployment") == answered_by, attrs
     ends = [a for n, a in events if n == "attempt_end"]
     assert [a["trilemma.capacity.tier"] for a in ends] == tiers, events
