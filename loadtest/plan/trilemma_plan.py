@@ -133,6 +133,8 @@ def routes_for_report(args, units):
 
 
 def run(args):
+    if args.window is not None and args.window < 1:
+        die("--window must be a positive number of seconds")
     units, flags = units_config(args)
     prices = I.read_prices(args.prices) if args.prices else {}
     traffic = I.load_traffic(args.source, args, args.route, routes_for_report(args, units))
