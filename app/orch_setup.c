@@ -95,6 +95,7 @@ static int capacity_route(const struct model_route *std, const struct capacity_s
     snprintf(r->model, sizeof(r->model), "%s", cs->deployment_model);
     snprintf(r->tier, sizeof(r->tier), "provisioned");
     snprintf(r->deployment, sizeof(r->deployment), "%s", cs->name);
+    snprintf(r->region, sizeof(r->region), "%s", cs->region);
     r->overflow = true;
     const char *url = cs->base_url;
     int n;

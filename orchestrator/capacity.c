@@ -206,8 +206,8 @@ static uint64_t used_tokens(const char *name, const struct llm_call_record *a, u
             continue;
         if (a[i].usage_reported)
             used += a[i].usage.input_tokens + a[i].usage.output_tokens;
-        else if (a[i].http_status >= 200 && a[i].http_status <= 299)
-            used += reserved; /* answered, usage unknown: assume what was reserved */
+        else if (a[i].ttft_ms >= 0)
+            used += reserved; /* it produced output, usage unknown: assume what was reserved */
     }
     return used;
 }

@@ -105,8 +105,9 @@ bool capacity_admit(struct capacity *c, int dep, uint64_t estimate, int64_t now_
 
 /* The call that held h ended with attempts a[0..n) (n may be 0): the reservation is replaced by
  * the tokens its attempts on the deployment used (input + output as the provider reported; an
- * attempt that was answered but reported none counts the reservation), the stream is freed and
- * an overflow to another route is counted by its reason. Does nothing when h is not held; h is
+ * attempt that produced output but reported no usage counts the reservation, one that produced
+ * nothing - refused, failed or cancelled before its first token - counts 0), the stream is freed
+ * and an overflow to another route is counted by its reason. Does nothing when h is not held; h is
  * not held afterwards. Any thread. */
 void capacity_complete(struct capacity *c, struct capacity_hold *h, const struct llm_call_record *a,
                        uint32_t n, int64_t now_ms);

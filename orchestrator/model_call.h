@@ -39,6 +39,7 @@ struct model_route {
     const char *key;     /* "" for keyless OpenAI-compatible servers; must outlive the calls */
     char tier[16];       /* "provisioned" or "standard" ("" = standard): the price row's tier */
     char deployment[32]; /* tier provisioned: the agents file's [capacity NAME]; else "" */
+    char region[32];     /* its region label, for traces ("" = none) */
     /* a failed attempt on this route is never retried on it: the next route follows at once,
      * without a backoff or a Retry-After wait (a provisioned deployment that is full or failing
      * overflows to pay-as-you-go) */

@@ -179,6 +179,8 @@ void pt_model_start(struct plan_trace *pt, struct pt_call *pc, struct model_call
     trace_str(tr, pc->span, "trilemma.role", spec->role);
     if (r->deployment[0])
         trace_str(tr, pc->span, "trilemma.capacity.requested", r->deployment);
+    if (r->region[0])
+        trace_str(tr, pc->span, "trilemma.capacity.region", r->region);
     if (agent && agent[0]) {
         trace_str(tr, pc->span, "gen_ai.agent.name", agent);
         trace_str(tr, pc->span, "trilemma.prompt.version", prompt_version);

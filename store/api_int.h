@@ -33,6 +33,8 @@ extern const struct store_api_sub store_api_admin;
 extern const struct store_api_sub store_api_evals;
 /* api_trace.c: GET /v1/turns/{id}/trace, /v1/conversations/{id}/trace, /v1/flags. */
 extern const struct store_api_sub store_api_trace;
+/* api_traffic.c: GET /v1/traffic (tokens, calls and streams per route and minute or hour). */
+extern const struct store_api_sub store_api_traffic;
 
 /* The JSON body in b (not consumed) with status and extra header lines ("Name: v\r\n", or
  * NULL); HEAD gets the headers only. */

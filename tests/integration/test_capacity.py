@@ -12,6 +12,8 @@ private PostgreSQL (tests/store/pg_cluster.sh) for the read API.
   (c) the pool answers 429 (its own tpm spent; Retry-After within the first-token deadline,
       retries left): the next attempt is the standard route, not a retry on the pool - the pool
       received one request for the turn
+  each case's model span says which tier answered, each attempt its tier, and an overflow event
+  its reason; a turn cancelled during its provisioned call frees the stream and the reservation
   the pod's share follows [capacity] pods (trilemma_capacity_share_tpm), or with pods = 0 the
   live pods the store's heartbeat counts (a second process halves it; gone, it comes back), and
   --check-config refuses bad capacity sections naming the file and the line.
@@ -22,6 +24,7 @@ asserted. Exit 77 without PostgreSQL's binaries.
 """
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -30,7 +33,7 @@ import tempfile
 import harness
 from harness import Args, Suite, http_request, wait_until
 from test_admin_api import Cluster, skip_without_pg
-from test_orchestrator import Sim, one_agent, open_session, orch_server, turn
+from test_orchestrator import Sim, one_agent, open_session, orch_server, recv, send, turn
 
 suite = Suite("capacity")
 ADMIN = "admin-token-for-the-capacity-tests"
@@ -43,8 +46,10 @@ def setup():
     skip_without_pg()
     STATE["db"] = Cluster()
     # "tight" serves one answer a minute (then 429), "spare" has no limit of its own
+    # "slow" takes a minute to its first token (a turn cancelled while it waits)
     STATE["sim"] = Sim("--pool", "tight:tpm=1,streams=4,ttft-ms=5",
-                       "--pool", "spare:tpm=0,streams=0,ttft-ms=5")
+                       "--pool", "spare:tpm=0,streams=0,ttft-ms=5",
+                       "--pool", "slow:tpm=0,streams=0,ttft-ms=60000")
     return STATE
 
 
@@ -104,6 +109,36 @@ def calls_of(srv, cid, tid, deployments):
     return [(c["tier"], c["model"], c["role"], c["status"], c["http_status"]) for c in calls]
 
 
+def model_span(srv, tid):
+    """The turn's one model span (GET /v1/turns/{id}/trace): its attributes, and its events as
+    (name, attributes)."""
+    def get():
+        r = http_request(srv.port, "GET", "/v1/turns/%s/trace" % tid,
+                         headers={"Authorization": "Bearer " + ADMIN})
+        return r.json() if r.status == 200 else None
+    tr = wait_until(get, "the trace of turn %s" % tid)
+    spans = [sp for sp in tr["spans"] if sp["kind"] == "model"]
+    assert len(spans) == 1, [sp["name"] for sp in tr["spans"]]
+    return spans[0]["attributes"], [(e["name"], e["attributes"]) for e in spans[0]["events"]]
+
+
+def check_trace(srv, tid, tiers, answered_by, overflow):
+    """The model span says which tier answered (and its deployment), each attempt_end its
+    attempt's tier, and an overflow event its reason (overflow: (deployment, reason) or None)."""
+    attrs, events = model_span(srv, tid)
+    assert attrs["trilemma.capacity.tier"] == tiers[-1], attrs
+    if tiers[0] == "provisioned":  # the deployment tried first, with its region label
+        assert attrs["trilemma.capacity.region"] == "test-1", attrs
+    else:
+        assert "trilemma.capacity.region" not in attrs, attrs
+    assert attrs.get("trilemma.capacity.deployment") == answered_by, attrs
+    ends = [a for n, a in events if n == "attempt_end"]
+    assert [a["trilemma.capacity.tier"] for a in ends] == tiers, events
+    got = [(a["trilemma.capacity.deployment"], a["trilemma.capacity.overflow_reason"])
+           for n, a in events if n == "overflow"]
+    assert got == ([overflow] if overflow else []), events
+
+
 def metric(srv, name):
     body = http_request(srv.port, "GET", "/metrics").body.decode()
     m = re.search(r"^%s (\d+)$" % re.escape(name), body, re.M)
@@ -151,6 +186,7 @@ async def test_provisioned_with_room_then_a_429_overflows_without_retry():
         assert requests(seq) == [("tight", "sim-frontier")], requests(seq)
         calls = calls_of(srv, conversation_of(srv, tid), tid, ["tight"])
         assert calls == [("provisioned", "sim-frontier", "model", "ok", 200)], calls
+        check_trace(srv, tid, ["provisioned"], "tight", None)
         # (c) the pool's own limit is spent: 429, then the standard route at once, no retry
         seq = sim.requests_seq()
         tid = await one_turn(srv, "hello again", "c1")
@@ -158,6 +194,7 @@ async def test_provisioned_with_room_then_a_429_overflows_without_retry():
         calls = calls_of(srv, conversation_of(srv, tid), tid, ["tight", ""])
         assert calls == [("provisioned", "sim-frontier", "model", "error", 429),
                          ("standard", "sim-frontier", "fallback", "ok", 200)], calls
+        check_trace(srv, tid, ["provisioned", "standard"], None, ("tight", "rate_limited"))
         assert metric(srv, 'trilemma_capacity_overflow_total{deployment="tight",'
                            'reason="rate_limited"}') == 1
         assert metric(srv, 'trilemma_capacity_overflow_total{deployment="tight",'
@@ -181,9 +218,37 @@ async def test_full_share_overflows_to_standard():
         assert requests(seq) == [("", "sim-frontier")], requests(seq)
         calls = calls_of(srv, conversation_of(srv, tid), tid, [""])
         assert calls == [("standard", "sim-frontier", "model", "ok", 200)], calls
+        check_trace(srv, tid, ["standard"], None, ("spare", "full"))
         assert metric(srv, 'trilemma_capacity_overflow_total{deployment="spare",'
                            'reason="full"}') == 1
         assert metric(srv, 'trilemma_capacity_admitted_total{deployment="spare"}') == 0
+
+
+@suite.test
+async def test_cancel_releases_the_reservation():
+    """A turn cancelled while its provisioned call waits for the first token frees its stream
+    and its reservation: the share is whole again, and the cancelled call used nothing."""
+    setup()
+    agents = agents_with_capacity("slow", "/ptu/slow/v1", 100000, 1)
+    inflight = 'trilemma_capacity_streams_inflight{deployment="slow"}'
+    with server(agents, "capacity-cancel") as srv:
+        ws = await open_session(srv)
+        await send(ws, "hello there", "x1")
+        tid = None
+        while tid is None:
+            tid = (await recv(ws)).get("turn_id")
+        wait_until(lambda: metric(srv, inflight) == 1, "the provisioned call in flight")
+        await ws.send(json.dumps({"type": "cancel", "turn_id": tid}))
+        m = await recv(ws)
+        while m["type"] != "turn_end":
+            m = await recv(ws)
+        assert m["finish_reason"] == "cancelled", m
+        await ws.close()
+        assert metric(srv, inflight) == 0
+        assert metric(srv, 'trilemma_capacity_admitted_total{deployment="slow"}') == 1
+        assert metric(srv, 'trilemma_capacity_window_tokens{deployment="slow"}') == 0
+        calls = calls_of(srv, conversation_of(srv, tid), tid, ["slow"])
+        assert [(c[0], c[3]) for c in calls] == [("provisioned", "cancelled")], calls
 
 
 @suite.test

@@ -14,7 +14,9 @@
 static struct llm_call_record call(const char *deployment, const char *status, int http,
                                    uint64_t in, uint64_t out, bool reported)
 {
-    struct llm_call_record r = {.http_status = http, .usage_reported = reported};
+    /* an ok answer had a first token; anything else none */
+    struct llm_call_record r = {
+        .http_status = http, .usage_reported = reported, .ttft_ms = strcmp(status, "ok") ? -1 : 40};
     snprintf(r.deployment, sizeof(r.deployment), "%s", deployment);
     snprintf(r.tier, sizeof(r.tier), "%s", deployment[0] ? "provisioned" : "standard");
     snprintf(r.status, sizeof(r.status), "%s", status);
@@ -111,6 +113,12 @@ static void reservation_replaced_by_usage(void)
     capacity_complete(c, &h2, silent, 1, now + 3000);
     capacity_stats(c, 0, now + 3000, &st);
     CHECK(st.reserved == 0 && st.window_tokens == 300);
+    /* cancelled before its first token (headers came, no output, no usage): nothing used */
+    struct llm_call_record cut[] = {call("ptu", "cancelled", 200, 0, 0, false)};
+    CHECK(capacity_admit(c, 0, 100, now + 3000, &h2));
+    capacity_complete(c, &h2, cut, 1, now + 3000);
+    capacity_stats(c, 0, now + 3000, &st);
+    CHECK(st.reserved == 0 && st.inflight == 0 && st.window_tokens == 300);
     /* 60 s later the window is empty again: the whole share is free */
     CHECK(capacity_admit(c, 0, 1000, now + 63000, &h));
     capacity_complete(c, &h, NULL, 0, now + 63000);
