@@ -33,6 +33,16 @@ extern const struct store_api_sub store_api_admin;
 extern const struct store_api_sub store_api_evals;
 /* api_trace.c: GET /v1/turns/{id}/trace, /v1/conversations/{id}/trace, /v1/flags. */
 extern const struct store_api_sub store_api_trace;
+/* api_capacity.c: GET /v1/costs/provisioned (the hourly provisioned price per turn). */
+extern const struct store_api_sub store_api_capacity;
+
+struct jsonw;
+/* api_capacity.c, for /v1/costs: the statement summing the provisioned calls of the days
+ * from_day..to_day (both included) per deployment (STORE_API_PROVISIONED_COLS columns), and the
+ * "provisioned" array written from its rows with the configured hourly prices. */
+#define STORE_API_PROVISIONED_COLS 6
+void store_api_provisioned_stmt(struct pg_query *q, int64_t from_day, int64_t to_day);
+void store_api_write_provisioned(struct jsonw *w, const PGresult *r);
 
 /* The JSON body in b (not consumed) with status and extra header lines ("Name: v\r\n", or
  * NULL); HEAD gets the headers only. */
