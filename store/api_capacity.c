@@ -58,12 +58,14 @@ struct cap_req {
     "  AND started_at >= $1::timestamptz AND started_at < $2::timestamptz "                        \
     "  AND ($3::text IS NULL OR deployment = $3) "
 
-/* per deployment: served hours, the span from the first to the last served hour, calls, turns,
- * tokens */
+/* per deployment: served hours, the span from the first to the last served hour, calls, tokens
+ * (grouped by hour first: hash aggregates, no sort of every call; a distinct count of turns here
+ * made /v1/costs three times slower on 200,000 calls) */
 static const char sql_summary[] =
-    "SELECT deployment, count(DISTINCT h), max(h) - min(h) + 1, count(*), count(DISTINCT turn_id), "
-    "       sum(tok)::bigint "
-    "FROM (" PROV_CALLS ") x GROUP BY 1 ORDER BY 1";
+    "SELECT deployment, count(*), max(h) - min(h) + 1, sum(calls)::bigint, sum(tok)::bigint "
+    "FROM (SELECT deployment, h, count(*) AS calls, sum(tok) AS tok "
+    "      FROM (" PROV_CALLS ") x GROUP BY 1, 2) y "
+    "GROUP BY 1 ORDER BY 1";
 
 /* one row per hour, deployment and turn: the turn's provisioned calls and tokens that hour */
 static const char sql_turn_hours[] =
@@ -171,8 +173,7 @@ void store_api_write_provisioned(struct jsonw *w, const PGresult *r)
         write_price(w, p);
         jw_kint(w, "hours", hours);
         jw_kint(w, "calls", strtoll(PQgetvalue(r, i, 3), NULL, 10));
-        jw_kint(w, "turns", strtoll(PQgetvalue(r, i, 4), NULL, 10));
-        jw_kint(w, "tokens", strtoll(PQgetvalue(r, i, 5), NULL, 10));
+        jw_kint(w, "tokens", strtoll(PQgetvalue(r, i, 4), NULL, 10));
         write_times(w, "apportioned_micros", p, hours);
         jw_kint(w, "idle_hours", idle);
         write_times(w, "idle_micros", p, idle);
@@ -374,7 +375,7 @@ static bool write_idle(struct jsonw *w, const PGresult *r, const struct prices *
 
 static bool shape_ok(const struct pg_result *res)
 {
-    static const int ncols[] = {6, 6, 2};
+    static const int ncols[] = {STORE_API_PROVISIONED_COLS, 6, 2};
     if (res->nrows != CAP_PRELUDE + 3)
         return false;
     for (int i = 0; i < 3; i++) {

@@ -40,7 +40,7 @@ struct jsonw;
 /* api_capacity.c, for /v1/costs: the statement summing the provisioned calls of the days
  * from_day..to_day (both included) per deployment (STORE_API_PROVISIONED_COLS columns), and the
  * "provisioned" array written from its rows with the configured hourly prices. */
-#define STORE_API_PROVISIONED_COLS 6
+#define STORE_API_PROVISIONED_COLS 5
 void store_api_provisioned_stmt(struct pg_query *q, int64_t from_day, int64_t to_day);
 void store_api_write_provisioned(struct jsonw *w, const PGresult *r);
 
