@@ -195,12 +195,14 @@ static const struct key_def keys[] = {
     U64F("budget", "deployment_daily_micros", budget_deployment_daily_micros),
     U64F("budget", "turn_max_micros", budget_turn_max_micros),
     U32F("budget", "refresh_ms", budget_refresh_ms, 100, 3600000),
+    U32F("capacity", "pods", capacity_pods, 0, 100000),
+    U32F("capacity", "refresh_ms", capacity_refresh_ms, 100, 3600000),
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = {"server", "websocket", "session", "auth",  "log",
-                                       "model",  "providers", "pricing", "tools", "orchestrator",
-                                       "store",  "cache",     "trace",   "budget"};
+static const char *const sections[] = {"server", "websocket", "session", "auth",   "log",
+                                       "model",  "providers", "pricing", "tools",  "orchestrator",
+                                       "store",  "cache",     "trace",   "budget", "capacity"};
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -289,6 +291,7 @@ void config_defaults(struct config *c)
     c->trace_ttft_target_ms = 3000;
     c->trace_cost_outlier_factor = 5;
     c->budget_refresh_ms = 30000;
+    c->capacity_refresh_ms = 10000;
     strcpy(c->cache_embeddings_model, "text-embedding-3-small");
     c->cache_embeddings_timeout_ms = 140;
     c->cache_semantic_max_entries = 10000;

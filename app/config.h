@@ -159,6 +159,11 @@ struct config {
     uint64_t budget_turn_max_micros;         /* one turn's ceiling (agents.ini routes may lower) */
     uint32_t budget_refresh_ms;              /* re-read the day's spend from the ledger, 30000 */
 
+    /* [capacity] the provisioned deployments' share (agents file [capacity NAME]; docs/routing.md)
+     */
+    uint32_t capacity_pods;       /* pods sharing them; 0 = the store's heartbeat (1 without) */
+    uint32_t capacity_refresh_ms; /* heartbeat period, default 10000 */
+
     /* [log] */
     int log_level; /* enum log_level, default info */
 

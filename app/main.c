@@ -13,6 +13,7 @@
 
 #include "app/config.h"
 #include "app/orch_setup.h"
+#include "orchestrator/capacity.h"
 #include "orchestrator/tool.h"
 #include "base/log.h"
 #include "net/server.h"
@@ -178,6 +179,20 @@ static void prepare_store(struct config *conf, const char *dir, bool migrate)
         log_info("store: replayed %d turns from earlier spill journals", n);
 }
 
+static void set_pods(void *ctx, int pods)
+{
+    capacity_set_pods(ctx, (uint32_t)pods);
+}
+
+/* [capacity] pods = 0: the provisioned capacity's share follows the live pods the store's
+ * heartbeat counts (1 until it answers, and without a database). */
+static void watch_pods(const struct config *conf, const struct orchestrator *orch)
+{
+    struct capacity *cap = orchestrator_capacity(orch);
+    if (cap && !conf->capacity_pods && conf->database_url[0])
+        session_pods_watch(set_pods, cap, conf->capacity_refresh_ms);
+}
+
 int main(int argc, char **argv)
 {
     struct flags f = {0};
@@ -213,6 +228,7 @@ int main(int argc, char **argv)
         return 2;
     }
     session_set_responder(orchestrator_responder(orch));
+    watch_pods(&conf, orch);
     if (check_tools(&conf) < 0)
         return 2;
     prepare_store(&conf, f.migrations, !f.no_migrate);

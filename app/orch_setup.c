@@ -10,11 +10,13 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "orchestrator/agent_plan.h"
+#include "orchestrator/capacity.h"
 #include "orchestrator/exact_cache.h"
 #include "orchestrator/semcache.h"
 #include "orchestrator/semcache_layer.h"
 #include "orchestrator/prices.h"
 #include "orchestrator/turn_plan.h"
+#include "store/capacity_store.h"
 
 struct orchestrator {
     bool echo;
@@ -30,6 +32,7 @@ struct orchestrator {
     struct exact_cache_conf exact;
     struct tool_cache_conf tool_cache;
     struct semcache *semantic; /* NULL: no embeddings_url or no type with a threshold */
+    struct capacity *capacity; /* NULL: no [capacity NAME] in the agents file */
 };
 
 /* Fill r from "provider/model" with the configured base URL and key of its provider. */
@@ -62,7 +65,7 @@ static int parse_route(struct orchestrator *o, const struct config *c, const cha
                  llm_provider_name(r->provider), r->model, envs[p]);
         return -1;
     }
-    if (!prices_find(o->prices, llm_provider_name(r->provider), r->model, NULL))
+    if (!prices_find(o->prices, llm_provider_name(r->provider), r->model, "standard", NULL))
         log_warn("no price for %s/%s in the price file: its cost will show as 0",
                  llm_provider_name(r->provider), r->model);
     return 0;
@@ -80,6 +83,94 @@ static int add_route(struct orchestrator *o, const struct config *c, const char 
         return -1;
     pc->n_routes++;
     return 0;
+}
+
+/* The provisioned route of capacity section cs: its URL (a path is resolved against the origin
+ * of its provider's base URL, RFC 3986 5.2: "/ptu/x/v1" on "http://h:1/v1" is
+ * "http://h:1/ptu/x/v1"), the provider's key, tier provisioned, overflow to the next route. */
+static int capacity_route(const struct model_route *std, const struct capacity_section *cs,
+                          struct model_route *r, char *err, size_t errlen)
+{
+    *r = *std;
+    snprintf(r->model, sizeof(r->model), "%s", cs->deployment_model);
+    snprintf(r->tier, sizeof(r->tier), "provisioned");
+    snprintf(r->deployment, sizeof(r->deployment), "%s", cs->name);
+    snprintf(r->region, sizeof(r->region), "%s", cs->region);
+    r->overflow = true;
+    const char *url = cs->base_url;
+    int n;
+    if (url[0] == '/') {
+        const char *scheme = strstr(std->base_url, "://");
+        size_t origin = scheme ? (size_t)(scheme + 3 - std->base_url) : 0;
+        origin += scheme ? strcspn(std->base_url + origin, "/?#") : 0;
+        n = snprintf(r->base_url, sizeof(r->base_url), "%.*s%s", (int)origin, std->base_url, url);
+        if (!scheme) {
+            snprintf(err, errlen,
+                     "agents: [capacity %s] base_url %s: the provider's base URL has "
+                     "no origin to resolve it against",
+                     cs->name, url);
+            return -1;
+        }
+    } else {
+        n = snprintf(r->base_url, sizeof(r->base_url), "%s", url);
+    }
+    if (n < 0 || (size_t)n >= sizeof(r->base_url)) {
+        snprintf(err, errlen, "agents: [capacity %s] base_url is too long once resolved", cs->name);
+        return -1;
+    }
+    size_t bl = strlen(r->base_url);
+    while (bl && r->base_url[bl - 1] == '/')
+        r->base_url[--bl] = '\0';
+    return 0;
+}
+
+/* The deployments' hourly prices, for the store's cost reports to apportion (process-wide). */
+static int capacity_prices(const struct orch_conf *oc, char *err, size_t errlen)
+{
+    struct store_capacity_price p[CAPACITY_MAX];
+    for (int d = 0; d < oc->n_capacity; d++) {
+        const struct capacity_section *cs = &oc->capacity[d];
+        p[d] = (struct store_capacity_price){.hourly_micros = cs->hourly_micros};
+        snprintf(p[d].deployment, sizeof(p[d].deployment), "%s", cs->name);
+        snprintf(p[d].currency, sizeof(p[d].currency), "%s", cs->currency);
+    }
+    int rc = store_set_capacity_prices(p, (size_t)oc->n_capacity);
+    if (rc < 0)
+        snprintf(err, errlen, "agents: the capacity sections' hourly prices were refused (%s)",
+                 strerror(-rc));
+    return rc < 0 ? -1 : 0;
+}
+
+/* The provisioned deployments: a route each, the deployment of each cascade step, the tracker
+ * with this pod's share ([capacity] pods; 0: 1 until the store's heartbeat says). */
+static int setup_capacity(struct orchestrator *o, const struct config *c, char *err, size_t errlen)
+{
+    const struct orch_conf *oc = o->agents;
+    struct agent_plan_conf *ap = &o->agent_plan;
+    struct capacity_spec specs[CAPACITY_MAX];
+    for (int i = 0; i < AGENTS_MAX; i++)
+        for (int k = 0; k < AGENT_MAX_CASCADE; k++)
+            ap->capacity_of[i][k] = -1;
+    for (int d = 0; d < oc->n_capacity; d++) {
+        const struct capacity_section *cs = &oc->capacity[d];
+        struct model_route std;
+        if (parse_route(o, c, cs->model, strlen(cs->model), &std, err, errlen) < 0 ||
+            capacity_route(&std, cs, &ap->provisioned[d], err, errlen) < 0)
+            return -1;
+        specs[d] = (struct capacity_spec){.tpm = cs->tpm, .streams = cs->streams};
+        snprintf(specs[d].name, sizeof(specs[d].name), "%s", cs->name);
+        bool used = false;
+        for (int i = 0; i < oc->n_agents; i++)
+            for (int k = 0; k < oc->agents[i].n_cascade; k++)
+                if (!strcmp(oc->agents[i].cascade[k], cs->model))
+                    ap->capacity_of[i][k] = d, used = true;
+        if (!used)
+            log_warn("agents: [capacity %s] serves %s, which no cascade names: it takes no call",
+                     cs->name, cs->model);
+    }
+    o->capacity = capacity_create(specs, oc->n_capacity, c->capacity_pods ? c->capacity_pods : 1);
+    ap->capacity = o->capacity;
+    return capacity_prices(oc, err, errlen);
 }
 
 /* The semantic cache, second: on with an embeddings URL and a route with semantic_threshold. */
@@ -191,6 +282,8 @@ static int setup_agents(struct orchestrator *o, const struct config *c, char *er
     const char *cm = o->agents->classifier_model;
     if (cm[0] && parse_route(o, c, cm, strlen(cm), &ap->classifier, err, errlen) < 0)
         return -1;
+    if (setup_capacity(o, c, err, errlen) < 0)
+        return -1;
     if (setup_caches(o, c, err, errlen) < 0)
         return -1;
     o->plan.agents = ap;
@@ -278,8 +371,15 @@ void orchestrator_destroy(struct orchestrator *o)
     tool_set_free(o->tools);
     norm_words_free(o->words);
     semcache_destroy(o->semantic);
+    capacity_destroy(o->capacity);
     prices_free(o->prices);
     xfree(o);
+}
+
+/* See orch_setup.h. */
+struct capacity *orchestrator_capacity(const struct orchestrator *o)
+{
+    return o->capacity;
 }
 
 const struct responder *orchestrator_responder(const struct orchestrator *o)

@@ -22,6 +22,10 @@ void orchestrator_destroy(struct orchestrator *o);
 /* The responder to install with session_set_responder; valid while o lives. */
 const struct responder *orchestrator_responder(const struct orchestrator *o);
 
+/* The provisioned capacity's tracker (orchestrator/capacity.h), or NULL without [capacity NAME]
+ * sections: its share follows the pod count (capacity_set_pods). Valid while o lives. */
+struct capacity *orchestrator_capacity(const struct orchestrator *o);
+
 /* A one-line description of the routes for the start-up log (no keys). */
 void orchestrator_describe(const struct orchestrator *o, char *out, size_t cap);
 

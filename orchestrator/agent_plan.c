@@ -58,8 +58,16 @@ void ap__ex_add(struct agent_turn *at, struct llm_message m)
     at->ex[at->n_ex++].m = m;
 }
 
+/* The step's call ended (any outcome): its reservation becomes what it used, once. */
+static void release_capacity(struct agent_turn *at, const struct model_result *r)
+{
+    capacity_complete(at->c->capacity, &at->hold, r ? r->attempts : NULL, r ? r->n_attempts : 0,
+                      capacity_now_ms());
+}
+
 static void plan_free(struct agent_turn *at)
 {
+    release_capacity(at, NULL); /* a step that never completed (nothing when it did) */
     timer_disarm(at->env.l, &at->cls_deadline);
     answer_cache_cancel(at->lookup);
     ac_query_free(at->cq);
@@ -504,6 +512,7 @@ static const char *turn_finish(const char *provider_finish)
 static void step_complete(void *ctx, const struct model_result *r)
 {
     struct agent_turn *at = ctx;
+    release_capacity(at, r);
     pt_model_end(&at->pt.step, r);
     /* See agent_plan_int.h. */
     ap__record_attempts(at, r);
@@ -670,6 +679,26 @@ static bool cost_ceiling_stop(struct agent_turn *at)
     return true;
 }
 
+/* The step's routes into at->step_routes: the cascade model's provisioned deployment first when
+ * this pod's share has room for the request (reserved until the call ends), then its standard
+ * route. Returns how many; *full: the model has a deployment that had no room (an overflow). */
+static int step_routes(struct agent_turn *at, int *dep, bool *full)
+{
+    const struct agent_plan_conf *c = at->c;
+    int n = 0;
+    *dep = c->capacity ? c->capacity_of[at->agent][at->level] : -1;
+    *full = false;
+    if (*dep >= 0) {
+        uint64_t est = capacity_estimate(&at->req, 1024);
+        if (capacity_admit(c->capacity, *dep, est, capacity_now_ms(), &at->hold))
+            at->step_routes[n++] = c->provisioned[*dep];
+        else
+            *full = true;
+    }
+    at->step_routes[n++] = c->routes[at->agent][at->level];
+    return n;
+}
+
 /* See agent_plan_int.h. */
 void ap__step_start(struct agent_turn *at)
 {
@@ -703,9 +732,12 @@ void ap__step_start(struct agent_turn *at)
     };
     snprintf(at->cache_key, sizeof(at->cache_key), "%s:%s", a->name, a->prompt_version);
     at->steps++;
+    int dep;
+    bool full;
+    int n_routes = step_routes(at, &dep, &full);
     struct model_call_spec spec = {
-        .routes = &at->c->routes[at->agent][at->level],
-        .n_routes = 1,
+        .routes = at->step_routes,
+        .n_routes = n_routes,
         .request = &at->req,
         .policy = at->c->policy,
         .pricing = at->c->pricing,
@@ -713,10 +745,14 @@ void ap__step_start(struct agent_turn *at)
     };
     struct model_sink sink = {&step_sink, at};
     pt_model_start(&at->pt, &at->pt.step, &spec, a->name, a->prompt_version);
+    if (full)
+        pt_model_overflow(&at->pt.step, at->c->provisioned[dep].deployment, "full");
     at->call = model_call_start(at->env.l, at->env.hc, &spec, &sink);
-    if (!at->call)
+    if (!at->call) {
+        release_capacity(at, NULL);
         /* See agent_plan_int.h. */
         ap__finish(at, "error", "internal", "the model call could not start");
+    }
 }
 
 /* Start a turn's plan; see the header. */

@@ -11,6 +11,7 @@
 
 #include "orchestrator/agents.h"
 #include "orchestrator/answer_cache.h"
+#include "orchestrator/capacity.h"
 #include "orchestrator/model_call.h"
 #include "orchestrator/tool_cache.h"
 #include "orchestrator/tool.h"
@@ -24,6 +25,12 @@ struct agent_plan_conf {
     /* each agent's cascade as routes, cheapest first */
     struct model_route routes[AGENTS_MAX][AGENT_MAX_CASCADE];
     struct model_route classifier; /* used when orch->classifier_model is set */
+    /* the provisioned deployments (orch->capacity): their routes (tier provisioned, overflow),
+     * the deployment serving each cascade step (-1: none) and the process's tracker (NULL: no
+     * [capacity NAME] section); see docs/routing.md, "Capacity tiers" */
+    struct model_route provisioned[CAPACITY_MAX];
+    int capacity_of[AGENTS_MAX][AGENT_MAX_CASCADE];
+    struct capacity *capacity;
     const struct model_call_policy *policy;
     const struct model_pricing *pricing;
     const char *prefetch_tool; /* "search_products" by default; "" = no prefetch */

@@ -52,6 +52,8 @@ struct agent_turn {
     enum escalation escalated_for;
     /* the step in flight */
     struct model_call *call;
+    struct model_route step_routes[2]; /* [provisioned,] standard: what the call tries */
+    struct capacity_hold hold;         /* the provisioned reservation, until the call ends */
     struct llm_request req;
     char cache_key[48]; /* OpenAI prompt_cache_key: agent and prompt version */
     struct llm_message *msgs;

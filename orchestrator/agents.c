@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/decimal.h"
 #include "base/ini_strict.h"
 #include "base/mem.h"
 
@@ -25,7 +26,8 @@ struct load {
     bool route_set[QT__COUNT];
     char route_agent[QT__COUNT][32];
     int route_line[QT__COUNT];
-    char seen[64][48]; /* "section\nkey" already set, for duplicates */
+    int capacity_line[CAPACITY_MAX];
+    char seen[256][96]; /* "section\nkey" already set, for duplicates */
     int n_seen;
 };
 
@@ -116,6 +118,12 @@ static int read_prompt(struct load *st, struct agent *a, const char *v)
     return 0;
 }
 
+static bool valid_name(const char *n, size_t cap)
+{
+    size_t nl = strlen(n);
+    return nl > 0 && nl < cap && strspn(n, "abcdefghijklmnopqrstuvwxyz0123456789_-") == nl;
+}
+
 /* ---- sections ---- */
 
 static struct agent *agent_of(struct load *st, const char *section)
@@ -125,6 +133,32 @@ static struct agent *agent_of(struct load *st, const char *section)
         if (!strcmp(st->c->agents[i].name, name))
             return &st->c->agents[i];
     return NULL;
+}
+
+static struct capacity_section *capacity_of(struct load *st, const char *section)
+{
+    const char *name = section + 9; /* after "capacity " */
+    for (int i = 0; i < st->c->n_capacity; i++)
+        if (!strcmp(st->c->capacity[i].name, name))
+            return &st->c->capacity[i];
+    return NULL;
+}
+
+static void capacity_section(struct load *st, const char *name)
+{
+    struct orch_conf *c = st->c;
+    if (!valid_name(name + 9, sizeof(c->capacity[0].name)))
+        ini_strict_error(&st->ini, "[%s]: a capacity name is 1-31 of a-z 0-9 _ -", name);
+    else if (capacity_of(st, name))
+        ini_strict_error(&st->ini, "[%s] appears twice", name);
+    else if (c->n_capacity == CAPACITY_MAX)
+        ini_strict_error(&st->ini, "more than %d capacity sections", CAPACITY_MAX);
+    else {
+        st->capacity_line[c->n_capacity] = st->ini.line;
+        struct capacity_section *cs = &c->capacity[c->n_capacity++];
+        snprintf(cs->name, sizeof(cs->name), "%s", name + 9);
+        snprintf(cs->currency, sizeof(cs->currency), "USD");
+    }
 }
 
 static void on_section(struct ini_strict *ini, const char *s, size_t len)
@@ -149,10 +183,12 @@ static void on_section(struct ini_strict *ini, const char *s, size_t len)
             st->route_set[t] = true, st->route_line[t] = ini->line;
         return;
     }
+    if (!strncmp(name, "capacity ", 9)) {
+        capacity_section(st, name);
+        return;
+    }
     if (!strncmp(name, "agent ", 6)) {
-        size_t nl = strlen(name + 6);
-        if (nl == 0 || nl >= sizeof(st->c->agents[0].name) ||
-            strspn(name + 6, "abcdefghijklmnopqrstuvwxyz0123456789_-") != nl)
+        if (!valid_name(name + 6, sizeof(st->c->agents[0].name)))
             ini_strict_error(ini, "[%s]: an agent name is 1-31 of a-z 0-9 _ -", name);
         else if (agent_of(st, name))
             ini_strict_error(ini, "[%s] appears twice", name);
@@ -166,7 +202,9 @@ static void on_section(struct ini_strict *ini, const char *s, size_t len)
         }
         return;
     }
-    ini_strict_error(ini, "unknown section [%s] (known: classifier, turn, agent NAME, route TYPE)",
+    ini_strict_error(ini,
+                     "unknown section [%s] (known: classifier, turn, agent NAME, route TYPE, "
+                     "capacity NAME)",
                      name);
 }
 
@@ -258,6 +296,99 @@ static int set_route_key(struct load *st, int t, const char *k, const char *v)
     return -2;
 }
 
+static int parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = *v >= '0' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+    if (*v < '0' || *v > '9' || errno || *end || x < lo || x > hi)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* Printable ASCII without spaces, 1..cap-1 bytes (a model id or a URL). */
+static int copy_token(char *dst, size_t cap, const char *v)
+{
+    size_t n = strlen(v);
+    if (!n || n >= cap)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] <= ' ' || v[i] > '~')
+            return -1;
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+/* An absolute http(s) URL with a host, or an absolute path ("/ptu/NAME/v1", not "//host"). */
+static bool valid_capacity_url(const char *v)
+{
+    if (!strncmp(v, "http://", 7))
+        return v[7] && v[7] != '/';
+    if (!strncmp(v, "https://", 8))
+        return v[8] && v[8] != '/';
+    return v[0] == '/' && v[1] != '/';
+}
+
+static int set_capacity_key(struct capacity_section *cs, const char *k, const char *v)
+{
+    if (!strcmp(k, "model")) {
+        if (!valid_model(v))
+            return -1;
+        snprintf(cs->model, sizeof(cs->model), "%s", v);
+        return 0;
+    }
+    if (!strcmp(k, "deployment_model"))
+        return copy_token(cs->deployment_model, sizeof(cs->deployment_model), v);
+    if (!strcmp(k, "base_url")) {
+        char url[sizeof(cs->base_url)];
+        if (copy_token(url, sizeof(url), v) < 0 || !valid_capacity_url(url))
+            return -1;
+        memcpy(cs->base_url, url, sizeof(url));
+        return 0;
+    }
+    if (!strcmp(k, "tpm"))
+        return parse_u64(v, 1, 1000000000000ull, &cs->tpm);
+    if (!strcmp(k, "streams"))
+        return parse_u32(v, 1, 1000000, &cs->streams);
+    if (!strcmp(k, "hourly_price"))
+        return (cs->hourly_micros = decimal_parse_micros(v, strlen(v))) < 0 ? -1 : 0;
+    if (!strcmp(k, "currency")) {
+        if (strcmp(v, "USD") != 0 && strcmp(v, "INR") != 0)
+            return -1;
+        snprintf(cs->currency, sizeof(cs->currency), "%s", v);
+        return 0;
+    }
+    if (!strcmp(k, "region")) {
+        size_t n = strlen(v);
+        if (n >= sizeof(cs->region) ||
+            strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n)
+            return -1;
+        snprintf(cs->region, sizeof(cs->region), "%s", v);
+        return 0;
+    }
+    return -2;
+}
+
+static const char *capacity_hint(const char *k)
+{
+    if (!strcmp(k, "model"))
+        return "provider/model (openai, anthropic or gemini), as in a cascade";
+    if (!strcmp(k, "deployment_model"))
+        return "a model id (printable, no spaces)";
+    if (!strcmp(k, "base_url"))
+        return "an http(s):// URL, or an absolute path such as /ptu/NAME/v1";
+    if (!strcmp(k, "tpm"))
+        return "tokens per minute, an integer from 1 to 10^12";
+    if (!strcmp(k, "streams"))
+        return "concurrent streams, an integer from 1 to 1000000";
+    if (!strcmp(k, "hourly_price"))
+        return "a non-negative decimal with at most six decimals (e.g. 4.00)";
+    if (!strcmp(k, "currency"))
+        return "USD or INR";
+    return "a label of at most 31 letters, digits, '_', '.' or '-'";
+}
+
 static int set_plain_key(struct load *st, const char *sec, const char *k, const char *v)
 {
     struct orch_conf *c = st->c;
@@ -292,14 +423,14 @@ static int on_key(void *user, const char *sec, const char *k, const char *v)
     struct load *st = user;
     if (st->ini.err_line)
         return 0;
-    char id[48];
-    snprintf(id, sizeof(id), "%.24s\n%.22s", sec, k);
+    char id[96];
+    snprintf(id, sizeof(id), "%.63s\n%.31s", sec, k);
     for (int i = 0; i < st->n_seen; i++)
         if (!strcmp(st->seen[i], id)) {
-            ini_strict_error(&st->ini, "duplicate key '%s' in [%s]", k, sec);
+            ini_strict_error(&st->ini, "duplicate key '%.31s' in [%s]", k, sec);
             return 0;
         }
-    if (st->n_seen < 64)
+    if (st->n_seen < 256)
         snprintf(st->seen[st->n_seen++], sizeof(st->seen[0]), "%s", id);
     int rc;
     const char *hint = "see docs/orchestrator.md";
@@ -307,6 +438,10 @@ static int on_key(void *user, const char *sec, const char *k, const char *v)
         struct agent *a = agent_of(st, sec);
         rc = a ? set_agent_key(st, a, k, v) : 1;
         hint = agent_hint(k);
+    } else if (!strncmp(sec, "capacity ", 9)) {
+        struct capacity_section *cs = capacity_of(st, sec);
+        rc = cs ? set_capacity_key(cs, k, v) : 1;
+        hint = capacity_hint(k);
     } else if (!strncmp(sec, "route ", 6)) {
         int t = query_type_from_name(sec + 6, strlen(sec + 6));
         rc = t < 0 ? 1 : set_route_key(st, t, k, v);
@@ -376,6 +511,37 @@ static int check_all(struct load *st, const char *path, char *err, size_t errlen
     return 0;
 }
 
+/* Every capacity section names its model, endpoint and capacity; one section per model. */
+static int check_capacity(struct load *st, const char *path, char *err, size_t errlen)
+{
+    struct orch_conf *c = st->c;
+    for (int i = 0; i < c->n_capacity; i++) {
+        struct capacity_section *cs = &c->capacity[i];
+        const char *miss = !cs->model[0]      ? "model"
+                           : !cs->base_url[0] ? "base_url"
+                           : !cs->tpm         ? "tpm"
+                           : !cs->streams     ? "streams"
+                                              : NULL;
+        if (miss) {
+            snprintf(err, errlen, "%s:%d: [capacity %s] has no %s", path, st->capacity_line[i],
+                     cs->name, miss);
+            return -1;
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->capacity[j].model, cs->model)) {
+                snprintf(err, errlen,
+                         "%s:%d: [capacity %s] serves %s, already served by [capacity %s] (one "
+                         "capacity section per model)",
+                         path, st->capacity_line[i], cs->name, cs->model, c->capacity[j].name);
+                return -1;
+            }
+        if (!cs->deployment_model[0])
+            snprintf(cs->deployment_model, sizeof(cs->deployment_model), "%s",
+                     strchr(cs->model, '/') + 1);
+    }
+    return 0;
+}
+
 /* Load the orchestrator's file; see the header. */
 int orch_conf_load(struct orch_conf *c, const char *path, char *err, size_t errlen)
 {
@@ -397,7 +563,8 @@ int orch_conf_load(struct orch_conf *c, const char *path, char *err, size_t errl
     }
     int rc = ini_strict_parse(&st->ini, on_key, st);
     fclose(st->ini.f);
-    if (ini_strict_report(&st->ini, rc, path, err, errlen) < 0 || check_all(st, path, err, errlen))
+    if (ini_strict_report(&st->ini, rc, path, err, errlen) < 0 ||
+        check_all(st, path, err, errlen) || check_capacity(st, path, err, errlen))
         goto out_free;
     ret = 0;
 out_free:
@@ -418,6 +585,14 @@ int orch_agent_find(const struct orch_conf *c, const char *name)
 {
     for (int i = 0; i < c->n_agents; i++)
         if (!strcmp(c->agents[i].name, name))
+            return i;
+    return -1;
+}
+
+int orch_capacity_for_model(const struct orch_conf *c, const char *model)
+{
+    for (int i = 0; i < c->n_capacity; i++)
+        if (!strcmp(c->capacity[i].model, model))
             return i;
     return -1;
 }

@@ -9,6 +9,8 @@
  *                          escalate_on_tool_failure
  *   [route QUERY_TYPE]     agent, max_tokens, cacheable, cache_ttl_s, semantic_threshold,
  *                          max_cost_micros, verify, format
+ *   [capacity NAME]        model, deployment_model, base_url, tpm, streams, hourly_price,
+ *                          currency, region (a provisioned deployment of a cascade model)
  *
  * Every query type needs a route; every route names a known agent; unknown sections and keys,
  * duplicate keys, and values out of range are errors naming the file and line. A prompt file is
@@ -28,6 +30,7 @@
 #define AGENT_MAX_TOOLS 16
 #define AGENT_MAX_CASCADE 4
 #define AGENT_MAX_HANDOFFS 4
+#define CAPACITY_MAX 8
 
 /* What an agent sees of the conversation (besides its system prompt and tool schemas). */
 enum context_policy {
@@ -89,6 +92,21 @@ static inline bool turn_cost_stop(int64_t ceiling, int64_t spent, uint32_t model
     return ceiling > 0 && model_steps > 0 && spent >= ceiling;
 }
 
+/* A provisioned deployment of a cascade model (docs/routing.md, "Capacity tiers"): a capacity
+ * bought for the whole deployment (every pod), in tokens per minute and concurrent streams, at a
+ * fixed price per hour. Steps of that model go to it while this pod's share has room. */
+struct capacity_section {
+    char name[32];              /* 1-31 of a-z 0-9 _ -: the ledger's deployment */
+    char model[160];            /* the cascade entry it serves, "provider/model" */
+    char deployment_model[128]; /* the model id sent to its endpoint ("" = model's) */
+    char base_url[512];         /* absolute http(s) URL, or a path against the provider's origin */
+    uint64_t tpm;               /* tokens per minute (input + output), the whole deployment */
+    uint32_t streams;           /* concurrent streams, the whole deployment */
+    int64_t hourly_micros;      /* the whole deployment, in currency */
+    char currency[4];           /* "USD" (default) or "INR" */
+    char region[32];            /* a label ("" = none) */
+};
+
 struct orch_conf {
     struct agent agents[AGENTS_MAX];
     int n_agents;
@@ -101,6 +119,9 @@ struct orch_conf {
     /* [turn] */
     uint32_t max_handoffs;
     bool hold_opening; /* hold the answer's first sentence for the guards (default off) */
+    /* [capacity NAME], in file order; at most one per model */
+    struct capacity_section capacity[CAPACITY_MAX];
+    int n_capacity;
 };
 
 /* Load path into c (zeroed first; on error c is freed and zeroed). Relative prompt paths are
@@ -110,6 +131,8 @@ void orch_conf_free(struct orch_conf *c);
 
 /* The agent named name, or -1. */
 int orch_agent_find(const struct orch_conf *c, const char *name);
+/* The [capacity NAME] section serving cascade entry model ("provider/model"), or -1. */
+int orch_capacity_for_model(const struct orch_conf *c, const char *model);
 /* True when agent a may call tool name. */
 bool orch_agent_has_tool(const struct agent *a, const char *name);
 

@@ -118,6 +118,8 @@ static void record_attempt(struct model_call *mc, const char *status)
     struct llm_call_record *c = &mc->cur;
     snprintf(c->provider, sizeof(c->provider), "%s", llm_provider_name(r->provider));
     snprintf(c->model, sizeof(c->model), "%s", r->model);
+    snprintf(c->tier, sizeof(c->tier), "%s", r->tier[0] ? r->tier : "standard");
+    snprintf(c->deployment, sizeof(c->deployment), "%s", r->deployment);
     snprintf(c->role, sizeof(c->role), "%s",
              mc->attempt > 1 ? "retry"
              : mc->route > 0 ? "fallback"
@@ -130,9 +132,10 @@ static void record_attempt(struct model_call *mc, const char *status)
     c->attempt = mc->attempt;
     c->ttft_ms = mc->first_ms ? (int64_t)(mc->first_ms - mc->started_ms) : -1;
     c->duration_ms = (int64_t)(loop_now_ms(mc->l) - mc->started_ms);
-    /* the price in force today: a row effective from a later date applies from that date */
+    /* the price in force today at the route's tier: a row effective from a later date applies
+     * from that date; a provisioned model without a provisioned row costs 0 per token */
     const struct price *price =
-        p && p->prices ? prices_find(p->prices, c->provider, r->model, NULL) : NULL;
+        p && p->prices ? prices_find(p->prices, c->provider, r->model, c->tier, NULL) : NULL;
     c->cost_micros = price && c->usage_reported
                          ? prices_cost(price, &c->usage, p->currency, p->usd_to_inr_micros)
                          : 0;
@@ -422,7 +425,8 @@ static uint64_t backoff_ms(const struct model_call *mc)
     return base / 2 + (base ? r % (base + 1) : 0); /* base +- 50% */
 }
 
-/* The failed attempt may be followed by another: same route after a backoff, else the next. */
+/* The failed attempt may be followed by another: same route after a backoff, else the next (at
+ * once after an overflow route: a full or failing provisioned deployment is not waited for). */
 static void attempt_failed(struct model_call *mc, bool had_output)
 {
     const struct model_call_policy *p = mc->spec.policy;
@@ -434,7 +438,9 @@ static void attempt_failed(struct model_call *mc, bool had_output)
      * next route answers sooner. */
     bool wait_ok =
         mc->retry_after_ms < 0 || mc->retry_after_ms <= (int64_t)p->first_token_timeout_ms;
-    bool retry = mc->retryable && wait_ok && mc->attempt <= p->max_retries;
+    const struct model_route *r = &mc->spec.routes[mc->route];
+    bool overflow = r->overflow && mc->route + 1 < mc->spec.n_routes;
+    bool retry = mc->retryable && wait_ok && mc->attempt <= p->max_retries && !overflow;
     if (!retry && mc->route + 1 >= mc->spec.n_routes) {
         call_end(mc, CALL_FAILED);
         return;

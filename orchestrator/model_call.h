@@ -2,6 +2,10 @@
  * fallbacks, deadlines (connect, first token, stall), the provider's usage priced per HTTP
  * attempt, and a completion record with one ledger line per attempt.
  *
+ * A route may be provisioned capacity (docs/routing.md, "Capacity tiers"): its attempts are
+ * recorded and priced at its tier, and with overflow set a failure moves to the next route at
+ * once instead of retrying.
+ *
  * A call reports to an event sink (h2o-style: a small vtable and its context): text, reasoning,
  * complete tool calls and usage as they arrive, then exactly one completion. Who listens decides
  * what the output means: the client sink streams it (the answer), a buffering sink keeps it (a
@@ -26,12 +30,20 @@
 
 #define MODEL_CALL_MAX_ROUTES 8
 
-/* Where a call can go: one provider, model, endpoint and key. */
+/* Where a call can go: one provider, model, endpoint and key, and the capacity tier it bills.
+ * A zeroed tier and deployment are the standard (pay-as-you-go) tier. */
 struct model_route {
     enum llm_provider provider;
     char model[128];
-    char base_url[512]; /* without a trailing '/' */
-    const char *key;    /* "" for keyless OpenAI-compatible servers; must outlive the calls */
+    char base_url[512];  /* without a trailing '/' */
+    const char *key;     /* "" for keyless OpenAI-compatible servers; must outlive the calls */
+    char tier[16];       /* "provisioned" or "standard" ("" = standard): the price row's tier */
+    char deployment[32]; /* tier provisioned: the agents file's [capacity NAME]; else "" */
+    char region[32];     /* its region label, for traces ("" = none) */
+    /* a failed attempt on this route is never retried on it: the next route follows at once,
+     * without a backoff or a Retry-After wait (a provisioned deployment that is full or failing
+     * overflows to pay-as-you-go) */
+    bool overflow;
 };
 
 /* Deadlines and retries, in milliseconds. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "orchestrator/capacity.h"
 #include "stream/jsonw.h"
 
 void pt_init(struct plan_trace *pt, struct trace *tr)
@@ -176,6 +177,10 @@ void pt_model_start(struct plan_trace *pt, struct pt_call *pc, struct model_call
     if (spec->request->max_tokens)
         trace_int(tr, pc->span, "gen_ai.request.max_tokens", spec->request->max_tokens);
     trace_str(tr, pc->span, "trilemma.role", spec->role);
+    if (r->deployment[0])
+        trace_str(tr, pc->span, "trilemma.capacity.requested", r->deployment);
+    if (r->region[0])
+        trace_str(tr, pc->span, "trilemma.capacity.region", r->region);
     if (agent && agent[0]) {
         trace_str(tr, pc->span, "gen_ai.agent.name", agent);
         trace_str(tr, pc->span, "trilemma.prompt.version", prompt_version);
@@ -243,9 +248,35 @@ static void attempt_event(struct pt_call *pc, const struct llm_call_record *c)
         {"trilemma.ttft_ms", TA_INT, NULL, c->ttft_ms},
         {"trilemma.duration_ms", TA_INT, NULL, c->duration_ms},
         {"trilemma.cost.micros", TA_INT, NULL, c->cost_micros},
+        {"trilemma.capacity.tier", TA_STR, c->tier[0] ? c->tier : "standard", 0},
+        {"trilemma.capacity.deployment", TA_STR, c->deployment, 0},
         {"error.type", TA_STR, c->error[0] ? c->error : NULL, 0},
     };
-    trace_event(pc->tr, pc->span, "attempt_end", -1, a, c->error[0] ? 9 : 8);
+    trace_event(pc->tr, pc->span, "attempt_end", -1, a, c->error[0] ? 11 : 10);
+}
+
+/* See plan_trace.h. */
+void pt_model_overflow(struct pt_call *pc, const char *deployment, const char *reason)
+{
+    if (pc->span < 0)
+        return;
+    struct trace_attr a[] = {{"trilemma.capacity.deployment", TA_STR, deployment, 0},
+                             {"trilemma.capacity.overflow_reason", TA_STR, reason, 0}};
+    trace_event(pc->tr, pc->span, "overflow", -1, a, 2);
+}
+
+/* The tier that answered (the last attempt's) and an overflow out of the provisioned tier. */
+static void record_tier(struct pt_call *pc, const struct model_result *r)
+{
+    const struct llm_call_record *first = &r->attempts[0], *last = &r->attempts[r->n_attempts - 1];
+    trace_str(pc->tr, pc->span, "trilemma.capacity.tier", last->tier[0] ? last->tier : "standard");
+    if (last->deployment[0])
+        trace_str(pc->tr, pc->span, "trilemma.capacity.deployment", last->deployment);
+    const char *why = first->deployment[0]
+                          ? capacity_overflow_reason(first->deployment, r->attempts, r->n_attempts)
+                          : NULL;
+    if (why)
+        pt_model_overflow(pc, first->deployment, why);
 }
 
 /* Close a model call's span with its completion; see plan_trace.h. */
@@ -262,6 +293,7 @@ void pt_model_end(struct pt_call *pc, const struct model_result *r)
         trace_str(tr, s, "gen_ai.response.model", last->model);
         if (last->ttft_ms >= 0)
             trace_int(tr, s, "trilemma.ttft_ms", last->ttft_ms);
+        record_tier(pc, r);
     }
     trace_strs(tr, s, "gen_ai.response.finish_reasons", &r->finish, 1);
     trace_int(tr, s, "gen_ai.usage.input_tokens", (int64_t)r->usage.input_tokens);

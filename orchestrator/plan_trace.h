@@ -59,7 +59,12 @@ void pt_model_start(struct plan_trace *pt, struct pt_call *pc, struct model_call
                     const char *agent, const char *prompt_version);
 void pt_model_text(struct pt_call *pc, const char *text, size_t len);
 void pt_model_tool_call(struct pt_call *pc, const struct model_tool_call *tc);
+/* Ends the span; trilemma.capacity.tier (and .deployment) say which tier answered, and an
+ * "overflow" event which provisioned attempt failed over to another route. */
 void pt_model_end(struct pt_call *pc, const struct model_result *r);
+/* The step's model has a provisioned deployment that did not take it (reason "full"): an
+ * "overflow" event on the model span. */
+void pt_model_overflow(struct pt_call *pc, const char *deployment, const char *reason);
 
 /* Tool calls: spans for calls[0..n) started now (under the current step, or the root for the
  * prefetch: prefetch true), and the runner's traceparent set for their requests. */

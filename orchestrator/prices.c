@@ -107,10 +107,12 @@ const struct price *prices_at(const struct price_table *t, size_t i)
     return &t->p[i];
 }
 
-/* The latest row of provider/model-prefix in force on date; see the header. */
+/* The latest row of provider/model-prefix at tier in force on date; see the header. */
 const struct price *prices_find(const struct price_table *t, const char *provider,
-                                const char *model, const char *date)
+                                const char *model, const char *tier, const char *date)
 {
+    if (!tier || !tier[0])
+        tier = "standard";
     char today[11];
     if (!date) {
         time_t now = time(NULL);
@@ -124,7 +126,8 @@ const struct price *prices_find(const struct price_table *t, const char *provide
     for (size_t i = 0; t && i < t->n; i++) {
         const struct price *p = &t->p[i];
         size_t ml = strlen(p->model);
-        if (strcmp(p->provider, provider) != 0 || strncmp(p->model, model, ml) != 0)
+        if (strcmp(p->provider, provider) != 0 || strcmp(p->tier, tier) != 0 ||
+            strncmp(p->model, model, ml) != 0)
             continue;
         if (model[ml] != '\0' && model[ml] != '-' && model[ml] != '@')
             continue; /* "gpt-4.1" must not price "gpt-4.1o" */

@@ -32,11 +32,12 @@ void prices_free(struct price_table *t);
 size_t prices_count(const struct price_table *t);
 const struct price *prices_at(const struct price_table *t, size_t i);
 
-/* The price in force on `date` (YYYY-MM-DD; NULL = today, UTC) for provider/model: the exact
- * model name, else the longest listed name that prefixes it (dated snapshots such as
- * "gpt-4.1-mini-2025-04-14"). NULL when unpriced. */
+/* The price in force on `date` (YYYY-MM-DD; NULL = today, UTC) for provider/model at tier
+ * ("standard": pay-as-you-go, "provisioned": a capacity deployment's per-token price; NULL =
+ * "standard"): the exact model name, else the longest listed name that prefixes it (dated
+ * snapshots such as "gpt-4.1-mini-2025-04-14"). NULL when unpriced at that tier. */
 const struct price *prices_find(const struct price_table *t, const char *provider,
-                                const char *model, const char *date);
+                                const char *model, const char *tier, const char *date);
 
 /* Parse a non-negative decimal ("0.075", "84", "84.50") into millionths. -1 if malformed or
  * more than six decimals. */

@@ -210,8 +210,10 @@ static void plan_worker_destroy(void *state)
 
 static void plan_metrics(void *arg, struct buf *out)
 {
-    (void)arg;
+    const struct turn_plan_conf *conf = arg;
     cache_stats_metrics(out);
+    if (conf && conf->agents)
+        capacity_metrics(conf->agents->capacity, out); /* nothing without capacity sections */
 }
 
 /* The responder running plans with conf; see the header. */

@@ -106,6 +106,7 @@ static void *worker_init(struct worker *w)
         sw->ts = tstate_create(sw->store, owner, conf->turn_lease_ms);
     }
     sess_budget_worker_init(sw);
+    sess_pods_worker_init(sw);
     return sw;
 }
 
@@ -116,6 +117,7 @@ static void worker_fini(struct worker *w, void *state)
     sw->draining = true;
     detach_end_all(sw);
     sess_budget_worker_fini(sw);
+    sess_pods_worker_fini(sw);
     tstate_destroy(sw->ts);
     sess_trace_worker_fini(sw); /* after the turns' ends; before the responder's client */
     if (sw->responder->worker_destroy)

@@ -115,6 +115,13 @@ void session_limits_fini(void);
 /* Choose the responder of the process (before the server starts). */
 void session_set_responder(const struct responder *r);
 
+/* The live pod count (issue 15; docs/routing.md, "Capacity tiers"): with a database, worker 0
+ * beats the store's heartbeat when it starts and every refresh_ms, and calls fn(ctx, pods >= 1)
+ * on its thread with each count read (nothing when a beat fails). Call before the server
+ * starts; without it (or without a database) nothing beats. */
+typedef void (*session_pods_fn)(void *ctx, int pods);
+void session_pods_watch(session_pods_fn fn, void *ctx, uint32_t refresh_ms);
+
 /* A piece of the answer: sent to the client now, as one delta event with the next seq. */
 void session_turn_delta(struct turn *t, const char *text, size_t len);
 

@@ -219,6 +219,9 @@ struct sess_worker {
     struct timer budget_timer;      /* worker 0: the next read of the day's spend (budget.h) */
     struct store_op *budget_op;     /* ... in flight */
     int64_t budget_day;             /* ... for this day */
+    struct timer pods_timer;        /* worker 0: the next heartbeat (pods.c) */
+    struct store_op *pods_op;       /* ... in flight */
+    int pods_seen;                  /* ... the last count it read */
     bool draining;
     struct sess_metrics m;
 };
@@ -314,6 +317,11 @@ void sess_budget_worker_init(struct sess_worker *sw);
 void sess_budget_worker_fini(struct sess_worker *sw);
 /* trilemma_budget_*: refusals, reads of the ledger, today's deployment spend. */
 void sess_budget_metrics(struct buf *out);
+
+/* The pods' heartbeat (pods.c): worker 0 beats every refresh_ms once session_pods_watch was
+ * called and there is a store; fini cancels a beat in flight. */
+void sess_pods_worker_init(struct sess_worker *sw);
+void sess_pods_worker_fini(struct sess_worker *sw);
 
 /* history.c: the conversation kept in memory, within history_max_bytes per session and
  * history_budget_bytes per process. */

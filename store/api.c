@@ -876,8 +876,8 @@ static void start_read(struct store *st, const struct api_req *req)
 /* ---- public ---- */
 
 /* The endpoints kept in files of their own (api_int.h): each serves its paths or says no. */
-static const struct store_api_sub *const subs[] = {&store_api_trace, &store_api_admin,
-                                                   &store_api_evals, &store_api_capacity};
+static const struct store_api_sub *const subs[] = {
+    &store_api_trace, &store_api_admin, &store_api_evals, &store_api_traffic, &store_api_capacity};
 
 /* Serve a request under /v1/; see api.h. Answers at once (API off, auth, method, route,
  * parameters, no database) or defers the answer until the read completes. */

@@ -33,6 +33,8 @@ extern const struct store_api_sub store_api_admin;
 extern const struct store_api_sub store_api_evals;
 /* api_trace.c: GET /v1/turns/{id}/trace, /v1/conversations/{id}/trace, /v1/flags. */
 extern const struct store_api_sub store_api_trace;
+/* api_traffic.c: GET /v1/traffic (tokens, calls and streams per route and minute or hour). */
+extern const struct store_api_sub store_api_traffic;
 /* api_capacity.c: GET /v1/costs/provisioned (the hourly provisioned price per turn). */
 extern const struct store_api_sub store_api_capacity;
 

@@ -87,13 +87,16 @@ def load_rubric(path):
 
 
 def parse_prices(path):
-    """config/prices.csv -> {(provider, model): (currency, in, cached, out) per million}."""
+    """config/prices.csv -> {(provider, model): (currency, in, cached, out) per million}, the
+    standard (pay-as-you-go) rows."""
     out = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.startswith("#") or not line.strip():
                 continue
-            prov, model, _tier, _from, cur, inp, cached, _cw, outp = line.strip().split(",")
+            prov, model, tier, _from, cur, inp, cached, _cw, outp = line.strip().split(",")
+            if tier != "standard":
+                continue  # provisioned rows price a capacity deployment's calls, not the judge's
             out[(prov, model)] = (cur, Decimal(inp), Decimal(cached), Decimal(outp))
     return out
 

@@ -208,6 +208,38 @@ def table_md(rep):
     return "\n".join(lines)
 
 
+def details_rows(rep):
+    """Per configuration, what the traffic did: the client's own latencies, turns, what the
+    caches answered, escalations, errors, tokens (in / of which cached / out)."""
+    head = ["configuration", "client first token p50 / p99 (ms)", "client total p50 / p99 (ms)",
+            "turns", "answered by a cache", "escalated", "errors",
+            "tokens in / cached / out", "eval cost per case"]
+    cur = rep["rows"][0]["currency"] if rep["rows"] else "INR"
+    out = []
+    for r in rep["rows"]:
+        lat, t = r["latency_ms"], r.get("traffic", {})
+        tok = t.get("tokens", {})
+        hits = ", ".join("%s %d" % kv for kv in sorted(t.get("cache_hits", {}).items())) or "–"
+        out.append([r["name"], "%s / %s" % (_num(lat.get("client_first_token_p50")),
+                                            _num(lat.get("client_first_token_p99"))),
+                    "%s / %s" % (_num(lat.get("client_total_p50")),
+                                 _num(lat.get("client_total_p99"))),
+                    str(t.get("turns", "–")), hits, str(t.get("escalations", "–")),
+                    str(t.get("errors", "–")),
+                    "%s / %s / %s" % (tok.get("input_tokens", "–"),
+                                      tok.get("cached_input_tokens", "–"),
+                                      tok.get("output_tokens", "–")),
+                    money((r.get("eval") or {}).get("cost_per_case_micros"), cur)])
+    return head, out
+
+
+def details_md(rep):
+    head, rows = details_rows(rep)
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def lever_lines(rep):
     """The levers: a line per step, what moved and by how much."""
     out = []
@@ -259,6 +291,7 @@ def markdown(rep):
                                                             ", ".join(rep["frontier_axes"])), ""]
     for n in rep.get("notes", []):
         out.append("- " + n)
+    out += ["", "## The traffic in detail", "", details_md(rep)]
     out += ["", "## Levers", ""] + lever_lines(rep)
     gl = goal_lines(rep)
     if gl:
@@ -299,6 +332,19 @@ def _tick_label(v):
     if v >= 1:
         return "%g" % v
     return ("%.6f" % v).rstrip("0")
+
+
+def label_positions(labels, line=13, char=6.5):
+    """Where to write each label (x, y, text) so that none overlaps one written before it: a
+    label that would is moved down a line at a time (configurations with equal values)."""
+    placed, out = [], []
+    for x, y, text in labels:
+        w = char * len(text)
+        while any(abs(y - py) < line and x < px + pw and px < x + w for px, py, pw in placed):
+            y += line
+        placed.append((x, y, w))
+        out.append((x, y))
+    return out
 
 
 def scatter_svg(points, xlabel, ylabel, title, w=640, h=380):
@@ -343,15 +389,15 @@ def scatter_svg(points, xlabel, ylabel, title, w=640, h=380):
     if len(front) > 1:
         out.append('<polyline fill="none" stroke="#1b7f3b" stroke-dasharray="4 3" points="%s"/>'
                    % " ".join("%.1f,%.1f" % (X(p["x"]), Y(p["y"])) for p in front))
-    for p in points:
-        if not p["x"] or p["y"] is None:
-            continue
+    shown = [p for p in points if p["x"] and p["y"] is not None]
+    for p in shown:
         fill, stroke = ("#2fa35a", "#1b7f3b") if p["on"] else ("#bbb", "#777")
         out.append('<circle cx="%.1f" cy="%.1f" r="%.1f" fill="%s" fill-opacity="0.6" '
                    'stroke="%s"><title>%s</title></circle>' % (
                        X(p["x"]), Y(p["y"]), p["r"], fill, stroke, e(p.get("tip", p["label"]))))
-        out.append('<text x="%.1f" y="%.1f" font-size="11">%s</text>' % (
-            X(p["x"]) + p["r"] + 3, Y(p["y"]) + 4, e(p["label"])))
+    for (x, y), p in zip(label_positions([(X(p["x"]) + p["r"] + 3, Y(p["y"]) + 4, p["label"])
+                                          for p in shown]), shown):
+        out.append('<text x="%.1f" y="%.1f" font-size="11">%s</text>' % (x, y, e(p["label"])))
     out.append('<text x="%d" y="%d" font-size="11" fill="#1b7f3b">● on the frontier</text>'
                '<text x="%d" y="%d" font-size="11" fill="#777">● dominated</text>' % (
                    ml + pw + 12, mt + 12, ml + pw + 12, mt + 28))
@@ -406,13 +452,17 @@ def html_report(rep):
                     + ["yes" if r["frontier"] else "no"])
         cls.append([""] * (len(head) - 1) + ["good" if r["frontier"] else ""])
     parts = ["<!doctype html><html><head><meta charset=utf-8><title>The trilemma report</title>"
-             "<style>%s</style></head><body>" % report.CSS,
+             "<style>%s\nbody{max-width:none}td{white-space:nowrap}</style></head><body>" %
+             report.CSS,
              "<h1>The trilemma report</h1>",
              "<p class=m>%s</p>" % e(rep.get("summary_line", "")),
              report._table(head, rows, cls)]
     parts += ["<p class=m>%s</p>" % e(n) for n in rep.get("notes", [])]
     parts.append("<h2>The plot</h2>")
     parts += plot_svgs(rep)
+    dh, dr = details_rows(rep)
+    parts.append("<h2>The traffic in detail</h2>")
+    parts.append(report._table(dh, [[e(c) for c in r] for r in dr]))
     parts.append("<h2>Levers</h2><ul>")
     for line in lever_lines(rep):
         parts.append("<li>%s</li>" % e(line[2:].replace("**", "")))

@@ -195,7 +195,7 @@ void user_on_message(struct vuser *u, const char *json, size_t len);
 void user_on_closed(struct vuser *u);
 /* Transport events in direct mode (load_sse.c). */
 void user_sse_delta(struct vuser *u, size_t text_len);
-void user_sse_end(struct vuser *u, const char *error_kind, uint64_t tokens);
+void user_sse_end(struct vuser *u, const char *error_kind, const struct stats_usage *use);
 /* End now: the run is stopping. Counts a running turn as unfinished. */
 void user_stop(struct vuser *u);
 void user_error(struct vuser *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -238,6 +238,8 @@ static void timeline(struct jsonw *w, const struct report_info *ri)
     series(w, "turns_started", st, n, offsetof(struct stats_sec, turns));
     series(w, "turns_completed", st, n, offsetof(struct stats_sec, turns_done));
     series(w, "output_tokens", st, n, offsetof(struct stats_sec, tokens));
+    series(w, "input_tokens", st, n, offsetof(struct stats_sec, in_tokens));
+    series(w, "cached_input_tokens", st, n, offsetof(struct stats_sec, cached_tokens));
     series(w, "errors", st, n, offsetof(struct stats_sec, errors));
     series(w, "connects", st, n, offsetof(struct stats_sec, connects));
     series(w, "sessions_open", st, n, offsetof(struct stats_sec, open));

@@ -7,7 +7,8 @@
  * kept alive and reused by the multi handle, so a turn here, like a chat turn on an open
  * WebSocket, does not pay for a new TCP connection. Each user has one easy handle, reused for
  * its turns. The stream is read with the project's SSE parser (stream/sse.h); a content chunk
- * with non-empty text is a delta, the usage chunk gives the output tokens, "[DONE]" ends it. */
+ * with non-empty text is a delta, the usage chunk gives the tokens (prompt, cached, completion),
+ * "[DONE]" ends it. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@ struct sse_xfer {
     CURL *easy;
     struct sse_parser parser;
     struct buf body;
-    uint64_t tokens;
+    struct stats_usage usage; /* from the usage chunk */
     long status;
     bool active, done_seen;
 };
@@ -193,7 +194,11 @@ static int on_event(void *ctx, const struct sse_event *ev)
     if (json_get_string(d, "/choices/0/delta/content", &s, &n) == 0 && n > 0)
         user_sse_delta(x->u, n);
     if (json_get_int(d, "/usage/completion_tokens", &v) == 0 && v >= 0)
-        x->tokens = (uint64_t)v;
+        x->usage.output = (uint64_t)v;
+    if (json_get_int(d, "/usage/prompt_tokens", &v) == 0 && v >= 0)
+        x->usage.input = (uint64_t)v;
+    if (json_get_int(d, "/usage/prompt_tokens_details/cached_tokens", &v) == 0 && v >= 0)
+        x->usage.cached_input = (uint64_t)v;
     return 0;
 }
 
@@ -240,7 +245,7 @@ static void check_done(struct worker *w)
         curl_multi_remove_handle(m->multi, msg->easy_handle);
         x->active = false;
         char tmp[48];
-        user_sse_end(x->u, error_kind(x, rc, tmp, sizeof(tmp)), x->tokens);
+        user_sse_end(x->u, error_kind(x, rc, tmp, sizeof(tmp)), &x->usage);
     }
 }
 
@@ -304,7 +309,7 @@ int sse_start_turn(struct vuser *u)
     struct sse_xfer *x = u->sse;
     body(x, u);
     sse_reset(&x->parser);
-    x->tokens = 0;
+    x->usage = (struct stats_usage){0};
     x->status = 0;
     x->done_seen = false;
     curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, buf_begin(&x->body));

@@ -27,6 +27,7 @@ const char *const stats_counter_names[C_NCOUNTERS] = {
     "duplicate_deltas",
     "turns_unfinished",
     "output_tokens",
+    "input_tokens",
     "cost_micros",
     "errors",
 };
@@ -80,6 +81,18 @@ struct stats_sec *stats_sec_at(struct stats *st, int64_t s)
     return &st->sec[s];
 }
 
+/* See load_stats.h. */
+void stats_usage(struct stats *st, int p, int64_t s, const struct stats_usage *u)
+{
+    stats_add(st, p, C_TOKENS, u->output);
+    stats_add(st, p, C_IN_TOKENS, u->input);
+    stats_rec(st, p, M_TOKENS, u->output);
+    struct stats_sec *sec = stats_sec_at(st, s);
+    sec->tokens += u->output;
+    sec->in_tokens += u->input;
+    sec->cached_tokens += u->cached_input;
+}
+
 static void add_kind(struct stats *st, const char *kind, uint64_t n)
 {
     for (int i = 0; i < st->nkinds; i++)
@@ -118,6 +131,8 @@ void stats_merge(struct stats *dst, const struct stats *src)
         d->turns += x->turns;
         d->turns_done += x->turns_done;
         d->tokens += x->tokens;
+        d->in_tokens += x->in_tokens;
+        d->cached_tokens += x->cached_tokens;
         d->errors += x->errors;
         d->connects += x->connects;
         d->open += x->open;

@@ -38,6 +38,7 @@ enum counter {
     C_DUPLICATES,    /* deltas received twice (a seq not above the last one) */
     C_UNFINISHED,    /* turns still running when the run ended (not errors) */
     C_TOKENS,        /* output tokens, summed */
+    C_IN_TOKENS,     /* input tokens (cached ones included), summed */
     C_COST,          /* cost in micro-units, summed */
     C_ERRORS,        /* errors of every kind */
     C_NCOUNTERS
@@ -51,11 +52,12 @@ struct stats_phase {
     struct hist m[M_NMETRICS];
 };
 
-/* One second of the run. */
+/* One second of the run. Tokens are the usage of the turns that ended in it. */
 struct stats_sec {
     uint64_t turns, turns_done, tokens, errors, connects;
-    uint64_t open;    /* sessions open at the end of the second (a sample) */
-    uint64_t lag_max; /* largest schedule lag seen in the second (us) */
+    uint64_t in_tokens, cached_tokens; /* input tokens, and the cached ones among them */
+    uint64_t open;                     /* sessions open at the end of the second (a sample) */
+    uint64_t lag_max;                  /* largest schedule lag seen in the second (us) */
 };
 
 #define STATS_MAX_KINDS 64
@@ -81,6 +83,13 @@ void stats_rec(struct stats *st, int p, enum metric m, uint64_t v);
 void stats_add(struct stats *st, int p, enum counter c, uint64_t n);
 /* The timeline slot of second s (the last one for later seconds). */
 struct stats_sec *stats_sec_at(struct stats *st, int64_t s);
+/* What a turn's usage says: input tokens (cached ones included), the cached ones, output. */
+struct stats_usage {
+    uint64_t input, cached_input, output;
+};
+
+/* A completed turn's usage into phase p's counters and histogram and second s's timeline. */
+void stats_usage(struct stats *st, int p, int64_t s, const struct stats_usage *u);
 /* Count one error of a kind ("connect_failed", "close_1008", "error_rate_limited", ...)
  * in phase p and at second s. */
 void stats_error(struct stats *st, int p, int64_t s, const char *kind);

@@ -495,26 +495,35 @@ static void on_delta(struct vuser *u, json_doc *d, int64_t now)
         drop(u, now);
 }
 
+/* A usage member of turn_end: a count, 0 when absent or negative. */
+static uint64_t usage_count(json_doc *d, const char *ptr)
+{
+    int64_t v = 0;
+    json_get_int(d, ptr, &v);
+    return v < 0 ? 0 : (uint64_t)v;
+}
+
 static void count_finish(struct vuser *u, json_doc *d, int64_t now)
 {
     struct worker *w = u->w;
     int p = u->turn_phase;
-    int64_t tokens = 0, micros = 0;
+    int64_t micros = 0;
     const char *s;
     size_t n;
-    json_get_int(d, "/usage/output_tokens", &tokens);
     json_get_int(d, "/cost/micros", &micros);
     if (!w->st.currency[0] && json_get_string(d, "/cost/currency", &s, &n) == 0 && n < 8)
         memcpy(w->st.currency, s, n);
-    tokens = tokens < 0 ? 0 : tokens;
     micros = micros < 0 ? 0 : micros;
+    struct stats_usage use = {
+        .input = usage_count(d, "/usage/input_tokens"),
+        .cached_input = usage_count(d, "/usage/cached_input_tokens"),
+        .output = usage_count(d, "/usage/output_tokens"),
+    };
+    int64_t sec = load_sec(L_of(u), now);
     stats_add(&w->st, p, C_TURNS_DONE, 1);
-    stats_add(&w->st, p, C_TOKENS, (uint64_t)tokens);
     stats_add(&w->st, p, C_COST, (uint64_t)micros);
-    stats_rec(&w->st, p, M_TOKENS, (uint64_t)tokens);
-    struct stats_sec *sec = stats_sec_at(&w->st, load_sec(L_of(u), now));
-    sec->turns_done++;
-    sec->tokens += (uint64_t)tokens;
+    stats_usage(&w->st, p, sec, &use);
+    stats_sec_at(&w->st, sec)->turns_done++;
     u->conv_cost += (uint64_t)micros;
     if (is_str(d, "/finish_reason", "stop") || is_str(d, "/finish_reason", "length")) {
         stats_add(&w->st, p, C_TURNS_OK, 1);
@@ -626,6 +635,9 @@ void user_on_message(struct vuser *u, const char *json, size_t len)
         on_error(u, d, now);
     } else if (IS("resumed")) {
         on_resumed(u, d);
+    } else if (IS("status") || IS("products")) {
+        /* what the assistant is doing, the slate: v1 additions (docs/protocol.md) that say
+         * nothing about timing, tokens or cost */
     } else {
         user_error(u, "unknown_message_type");
     }
@@ -650,7 +662,7 @@ void user_sse_delta(struct vuser *u, size_t text_len)
 }
 
 /* See load.h. The direct-mode transfer ended: error_kind is NULL when it completed. */
-void user_sse_end(struct vuser *u, const char *error_kind, uint64_t tokens)
+void user_sse_end(struct vuser *u, const char *error_kind, const struct stats_usage *use)
 {
     int64_t now = mono_us();
     struct worker *w = u->w;
@@ -664,11 +676,9 @@ void user_sse_end(struct vuser *u, const char *error_kind, uint64_t tokens)
         stats_rec(&w->st, p, M_TURN, (uint64_t)(now - u->t_turn));
         stats_add(&w->st, p, C_TURNS_DONE, 1);
         stats_add(&w->st, p, C_TURNS_OK, 1);
-        stats_add(&w->st, p, C_TOKENS, tokens);
-        stats_rec(&w->st, p, M_TOKENS, tokens);
-        struct stats_sec *sec = stats_sec_at(&w->st, load_sec(L_of(u), now));
-        sec->turns_done++;
-        sec->tokens += tokens;
+        int64_t sec = load_sec(L_of(u), now);
+        stats_usage(&w->st, p, sec, use);
+        stats_sec_at(&w->st, sec)->turns_done++;
     }
     turn_over(u, now);
 }

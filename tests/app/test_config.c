@@ -211,11 +211,12 @@ static void test_structure_errors(void)
 {
     EXPECT_ERROR("[server]\nworkers = 1\n[serverr]\nworkers = 2\n",
                  "3: unknown section [serverr] (known: server, websocket, session, auth, log, "
-                 "model, providers, pricing, tools, orchestrator, store, cache, trace, budget)");
+                 "model, providers, pricing, tools, orchestrator, store, cache, trace, budget, "
+                 "capacity)");
     EXPECT_ERROR("[Server]\n",
                  "1: unknown section [Server] (known: server, websocket, "
                  "session, auth, log, model, providers, pricing, tools, orchestrator, "
-                 "store, cache, trace, budget)");
+                 "store, cache, trace, budget, capacity)");
     EXPECT_ERROR("\n\n[server]\nmax_conections = 5\n",
                  "4: unknown key 'max_conections' in [server]");
     EXPECT_ERROR("[websocket]\nworkers = 5\n", "2: unknown key 'workers' in [websocket]");
@@ -475,6 +476,26 @@ static void test_budget_keys(void)
         CHECKF(strstr(err, "'user_daily_micros'") != NULL, "%s", err);
     }
     CHECK(config_set(&c, "budget", "refresh_ms", "10", err, sizeof(err)) == -1);
+    CHECK(memcmp(&c, &d, sizeof(c)) == 0);
+}
+
+static void test_capacity_keys(void)
+{
+    /* the provisioned capacity's pod count (0 = the store's heartbeat) and heartbeat period */
+    struct config c, d;
+    char err[256];
+    config_defaults(&c);
+    CHECK(c.capacity_pods == 0 && c.capacity_refresh_ms == 10000);
+    CHECK(config_set(&c, "capacity", "pods", "3", err, sizeof(err)) == 0 && c.capacity_pods == 3);
+    CHECK(config_set(&c, "capacity", "refresh_ms", "2000", err, sizeof(err)) == 0);
+    CHECK(c.capacity_refresh_ms == 2000);
+    d = c;
+    CHECK(config_set(&c, "capacity", "pods", "-1", err, sizeof(err)) == -1);
+    CHECKF(strstr(err, "'pods'") != NULL, "%s", err);
+    CHECK(config_set(&c, "capacity", "pods", "100001", err, sizeof(err)) == -1);
+    CHECK(config_set(&c, "capacity", "refresh_ms", "99", err, sizeof(err)) == -1);
+    CHECKF(strstr(err, "'refresh_ms'") != NULL, "%s", err);
+    CHECK(config_set(&c, "capacity", "tpm", "5", err, sizeof(err)) == -1); /* agents file's */
     CHECK(memcmp(&c, &d, sizeof(c)) == 0);
 }
 
@@ -852,6 +873,7 @@ int main(void)
     test_layering();
     test_config_set();
     test_budget_keys();
+    test_capacity_keys();
     test_origins();
     test_listen();
     test_env();

@@ -238,6 +238,7 @@ class Rendering(unittest.TestCase):
         self.assertIn("**yes**", lines[4])
         full = T.markdown(rep)
         self.assertIn("## Levers", full)
+        self.assertIn("## The traffic in detail", full)
         self.assertIn("-50.0 %", full)
 
     def test_html_is_escaped_and_self_contained(self):
@@ -259,6 +260,16 @@ class Rendering(unittest.TestCase):
         self.assertIn("a&amp;b", svg)
         self.assertNotIn("skipped", svg)
         self.assertEqual(svg.count("<circle"), 1)
+
+    def test_labels_do_not_overlap(self):
+        # two configurations at the same point: the second label goes a line down; a third
+        # far away stays where it is
+        self.assertEqual(T.label_positions([(100, 50, "01-naive"), (100, 50, "02-context"),
+                                            (400, 50, "03")], line=13),
+                         [(100, 50), (100, 63), (400, 50)])
+        # a label overlapping both stacked ones moves below them
+        self.assertEqual(T.label_positions([(0, 0, "aa"), (0, 13, "bb"), (5, 0, "cc")]),
+                         [(0, 0), (0, 13), (5, 26)])
 
     def test_ticks(self):
         self.assertEqual(T._log_ticks(0.003, 0.2), [0.005, 0.01, 0.02, 0.05, 0.1, 0.2])

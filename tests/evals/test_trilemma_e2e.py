@@ -80,8 +80,12 @@ def test_two_configurations():
     assert texts[0] == texts[1] and len(texts[0]) == naive["traffic"]["turns"]
     # the table: on stdout and in trilemma.md; the plot: two inline SVGs, no script
     md = open(os.path.join(out, "trilemma.md"), encoding="utf-8").read()
-    table = [ln for ln in md.splitlines() if ln.startswith("|")]
-    assert len(table) == 4 and all(ln in r.stdout for ln in table), r.stdout
+    lines = md.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("|"))
+    table = lines[first:first + lines[first:].index("")]  # the report's table, up to a blank
+    assert len(table) == 4 and table[0].startswith("| configuration | cost / conversation")
+    assert all(ln in r.stdout for ln in table), r.stdout
+    assert "## The traffic in detail" in md
     assert "## Levers" in md and "01-naive → 05-caches" in md
     page = open(os.path.join(out, "trilemma.html"), encoding="utf-8").read()
     assert page.count("<svg") == 2 and "<script" not in page

@@ -859,8 +859,9 @@ async def test_verify_and_format_keys_checked():
                    TRILEMMA_ADMIN_LISTEN="127.0.0.1:0", TRILEMMA_MODEL="openai/sim-frontier",
                    OPENAI_BASE_URL="http://127.0.0.1:9/v1",
                    TRILEMMA_TOOLS_FILE=os.path.join(Args.source, "config", "tools.json"))
+        # from the source folder: the default price file (config/prices.csv) is relative
         p = subprocess.Popen([Args.server], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env)
+                             text=True, env=env, cwd=Args.source)
         try:
             _, err = p.communicate(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:

@@ -24,11 +24,11 @@ suite = Suite("prompt_cache")
 
 def prices():
     """(provider, model) -> (input, cached_input, cache_write, output) in micro-units per million
-    tokens, and the currency, from the checked-in price table."""
+    tokens, and the currency, from the checked-in price table (its standard rows)."""
     out = {}
     with open(os.path.join(Args.source, "config", "prices.csv")) as f:
         for row in csv.reader(line for line in f if not line.startswith("#")):
-            if len(row) < 9:
+            if len(row) < 9 or row[2] != "standard":
                 continue
 
             def micros(s):

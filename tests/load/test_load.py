@@ -96,6 +96,11 @@ def check_report(r, expect_errors=0):
     for k, v in r["timeline"].items():
         assert len(v) == n, "timeline column %s has %d values, t has %d" % (k, len(v), n)
     assert sum(r["timeline"]["turns_completed"]) == c["turns_completed"]
+    # the token columns (what trilemma-plan reads) add up to the totals
+    assert sum(r["timeline"]["output_tokens"]) == c["output_tokens"]
+    assert sum(r["timeline"]["input_tokens"]) == c["input_tokens"] > 0, c
+    assert all(a <= b for a, b in zip(r["timeline"]["cached_input_tokens"],
+                                      r["timeline"]["input_tokens"]))
     assert len(r["phases"]) == len(r["config"]["phases"])
     assert sum(p["counts"]["turns_completed"] for p in r["phases"]) == c["turns_completed"]
     assert "token" not in r["config"]["target"]

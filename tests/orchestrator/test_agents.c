@@ -37,7 +37,12 @@ static const char *good =
     "semantic_threshold = 0.9\n"
     "[route order_status]\nagent = specialist\n"
     "[route chitchat]\nagent = general\nmax_tokens = 80\n"
-    "[route other]\nagent = general\n";
+    "[route other]\nagent = general\n"
+    "[capacity frontier-ptu]\nmodel = openai/sim-frontier\ndeployment_model = sim-frontier-ptu\n"
+    "base_url = /ptu/frontier-ptu/v1\ntpm = 400000\nstreams = 64\nhourly_price = 4.00\n"
+    "currency = INR\nregion = ap-south-1\n"
+    "[capacity cheap-ptu]\nmodel = openai/sim-cheap\nbase_url = http://127.0.0.1:9/ptu/c/v1\n"
+    "tpm = 1000\nstreams = 2\n";
 
 static void test_good(void)
 {
@@ -80,7 +85,47 @@ static void test_good(void)
     CHECK(orch_handoff_check(&c, chain, 2, search) == HANDOFF_LOOP); /* A -> B -> A */
     c.max_handoffs = 0;
     CHECK(orch_handoff_check(&c, chain, 1, spec) == HANDOFF_LIMIT);
+
+    CHECK(c.n_capacity == 2);
+    const struct capacity_section *f = &c.capacity[0], *ch = &c.capacity[1];
+    CHECK(!strcmp(f->name, "frontier-ptu") && !strcmp(f->model, "openai/sim-frontier"));
+    CHECK(!strcmp(f->deployment_model, "sim-frontier-ptu"));
+    CHECK(!strcmp(f->base_url, "/ptu/frontier-ptu/v1") && f->tpm == 400000 && f->streams == 64);
+    CHECK(f->hourly_micros == 4000000 && !strcmp(f->currency, "INR"));
+    CHECK(!strcmp(f->region, "ap-south-1"));
+    /* defaults: the model's id, USD, no price, no region */
+    CHECK(!strcmp(ch->deployment_model, "sim-cheap") && !strcmp(ch->currency, "USD"));
+    CHECK(ch->hourly_micros == 0 && ch->region[0] == '\0');
+    CHECK(orch_capacity_for_model(&c, "openai/sim-cheap") == 1);
+    CHECK(orch_capacity_for_model(&c, "anthropic/sim-frontier") == -1);
     orch_conf_free(&c);
+}
+
+/* The line of the first occurrence of s in the fixture (1-based). */
+static int line_of(const char *s)
+{
+    const char *at = strstr(good, s);
+    int line = 1;
+    for (const char *p = good; at && p < at; p++)
+        line += *p == '\n';
+    return line;
+}
+
+/* A capacity section whose model no cascade names loads (it takes no call). */
+static void test_capacity_unused_model(void)
+{
+    char text[4096], path[128], err[512] = "";
+    const char *m = "model = openai/sim-cheap\nbase_url";
+    const char *at = strstr(good, m);
+    snprintf(text, sizeof(text), "%.*smodel = gemini/unused\nbase_url%s", (int)(at - good), good,
+             at + strlen(m));
+    put("unused.ini", text);
+    snprintf(path, sizeof(path), "%s/unused.ini", dir);
+    struct orch_conf c;
+    int rc = orch_conf_load(&c, path, err, sizeof(err));
+    CHECKF(rc == 0 && c.n_capacity == 2, "%s", err);
+    if (!rc)
+        orch_conf_free(&c);
 }
 
 static void bad(const char *replace, const char *with, const char *want)
@@ -128,6 +173,42 @@ static void test_bad(void)
     bad("semantic_threshold = 0.9", "semantic_threshold = 0", "a similarity above 0");
     bad("semantic_threshold = 0.9", "semantic_threshold = high", "a similarity above 0");
     bad("cache_ttl_s = 3600\n", "", "semantic_threshold needs cache_ttl_s");
+}
+
+static void test_bad_capacity(void)
+{
+    bad("[capacity cheap-ptu]", "[capacity Cheap]", "a capacity name is 1-31 of a-z 0-9 _ -");
+    bad("[capacity cheap-ptu]", "[capacity frontier-ptu]", "[capacity frontier-ptu] appears twice");
+    bad("streams = 64", "streams = 64\nburst = 5",
+        "unknown key 'burst' in [capacity frontier-ptu]");
+    bad("streams = 64", "streams = 64\nstreams = 8", "duplicate key 'streams'");
+    bad("tpm = 1000", "tpm = 0", "tokens per minute, an integer from 1");
+    bad("tpm = 1000", "tpm = 1k", "tokens per minute, an integer from 1");
+    bad("tpm = 1000", "tpm = -1", "tokens per minute, an integer from 1");
+    bad("streams = 2", "streams = 0", "concurrent streams, an integer");
+    bad("hourly_price = 4.00", "hourly_price = -4", "a non-negative decimal");
+    bad("hourly_price = 4.00", "hourly_price = 4.0000001", "a non-negative decimal");
+    bad("currency = INR", "currency = EUR", "USD or INR");
+    bad("region = ap-south-1", "region = ap south", "a label of at most 31");
+    bad("model = openai/sim-cheap\nbase_url", "model = mistral/sim-cheap\nbase_url",
+        "[capacity cheap-ptu] model = 'mistral/sim-cheap': expected provider/model");
+    bad("base_url = /ptu/frontier-ptu/v1", "base_url = ftp://h/v1", "an http(s):// URL");
+    bad("base_url = /ptu/frontier-ptu/v1", "base_url = //h/v1", "an http(s):// URL");
+    bad("base_url = /ptu/frontier-ptu/v1", "base_url = http://", "an http(s):// URL");
+    bad("deployment_model = sim-frontier-ptu", "deployment_model = a b", "a model id");
+    bad("tpm = 1000\nstreams = 2\n", "tpm = 1000\n", "[capacity cheap-ptu] has no streams");
+    bad("base_url = http://127.0.0.1:9/ptu/c/v1\n", "", "[capacity cheap-ptu] has no base_url");
+    /* errors name the file and the line: a key's line, a section's line for the whole-file checks
+     */
+    char want[160];
+    snprintf(want, sizeof(want), "bad.ini:%d: [capacity frontier-ptu] currency",
+             line_of("currency"));
+    bad("currency = INR", "currency = EUR", want);
+    snprintf(want, sizeof(want),
+             "bad.ini:%d: [capacity cheap-ptu] serves openai/sim-frontier, already served by "
+             "[capacity frontier-ptu]",
+             line_of("[capacity cheap-ptu]"));
+    bad("model = openai/sim-cheap\nbase_url", "model = openai/sim-frontier\nbase_url", want);
 }
 
 static void test_context(void)
@@ -209,6 +290,8 @@ int main(void)
     put("empty.md", "");
     test_good();
     test_bad();
+    test_bad_capacity();
+    test_capacity_unused_model();
     test_context();
     test_shipped();
     char cmd[128];

@@ -4,7 +4,9 @@
  *     whose output never reaches the client (classifier, judge);
  *   - a committing sink (the client's rule) ends FAILED instead of retrying;
  *   - the end marker ends the call although the server keeps the body open;
- *   - a cancel from inside on_text (the reentrancy hazard) ends the call CANCELLED, recorded.
+ *   - a cancel from inside on_text (the reentrancy hazard) ends the call CANCELLED, recorded;
+ *   - a provisioned route (overflow) answered 429 goes to the standard route at once, no retry;
+ *     attempts carry their tier and deployment and are priced at their tier.
  * No test waits on a clock: the loop runs until on_complete stops it. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -31,11 +33,19 @@
 /* A stream cut before [DONE] (retryable "incomplete_stream"), then a complete one. */
 static const char cut[] = HEAD CHUNK("hel");
 static const char whole[] = HEAD CHUNK("hel") CHUNK("lo") FINISH USAGE DONE;
+/* A provisioned deployment that is full: retryable, and soon (Retry-After: 0) */
+#define FULL_BODY "{\"error\":{\"message\":\"full\",\"type\":\"rate_limit_exceeded\"}}"
+static const char full[] =
+    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+    "Retry-After: 0\r\nConnection: close\r\nContent-Length: 57\r\n\r\n" FULL_BODY;
 
 struct script {
     const char *resp[4];
     bool hold[4]; /* keep the connection open after the response */
     int n;
+    /* two routes on the server: "m-ptu" (tier provisioned, deployment "ptu", overflow unless
+     * no_overflow), then "m" (standard); priced by a table of both tiers */
+    bool provisioned, no_overflow;
 };
 
 struct server {
@@ -160,6 +170,26 @@ static const struct model_sink_ops rec_ops = {
     .on_complete = rec_complete,
 };
 
+/* m at both tiers, and m-ptu provisioned only: USD per million tokens */
+static struct price_table *two_tier_prices(void)
+{
+    char path[] = "/tmp/test_model_call_prices.XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f)
+        return NULL;
+    fputs("openai,m,standard,2025-01-01,USD,1,0,0,10\n"
+          "openai,m,provisioned,2025-01-01,USD,0,0,0,0\n"
+          "openai,m-ptu,provisioned,2025-01-01,USD,0,0,0,1\n",
+          f);
+    fclose(f);
+    char err[256];
+    struct price_table *t = prices_load(path, err, sizeof(err));
+    unlink(path);
+    CHECKF(t != NULL, "%s", err);
+    return t;
+}
+
 /* Run one call against the script; fills r. */
 static void run(const struct script *sc, struct rec *r)
 {
@@ -175,8 +205,18 @@ static void run(const struct script *sc, struct rec *r)
     CHECK(l && hc);
     if (!hc)
         exit(77); /* no io_uring here */
-    struct model_route route = {.provider = LLM_OPENAI, .model = "m", .key = ""};
-    snprintf(route.base_url, sizeof(route.base_url), "http://127.0.0.1:%d/v1", s.port);
+    struct model_route routes[2] = {{.provider = LLM_OPENAI, .model = "m", .key = ""}};
+    snprintf(routes[0].base_url, sizeof(routes[0].base_url), "http://127.0.0.1:%d/v1", s.port);
+    int n_routes = 1;
+    if (sc->provisioned) {
+        routes[1] = routes[0];
+        snprintf(routes[0].model, sizeof(routes[0].model), "m-ptu");
+        snprintf(routes[0].tier, sizeof(routes[0].tier), "provisioned");
+        snprintf(routes[0].deployment, sizeof(routes[0].deployment), "ptu");
+        routes[0].overflow = !sc->no_overflow;
+        n_routes = 2;
+    }
+    struct model_pricing pricing = {.prices = two_tier_prices(), .currency = "USD"};
     struct llm_message msg = {"user", "hi", 2};
     struct llm_request req = {.messages = &msg, .n_messages = 1, .temperature = -1};
     struct model_call_policy pol = {.connect_timeout_ms = 5000,
@@ -184,8 +224,12 @@ static void run(const struct script *sc, struct rec *r)
                                     .stall_timeout_ms = 60000,
                                     .max_retries = 1,
                                     .retry_base_ms = 1};
-    struct model_call_spec spec = {
-        .routes = &route, .n_routes = 1, .request = &req, .policy = &pol, .role = "classifier"};
+    struct model_call_spec spec = {.routes = routes,
+                                   .n_routes = n_routes,
+                                   .request = &req,
+                                   .policy = &pol,
+                                   .pricing = &pricing,
+                                   .role = "classifier"};
     struct model_sink sink = {&rec_ops, r};
     r->l = l;
     r->mc = model_call_start(l, hc, &spec, &sink);
@@ -193,6 +237,7 @@ static void run(const struct script *sc, struct rec *r)
     loop_run(l);
     hc_destroy(hc);
     loop_destroy(l);
+    prices_free((struct price_table *)pricing.prices);
     pthread_join(th, NULL);
     for (int i = 0; i < s.n_held; i++)
         close(s.held[i]);
@@ -248,6 +293,53 @@ static void cancel_from_inside_on_text(void)
     buf_free(&r.text);
 }
 
+/* A provisioned route answered 429 (retryable, Retry-After: 0, retries left): the next attempt
+ * is the standard route, not a retry of the provisioned one; each attempt carries its tier and
+ * is priced at it. */
+static void provisioned_429_overflows_at_once(void)
+{
+    static const struct script sc = {{full, whole}, {false, false}, 2, .provisioned = true};
+    struct rec r = {0};
+    run(&sc, &r);
+    CHECK(r.done && r.outcome == MODEL_OK && r.n_attempts == 2);
+    CHECK(!strcmp(r.attempts[0].model, "m-ptu") && !strcmp(r.attempts[0].tier, "provisioned"));
+    CHECK(!strcmp(r.attempts[0].deployment, "ptu") && r.attempts[0].http_status == 429);
+    CHECK(!strcmp(r.attempts[0].status, "error") && r.attempts[0].cost_micros == 0);
+    CHECK(!strcmp(r.attempts[1].model, "m") && !strcmp(r.attempts[1].tier, "standard"));
+    CHECK(!strcmp(r.attempts[1].role, "fallback") && r.attempts[1].attempt == 1);
+    CHECK(r.attempts[1].deployment[0] == '\0' && !strcmp(r.attempts[1].status, "ok"));
+    /* 7 input at 1 + 2 output at 10 USD per million = 27 micro-USD */
+    CHECK(r.attempts[1].cost_micros == 27);
+    buf_free(&r.text);
+}
+
+/* The same route without overflow retries itself (what the test above rules out). */
+static void route_without_overflow_retries(void)
+{
+    static const struct script sc = {
+        {full, whole}, {false, false}, 2, .provisioned = true, .no_overflow = true};
+    struct rec r = {0};
+    run(&sc, &r);
+    CHECK(r.done && r.outcome == MODEL_OK && r.n_attempts == 2);
+    CHECK(!strcmp(r.attempts[1].model, "m-ptu") && !strcmp(r.attempts[1].role, "retry"));
+    CHECK(!strcmp(r.attempts[1].tier, "provisioned") && r.attempts[1].attempt == 2);
+    /* priced at the provisioned row of m-ptu: 2 output at 1 USD per million */
+    CHECK(r.attempts[1].cost_micros == 2);
+    buf_free(&r.text);
+}
+
+/* An answer from the provisioned route: one attempt, tier provisioned, its tier's price. */
+static void provisioned_answer(void)
+{
+    static const struct script sc = {{whole}, {false}, 1, .provisioned = true};
+    struct rec r = {0};
+    run(&sc, &r);
+    CHECK(r.done && r.outcome == MODEL_OK && r.n_attempts == 1);
+    CHECK(!strcmp(r.attempts[0].tier, "provisioned") && !strcmp(r.attempts[0].deployment, "ptu"));
+    CHECK(!strcmp(r.attempts[0].role, "classifier") && r.attempts[0].cost_micros == 2);
+    buf_free(&r.text);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -255,5 +347,8 @@ int main(void)
     committing_sink_is_not_retried();
     end_marker_ends_a_held_body();
     cancel_from_inside_on_text();
+    provisioned_429_overflows_at_once();
+    route_without_overflow_retries();
+    provisioned_answer();
     return tap_done();
 }
