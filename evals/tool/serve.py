@@ -86,7 +86,7 @@ def describe_config(config_dir):
     routes, and each prompt file's version (first 12 hex digits of its SHA-256, as trilemmad
     records prompt_version)."""
     path = os.path.join(config_dir, "agents.ini")
-    agents, routes, prompts, classifier, cur = {}, {}, {}, None, None
+    agents, routes, prompts, capacities, classifier, cur = {}, {}, {}, {}, None, None
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.split(";", 1)[0].strip()
@@ -105,10 +105,12 @@ def describe_config(config_dir):
                         prompts[os.path.basename(p)] = hashlib.sha256(pf.read()).hexdigest()[:12]
             elif cur.startswith("route "):
                 routes.setdefault(cur[6:].strip(), {})[k] = v
+            elif cur.startswith("capacity "):
+                capacities.setdefault(cur[9:].strip(), {})[k] = v
             elif cur == "classifier" and k == "model":
                 classifier = v
-    return {"agents": agents, "routes": routes, "prompt_versions": prompts,
-            "classifier": classifier, "server": read_server_ini(config_dir),
+    return {"agents": agents, "routes": routes, "capacities": capacities,
+            "prompt_versions": prompts, "classifier": classifier, "server": read_server_ini(config_dir),
             "sim_args": read_sim_args(config_dir)}
 
 

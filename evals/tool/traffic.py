@@ -167,17 +167,38 @@ def turn_record(text, obs):
 
 
 async def run_conversation(ws_url, conv, timeout):
-    turns = []
+    turns, conv_id = [], None
     try:
         async with websockets.connect(ws_url, max_size=1 << 22) as ws:
-            await asyncio.wait_for(ws.recv(), timeout)  # the hello
+            conv_id = json.loads(await asyncio.wait_for(ws.recv(), timeout)).get(
+                "conversation_id")
             for k, text in enumerate(conv["turns"]):
                 turns.append(turn_record(text, await _turn(ws, text, "t%d" % k, timeout)))
     except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as e:
         turns.append(turn_record(conv["turns"][len(turns)], {
             "first_delta_ms": None, "wall_ms": None, "end": None,
             "error": "client: %s" % (e or type(e).__name__)}))
-    return {"i": conv["i"], "category": conv["category"], "turns": turns}
+    return {"i": conv["i"], "category": conv["category"], "conversation_id": conv_id,
+            "turns": turns}
+
+
+def provisioned_tokens(conversation, capacities):
+    """Tokens (input + output) of a stored conversation's calls that provisioned deployments
+    served: {deployment: tokens}. conversation is the read API's /v1/conversations/{id}; a call
+    of tier provisioned belongs to the capacity section whose model is its provider/model."""
+    by_model = {c.get("model"): name for name, c in capacities.items()}
+    out = {}
+    for t in conversation.get("turns", []):
+        for c in t.get("llm_calls", []):
+            if c.get("tier") != "provisioned":
+                continue
+            dep = by_model.get("%s/%s" % (c.get("provider"), c.get("model")))
+            if dep is None:
+                continue
+            u = c.get("usage") or {}
+            out[dep] = out.get(dep, 0) + (u.get("input_tokens") or 0) + (u.get("output_tokens")
+                                                                           or 0)
+    return out
 
 
 async def run_mix(ws_url, mix, concurrency, timeout, progress=None):

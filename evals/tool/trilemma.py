@@ -42,6 +42,21 @@ LAT_LABELS = {"first_token_p50": "first token p50", "first_token_p99": "first to
 # pure parts
 
 
+def capacity_cost_micros(tokens, cap, utilization, usd_to_inr):
+    """What `tokens` served by a provisioned deployment cost, in INR micros: its hourly price
+    spread over the tokens it serves in an hour at the given utilization (tpm x 60 x U): the
+    price per token of a deployment sized so that the traffic keeps it that busy. cap is its
+    [capacity NAME] section (hourly_price, currency USD or INR, tpm)."""
+    price = float(cap.get("hourly_price") or 0)
+    tpm = float(cap["tpm"])
+    if not tokens or not price:
+        return 0.0
+    if not 0 < utilization <= 1 or tpm <= 0:
+        raise ValueError("capacity utilization must be in (0, 1] and tpm above 0")
+    inr = price * (usd_to_inr if cap.get("currency", "USD").upper() == "USD" else 1.0)
+    return tokens * inr * 1e6 / (tpm * 60 * utilization)
+
+
 def pareto(points, senses):
     """Which points are on the Pareto frontier: points are tuples of axis values, senses one of
     +1 (higher is better) or -1 (lower is better) per axis. A point is dominated when another is
@@ -213,7 +228,7 @@ def details_rows(rep):
     caches answered, escalations, errors, tokens (in / of which cached / out)."""
     head = ["configuration", "client first token p50 / p99 (ms)", "client total p50 / p99 (ms)",
             "turns", "answered by a cache", "escalated", "errors",
-            "tokens in / cached / out", "eval cost per case"]
+            "tokens in / cached / out", "provisioned tokens (their price)", "eval cost per case"]
     cur = rep["rows"][0]["currency"] if rep["rows"] else "INR"
     out = []
     for r in rep["rows"]:
@@ -229,6 +244,8 @@ def details_rows(rep):
                     "%s / %s / %s" % (tok.get("input_tokens", "–"),
                                       tok.get("cached_input_tokens", "–"),
                                       tok.get("output_tokens", "–")),
+                    "%d (%s)" % (t["provisioned_tokens"], money(t.get("capacity_micros", 0), cur))
+                    if t.get("provisioned_tokens") else "–",
                     money((r.get("eval") or {}).get("cost_per_case_micros"), cur)])
     return head, out
 
@@ -531,8 +548,22 @@ def _quality(a, cdir, name, cases, source, build, make_run):
     return make_run(name, a.set, cases, cdir, judge, wall, results)
 
 
+def _provisioned(stack, convs, capacities):
+    """Per conversation, the tokens the provisioned deployments served (the read API's calls)."""
+    import runner
+    import traffic
+
+    for c in convs:
+        c["provisioned_tokens"] = {}
+        if c.get("conversation_id"):
+            conv = runner.http_json("%s/v1/conversations/%s" % (
+                stack.http_url.rstrip("/"), c["conversation_id"]), token=stack.admin_token)
+            c["provisioned_tokens"] = traffic.provisioned_tokens(conv, capacities)
+
+
 def _traffic(a, cdir, warm, mix, source, build):
     import runner
+    import serve
     import traffic
 
     stack = start_stack(source, build, cdir, os.path.basename(cdir), seed=a.seed,
@@ -544,9 +575,26 @@ def _traffic(a, cdir, warm, mix, source, build):
         convs = asyncio.run(traffic.run_mix(stack.ws_url, mix, a.traffic_concurrency, a.timeout,
                                             runner.Progress(len(mix), what="conversations")))
         wall = time.monotonic() - t0
+        caps = serve.describe_config(cdir)["capacities"]
+        if caps:
+            _provisioned(stack, convs, caps)
     finally:
         stack.stop()
     return convs, wall
+
+
+def capacity_share(cdir, convs, utilization):
+    """The provisioned deployments' price of what they served in the traffic (INR micros; 0
+    without [capacity] sections)."""
+    import serve
+
+    cfg = serve.describe_config(cdir)
+    rate = float((cfg["server"].get("pricing") or {}).get("usd_to_inr", 84.0))
+    total = 0.0
+    for name, cap in cfg["capacities"].items():
+        tokens = sum(c.get("provisioned_tokens", {}).get(name, 0) for c in convs)
+        total += capacity_cost_micros(tokens, cap, utilization, rate)
+    return total
 
 
 def run(a, source, build, make_run):
@@ -589,6 +637,10 @@ def run(a, source, build, make_run):
             file=sys.stderr, flush=True)
         convs, wall = _traffic(a, d, warm, mix, source, build)
         ts = traffic.summarize(convs)
+        cap_micros = capacity_share(d, convs, a.capacity_utilization)
+        if cap_micros:
+            ts["capacity_micros"] = cap_micros
+            ts["cost_per_conversation_micros"] = (ts["cost_micros"] + cap_micros) / len(convs)
         with open(os.path.join(a.output, "traffic-%s.json" % name), "w", encoding="utf-8") as f:
             json.dump({"name": name, "summary": ts, "wall_s": round(wall, 3),
                        "conversations": convs}, f, indent=1, ensure_ascii=False)
@@ -601,7 +653,11 @@ def run(a, source, build, make_run):
                               "file": "eval-%s.json" % name},
                      "traffic": {k: ts[k] for k in ("conversations", "turns", "cache_hits",
                                                     "finish_reasons", "errors", "escalations",
-                                                    "tokens")} | {"wall_s": round(wall, 3)}})
+                                                    "tokens")} | {
+                         "wall_s": round(wall, 3),
+                         "capacity_micros": ts.get("capacity_micros", 0),
+                         "provisioned_tokens": sum(sum(c.get("provisioned_tokens", {}).values())
+                                                   for c in convs)}})
     stats = traffic.mix_stats(mix)
     meta = {
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -627,7 +683,13 @@ def run(a, source, build, make_run):
                 a.traffic_concurrency,
                 ", %d warm-up conversations first" % len(warm) if warm else ""),
             "Latencies come from one shared machine: they are indicative, comparable between the "
-            "rows of one run only."],
+            "rows of one run only.",
+            "A provisioned deployment ([capacity NAME]) costs its hourly price spread over the "
+            "tokens it serves in an hour at %.0f %% utilization (tpm x 60 x %.2f): the price per "
+            "token of a deployment sized so that the traffic keeps it that busy "
+            "(--capacity-utilization); its tokens are the provisioned calls' of the read API, "
+            "and the cost is added to turn_end.cost (which prices them per token only)." % (
+                100 * a.capacity_utilization, a.capacity_utilization)],
     }
     meta["summary_line"] = "%s; set %s (%d cases); traffic %d conversations (seed %d, %s)" % (
         meta["started_at"], meta["set"]["path"], len(cases), len(mix), a.traffic_seed,

@@ -246,6 +246,8 @@ def cmd_trilemma(a):
     if a.traffic < 1 or a.warmup < 0 or a.concurrency < 1 or a.traffic_concurrency < 1:
         die("--traffic, --concurrency and --traffic-concurrency must be at least 1, "
             "--warmup at least 0")
+    if not 0 < a.capacity_utilization <= 1:
+        die("--capacity-utilization must be above 0 and at most 1")
     if a.configs and a.all:
         die("give --configs DIR... or --all, not both")
     try:
@@ -363,6 +365,9 @@ def main(argv=None):
     t.add_argument("--sim-arg", action="append",
                    help="one more trilemma-sim flag for every configuration (the world they "
                         "share, e.g. --sim-arg=--payg-latency-ms=80); after the folder's sim.args")
+    t.add_argument("--capacity-utilization", type=float, default=0.8, metavar="U",
+                   help="a provisioned deployment's hourly price is spread over tpm x 60 x U "
+                        "tokens (default 0.8)")
     t.add_argument("--judge", default="openai/sim-judge")
     t.add_argument("--timeout", type=float, default=60)
     t.add_argument("-o", "--output", required=True, metavar="OUTDIR")

@@ -134,6 +134,41 @@ CORPUS = ("# a comment\n\nsearch\tShow me running shoes\nsearch\tAny kurtas in n
           "orders\tWhere is my order 1234-5678?\n")
 
 
+class Capacity(unittest.TestCase):
+    cap = {"model": "openai/sim-frontier", "tpm": "400000", "hourly_price": "4.00",
+           "currency": "USD"}
+
+    def test_price_per_token_by_hand(self):
+        # $4/h x 84 = 336 INR/h over 400000 x 60 x 0.8 = 19.2M tokens: 17.5 micro-INR a token
+        self.assertAlmostEqual(T.capacity_cost_micros(1000, self.cap, 0.8, 84.0), 17500.0)
+        # at full use a token costs 0.8 of that; in INR no exchange
+        self.assertAlmostEqual(T.capacity_cost_micros(1000, self.cap, 1.0, 84.0), 14000.0)
+        inr = dict(self.cap, currency="INR", hourly_price="336")
+        self.assertAlmostEqual(T.capacity_cost_micros(1000, inr, 1.0, 84.0), 14000.0)
+        self.assertEqual(T.capacity_cost_micros(0, self.cap, 0.8, 84.0), 0.0)
+        self.assertEqual(T.capacity_cost_micros(10, dict(self.cap, hourly_price="0"), 0.8, 84), 0)
+        with self.assertRaises(ValueError):
+            T.capacity_cost_micros(10, self.cap, 0, 84.0)
+
+    def test_provisioned_tokens_of_a_stored_conversation(self):
+        conv = {"turns": [
+            {"llm_calls": [
+                {"provider": "openai", "model": "sim-cheap", "tier": "standard",
+                 "usage": {"input_tokens": 100, "output_tokens": 10}},
+                {"provider": "openai", "model": "sim-frontier", "tier": "provisioned",
+                 "usage": {"input_tokens": 200, "cached_input_tokens": 150,
+                           "output_tokens": 40}}]},
+            {"llm_calls": [
+                {"provider": "openai", "model": "sim-frontier", "tier": "standard",
+                 "usage": {"input_tokens": 999, "output_tokens": 99}},  # overflowed: PAYG
+                {"provider": "openai", "model": "sim-frontier", "tier": "provisioned",
+                 "usage": {"input_tokens": 60, "output_tokens": 0}}]}]}
+        caps = {"frontier-ptu": self.cap}
+        self.assertEqual(traffic.provisioned_tokens(conv, caps), {"frontier-ptu": 300})
+        self.assertEqual(traffic.provisioned_tokens(conv, {}), {})
+        self.assertEqual(traffic.provisioned_tokens({}, caps), {})
+
+
 class Traffic(unittest.TestCase):
     corpus = traffic.parse_corpus(CORPUS)
 
@@ -337,6 +372,13 @@ class ConfigFolder(unittest.TestCase):
         self.assertEqual({r["max_tokens"] for r in naive["routes"].values()}, {"4096"})
         self.assertEqual(naive["server"]["cache"], {"exact": "off", "tool": "off"})
         self.assertEqual(naive["sim_args"], ["--cache-ttl-s", "0"])
+        # the tuned one: a provisioned deployment of the frontier model, and its simulator pool
+        tuned = serve.describe_config(dirs[-1])
+        self.assertEqual([c["model"] for c in tuned["capacities"].values()],
+                         ["openai/sim-frontier"])
+        name = list(tuned["capacities"])[0]
+        self.assertTrue(any(a.startswith(name + ":") for a in tuned["sim_args"]), tuned)
+        self.assertEqual(naive["capacities"], {})
 
 
 if __name__ == "__main__":
