@@ -154,7 +154,7 @@ void sess_budget_worker_fini(struct sess_worker *sw)
 {
     timer_disarm(worker_loop(sw->w), &sw->budget_timer);
     if (sw->budget_op) {
-        store_cancel(sw->budget_op);
+        store_spend_cancel(sw->budget_op);
         sw->budget_op = NULL;
         budget_refresh_end(g_budget, sw->budget_day, false, NULL, 0);
     }

@@ -90,7 +90,7 @@ static const char sql_turns[] =
 
 static const char sql_calls[] =
     "SELECT turn_id, ordinal, provider, model, tier, attempt, role, status, error, http_status, "
-    "       " TOKEN_COLS ", usage_reported, ttft_ms, duration_ms, cost_micros "
+    "       " TOKEN_COLS ", usage_reported, ttft_ms, duration_ms, cost_micros, deployment "
     "FROM llm_calls WHERE conversation_id = $1 "
     "ORDER BY started_at, turn_id, ordinal";
 
@@ -105,7 +105,8 @@ static const char sql_exists[] = "SELECT 1 FROM conversations WHERE id = $1";
 static const char sql_ledger[] =
     "SELECT t.id, to_char(t.started_at AT TIME ZONE 'UTC', " ISO_MS "), t.currency, "
     "       t.cost_micros, l.line, l.kind, l.description, l.provider, l.model, "
-    "       l.amount_micros, l.currency, l.usd_to_inr_micros, l.cache_layer "
+    "       l.amount_micros, l.currency, l.usd_to_inr_micros, l.cache_layer, l.tier, "
+    "       l.deployment "
     "FROM turns t "
     "LEFT JOIN ledger l ON l.turn_id = t.id AND l.created_at = t.started_at "
     "WHERE t.conversation_id = $1 "
@@ -525,6 +526,7 @@ static void write_call(struct jsonw *w, const PGresult *c, int i)
     kcol_int(w, "ttft_ms", c, i, 16);
     kcol_int(w, "duration_ms", c, i, 17);
     kcol_int(w, "cost_micros", c, i, 18);
+    kcol_str(w, "deployment", c, i, 19); /* null unless tier provisioned */
     jw_obj_end(w);
 }
 
@@ -581,7 +583,7 @@ static void write_turn(struct jsonw *w, const PGresult *t, int i, const PGresult
 
 static int write_conversation(const struct api_req *a, const struct pg_result *res, struct jsonw *w)
 {
-    static const int ncols[] = {3, 5, 16, 19, 9};
+    static const int ncols[] = {3, 5, 16, 20, 9};
     if (!shape_ok(res, 5, ncols))
         return 500;
     PGresult *const *r = res->rows + API_PRELUDE;
@@ -627,6 +629,9 @@ static void write_line(struct jsonw *w, const PGresult *l, int i)
     kcol_rate(w, "usd_to_inr", l, i, 11);
     if (!col_null(l, i, 12))
         kcol_str(w, "cache_layer", l, i, 12);
+    kcol_str(w, "tier", l, i, 13);
+    if (!col_null(l, i, 14))
+        kcol_str(w, "deployment", l, i, 14);
     jw_obj_end(w);
 }
 
@@ -668,7 +673,7 @@ static int write_ledger_turn(struct jsonw *w, const PGresult *l, int i, struct t
 
 static int write_ledger(const struct api_req *a, const struct pg_result *res, struct jsonw *w)
 {
-    static const int ncols[] = {1, 13};
+    static const int ncols[] = {1, 15};
     if (!shape_ok(res, 2, ncols))
         return 500;
     PGresult *const *r = res->rows + API_PRELUDE;
@@ -703,6 +708,7 @@ static void add_costs_stmts(struct pg_query *q, const struct api_req *a)
         pg_query_param_str(q, from);
         pg_query_param_str(q, to);
     }
+    store_api_provisioned_stmt(q, a->from_day, a->to_day);
 }
 
 static void write_group(struct jsonw *w, const PGresult *g, int i, enum group_by group)
@@ -740,8 +746,8 @@ static void write_savings(struct jsonw *w, const PGresult *s)
 
 static int write_costs(const struct api_req *a, const struct pg_result *res, struct jsonw *w)
 {
-    const int ncols[] = {a->group == G_MODEL ? 10 : 9, 8, 4};
-    if (!shape_ok(res, 3, ncols))
+    const int ncols[] = {a->group == G_MODEL ? 10 : 9, 8, 4, STORE_API_PROVISIONED_COLS};
+    if (!shape_ok(res, 4, ncols))
         return 500;
     PGresult *const *r = res->rows + API_PRELUDE;
     char day[16];
@@ -768,6 +774,7 @@ static int write_costs(const struct api_req *a, const struct pg_result *res, str
     }
     write_totals(w, &tot, false, true);
     write_savings(w, r[2]);
+    store_api_write_provisioned(w, r[3]);
     jw_obj_end(w);
     return 200;
 }
@@ -869,8 +876,8 @@ static void start_read(struct store *st, const struct api_req *req)
 /* ---- public ---- */
 
 /* The endpoints kept in files of their own (api_int.h): each serves its paths or says no. */
-static const struct store_api_sub *const subs[] = {&store_api_trace, &store_api_admin,
-                                                   &store_api_evals, &store_api_traffic};
+static const struct store_api_sub *const subs[] = {
+    &store_api_trace, &store_api_admin, &store_api_evals, &store_api_traffic, &store_api_capacity};
 
 /* Serve a request under /v1/; see api.h. Answers at once (API off, auth, method, route,
  * parameters, no database) or defers the answer until the read completes. */

@@ -3,6 +3,7 @@
  *   GET /v1/conversations/{id}          messages and turns with usage and cost
  *   GET /v1/conversations/{id}/ledger   the cost lines of every turn
  *   GET /v1/costs?from=&to=&group_by=model|day|conversation
+ *   GET /v1/costs/provisioned?from=&to=&deployment=   the hourly provisioned price per turn
  *   GET /v1/turns?...                   search turns (api_admin.c, the debugging dashboard)
  *   POST /v1/golden                     a turn into the golden set (api_admin.c)
  *

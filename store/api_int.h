@@ -35,6 +35,16 @@ extern const struct store_api_sub store_api_evals;
 extern const struct store_api_sub store_api_trace;
 /* api_traffic.c: GET /v1/traffic (tokens, calls and streams per route and minute or hour). */
 extern const struct store_api_sub store_api_traffic;
+/* api_capacity.c: GET /v1/costs/provisioned (the hourly provisioned price per turn). */
+extern const struct store_api_sub store_api_capacity;
+
+struct jsonw;
+/* api_capacity.c, for /v1/costs: the statement summing the provisioned calls of the days
+ * from_day..to_day (both included) per deployment (STORE_API_PROVISIONED_COLS columns), and the
+ * "provisioned" array written from its rows with the configured hourly prices. */
+#define STORE_API_PROVISIONED_COLS 5
+void store_api_provisioned_stmt(struct pg_query *q, int64_t from_day, int64_t to_day);
+void store_api_write_provisioned(struct jsonw *w, const PGresult *r);
 
 /* The JSON body in b (not consumed) with status and extra header lines ("Name: v\r\n", or
  * NULL); HEAD gets the headers only. */

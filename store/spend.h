@@ -22,9 +22,11 @@ typedef void (*store_spend_fn)(void *ctx, int result, const struct store_spend_r
 
 /* Read the spend of every user on ledger lines of turns started at or after since_unix_ms, in
  * currency ("INR" / "USD"), on the worker's reader connection. fn runs once on a later loop turn
- * unless store_cancel(op) comes first. st must not be NULL. */
+ * unless store_spend_cancel(op) comes first. st must not be NULL. */
 struct store_op *store_read_spend(struct store *st, int64_t since_unix_ms, const char *currency,
                                   store_spend_fn fn, void *ctx);
+/* Drop a read of store_read_spend before its answer (fn never runs) and free what it holds. */
+void store_spend_cancel(struct store_op *op);
 
 /* The same, blocking, on a connection of its own (the main thread at start). Returns 0 (fn ran)
  * or -1 with err (PostgreSQL away: fn did not run). */

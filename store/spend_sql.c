@@ -65,6 +65,16 @@ struct store_op *store_read_spend(struct store *st, int64_t since_unix_ms, const
     return op;
 }
 
+/* See spend.h. store_cancel alone would leak the op's spend_ctx. */
+void store_spend_cancel(struct store_op *op)
+{
+    if (!op)
+        return;
+    void *g = op->ctx;
+    store_cancel(op);
+    xfree(g);
+}
+
 /* See spend.h. */
 int store_read_spend_blocking(const struct store_conf *conf, int64_t since_unix_ms,
                               const char *currency, store_spend_fn fn, void *ctx, char *err,
