@@ -399,6 +399,67 @@ static size_t fold_alnum(const char *t, size_t n, char *out, size_t cap)
     return o;
 }
 
+/* The four hex digits at t[i], or -1. */
+static int hex4(const char *t, size_t n, size_t i)
+{
+    int v = 0;
+    if (i + 4 > n)
+        return -1;
+    for (size_t k = i; k < i + 4; k++) {
+        int d = isdigit((unsigned char)t[k])    ? t[k] - '0'
+                : isxdigit((unsigned char)t[k]) ? (tolower((unsigned char)t[k]) - 'a' + 10)
+                                                : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* A source folded like fold_alnum, with JSON string escapes read as what they stand for: a tool
+ * result is JSON as the tool's encoder wrote it, and many write "Caf\u00e9" or "Tom \u0026
+ * Jerry" for what the model writes "Café" and "Tom & Jerry". \uXXXX (surrogate pairs too) becomes
+ * its UTF-8; the one-letter escapes (\n, \", ...) stand for no letter or digit and are dropped.
+ * The output is never longer than the input. */
+static size_t fold_source(const char *t, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o < cap;) {
+        if (t[i] != '\\' || i + 1 >= n) {
+            o += fold_alnum(t + i, 1, out + o, cap - o);
+            i++;
+            continue;
+        }
+        int cp = t[i + 1] == 'u' ? hex4(t, n, i + 2) : -1;
+        if (cp < 0) {
+            i += 2; /* \n, \t, \", \\, \/ ...: no letter or digit */
+            continue;
+        }
+        i += 6;
+        int lo = cp >= 0xD800 && cp < 0xDC00 && i + 1 < n && t[i] == '\\' && t[i + 1] == 'u'
+                     ? hex4(t, n, i + 2)
+                     : -1;
+        if (lo >= 0xDC00 && lo < 0xE000) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            i += 6;
+        }
+        char u[4];
+        size_t k;
+        if (cp < 0x80)
+            u[0] = (char)cp, k = 1;
+        else if (cp < 0x800)
+            u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), k = 2;
+        else if (cp < 0x10000)
+            u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)),
+            u[2] = (char)(0x80 | (cp & 0x3F)), k = 3;
+        else
+            u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)),
+            u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (char)(0x80 | (cp & 0x3F)), k = 4;
+        o += fold_alnum(u, k, out + o, cap - o);
+    }
+    return o;
+}
+
 static bool folded_in(const char *hay, size_t hn, const char *needle, size_t nn)
 {
     if (!nn || nn > hn)
@@ -436,6 +497,75 @@ bool answer_has_table(const char *t, size_t n)
     return false;
 }
 
+/* Where a bold span's name ends: at a price mark ("₹", or "Rs" / "INR" before a number), whose
+ * number ground_check weighs as a claim: "Nova X 5G - ₹18,999" names "Nova X 5G - ". */
+static size_t name_end(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i + 3 <= n && (unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x82 &&
+            (unsigned char)s[i + 2] == 0xB9)
+            return i;
+        if (i && isalnum((unsigned char)s[i - 1]))
+            continue;
+        size_t w = i + 2 <= n && !strncmp(s + i, "Rs", 2)    ? 2
+                   : i + 3 <= n && !strncmp(s + i, "INR", 3) ? 3
+                                                             : 0;
+        size_t j = i + w;
+        if (w && j < n && s[j] == '.')
+            j++;
+        while (w && j < n && s[j] == ' ')
+            j++;
+        if (w && j < n && isdigit((unsigned char)s[j]))
+            return i;
+    }
+    return n;
+}
+
+/* A run of letters that names no thing: a unit or a word of a spec or a price. */
+static bool spec_word(const char *s, size_t n)
+{
+    static const char *const more[] = {"rs", "inr", "rupees", "ram", "rom", "storage", NULL};
+    for (int k = 0; k < 2; k++)
+        for (const char *const *u = k ? more : units; *u; u++)
+            if (strlen(*u) == n && lower_prefix(s, n, *u))
+                return true;
+    return false;
+}
+
+/* Whether the name part of a bold span names a thing: with a digit, when a word in it is not a
+ * unit ("Nova X 5G"; "8 GB", "5000 mAh" and "18,999.00" are specs and prices, checked as claims);
+ * without one, two or more words, each capitalised, and no colon at the end ("Zeta Pro";
+ * "really good", "Key differences" and "Return Policy:" are emphasis and labels). */
+static bool is_name(const char *s, size_t n)
+{
+    bool digit = false, word = false, lower = false;
+    size_t words = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        digit |= isdigit(c) != 0;
+        if (c != ' ' && (!i || s[i - 1] == ' ')) {
+            words++;
+            lower |= words > 1 && islower(c);
+        }
+        if (!isalpha(c)) {
+            word |= c >= 0x80; /* a letter of another script (name_end cut the "₹") */
+            i++;
+            continue;
+        }
+        size_t k = i;
+        while (k < n && isalpha((unsigned char)s[k]))
+            k++;
+        word |= !spec_word(s + i, k - i);
+        i = k;
+    }
+    size_t e = n;
+    while (e && s[e - 1] == ' ')
+        e--;
+    if (digit)
+        return word;
+    return words >= 2 && !lower && !(e && s[e - 1] == ':');
+}
+
 /* See the header. */
 enum verify_verdict verify_answer(const char *a, size_t n, const char *const *sources,
                                   const size_t *source_lens, size_t n_sources, bool want_table,
@@ -450,7 +580,7 @@ enum verify_verdict verify_answer(const char *a, size_t n, const char *const *so
     char *folded = xmalloc(total + 1);
     size_t fl = 0;
     for (size_t s = 0; s < n_sources; s++) {
-        fl += fold_alnum(sources[s], source_lens[s], folded + fl, total - fl);
+        fl += fold_source(sources[s], source_lens[s], folded + fl, total - fl);
         folded[fl++] = '\0'; /* no name spans two sources */
     }
     for (size_t i = 0; i + 1 < n; i++) {
@@ -468,14 +598,11 @@ enum verify_verdict verify_answer(const char *a, size_t n, const char *const *so
         i = to + 1;
         if (to - from < 3 || to - from > 160)
             continue;
-        bool word_break = false, digit = false; /* a name: two words, or a digit in it */
-        for (size_t k = from; k < to; k++)
-            word_break |= a[k] == ' ' && k > from && k + 1 < to,
-                digit |= isdigit((unsigned char)a[k]) != 0;
+        size_t end = from + name_end(a + from, to - from);
         char name[160];
-        size_t nl = fold_alnum(a + from, to - from, name, sizeof(name));
-        if (nl < 2 || !(word_break || digit))
-            continue; /* emphasis ("**not**"), not a name */
+        size_t nl = fold_alnum(a + from, end - from, name, sizeof(name));
+        if (nl < 2 || !is_name(a + from, end - from))
+            continue; /* emphasis ("**not**"), a label, a price or a spec, not a name */
         out->names++;
         if (!folded_in(folded, fl, name, nl) && !out->unknown_names++) {
             size_t l =

@@ -178,7 +178,8 @@ static void test_verify(void)
     CHECK(r.g.mismatches == 1 && r.unknown_names == 0);
     /* short bold words and unclosed bold are not names */
     CHECK(verify("**No**, it is **not** here. **Zeta", false, &r) == VERIFY_OK && r.names == 0);
-    CHECK(verify("It is **really good** value", false, &r) == VERIFY_UNGROUNDED); /* two words */
+    /* two words, not capitalised: emphasis */
+    CHECK(verify("It is **really good** value", false, &r) == VERIFY_OK && r.names == 0);
     /* bold that does not close on its line is skipped, the next line still checked */
     CHECK(verify("**open\n**Nova Y** is nice", false, &r) == VERIFY_UNGROUNDED);
     /* a comparison that should be a table */
@@ -194,6 +195,46 @@ static void test_verify(void)
     CHECK(answer_has_table("  | a | b |\n  |:--|--:|", 23));
     CHECK(verify("", false, &r) == VERIFY_OK);
     CHECK(verify("", true, &r) == VERIFY_FORMAT);
+}
+
+/* bold text that is a price, a spec or a label is no product name; titles as JSON tools escape
+ * them still match */
+static void test_verify_not_names(void)
+{
+    struct verify_result r;
+    /* bold prices and specs are claims, checked as such (not as names) */
+    CHECK(verify("**Zeta Pro** is priced at **₹24,999**.", false, &r) == VERIFY_OK);
+    CHECK(r.unknown_names == 0 && r.g.claims == 1);
+    CHECK(verify("**Zeta Pro**: **24,999.00** rupees", false, &r) == VERIFY_OK);
+    CHECK(verify("**Nova X 5G (8GB, Blue)** has **8 GB** of RAM", false, &r) == VERIFY_OK);
+    CHECK(verify("**Nova X 5G (8GB, Blue)** (₹18,999)", false, &r) == VERIFY_OK);
+    /* a name with its price in the same bold span: the name is checked, the price as a claim */
+    CHECK(verify("**Nova X 5G (8GB, Blue) - ₹18,999**", false, &r) == VERIFY_OK);
+    CHECK(verify("**Nova X 6G (8GB, Blue) - ₹18,999**", false, &r) == VERIFY_UNGROUNDED);
+    CHECK(r.unknown_names == 1);
+    /* a wrong bold price is still caught, as a claim */
+    CHECK(verify("**Zeta Pro** is priced at **₹21,999**.", false, &r) == VERIFY_UNGROUNDED);
+    CHECK(r.g.mismatches == 1 && r.unknown_names == 0);
+    /* labels: a colon ends them, or words after the first in lower case */
+    CHECK(verify("**Key differences:**\n- **Zeta Pro** costs more", false, &r) == VERIFY_OK);
+    CHECK(verify("**Key Differences:** the price", false, &r) == VERIFY_OK);
+    CHECK(verify("**Best for gaming**: **Zeta Pro**", false, &r) == VERIFY_OK);
+    CHECK(r.names == 1);
+    /* a title case name no result has is still one */
+    CHECK(verify("**Zeta Max** is better", false, &r) == VERIFY_UNGROUNDED);
+    /* titles escaped by the tool's JSON encoder: \u00e9, \u0026, \" */
+    const char *src[1] = {"[{\"title\":\"Caf\\u00e9 Racer Helmet\"},{\"title\":\"Tom \\u0026 "
+                          "Jerry Set 2\"},{\"title\":\"Nova 12\\\" Tab\"},"
+                          "{\"title\":\"\\ud83d\\ude00 Smile Mug 3\"}]"};
+    size_t lens[1] = {strlen(src[0])};
+    const char *ok[] = {"**Café Racer Helmet**", "**Tom & Jerry Set 2**", "**Nova 12\" Tab**",
+                        "**😀 Smile Mug 3**"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        CHECK(verify_answer(ok[i], strlen(ok[i]), src, lens, 1, false, &r) == VERIFY_OK);
+        CHECK(r.names == 1 && r.unknown_names == 0);
+    }
+    const char *bad = "**Cafe Racer Helmet 2**";
+    CHECK(verify_answer(bad, strlen(bad), src, lens, 1, false, &r) == VERIFY_UNGROUNDED);
 }
 
 static void test_refusal_and_cascade(void)
@@ -235,6 +276,7 @@ int main(void)
     test_narration_streams();
     test_grounding();
     test_verify();
+    test_verify_not_names();
     test_refusal_and_cascade();
     return tap_done();
 }
