@@ -368,7 +368,9 @@ void ground_check(const char *a, size_t n, const char *const *sources, const siz
                 if (!out->mismatches++) {
                     size_t from = i;
                     while (from > 0 && i - from < 4 && a[from - 1] != ' ' && a[from - 1] != '\n')
-                        from--;        /* the price mark written against the number */
+                        from--; /* the price mark written against the number */
+                    while (from < i && ((unsigned char)a[from] & 0xC0) == 0x80)
+                        from++;        /* from a character's start, not inside the one before */
                     size_t to = i + k; /* and a unit written against it */
                     while (to < n && isalpha((unsigned char)a[to]))
                         to++;

@@ -153,6 +153,12 @@ static void test_grounding(void)
     ans = "It costs ₹16,000.";
     ground_check(ans, strlen(ans), user, ulen, 1, &g);
     CHECK(g.mismatches == 1);
+    /* the claim as written starts on a character, not inside the em dash before the mark (it
+     * goes to the trace and, verified, into the next model's prompt) */
+    ans = "The Zeta Pro—₹21,999 now.";
+    ground_check(ans, strlen(ans), user, ulen, 1, &g);
+    CHECK(g.mismatches == 1);
+    CHECKF(strcmp(g.first_mismatch, "₹21,999") == 0, "first '%s'", g.first_mismatch);
 }
 
 static enum verify_verdict verify(const char *answer, bool want_table, struct verify_result *r)
