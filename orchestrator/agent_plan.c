@@ -546,7 +546,12 @@ static void step_complete(void *ctx, const struct model_result *r)
             escalate(at, ESC_EMPTY);
             return;
         }
-        enum escalation e = at->verifying ? verify_held(at, buf_size(&at->held), true) : ESC_NONE;
+        /* the whole answer was held: a refusal is no answer to show when a next model exists
+         * (step_text's refusal check of a held opening does not run while verifying) */
+        enum escalation e = !at->verifying ? ESC_NONE
+                            : answer_is_refusal(buf_begin(&at->held), buf_size(&at->held))
+                                ? ESC_REFUSAL
+                                : verify_held(at, buf_size(&at->held), true);
         if (e != ESC_NONE && can_escalate(at)) {
             escalate(at, e);
             return;

@@ -848,6 +848,35 @@ async def test_verified_answer_retried_with_the_reason():
 
 
 @suite.test
+async def test_verified_answer_escalates_a_refusal():
+    """verify = yes holds the whole answer: a refusal by a model with a next one in the cascade
+    escalates (as hold_opening's held opening does), with hold_opening or without it."""
+    s = sim()
+    for hold in ("yes", "no"):
+        secs = [["classifier", {"model": ""}], ["turn", {"hold_opening": hold}],
+                ["agent general", {"prompt": os.path.join(Args.source, "config", "prompts",
+                                                          "general.md"),
+                                   "cascade": "openai/sim-cheap, openai/sim-frontier",
+                                   "context": "query", "max_steps": "1"}]]
+        for qt in QUERY_TYPES:
+            secs.append(["route " + qt, {"agent": "general", "max_tokens": "80", "verify": "yes"}])
+        with orch_server(s, agents=write_agents(secs)) as srv:
+            ws = await open_session(srv)
+            rseq = s.requests_seq()
+            t = await turn(ws, "[[sim:echo]]I cannot help with that. Sorry about it.", "m1")
+            t.check_stop()
+            assert "escalated:refusal" in t.flags, (hold, t.end)
+            assert [m for _, m, _ in s.requests(rseq)] == ["sim-cheap", "sim-frontier"], hold
+            assert t.text == "I cannot help with that. Sorry about it.", (hold, t.text)
+            rseq = s.requests_seq()
+            t = await turn(ws, "[[sim:echo]]Happy to help with that. Ask away.", "m2")
+            t.check_stop()
+            assert not [f for f in t.flags if f.startswith("escalated:")], (hold, t.end)
+            assert [m for _, m, _ in s.requests(rseq)] == ["sim-cheap"], hold
+            await ws.close()
+
+
+@suite.test
 async def test_verify_and_format_keys_checked():
     """Bad values of the route's verify / format keys stop the start with a message naming them."""
     for key, val in (("verify", "maybe"), ("format", "json")):
