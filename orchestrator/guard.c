@@ -388,14 +388,34 @@ void ground_check(const char *a, size_t n, const char *const *sources, const siz
 
 /* ---- the verified answer ---- */
 
-/* t[0..n) folded to lower-case ASCII letters and digits (everything else dropped; bytes above
- * 0x7f kept as they are, so UTF-8 names still compare) into out[0..cap); returns the length. */
+/* The bytes of the UTF-8 punctuation, space or symbol at t[0..n) that typography adds or drops
+ * (U+0080..U+00BF: no-break space, "°", "®"...; U+2000..U+206F: dashes, curly quotes, narrow
+ * spaces, "…"; U+2122 "™"; U+20B9 "₹"), or 0 for anything else. */
+static size_t typo_len(const char *t, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)t;
+    if (n >= 2 && u[0] == 0xC2 && u[1] >= 0x80 && u[1] <= 0xBF)
+        return 2;
+    if (n >= 3 && u[0] == 0xE2 && (u[1] == 0x80 || u[1] == 0x81) && u[2] >= 0x80 && u[2] <= 0xBF)
+        return 3;
+    if (n >= 3 && u[0] == 0xE2 &&
+        ((u[1] == 0x84 && u[2] == 0xA2) || (u[1] == 0x82 && u[2] == 0xB9)))
+        return 3;
+    return 0;
+}
+
+/* t[0..n) folded to lower-case ASCII letters and digits (everything else dropped, typo_len's
+ * characters too; other bytes above 0x7f kept as they are, so UTF-8 names still compare) into
+ * out[0..cap); returns the length. */
 static size_t fold_alnum(const char *t, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n && o < cap; i++) {
         unsigned char c = (unsigned char)t[i];
-        if (c >= 0x80 || isalnum(c))
+        size_t skip = c >= 0x80 ? typo_len(t + i, n - i) : 0;
+        if (skip)
+            i += skip - 1;
+        else if (c >= 0x80 || isalnum(c))
             out[o++] = (char)(c < 0x80 ? tolower(c) : c);
     }
     return o;
@@ -427,9 +447,11 @@ static size_t fold_source(const char *t, size_t n, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < n && o < cap;) {
-        if (t[i] != '\\' || i + 1 >= n) {
-            o += fold_alnum(t + i, 1, out + o, cap - o);
-            i++;
+        if (t[i] != '\\' || i + 1 >= n) { /* a run up to the next escape, folded whole */
+            const char *bs = memchr(t + i + 1, '\\', n - i - 1);
+            size_t run = bs ? (size_t)(bs - t) - i : n - i;
+            o += fold_alnum(t + i, run, out + o, cap - o);
+            i += run;
             continue;
         }
         int cp = t[i + 1] == 'u' ? hex4(t, n, i + 2) : -1;
@@ -549,9 +571,10 @@ static bool is_name(const char *s, size_t n)
             words++;
             lower |= words > 1 && islower(c);
         }
+        size_t typo = c >= 0x80 ? typo_len(s + i, n - i) : 0;
         if (!isalpha(c)) {
-            word |= c >= 0x80; /* a letter of another script (name_end cut the "₹") */
-            i++;
+            word |= c >= 0x80 && !typo; /* a letter of another script, not a dash or a quote */
+            i += typo ? typo : 1;
             continue;
         }
         size_t k = i;

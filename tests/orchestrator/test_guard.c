@@ -239,6 +239,19 @@ static void test_verify_not_names(void)
         CHECK(verify_answer(ok[i], strlen(ok[i]), src, lens, 1, false, &r) == VERIFY_OK);
         CHECK(r.names == 1 && r.unknown_names == 0);
     }
+    /* typography the model adds or drops: dashes, curly quotes, no-break spaces, (TM) */
+    const char *src2[1] = {"[{\"title\":\"Galaxy A55 5G - Awesome Navy\"},{\"title\":\"Levi's "
+                           "511 Slim\"},{\"title\":\"Aero\\u2122 Pen 2\"}]"};
+    size_t lens2[1] = {strlen(src2[0])};
+    const char *typo[] = {"**Galaxy A55 5G – Awesome Navy**", "**Galaxy A55 5G — Awesome Navy**",
+                          "**Levi’s 511 Slim**", "**Galaxy\u00a0A55 5G - Awesome Navy**",
+                          "**Galaxy\u202fA55 5G - Awesome Navy**", "**Aero Pen 2**",
+                          "**Aero™ Pen 2**"};
+    for (size_t i = 0; i < sizeof(typo) / sizeof(typo[0]); i++) {
+        CHECKF(verify_answer(typo[i], strlen(typo[i]), src2, lens2, 1, false, &r) == VERIFY_OK,
+               "%s", typo[i]);
+        CHECK(r.names == 1 && r.unknown_names == 0);
+    }
     const char *bad = "**Cafe Racer Helmet 2**";
     CHECK(verify_answer(bad, strlen(bad), src, lens, 1, false, &r) == VERIFY_UNGROUNDED);
 }
