@@ -558,8 +558,9 @@ static bool spec_word(const char *s, size_t n)
 
 /* Whether the name part of a bold span names a thing: with a digit, when a word in it is not a
  * unit ("Nova X 5G"; "8 GB", "5000 mAh" and "18,999.00" are specs and prices, checked as claims);
- * without one, two or more words, each capitalised, and no colon at the end ("Zeta Pro";
- * "really good", "Key differences" and "Return Policy:" are emphasis and labels). */
+ * without one, two or more words, none after the first in lower case, and no colon at the end
+ * ("Zeta Pro", "Apple iPhone Pro"; "really good", "Key differences" and "Return Policy:" are
+ * emphasis and labels). */
 static bool is_name(const char *s, size_t n)
 {
     bool digit = false, word = false, lower = false;
@@ -569,7 +570,11 @@ static bool is_name(const char *s, size_t n)
         digit |= isdigit(c) != 0;
         if (c != ' ' && (!i || s[i - 1] == ' ')) {
             words++;
-            lower |= words > 1 && islower(c);
+            /* a word in lower case ("good"), not a brand's own casing ("iPhone", "boAt") */
+            bool upper = false;
+            for (size_t k = i; k < n && s[k] != ' '; k++)
+                upper |= isupper((unsigned char)s[k]) != 0;
+            lower |= words > 1 && islower(c) && !upper;
         }
         size_t typo = c >= 0x80 ? typo_len(s + i, n - i) : 0;
         if (!isalpha(c)) {
