@@ -139,12 +139,22 @@ void ap__record_tool(struct agent_turn *at, size_t i, const char *name, const ch
 /* ---- the end ---- */
 
 /* What an answer may state: the turn's tool results and the user's message; at most 64. */
+/* What an answer may state: the turn's tool results, then what the step's request carried
+ * before them - the notes on products shown before, the conversation in the agent's context,
+ * the user's message (newest first when they do not all fit) - at most 64. The exchange's own
+ * system notes (a withdrawn draft's reason, which quotes the mistake) are not sources. */
 static size_t answer_sources(const struct agent_turn *at, const char **src, size_t *lens)
 {
     size_t n = 0;
-    for (size_t i = 0; i < at->n_ex && n < 63; i++)
+    for (size_t i = 0; i < at->n_ex && n < 48; i++)
         if (!strcmp(at->ex[i].m.role, "tool") && !at->ex[i].m.is_error)
             src[n] = at->ex[i].m.content, lens[n++] = at->ex[i].m.len;
+    if (at->msgs && at->n_ctx > 1) {
+        for (size_t i = at->n_ctx - 1; i >= 1 && n < 64; i--)
+            if (at->msgs[i].len)
+                src[n] = at->msgs[i].content, lens[n++] = at->msgs[i].len;
+        return n;
+    }
     const struct history_msg *h;
     size_t hn = turn_history(at->t, &h);
     if (hn)
@@ -534,8 +544,14 @@ static void step_complete(void *ctx, const struct model_result *r)
         return;
     }
     if (at->n_calls || at->n_refused) {
-        if (at->holding)
+        if (at->verifying) {
+            /* words before a tool call are no answer yet: showing them would end the route's
+             * verification for the rest of the turn (nothing shown = still escalatable) */
+            buf_reset(&at->held);
+            at->verified = 0;
+        } else if (at->holding) {
             release_held(at);
+        }
         if (!maybe_handoff(at))
             /* See agent_plan_int.h. */
             ap__run_tools(at);
@@ -635,6 +651,7 @@ size_t ap__build_messages(struct agent_turn *at, const struct agent *a)
         m += slate_note(at, a, sl, &h[hn - 1], &at->msgs[m]);
     for (size_t i = 0; i < k; i++)
         at->msgs[m++] = (struct llm_message){h[idx[i]].role, h[idx[i]].text, h[idx[i]].len};
+    at->n_ctx = m;
     for (size_t i = 0; i < at->n_ex; i++)
         at->msgs[m++] = at->ex[i].m;
     return m;

@@ -57,6 +57,7 @@ struct agent_turn {
     struct llm_request req;
     char cache_key[48]; /* OpenAI prompt_cache_key: agent and prompt version */
     struct llm_message *msgs;
+    size_t n_ctx; /* msgs[1..n_ctx): the step's notes and history, before the exchange */
     struct llm_tool *tools;
     size_t n_tools;
     struct llm_msg_tool_call calls[AP_MAX_CALLS];
