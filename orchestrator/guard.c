@@ -558,23 +558,21 @@ static bool spec_word(const char *s, size_t n)
 
 /* Whether the name part of a bold span names a thing: with a digit, when a word in it is not a
  * unit ("Nova X 5G"; "8 GB", "5000 mAh" and "18,999.00" are specs and prices, checked as claims);
- * without one, two or more words, none after the first in lower case, and no colon at the end
- * ("Zeta Pro", "Apple iPhone Pro"; "really good", "Key differences" and "Return Policy:" are
- * emphasis and labels). */
+ * without one, two or more words, a capital letter in a word after the first, and no colon at
+ * the end ("Zeta Pro", "Apple iPhone Pro", "This product Pro"; "really good", "Best for gaming"
+ * and "Return Policy:" are emphasis and labels). */
 static bool is_name(const char *s, size_t n)
 {
-    bool digit = false, word = false, lower = false;
+    bool digit = false, word = false, capital = false;
     size_t words = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
         digit |= isdigit(c) != 0;
         if (c != ' ' && (!i || s[i - 1] == ' ')) {
             words++;
-            /* a word in lower case ("good"), not a brand's own casing ("iPhone", "boAt") */
-            bool upper = false;
-            for (size_t k = i; k < n && s[k] != ' '; k++)
-                upper |= isupper((unsigned char)s[k]) != 0;
-            lower |= words > 1 && islower(c) && !upper;
+            /* a capital anywhere in a later word: "Pro", a brand's own casing ("iPhone") */
+            for (size_t k = i; k < n && s[k] != ' ' && words > 1; k++)
+                capital |= isupper((unsigned char)s[k]) != 0;
         }
         size_t typo = c >= 0x80 ? typo_len(s + i, n - i) : 0;
         if (!isalpha(c)) {
@@ -593,7 +591,7 @@ static bool is_name(const char *s, size_t n)
         e--;
     if (digit)
         return word;
-    return words >= 2 && !lower && !(e && s[e - 1] == ':');
+    return words >= 2 && capital && !(e && s[e - 1] == ':');
 }
 
 /* See the header. */

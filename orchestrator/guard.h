@@ -68,8 +68,9 @@ void ground_check(const char *answer, size_t len, const char *const *sources,
  *     curly quotes, no-break spaces and "™" ignored, the sources' JSON escapes read: "Nova X 5G
  * (8GB)" matches "nova x 5g 8gb" inside a JSON string, "Café" matches "Caf\u00e9"). A span names a
  * thing when it has a digit and a word that is not a unit ("Nova X 5G"), or no digit and two or
- * more words, none after the first in lower case ("iPhone" is not), without a closing colon ("Zeta
- * Pro"); a single word, "really good", "Key differences:", "₹18,999" or "8 GB" does not. The name
+ * more words with a capital letter in a word after the first, without a closing colon ("Zeta
+ * Pro", "Apple iPhone", "This product Pro"); a single word, "really good", "Best for gaming",
+ * "Key Differences:", "₹18,999" or "8 GB" does not. The name
  * ends at a price mark ("Nova X 5G - ₹18,999"): prices and specs are claims;
  *   - its format, when the route wants a table: a Markdown table (a row line starting with '|'
  *     followed by a delimiter line of '|', '-', ':' and spaces).

@@ -229,6 +229,10 @@ static void test_verify_not_names(void)
     /* a title case name no result has is still one, and so is a brand's own casing */
     CHECK(verify("**Zeta Max** is better", false, &r) == VERIFY_UNGROUNDED);
     CHECK(verify("**Apple iPhone Pro** is better", false, &r) == VERIFY_UNGROUNDED);
+    /* a product word in lower case does not make a title prose: a later capital keeps it a name */
+    CHECK(verify("**This product Pro** is in stock for ₹18,999.", false, &r) == VERIFY_UNGROUNDED);
+    CHECK(r.unknown_names == 1);
+    CHECK(verify("**Free delivery** on **Zeta Pro**", false, &r) == VERIFY_OK && r.names == 1);
     /* titles escaped by the tool's JSON encoder: \u00e9, \u0026, \" */
     const char *src[1] = {"[{\"title\":\"Caf\\u00e9 Racer Helmet\"},{\"title\":\"Tom \\u0026 "
                           "Jerry Set 2\"},{\"title\":\"Nova 12\\\" Tab\"},"
