@@ -812,6 +812,30 @@ void store_api_error(struct conn *c, bool head, int status, const char *code, co
     reply_error(c, head, status, code, message, extra);
 }
 
+/* See api_int.h. */
+bool store_api_get_or_head(struct conn *c, const struct http_request *req, bool *head)
+{
+    *head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    if (*head || (req->method_len == 3 && memcmp(req->method, "GET", 3) == 0))
+        return true;
+    store_api_error(c, false, 405, "method_not_allowed", "only GET and HEAD are served here",
+                    "Allow: GET, HEAD\r\n");
+    return false;
+}
+
+/* See api_int.h. */
+void store_api_drop_read(struct store *st, struct conn *c, store_query_fn qfn)
+{
+    for (struct store_op *op = st ? st->ops : NULL; op; op = op->next) {
+        if (op->qfn == qfn && *(struct conn **)op->ctx == c) {
+            void *ctx = op->ctx;
+            store_cancel(op);
+            xfree(ctx);
+            return;
+        }
+    }
+}
+
 int store_api_text_param(const struct http_request *req, const char *name, char *out, size_t outcap)
 {
     if (!req->query)

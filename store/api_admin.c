@@ -614,14 +614,7 @@ static bool admin_request(struct store *st, struct conn *c, const struct http_re
  * may still commit; asking again then gets 409, which says it is in. */
 static void admin_abort(struct store *st, struct conn *c)
 {
-    for (struct store_op *op = st ? st->ops : NULL; op; op = op->next) {
-        struct admin_req *a = op->ctx;
-        if (op->qfn == on_result && a->c == c) {
-            store_cancel(op);
-            xfree(a);
-            return;
-        }
-    }
+    store_api_drop_read(st, c, on_result);
 }
 
 /* See api_int.h. */

@@ -457,12 +457,9 @@ static bool cap_request(struct store *st, struct conn *c, const struct http_requ
     static const char path[] = "/v1/costs/provisioned";
     if (req->path_len != sizeof(path) - 1 || memcmp(req->path, path, sizeof(path) - 1) != 0)
         return false;
-    bool head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    if (!head && !(req->method_len == 3 && memcmp(req->method, "GET", 3) == 0)) {
-        store_api_error(c, false, 405, "method_not_allowed", "only GET and HEAD are served here",
-                        "Allow: GET, HEAD\r\n");
+    bool head;
+    if (!store_api_get_or_head(c, req, &head))
         return true;
-    }
     struct cap_req a = {.c = c, .head = head};
     char msg[160];
     if (parse_cap(req, &a, msg, sizeof(msg))) {
@@ -480,16 +477,7 @@ static bool cap_request(struct store *st, struct conn *c, const struct http_requ
 /* The client left: drop its pending read. */
 static void cap_abort(struct store *st, struct conn *c)
 {
-    if (!st)
-        return;
-    for (struct store_op *op = st->ops; op; op = op->next) {
-        struct cap_req *a = op->ctx;
-        if (op->qfn == on_result && a->c == c) {
-            store_cancel(op);
-            xfree(a);
-            return;
-        }
-    }
+    store_api_drop_read(st, c, on_result);
 }
 
 /* The provisioned cost endpoint for api.c's table; see api_int.h. */

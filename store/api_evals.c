@@ -489,14 +489,7 @@ static bool evals_request(struct store *st, struct conn *c, const struct http_re
  * commit (a vote asked again then gets 409). */
 static void evals_abort(struct store *st, struct conn *c)
 {
-    for (struct store_op *op = st ? st->ops : NULL; op; op = op->next) {
-        struct ev_req *a = op->ctx;
-        if (op->qfn == on_result && a->c == c) {
-            store_cancel(op);
-            xfree(a);
-            return;
-        }
-    }
+    store_api_drop_read(st, c, on_result);
 }
 
 /* See api_int.h. */

@@ -13,6 +13,7 @@
 #include "net/http_parser.h"
 #include "net/server.h"
 #include "store/pg.h"
+#include "store/store_int.h"
 
 struct store;
 
@@ -49,6 +50,14 @@ void store_api_write_provisioned(struct jsonw *w, const PGresult *r);
 /* The JSON body in b (not consumed) with status and extra header lines ("Name: v\r\n", or
  * NULL); HEAD gets the headers only. */
 void store_api_reply(struct conn *c, bool head, int status, struct buf *b, const char *extra);
+
+/* A read-only endpoint's method: GET or HEAD (*head says which) returns true; anything else is
+ * answered 405 with its Allow header and returns false. */
+bool store_api_get_or_head(struct conn *c, const struct http_request *req, bool *head);
+
+/* A sub-API's abort: drop the pending read of qfn whose context - an xmalloc'd struct whose first
+ * member is the struct conn * it answers - belongs to c, and free that context. */
+void store_api_drop_read(struct store *st, struct conn *c, store_query_fn qfn);
 
 /* {"error": code, "message": message} with status. */
 void store_api_error(struct conn *c, bool head, int status, const char *code, const char *message,

@@ -408,16 +408,7 @@ static bool trace_request(struct store *st, struct conn *c, const struct http_re
 /* The client left: drop its pending read. */
 static void trace_abort(struct store *st, struct conn *c)
 {
-    if (!st)
-        return;
-    for (struct store_op *op = st->ops; op; op = op->next) {
-        struct trace_req *a = op->ctx;
-        if (op->qfn == on_result && a->c == c) {
-            store_cancel(op);
-            xfree(a);
-            return;
-        }
-    }
+    store_api_drop_read(st, c, on_result);
 }
 
 /* The trace endpoints for api.c's table; see api_int.h. */

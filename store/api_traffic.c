@@ -248,12 +248,9 @@ static bool traffic_request(struct store *st, struct conn *c, const struct http_
     (void)body, (void)len;
     if (req->path_len != 11 || memcmp(req->path, "/v1/traffic", 11) != 0)
         return false;
-    bool head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    if (!head && !(req->method_len == 3 && memcmp(req->method, "GET", 3) == 0)) {
-        store_api_error(c, false, 405, "method_not_allowed", "only GET and HEAD are served here",
-                        "Allow: GET, HEAD\r\n");
+    bool head;
+    if (!store_api_get_or_head(c, req, &head))
         return true;
-    }
     struct traffic_req a = {.c = c, .head = head};
     char msg[160];
     if (parse_traffic(req, &a, msg, sizeof(msg))) {
@@ -271,16 +268,7 @@ static bool traffic_request(struct store *st, struct conn *c, const struct http_
 /* The client left: drop its pending read. */
 static void traffic_abort(struct store *st, struct conn *c)
 {
-    if (!st)
-        return;
-    for (struct store_op *op = st->ops; op; op = op->next) {
-        struct traffic_req *a = op->ctx;
-        if (op->qfn == on_result && a->c == c) {
-            store_cancel(op);
-            xfree(a);
-            return;
-        }
-    }
+    store_api_drop_read(st, c, on_result);
 }
 
 /* The traffic endpoint for api.c's table; see api_int.h. */
