@@ -138,7 +138,6 @@ void ap__record_tool(struct agent_turn *at, size_t i, const char *name, const ch
 
 /* ---- the end ---- */
 
-/* What an answer may state: the turn's tool results and the user's message; at most 64. */
 /* What an answer may state: the turn's tool results, then what the step's request carried
  * before them - the notes on products shown before, the conversation in the agent's context,
  * the user's message (newest first when they do not all fit) - at most 64. The exchange's own
