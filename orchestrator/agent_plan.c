@@ -14,6 +14,7 @@
  * plan_preload.c, the answer cache in plan_cache.c; agent_plan_int.h is what they share. */
 #include "orchestrator/agent_plan.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -235,16 +236,17 @@ static void release_held(struct agent_turn *at)
     buf_reset(&at->held);
 }
 
-/* The route's verify: check held[0..len) (want_table only for the whole answer). Returns the
- * escalation it calls for (ESC_NONE: it may be shown). */
-static enum escalation verify_held(struct agent_turn *at, size_t len, bool whole)
+/* The route's verify: check held[from..from + len) (want_table only for the whole answer).
+ * Returns the escalation it calls for (ESC_NONE: it may be shown). */
+static enum escalation verify_range(struct agent_turn *at, size_t from, size_t len, bool whole)
 {
     const char *src[64];
     size_t lens[64];
     size_t n = answer_sources(at, src, lens);
     struct verify_result vr;
     bool table = whole && at->c->orch->routes[at->guess.type].want_table;
-    enum verify_verdict v = verify_answer(buf_begin(&at->held), len, src, lens, n, table, &vr);
+    enum verify_verdict v =
+        verify_answer(buf_begin(&at->held) + from, len, src, lens, n, table, &vr);
     if (v == VERIFY_OK && !whole)
         return ESC_NONE;
     const char *why = v == VERIFY_FORMAT ? "no_table" : v ? "ungrounded" : NULL;
@@ -267,6 +269,63 @@ static enum escalation verify_held(struct agent_turn *at, size_t len, bool whole
                  : vr.g.mismatches  ? vr.g.first_mismatch
                                     : vr.first_name);
     return v == VERIFY_FORMAT ? ESC_FORMAT : v ? ESC_UNGROUNDED : ESC_NONE;
+}
+
+static enum escalation verify_held(struct agent_turn *at, size_t len, bool whole)
+{
+    return verify_range(at, 0, len, whole);
+}
+
+/* Hand held[at->released..to) to the client (through the narration filter). */
+static void release_upto(struct agent_turn *at, size_t to)
+{
+    if (to > at->released)
+        narr_feed(&at->narr, buf_begin(&at->held) + at->released, to - at->released, ap__to_client,
+                  at);
+    at->released = to;
+}
+
+/* verify = lines: check the lines of held completed since the last call (with final, the last
+ * one too). A line that passes is shown - on a format = table route only once the table has
+ * begun, so that until then nothing is shown and a missing table still escalates -; a line that
+ * fails escalates while nothing was shown, and is left out afterwards (flag verify_dropped).
+ * Returns the escalation it calls for. */
+static enum escalation verify_stream(struct agent_turn *at, bool final)
+{
+    bool want_table = at->c->orch->routes[at->guess.type].want_table;
+    const char *p = buf_begin(&at->held);
+    size_t size = buf_size(&at->held);
+    while (at->verified < size) {
+        const char *nl = memchr(p + at->verified, '\n', size - at->verified);
+        if (!nl && !final)
+            break;
+        size_t from = at->verified, to = nl ? (size_t)(nl - p) + 1 : size;
+        at->verified = to;
+        bool blank = true;
+        for (size_t i = from; i < to && blank; i++)
+            blank = isspace((unsigned char)p[i]) != 0;
+        bool none_shown = !at->shown && at->released == 0;
+        if (!blank && none_shown && answer_is_refusal(p, to))
+            return ESC_REFUSAL;
+        enum escalation e = verify_range(at, from, to - from, false);
+        if (e != ESC_NONE && none_shown)
+            return e;
+        if (e != ESC_NONE) {
+            release_upto(at, from); /* what passed before it */
+            at->released = to;      /* and not this line */
+            if (!at->dropped++)
+                turn_add_flag(at->t, "verify_dropped");
+            continue;
+        }
+        if (!want_table || answer_has_table(p, to))
+            release_upto(at, to);
+    }
+    if (!final)
+        return ESC_NONE;
+    if (want_table && at->released == 0 && !answer_has_table(p, size))
+        return verify_range(at, 0, size, true); /* ESC_FORMAT, traced */
+    release_upto(at, size);
+    return ESC_NONE;
 }
 
 /* Verifying: check each completed line as it arrives, so that a mistake early in a long answer
@@ -300,6 +359,14 @@ static void step_text(void *ctx, const char *text, size_t len)
         return;
     }
     buf_append(&at->held, text, len);
+    if (at->verifying && at->verify_lines) {
+        enum escalation e = memchr(text, '\n', len) ? verify_stream(at, false) : ESC_NONE;
+        if (e != ESC_NONE) {
+            at->escalated_for = e; /* the completion escalates (nothing was shown) */
+            model_call_cancel(at->call);
+        }
+        return;
+    }
     if (at->verifying) {
         if (memchr(text, '\n', len))
             verify_lines(at);
@@ -344,7 +411,7 @@ static void step_reset(void *ctx)
 {
     struct agent_turn *at = ctx;
     at->n_calls = at->n_refused = 0;
-    at->verified = 0;
+    at->verified = at->released = 0;
     buf_reset(&at->held);
 }
 
@@ -547,7 +614,7 @@ static void step_complete(void *ctx, const struct model_result *r)
             /* words before a tool call are no answer yet: showing them would end the route's
              * verification for the rest of the turn (nothing shown = still escalatable) */
             buf_reset(&at->held);
-            at->verified = 0;
+            at->verified = at->released = 0;
         } else if (at->holding) {
             release_held(at);
         }
@@ -563,7 +630,8 @@ static void step_complete(void *ctx, const struct model_result *r)
         }
         /* the whole answer was held: a refusal is no answer to show when a next model exists
          * (step_text's refusal check of a held opening does not run while verifying) */
-        enum escalation e = !at->verifying ? ESC_NONE
+        enum escalation e = !at->verifying     ? ESC_NONE
+                            : at->verify_lines ? verify_stream(at, true)
                             : answer_is_refusal(buf_begin(&at->held), buf_size(&at->held))
                                 ? ESC_REFUSAL
                                 : verify_held(at, buf_size(&at->held), true);
@@ -571,7 +639,13 @@ static void step_complete(void *ctx, const struct model_result *r)
             escalate(at, e);
             return;
         }
-        release_held(at);
+        if (at->verifying && at->verify_lines) {
+            release_upto(at, buf_size(&at->held)); /* nothing when verify_stream showed it */
+            at->holding = false;
+            buf_reset(&at->held);
+        } else {
+            release_held(at);
+        }
     } else if (!at->shown && can_escalate(at)) {
         escalate(at, ESC_EMPTY); /* no text, no tool call */
         return;
@@ -734,7 +808,8 @@ void ap__step_start(struct agent_turn *at)
     at->n_calls = at->n_refused = 0;
     at->verifying = oc->routes[at->guess.type].verify && !at->shown && at->level + 1 < a->n_cascade;
     at->holding = (oc->hold_opening || at->verifying) && !at->shown;
-    at->verified = 0;
+    at->verify_lines = at->verifying && oc->routes[at->guess.type].verify_lines;
+    at->verified = at->released = 0;
     buf_reset(&at->held);
     size_t m = ap__build_messages(at, a);
     at->n_tools = ap__build_tools(at, a);

@@ -66,6 +66,9 @@ struct agent_turn {
     bool holding;
     bool verifying;       /* the route's verify: held to the end and checked (not the last model) */
     size_t verified;      /* bytes of held already checked line by line */
+    bool verify_lines;    /* verify = lines: passed lines are shown, failed ones left out */
+    size_t released;      /* verify = lines: bytes of held shown or left out */
+    uint32_t dropped;     /* verify = lines: lines left out of this turn's answer */
     char verify_note[96]; /* why the last verified answer failed: told to the next model */
     bool shown;           /* a delta of the answer reached the client */
     struct narr_filter narr;

@@ -277,8 +277,10 @@ static int set_route_key(struct load *st, int t, const char *k, const char *v)
         r->max_cost_micros = m;
         return 0;
     }
-    if (!strcmp(k, "verify"))
-        return parse_bool(v, &r->verify);
+    if (!strcmp(k, "verify")) {
+        r->verify_lines = !strcmp(v, "lines");
+        return r->verify_lines ? (r->verify = true, 0) : parse_bool(v, &r->verify);
+    }
     if (!strcmp(k, "format")) {
         if (strcmp(v, "table") && strcmp(v, "any"))
             return -1;
@@ -445,9 +447,10 @@ static int on_key(void *user, const char *sec, const char *k, const char *v)
     } else if (!strncmp(sec, "route ", 6)) {
         int t = query_type_from_name(sec + 6, strlen(sec + 6));
         rc = t < 0 ? 1 : set_route_key(st, t, k, v);
-        hint = !strcmp(k, "agent") ? "the name of an [agent NAME] section"
-               : !strcmp(k, "cacheable") || !strcmp(k, "verify") ? "yes or no"
-               : !strcmp(k, "format")                            ? "table or any"
+        hint = !strcmp(k, "agent")                ? "the name of an [agent NAME] section"
+               : !strcmp(k, "cacheable")          ? "yes or no"
+               : !strcmp(k, "verify")             ? "yes, lines or no"
+               : !strcmp(k, "format")             ? "table or any"
                : !strcmp(k, "semantic_threshold") ? "a similarity above 0, at most 1 (e.g. 0.9)"
                                                   : "an integer in range";
     } else {

@@ -74,6 +74,9 @@ struct route {
     /* a cheaper model's whole answer is held and checked (claims, names, format) before it is
      * shown; a failure escalates (docs/routing.md, "The verified answer") */
     bool verify;
+    /* verify = lines: each line is shown as soon as it passes; a later line that fails is left
+     * out instead of escalating (only a failure before anything was shown escalates) */
+    bool verify_lines;
     bool want_table; /* format = table: the answer must have a Markdown table */
 };
 

@@ -15,9 +15,11 @@
 #include "session/session_int.h"
 
 static const char *const flag_kinds[SESS_FLAG_KINDS] = {
-    "routing_loop",      "silent_confabulation", "ungrounded_number",
-    "narration_removed", "slow_first_token",     "escalated",
-    "cost_outlier",      "classifier_late",      "other",
+    "routing_loop",      "silent_confabulation",
+    "ungrounded_number", "narration_removed",
+    "slow_first_token",  "escalated",
+    "cost_outlier",      "classifier_late",
+    "verify_dropped",    "other",
 };
 
 /* ---- per worker ---- */

@@ -10,9 +10,10 @@ nothing depends on the catalog's data or the simulator's wording, and no test as
 """
 
 import os
+import re
 import subprocess
 
-from harness import TIMEOUT, Args, Suite
+from harness import TIMEOUT, Args, Suite, http_request
 from test_orchestrator import (  # the orchestrator tests' simulator, servers and agents files
     QUERY_TYPES, SIMS, agent_requests, messages_of, open_session, orch_server, section,
     shipped_agents, sim, turn, write_agents)
@@ -127,6 +128,51 @@ async def test_verified_answer_escalates_a_refusal():
             assert not [f for f in t.flags if f.startswith("escalated:")], (hold, t.end)
             assert [m for _, m, _ in s.requests(rseq)] == ["sim-cheap"], hold
             await ws.close()
+
+
+@suite.test
+async def test_verify_lines_shows_checked_lines_and_leaves_out_a_later_mistake():
+    """verify = lines: each line is shown once it passes. A mistake after something was shown is
+    left out (flag verify_dropped, no escalation, no frontier call); a mistake in the first line
+    still escalates before anything is shown; a comparison's lines wait for its table, so prose
+    where a table was wanted still escalates."""
+    s = sim()
+    secs = shipped_agents()
+    for qt in ("product_search", "product_fact", "comparison"):
+        section(secs, "route " + qt)["verify"] = "lines"
+    section(secs, "route comparison")["format"] = "table"
+    with orch_server(s, agents=write_agents(secs)) as srv:
+        ws = await open_session(srv)
+        t = await turn(ws, "best phone under 20000 with a big battery", "m0")
+        t.check_stop()
+        good = t.text  # the same question answered without a mistake
+        assert "verify_dropped" not in t.flags and "My pick" in good, (t.flags, good)
+        ws2 = await open_session(srv)
+        rseq = s.requests_seq()
+        t = await turn(ws2, "best phone under 20000 with a big battery "
+                            "[[sim:mistake=wrong_product]]", "m1")
+        t.check_stop()
+        assert "verify_dropped" in t.flags, (t.flags, t.text)
+        assert not [f for f in t.flags if f.startswith("escalated:")], t.flags
+        assert "ungrounded_number" not in t.flags, t.text
+        assert "sim-frontier" not in [m for _, m, _ in agent_requests(s.requests(rseq))]
+        # the list was shown as it is; the pick naming a product the results lack was left out
+        shown = [ln for ln in t.text.splitlines() if ln.strip()]
+        assert shown and all(ln in good.splitlines() for ln in shown), (t.text, good)
+        assert "My pick" not in t.text, t.text
+        m = http_request(srv.port, "GET", "/metrics").body.decode()
+        assert re.search(r'trilemma_turn_flags_total\{kind="verify_dropped"\} [1-9]', m), m
+        # a fact whose first line is wrong: nothing was shown yet, so it escalates
+        t = await turn(ws2, "how much is the first one [[sim:mistake=wrong_number]]", "m2")
+        t.check_stop()
+        assert "escalated:ungrounded" in t.flags, (t.flags, t.text)
+        assert "ungrounded_number" not in t.flags, t.text
+        # prose where the route wants a table: held (no table began), then escalated
+        t = await turn(ws, "compare the two cheapest [[sim:mistake=no_table]]", "m3")
+        t.check_stop()
+        assert "escalated:format" in t.flags and "|---" in t.text, (t.flags, t.text)
+        await ws.close()
+        await ws2.close()
 
 
 @suite.test
