@@ -35,7 +35,7 @@ struct llm_call_record {
     int64_t cost_micros;
     char agent[32];          /* the agent the call worked for; "" = none (the relay) */
     char prompt_version[16]; /* that agent's prompt version (hash of its text); "" = none */
-    char deployment[32]; /* tier "provisioned": the agents file's [capacity NAME]; else "" */
+    char deployment[32];     /* tier "provisioned": the agents file's [capacity NAME]; else "" */
 };
 
 /* One tool call made for the turn (one tool_calls row and one "tool" ledger line). */

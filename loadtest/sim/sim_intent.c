@@ -164,7 +164,8 @@ static bool all_digits(const char *w, size_t n)
     return n > 0;
 }
 
-/* Order ids (1234-5678, #1234-5678), product ids (P00012) and pincodes (6 digits, not after a budget). */
+/* Order ids (1234-5678, #1234-5678), product ids (P00012) and pincodes (6 digits, not after a
+ * budget). */
 static void read_ids(struct toks *ts, struct sim_intent *it)
 {
     for (int i = 0; i < ts->n; i++) {
