@@ -227,6 +227,15 @@ int store_api_parse_date(const char *s, int64_t *day)
 }
 
 /* See api_int.h. */
+int store_api_date_param(const char *name, const char *val, int64_t *day, char *msg, size_t cap)
+{
+    if (store_api_parse_date(val, day) == 0)
+        return 0;
+    snprintf(msg, cap, "bad value for '%s': expected a date YYYY-MM-DD (UTC)", name);
+    return -1;
+}
+
+/* See api_int.h. */
 void store_api_format_day(int64_t day, const char *fmt, char *out, size_t cap)
 {
     time_t t = (time_t)(day * 86400);
@@ -247,11 +256,8 @@ static int costs_param(struct api_req *a, const char *name, const char *val, cha
         snprintf(msg, cap, "bad value for 'group_by': expected model, day or conversation");
         return -1;
     }
-    if (store_api_parse_date(val, strcmp(name, "from") == 0 ? &a->from_day : &a->to_day) < 0) {
-        snprintf(msg, cap, "bad value for '%s': expected a date YYYY-MM-DD (UTC)", name);
-        return -1;
-    }
-    return 0;
+    return store_api_date_param(name, val, strcmp(name, "from") == 0 ? &a->from_day : &a->to_day,
+                                msg, cap);
 }
 
 /* See api_int.h. */

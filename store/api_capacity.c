@@ -203,12 +203,8 @@ static int cap_param(void *ctx, int k, const char *val, char *msg, size_t cap)
         snprintf(a->deployment, sizeof(a->deployment), "%s", val);
         return 0;
     }
-    if (store_api_parse_date(val, k == 0 ? &a->from_day : &a->to_day) < 0) {
-        snprintf(msg, cap, "bad value for '%s': expected a date YYYY-MM-DD (UTC)",
-                 k == 0 ? "from" : "to");
-        return -1;
-    }
-    return 0;
+    return store_api_date_param(k == 0 ? "from" : "to", val, k == 0 ? &a->from_day : &a->to_day,
+                                msg, cap);
 }
 
 /* from, to (UTC dates, both included; default today) and deployment, each at most once and

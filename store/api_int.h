@@ -72,6 +72,9 @@ int store_api_text_param(const struct http_request *req, const char *name, char 
 /* Strict YYYY-MM-DD, a real calendar date in 1970..9999. Returns 0 and the day number (days
  * since 1970-01-01), or -1. */
 int store_api_parse_date(const char *s, int64_t *day);
+/* Parameter name's value val as store_api_parse_date reads it into *day; 0, or -1 with "bad value
+ * for 'name': expected a date YYYY-MM-DD (UTC)" in msg. */
+int store_api_date_param(const char *name, const char *val, int64_t *day, char *msg, size_t cap);
 
 /* day (days since the epoch) through the strftime format fmt into out. */
 void store_api_format_day(int64_t day, const char *fmt, char *out, size_t cap);

@@ -70,10 +70,8 @@ static int traffic_param(void *ctx, int k, const char *val, char *msg, size_t ca
     switch (k) {
     case 0:
     case 1:
-        if (store_api_parse_date(val, k == 0 ? &a->from_day : &a->to_day) == 0)
-            return 0;
-        snprintf(msg, cap, "bad value for '%s': expected a date YYYY-MM-DD (UTC)", param_names[k]);
-        return -1;
+        return store_api_date_param(param_names[k], val, k == 0 ? &a->from_day : &a->to_day, msg,
+                                    cap);
     case 2:
         if (strcmp(val, "minute") == 0 || strcmp(val, "hour") == 0) {
             a->hourly = val[0] == 'h';
